@@ -1,0 +1,211 @@
+"""The ``dlfund`` command line: list units, run them headless, open JupyterLab, fetch data, build."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import subprocess
+import sys
+from typing import Sequence
+
+from . import course
+
+REQUIRED = ("torch", "lightning", "torchmetrics", "numpy", "matplotlib", "scikit-learn", "watermark",
+            "jupyterlab", "ipykernel", "nbclient", "nbformat", "tqdm", "pyyaml", "gguf", "safetensors", "tokenizers")
+OPTIONAL = {"nbval": "test", "pytest": "test", "pytest-xdist": "test", "jupyter-book": "book"}
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for; printed without a traceback, exit status 2."""
+
+
+def _unit(key: str) -> course.Unit:
+    try:
+        return course.get_unit(key)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    print(f"{'#':>2}  {'unit':<44} {'notebooks':>9} {'exercises':>9} {'smoke':>7} {'full':>7}  data")
+    for u in course.UNITS:
+        print(f"{u.number:>2}  {u.title:<44} {len(u.notebooks):>9} {len(u.exercises):>9} "
+              f"{u.smoke_s:>6}s {u.full_s:>6}s  {', '.join(u.datasets)}")
+    print("\nrun one with `dlfund run N`; budgets are upper bounds (smoke: 2-core CPU, full: one GPU)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import data, runner
+    from .config import pick_tier
+
+    if args.all == (args.unit is not None):
+        raise UsageError("give one unit number (e.g. `dlfund run 1`) or --all")
+    units = list(course.UNITS) if args.all else [_unit(args.unit)]
+    tier = pick_tier(args.tier)
+    failed = 0
+    for u in units:
+        print(f"unit {u.number:02d} · {u.title} · {tier} tier · budget {u.smoke_s if tier == 'smoke' else u.full_s} s")
+        for name in u.datasets:
+            data.ensure(name)
+        runs = runner.run_unit(u, tier, record=args.record, only=args.notebook)
+        print(runner.summary(runs, tier))
+        failed += sum(r.status != "ok" for r in runs)
+    return 1 if failed else 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    root = course.require_repo()
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *args.extra]
+    print("starting JupyterLab on the course: " + " ".join(cmd))
+    return subprocess.call(cmd, cwd=root)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from . import data
+    from .config import device_name, environment_line, pick_device
+
+    device = pick_device()
+    print(environment_line(device))
+    bad = 0
+    for dist in REQUIRED:
+        version = _version(dist)
+        ok = version is not None
+        bad += not ok
+        print(f"{'OK  ' if ok else 'FAIL'} {dist:<14} {version or 'missing: pip install -e .'}")
+    for dist, extra in OPTIONAL.items():
+        version = _version(dist)
+        print(f"{'OK  ' if version else 'skip'} {dist:<14} {version or f'not installed (extra [{extra}])'}")
+    import torch
+
+    print(f"OK   device         {device} — {device_name(device)}")
+    if torch.cuda.is_available():
+        print(f"OK   bf16           {'supported' if torch.cuda.is_bf16_supported() else 'not supported'}")
+    for row in data.status():
+        mark = "OK  " if row.verified else ("FAIL" if row.cached else "----")
+        bad += row.cached and not row.verified
+        print(f"{mark} data {row.name:<18} {row.detail}")
+    return 1 if bad else 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from . import data
+
+    if args.action == "list":
+        for name, ds in data.DATASETS.items():
+            print(f"{name:<20} {ds.title}  [{ds.license}]")
+        return 0
+    if args.all == bool(args.names):
+        raise UsageError("give dataset names (see `dlfund data list`) or --all")
+    try:
+        data.fetch(None if args.all else args.names)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+    return 0
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+    from . import exercises
+
+    if args.check:
+        problems = exercises.stale()
+        for p in problems:
+            print(f"stale: {p}")
+        return 1 if problems else 0
+    changed = exercises.build()
+    for path in changed:
+        print(f"wrote {path.relative_to(course.ROOT)}")
+    print(f"{len(changed)} exercise notebook(s) written, {len(exercises.targets()) - len(changed)} already current")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import docs, exercises
+
+    if args.check:
+        problems = exercises.stale() + docs.stale()
+        for p in problems:
+            print(f"stale: {p}")
+        return 1 if problems else 0
+    changed = exercises.build() + docs.build()
+    for path in changed:
+        print(f"wrote {path.relative_to(course.ROOT)}")
+    print(f"{len(changed)} generated file(s) written")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from . import book
+
+    index = book.build(quiet=not args.verbose)
+    print(f"book built: {index}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dlfund", description="dlfund: a deep-learning course that runs, offline.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("units", help="list the course's units")
+    s.set_defaults(func=cmd_units)
+
+    s = sub.add_parser("run", help="run a unit's notebooks headless and print what they measured",
+                       description="Execute every lecture and solution notebook of a unit in a fresh kernel, "
+                                   "with a progress bar; executed copies go to runs/<unit>/executed/.")
+    s.add_argument("unit", nargs="?", help="unit number or slug, e.g. 1 or perceptron")
+    s.add_argument("--all", action="store_true", help="run every unit")
+    s.add_argument("--tier", choices=course.TIERS, help="default: $DLFUND_TIER, else full with CUDA, smoke without")
+    s.add_argument("--notebook", help="run only this notebook of the unit")
+    s.add_argument("--record", action="store_true",
+                   help="also write the committed reference results in book/results/ (maintainers)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("lab", help="open JupyterLab on the course (extra arguments go to jupyter lab)")
+    s.add_argument("extra", nargs=argparse.REMAINDER, help="e.g. --no-browser --port 8890")
+    s.set_defaults(func=cmd_lab)
+
+    s = sub.add_parser("env", help="print versions, the device and the data cache, with OK/FAIL per item")
+    s.set_defaults(func=cmd_env)
+
+    s = sub.add_parser("data", help="fetch or list the course's datasets and weights")
+    s.add_argument("action", choices=("fetch", "list"))
+    s.add_argument("names", nargs="*", help="dataset names (see `dlfund data list`)")
+    s.add_argument("--all", action="store_true", help="fetch every dataset")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("exercises", help="generate the learner's exercise notebooks from the solutions")
+    s.add_argument("action", choices=("build",))
+    s.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
+    s.set_defaults(func=cmd_exercises)
+
+    s = sub.add_parser("generate", help="regenerate everything derived from the manifest and the solutions")
+    s.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=cmd_book)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, FileNotFoundError) as err:
+        print(f"dlfund: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlfund: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

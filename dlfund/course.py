@@ -1,0 +1,158 @@
+"""The course manifest: the single source of truth for units, notebooks, exercises and datasets.
+
+The README unit table, each unit's README header, the book's table of contents, ``dlfund units``,
+``dlfund run`` and the notebook tests are generated from (or checked against) :data:`UNITS`.
+A test fails when a notebook on disk is missing here, or a notebook listed here is missing on disk.
+
+Run-time figures here are *budgets* (upper bounds a notebook must stay under), not measurements;
+measured times live in ``book/results`` with their provenance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The course repository (this package is installed from it in editable mode)."""
+
+UNITS_DIR = ROOT / "units"
+SOLUTIONS_DIR = ROOT / "solutions"
+BOOK_DIR = ROOT / "book"
+RESULTS_DIR = BOOK_DIR / "results"
+RUNS_DIR = ROOT / "runs"
+"""Git-ignored home of everything a run writes: executed notebooks, logs, checkpoints, smoke results."""
+
+TIERS = ("smoke", "full")
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A lecture notebook ``units/<unit>/<name>.ipynb``."""
+
+    name: str
+    title: str
+    smoke_s: int = 60
+    """Budget on a 2-core CPU in the smoke tier (seconds)."""
+    full_s: int = 300
+    """Budget on one modern GPU in the full tier (seconds)."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """An exercise: its solution ``solutions/<unit>/<name>.ipynb`` is the single source, and the
+    learner's ``units/<unit>/exercises/<name>.ipynb`` is generated from it."""
+
+    name: str
+    title: str
+    checks: tuple[str, ...]
+    """Check functions the notebook calls, as ``"unit01.early_stopping"`` (in ``dlfund.checks``)."""
+    smoke_s: int = 60
+    full_s: int = 300
+
+
+@dataclass(frozen=True)
+class Unit:
+    number: int
+    slug: str
+    title: str
+    summary: str
+    notebooks: tuple[Notebook, ...]
+    exercises: tuple[Exercise, ...]
+    datasets: tuple[str, ...]
+    """Names in the ``dlfund.data`` registry that this unit reads."""
+    config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-tier settings (data size, epochs, width...), ``{"smoke": {...}, "full": {...}}``."""
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.number:02d}-{self.slug}"
+
+    @property
+    def path(self) -> Path:
+        return UNITS_DIR / self.dirname
+
+    @property
+    def solutions_path(self) -> Path:
+        return SOLUTIONS_DIR / self.dirname
+
+    def notebook_path(self, name: str) -> Path:
+        return self.path / f"{name}.ipynb"
+
+    def solution_path(self, name: str) -> Path:
+        return self.solutions_path / f"{name}.ipynb"
+
+    def exercise_path(self, name: str) -> Path:
+        return self.path / "exercises" / f"{name}.ipynb"
+
+    def budget(self, notebook: str, tier: str) -> int:
+        """The run-time budget (seconds) of a lecture notebook or exercise in ``tier``."""
+        for item in (*self.notebooks, *self.exercises):
+            if item.name == notebook:
+                return item.smoke_s if tier == "smoke" else item.full_s
+        raise KeyError(
+            f"unit {self.number} has no notebook or exercise {notebook!r}; "
+            f"known: {', '.join(i.name for i in (*self.notebooks, *self.exercises))}"
+        )
+
+    def tier_config(self, tier: str) -> dict[str, Any]:
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}: expected one of {', '.join(TIERS)}")
+        return dict(self.config.get(tier, {}))
+
+    @property
+    def smoke_s(self) -> int:
+        return sum(i.smoke_s for i in (*self.notebooks, *self.exercises))
+
+    @property
+    def full_s(self) -> int:
+        return sum(i.full_s for i in (*self.notebooks, *self.exercises))
+
+
+UNITS: tuple[Unit, ...] = (
+    Unit(
+        number=1,
+        slug="perceptron",
+        title="Machine learning and the perceptron",
+        summary=(
+            "The supervised workflow; Rosenblatt's perceptron in plain Python, then vectorised "
+            "with tensors; decision boundaries; a perceptron on real Fashion-MNIST images."
+        ),
+        notebooks=(
+            Notebook("01-supervised-workflow", "The supervised learning workflow", smoke_s=30, full_s=60),
+            Notebook("02-perceptron-python", "A perceptron in plain Python", smoke_s=30, full_s=60),
+            Notebook("03-perceptron-vectorised", "The vectorised perceptron on real images", smoke_s=60, full_s=120),
+        ),
+        exercises=(
+            Exercise("ex01-early-stopping", "Early stopping", ("unit01.early_stopping",), smoke_s=30, full_s=60),
+            Exercise("ex02-random-init", "Random initialisation", ("unit01.random_init",), smoke_s=30, full_s=60),
+            Exercise("ex03-learning-rate", "The learning rate", ("unit01.learning_rate",), smoke_s=30, full_s=60),
+        ),
+        datasets=("iris", "fashion-mnist"),
+        config={
+            "smoke": {"fmnist_train": 1000, "fmnist_test": 500, "epochs": 5},
+            "full": {"fmnist_train": None, "fmnist_test": None, "epochs": 20},
+        },
+    ),
+)
+
+
+def get_unit(key: int | str) -> Unit:
+    """Find a unit by number (``1``, ``"1"``, ``"01"``) or slug / folder name."""
+    text = str(key).strip()
+    for unit in UNITS:
+        if text in (str(unit.number), f"{unit.number:02d}", unit.slug, unit.dirname):
+            return unit
+    known = ", ".join(f"{u.number} ({u.slug})" for u in UNITS)
+    raise KeyError(f"no unit {key!r} in the course; known units: {known}")
+
+
+def require_repo() -> Path:
+    """The course repository root, or a clear error when dlfund was installed without it."""
+    if not UNITS_DIR.is_dir():
+        raise FileNotFoundError(
+            f"the course notebooks were not found at {UNITS_DIR}: dlfund's commands that run units "
+            "need the course repository; clone it and install with `pip install -e .`"
+        )
+    return ROOT

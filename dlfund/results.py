@@ -1,0 +1,166 @@
+"""Key metrics of a notebook run, written with their provenance.
+
+Every run writes ``runs/results/<unit>/<notebook>.<tier>.json`` (git-ignored: the learner's own run).
+A reference run (``dlfund run N --record`` or ``DLFUND_RECORD=1``) also writes
+``book/results/<unit>/<notebook>.<tier>.json``, which is committed; the README, the book and the
+setup cell read measured numbers only from these files, never from hand-typed prose.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import course
+from ._io import atomic_write_json
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(course.ROOT), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        commit = out.stdout.strip()
+        if not commit:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(course.ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def peak_memory(device: torch.device) -> tuple[float, str]:
+    """Peak memory in MB and what was measured: CUDA's max allocated bytes, or the process's max RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Linux reports kilobytes, macOS bytes.
+        return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "process_max_rss"
+    except ImportError:  # Windows
+        return float("nan"), "unavailable"
+
+
+def provenance(device: torch.device, tier: str, wall_s: float) -> dict[str, Any]:
+    """Where, when and with what a result was measured."""
+    import lightning
+
+    from .config import device_name
+
+    mem, kind = peak_memory(device)
+    prov: dict[str, Any] = {
+        "device": device_name(device),
+        "device_type": device.type,
+        "tier": tier,
+        "wall_s": round(wall_s, 2),
+        "peak_memory_mb": None if math.isnan(mem) else round(mem, 1),
+        "peak_memory_kind": kind,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu_count": os.cpu_count(),
+        "commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        prov["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+        prov["cuda"] = torch.version.cuda
+        prov["cudnn"] = torch.backends.cudnn.version()
+    return prov
+
+
+def _clean(value: Any, key: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"metric {key!r} is a tensor of shape {tuple(value.shape)}; record scalars")
+        value = value.item()
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
+        value = value.item()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"metric {key!r} is {value}: a result must be a finite number")
+        return round(value, 6)
+    if isinstance(value, (int, str, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, key) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _clean(v, f"{key}.{k}") for k, v in value.items()}
+    raise TypeError(f"metric {key!r} has type {type(value).__name__}; record numbers, strings, lists or dicts")
+
+
+def result_path(root: Path, unit: course.Unit, notebook: str, tier: str) -> Path:
+    return root / unit.dirname / f"{notebook}.{tier}.json"
+
+
+def record(cfg: RunConfig, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics`` with provenance; print them beside the committed reference for the tier."""
+    if not metrics:
+        raise ValueError("record() needs at least one metric")
+    payload = {
+        "unit": cfg.unit.number,
+        "notebook": cfg.notebook,
+        "metrics": {k: _clean(v, k) for k, v in metrics.items()},
+        "settings": {k: _clean(v, k) for k, v in cfg.values.items()},
+        "provenance": provenance(cfg.device, cfg.tier, cfg.elapsed()),
+    }
+    reference = load(cfg.unit, cfg.notebook, cfg.tier)
+    own = result_path(course.RUNS_DIR / "results", cfg.unit, cfg.notebook, cfg.tier)
+    atomic_write_json(own, payload)
+    if os.environ.get("DLFUND_RECORD") == "1":
+        atomic_write_json(result_path(course.RESULTS_DIR, cfg.unit, cfg.notebook, cfg.tier), payload)
+    _print_comparison(payload, reference)
+    return own
+
+
+def load(unit: course.Unit | int | str, notebook: str, tier: str) -> dict[str, Any] | None:
+    """The committed reference result of a notebook in a tier, or ``None`` if none was recorded."""
+    u = unit if isinstance(unit, course.Unit) else course.get_unit(unit)
+    path = result_path(course.RESULTS_DIR, u, notebook, tier)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-record it with `dlfund run {u.number} --record`") from err
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _print_comparison(payload: dict[str, Any], reference: dict[str, Any] | None) -> None:
+    prov = payload["provenance"]
+    print(f"recorded {payload['notebook']} ({prov['tier']} tier, {prov['wall_s']:.1f} s on {prov['device']})")
+    ref = reference["metrics"] if reference else {}
+    ref_dev = reference["provenance"]["device"] if reference else None
+    width = max(len(k) for k in payload["metrics"])
+    header = f"  {'metric':<{width}}  {'this run':>12}"
+    if reference:
+        header += f"  {'reference':>12}  (reference: {ref_dev}, {reference['provenance']['date'][:10]})"
+    print(header)
+    for key, value in payload["metrics"].items():
+        if isinstance(value, (list, dict)):
+            continue
+        line = f"  {key:<{width}}  {_fmt(value):>12}"
+        if key in ref:
+            line += f"  {_fmt(ref[key]):>12}"
+        print(line)

@@ -1,0 +1,123 @@
+"""Run a unit headless: execute its lecture and solution notebooks, then summarise what they measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from tqdm.auto import tqdm
+
+from . import course
+from ._io import atomic_write_text
+from .results import result_path
+
+CELL_TIMEOUT_S = {"smoke": 300, "full": 1800}
+
+
+@dataclass
+class NotebookRun:
+    unit: course.Unit
+    name: str
+    kind: str  # "lecture" or "solution"
+    status: str = "not run"
+    wall_s: float = 0.0
+    error: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    executed: Path | None = None
+
+
+def unit_notebooks(unit: course.Unit) -> list[tuple[str, str, Path]]:
+    """(name, kind, path) of every notebook ``dlfund run`` executes for a unit, in course order."""
+    items = [(nb.name, "lecture", unit.notebook_path(nb.name)) for nb in unit.notebooks]
+    items += [(ex.name, "solution", unit.solution_path(ex.name)) for ex in unit.exercises]
+    return items
+
+
+def execute(path: Path, out: Path, *, tier: str, desc: str, env: dict[str, str] | None = None) -> None:
+    """Execute ``path`` cell by cell in a fresh kernel (cwd: its folder) with a progress bar; save to ``out``.
+
+    The executed copy is written even when a cell fails, so the error can be read in context.
+    """
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(path), as_version=4)
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})  # the kernel inherits this process's environment
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S[tier], kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        with client.setup_kernel():
+            code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+            for index, cell in tqdm(code, desc=desc, unit="cell", leave=False):
+                client.execute_cell(cell, index)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        atomic_write_text(out, nbformat.writes(nb))
+
+
+def _error_summary(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    # nbclient's message ends with the exception line: keep it and the cell's first line for context
+    tail = [line for line in text if line.strip()][-1:] if text else []
+    return tail[0][:300] if tail else "".join(traceback.format_exception_only(type(err), err)).strip()
+
+
+def run_unit(unit: course.Unit, tier: str, *, record: bool = False, only: str | None = None) -> list[NotebookRun]:
+    """Execute every lecture and solution notebook of ``unit``; failures are collected, not fatal."""
+    course.require_repo()
+    env = {"DLFUND_TIER": tier, "MPLBACKEND": "Agg", "DLFUND_NO_NETWORK": "1"}
+    if record:
+        env["DLFUND_RECORD"] = "1"
+    runs = []
+    items = [i for i in unit_notebooks(unit) if only is None or i[0] == only]
+    if not items:
+        raise KeyError(f"unit {unit.number} has no notebook {only!r}")
+    for n, (name, kind, path) in enumerate(items, start=1):
+        run = NotebookRun(unit, name, kind)
+        run.executed = course.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
+        start = time.perf_counter()
+        try:
+            execute(path, run.executed, tier=tier, desc=f"[{n}/{len(items)}] {name}", env=env)
+            run.status = "ok"
+        except Exception as err:  # collect and go on with the next notebook
+            run.status = "FAILED"
+            run.error = _error_summary(err)
+        run.wall_s = time.perf_counter() - start
+        own = result_path(course.RUNS_DIR / "results", unit, name, tier)
+        if run.status == "ok" and own.exists() and own.stat().st_mtime >= time.time() - run.wall_s - 1:
+            run.metrics = json.loads(own.read_text(encoding="utf-8"))["metrics"]
+        mark = "✓" if run.status == "ok" else "✗"
+        budget = unit.budget(name, tier)
+        over = f"  (over its {budget} s budget)" if run.wall_s > budget else ""
+        tqdm.write(f"{mark} {name:<32} {run.wall_s:6.1f} s{over}" + (f"  {run.error}" if run.error else ""))
+        runs.append(run)
+    return runs
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def summary(runs: list[NotebookRun], tier: str) -> str:
+    """A plain-text table of what each notebook measured."""
+    lines = [f"summary ({tier} tier):"]
+    width = max((len(r.name) for r in runs), default=10)
+    for r in runs:
+        scalars = {k: v for k, v in r.metrics.items() if not isinstance(v, (list, dict))}
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(scalars.items())[:5])
+        lines.append(f"  {r.status:<6} {r.name:<{width}} {r.wall_s:6.1f} s  {shown or r.error}")
+    ok = sum(r.status == "ok" for r in runs)
+    total = sum(r.wall_s for r in runs)
+    lines.append(f"{ok}/{len(runs)} notebooks ran, {total:.0f} s in all; executed copies in "
+                 f"{(course.RUNS_DIR / runs[0].unit.dirname / 'executed').relative_to(course.ROOT)}/" if runs else "nothing ran")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""The dlfund command line and the headless runner behind `dlfund run`."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from dlfund import cli, course, runner
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_units_lists_every_unit(capsys):
+    code, out, _ = run_cli(capsys, "units")
+    assert code == 0
+    for u in course.UNITS:
+        assert u.title in out
+
+
+def test_unknown_unit_is_a_clear_error(capsys):
+    code, _, err = run_cli(capsys, "run", "99")
+    assert code == 2 and "no unit '99'" in err and "known units" in err
+
+
+def test_unknown_tier_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "1", "--tier", "fast"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_run_needs_a_unit_or_all(capsys):
+    code, _, err = run_cli(capsys, "run")
+    assert code == 2 and "--all" in err
+
+
+def test_help_describes_every_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("units", "run", "lab", "env", "data", "exercises", "generate", "book"):
+        assert command in out
+
+
+def test_generated_files_are_current(capsys):
+    code, out, _ = run_cli(capsys, "generate", "--check")
+    assert code == 0, out
+
+
+def test_data_needs_names_or_all(capsys):
+    code, _, err = run_cli(capsys, "data", "fetch")
+    assert code == 2 and "--all" in err
+    code, _, err = run_cli(capsys, "data", "fetch", "no-such-data")
+    assert code == 2 and "no-such-data" in err
+
+
+@pytest.fixture
+def fake_unit(tmp_path, monkeypatch):
+    """A two-notebook unit in a temporary course: one notebook works, one fails."""
+    monkeypatch.setattr(course, "UNITS_DIR", tmp_path / "units")
+    monkeypatch.setattr(course, "RUNS_DIR", tmp_path / "runs")
+    unit = course.Unit(99, "fake", "Fake", "", (course.Notebook("a", "A"), course.Notebook("b", "B")), (), ())
+    unit.path.mkdir(parents=True)
+    for name, code in (("a", "x = 6 * 7\nprint(x)"), ("b", "1 / 0")):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(unit.notebook_path(name)))
+    return unit
+
+
+@pytest.mark.notebooks
+def test_runner_collects_failures_and_keeps_going(fake_unit, tmp_path, capsys):
+    runs = runner.run_unit(fake_unit, "smoke")
+    assert [r.status for r in runs] == ["ok", "FAILED"]
+    assert "ZeroDivisionError" in runs[1].error
+    executed = nbformat.read(str(runs[0].executed), as_version=4)
+    assert executed.cells[0].outputs[0].text == "42\n"
+    assert (tmp_path / "runs" / "99-fake" / "executed" / "b.smoke.ipynb").exists()
+    text = runner.summary(runs, "smoke")
+    assert "1/2 notebooks ran" in text and "FAILED" in text

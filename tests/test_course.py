@@ -1,0 +1,55 @@
+"""The manifest and the files on disk agree; every name the manifest uses resolves."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from dlfund import course, data
+
+
+def test_unit_numbers_are_consecutive_and_slugs_unique():
+    numbers = [u.number for u in course.UNITS]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len({u.slug for u in course.UNITS}) == len(course.UNITS)
+
+
+def test_unit_folders_match_manifest():
+    on_disk = sorted(p.name for p in course.UNITS_DIR.iterdir() if p.is_dir())
+    assert on_disk == sorted(u.dirname for u in course.UNITS)
+    solutions = sorted(p.name for p in course.SOLUTIONS_DIR.iterdir() if p.is_dir())
+    assert solutions == sorted(u.dirname for u in course.UNITS if u.exercises)
+
+
+@pytest.mark.parametrize("unit", course.UNITS, ids=lambda u: u.dirname)
+def test_notebooks_match_manifest(unit):
+    lectures = sorted(p.stem for p in unit.path.glob("*.ipynb"))
+    assert lectures == sorted(nb.name for nb in unit.notebooks), "lecture notebooks on disk vs manifest"
+    solutions = sorted(p.stem for p in unit.solutions_path.glob("*.ipynb"))
+    assert solutions == sorted(ex.name for ex in unit.exercises), "solution notebooks on disk vs manifest"
+    generated = sorted(p.stem for p in (unit.path / "exercises").glob("*.ipynb"))
+    assert generated == sorted(ex.name for ex in unit.exercises), "exercise notebooks on disk vs manifest"
+    assert (unit.path / "README.md").exists()
+
+
+@pytest.mark.parametrize("unit", course.UNITS, ids=lambda u: u.dirname)
+def test_manifest_names_resolve(unit):
+    for name in unit.datasets:
+        data.get(name)  # raises for an unknown dataset
+    for ex in unit.exercises:
+        for check in ex.checks:
+            module, _, func = check.partition(".")
+            mod = importlib.import_module(f"dlfund.checks.{module}")
+            assert callable(getattr(mod, func, None)), f"dlfund.checks.{check} does not exist"
+    assert set(unit.config) <= set(course.TIERS)
+    assert set(unit.config.get("smoke", {})) == set(unit.config.get("full", {})), "both tiers set the same keys"
+    for item in (*unit.notebooks, *unit.exercises):
+        assert 0 < item.smoke_s <= 60, f"{item.name}: smoke budget must be at most 60 s on a 2-core CPU"
+        assert item.full_s > 0
+
+
+def test_get_unit_accepts_numbers_and_slugs_and_explains_unknown():
+    assert course.get_unit(1) is course.get_unit("01") is course.get_unit("perceptron")
+    with pytest.raises(KeyError, match="known units: 1 \\(perceptron\\)"):
+        course.get_unit(99)
