@@ -21,3 +21,32 @@ def pytest_configure(config):  # noqa: ANN001 - pytest's hook signature
     from dlfund._net import block_network
 
     block_network()
+
+
+# --- notebook run times against their budgets (printed at the end of the session) -------------------
+_notebook_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):  # noqa: ANN001
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):  # noqa: ANN001
+    if not _notebook_seconds:
+        return
+    from pathlib import Path
+
+    from dlfund import course
+
+    tier = os.environ.get("DLFUND_TIER", "smoke")
+    terminalreporter.section(f"notebook run times ({tier} tier) against their budgets")
+    for path, seconds in sorted(_notebook_seconds.items()):
+        p = Path(path)
+        try:
+            budget = course.get_unit(p.parent.name).budget(p.stem, tier)
+        except KeyError:
+            budget = None
+        flag = "  OVER BUDGET" if budget is not None and seconds > budget else ""
+        terminalreporter.write_line(f"{seconds:7.1f} s / {budget} s  {path}{flag}")

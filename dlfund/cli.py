@@ -202,6 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, FileNotFoundError) as err:
         print(f"dlfund: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        from .data import DataUnavailableError
+
+        if not isinstance(err, DataUnavailableError):
+            raise
+        print(f"dlfund: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dlfund: interrupted", file=sys.stderr)
         return 130

