@@ -1,4 +1,9 @@
-"""Build the course book (Jupyter Book 1.x, offline) from the repository root."""
+"""Build the course book (Jupyter Book 1.x, offline).
+
+The book's sources are staged in ``runs/book-src``: the book pages, the units and the solutions,
+with each notebook replaced by its executed copy from ``dlfund run`` when there is one (full tier
+preferred), so the book shows outputs without executing anything during the build.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any
 from . import course
 from ._io import atomic_write_text
 
-GENERATED = course.BOOK_DIR / "_generated"
+STAGE = course.RUNS_DIR / "book-src"
 OUTPUT = course.RUNS_DIR / "book"
 
 
@@ -47,19 +52,53 @@ def results_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(output: Path = OUTPUT, *, quiet: bool = True) -> Path:
-    """Build the HTML book into ``output``; return the path of its index page."""
+def executed_copy(unit: course.Unit, name: str) -> Path | None:
+    """The newest executed copy of a notebook left by ``dlfund run`` (full tier preferred)."""
+    for tier in ("full", "smoke"):
+        path = course.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
+        if path.exists():
+            return path
+    return None
+
+
+def stage(dest: Path | None = None) -> list[str]:
+    """Copy the book's sources into ``dest`` (default ``STAGE``); return the notebooks shown with outputs."""
+    dest = dest or STAGE
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_generated", "results")
+    for folder in ("book", "units", "solutions"):
+        shutil.copytree(course.ROOT / folder, dest / folder, ignore=ignore)
+    atomic_write_text(dest / "book" / "_generated" / "results.md", results_markdown())
+    with_outputs = []
+    for u in course.UNITS:
+        for name in [nb.name for nb in u.notebooks] + [ex.name for ex in u.exercises]:
+            executed = executed_copy(u, name)
+            if executed is None:
+                continue
+            target = (dest / u.notebook_path(name).relative_to(course.ROOT) if any(nb.name == name for nb in u.notebooks)
+                      else dest / u.solution_path(name).relative_to(course.ROOT))
+            shutil.copyfile(executed, target)
+            with_outputs.append(f"{u.dirname}/{name}")
+    return with_outputs
+
+
+def build(output: Path | None = None, *, quiet: bool = True) -> Path:
+    """Build the HTML book into ``output`` (default ``OUTPUT``); return the path of its index page."""
     course.require_repo()
-    GENERATED.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(GENERATED / "results.md", results_markdown())
+    output = output or OUTPUT
+    with_outputs = stage()
+    print(f"book: {len(with_outputs)} notebook(s) shown with outputs from `dlfund run`"
+          + ("" if with_outputs else " (run a unit first to see outputs in the book)"))
     if output.exists():
         shutil.rmtree(output)
-    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build", str(course.ROOT),
-           "--config", str(course.BOOK_DIR / "_config.yml"), "--toc", str(course.BOOK_DIR / "_toc.yml"),
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build",
+           str(STAGE), "--config", str(STAGE / "book" / "_config.yml"), "--toc", str(STAGE / "book" / "_toc.yml"),
            "--path-output", str(output), "--all", "-W", "--keep-going"]
     if quiet:
         cmd.append("-q")
-    proc = subprocess.run(cmd, cwd=course.ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=STAGE, capture_output=True, text=True)
     index = output / "_build" / "html" / "index.html"
     if proc.returncode != 0 or not index.exists():
         raise RuntimeError(f"the book build failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

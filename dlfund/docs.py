@@ -65,7 +65,7 @@ def toc() -> str:
                       "chapters": [{"file": f"units/{u.dirname}/README", "sections": sections}]})
     parts.append({"caption": "Results", "chapters": [{"file": "book/_generated/results"}]})
     doc = {"format": "jb-book", "root": "book/intro", "parts": parts}
-    return "# Generated from dlfund/course.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(doc, sort_keys=False)
+    return "# Generated from dlfund/course.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
 def replace_block(text: str, what: str, body: str, where: str) -> str:

@@ -1,0 +1,52 @@
+"""The book builds offline (Jupyter Book 1.x) with a page for every notebook in the manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from dlfund import book, course
+
+
+@pytest.mark.book
+def test_book_builds_every_page(tmp_path, monkeypatch):
+    pytest.importorskip("jupyter_book", reason="the book extra is not installed: pip install -e '.[book]'")
+    monkeypatch.setattr(book, "STAGE", tmp_path / "src")
+    # one executed notebook from a (fake) earlier run: the book must show its outputs
+    unit = course.UNITS[0]
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(course, "RUNS_DIR", runs)
+    executed = runs / unit.dirname / "executed" / f"{unit.notebooks[0].name}.smoke.ipynb"
+    executed.parent.mkdir(parents=True)
+    nb = json.loads(unit.notebook_path(unit.notebooks[0].name).read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "OUTPUT-FROM-A-RUN\n"}]
+    executed.write_text(json.dumps(nb), encoding="utf-8")
+
+    index = book.build(tmp_path / "out")
+    html = index.parent
+    for u in course.UNITS:
+        for nb_ in u.notebooks:
+            assert (html / "units" / u.dirname / f"{nb_.name}.html").exists()
+        for ex in u.exercises:
+            assert (html / "units" / u.dirname / "exercises" / f"{ex.name}.html").exists()
+            assert (html / "solutions" / u.dirname / f"{ex.name}.html").exists()
+    page = (html / "units" / unit.dirname / f"{unit.notebooks[0].name}.html").read_text(encoding="utf-8")
+    assert "OUTPUT-FROM-A-RUN" in page
+    assert (html / "book" / "_generated" / "results.html").exists()
+    shutil.rmtree(tmp_path / "out")
+
+
+def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path)
+    assert "No results have been recorded yet" in book.results_markdown()
+    unit = course.UNITS[0]
+    (tmp_path / unit.dirname).mkdir()
+    (tmp_path / unit.dirname / "x.full.json").write_text(json.dumps({
+        "unit": unit.number, "notebook": "x", "metrics": {"test_acc": 0.987654, "curve": [1, 2]},
+        "provenance": {"tier": "full", "wall_s": 3.21, "peak_memory_mb": 512.0, "peak_memory_kind": "cuda_max_allocated",
+                       "device": "NVIDIA H100", "date": "2026-11-22T01:02:03+00:00", "commit": "abc123"}}))
+    text = book.results_markdown()
+    assert "| x | full | test_acc=0.9877 | 3.2 s | 512 MB (cuda_max_allocated) | NVIDIA H100 | 2026-11-22 | abc123 |" in text
