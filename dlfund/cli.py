@@ -121,7 +121,7 @@ def cmd_exercises(args: argparse.Namespace) -> int:
         return 1 if problems else 0
     changed = exercises.build()
     for path in changed:
-        print(f"wrote {path.relative_to(course.ROOT)}")
+        print(f"wrote {course.display_path(path)}")
     print(f"{len(changed)} exercise notebook(s) written, {len(exercises.targets()) - len(changed)} already current")
     return 0
 
@@ -136,7 +136,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 1 if problems else 0
     changed = exercises.build() + docs.build()
     for path in changed:
-        print(f"wrote {path.relative_to(course.ROOT)}")
+        print(f"wrote {course.display_path(path)}")
     print(f"{len(changed)} generated file(s) written")
     return 0
 

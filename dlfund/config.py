@@ -120,11 +120,11 @@ class RunConfig:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def record(self, metrics: dict[str, Any]) -> Path:
+    def record(self, metrics: dict[str, Any]) -> None:
         """Write this notebook's key metrics with provenance (see :mod:`dlfund.results`)."""
         from . import results
 
-        return results.record(self, metrics)
+        results.record(self, metrics)
 
 
 def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None = None,

@@ -148,6 +148,11 @@ def get_unit(key: int | str) -> Unit:
     raise KeyError(f"no unit {key!r} in the course; known units: {known}")
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (for messages), else as is."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def require_repo() -> Path:
     """The course repository root, or a clear error when dlfund was installed without it."""
     if not UNITS_DIR.is_dir():

@@ -104,7 +104,7 @@ class Target:
     def expected(self) -> str:
         if not self.source.exists():
             raise FileNotFoundError(f"the manifest lists exercise {self.exercise.name!r} of unit {self.unit.number}, "
-                                    f"but its solution {self.source.relative_to(course.ROOT)} does not exist")
+                                    f"but its solution {course.display_path(self.source)} does not exist")
         solution = nbformat.read(str(self.source), as_version=4)
         return render(make_exercise(solution, self.unit.dirname, self.exercise.name))
 
@@ -128,10 +128,10 @@ def stale(units: tuple[course.Unit, ...] = course.UNITS) -> list[str]:
     """Generated notebooks that are missing or differ from what their solution generates."""
     problems = []
     for t in targets(units):
-        rel = t.target.relative_to(course.ROOT)
+        rel = course.display_path(t.target)
         if not t.target.exists():
             problems.append(f"{rel} is missing (run `dlfund exercises build`)")
         elif t.target.read_text(encoding="utf-8") != t.expected():
-            problems.append(f"{rel} differs from what {t.source.relative_to(course.ROOT)} generates "
+            problems.append(f"{rel} differs from what {course.display_path(t.source)} generates "
                             "(edit the solution, then run `dlfund exercises build`)")
     return problems

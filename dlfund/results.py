@@ -109,8 +109,10 @@ def result_path(root: Path, unit: course.Unit, notebook: str, tier: str) -> Path
     return root / unit.dirname / f"{notebook}.{tier}.json"
 
 
-def record(cfg: RunConfig, metrics: dict[str, Any]) -> Path:
-    """Write ``metrics`` with provenance; print them beside the committed reference for the tier."""
+def record(cfg: RunConfig, metrics: dict[str, Any]) -> None:
+    """Write ``metrics`` with provenance; print them beside the committed reference for the tier.
+
+    Returns nothing, so a notebook cell ending in ``cfg.record(...)`` shows only the printed table."""
     if not metrics:
         raise ValueError("record() needs at least one metric")
     payload = {
@@ -126,7 +128,6 @@ def record(cfg: RunConfig, metrics: dict[str, Any]) -> Path:
     if os.environ.get("DLFUND_RECORD") == "1":
         atomic_write_json(result_path(course.RESULTS_DIR, cfg.unit, cfg.notebook, cfg.tier), payload)
     _print_comparison(payload, reference)
-    return own
 
 
 def load(unit: course.Unit | int | str, notebook: str, tier: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -65,8 +66,11 @@ def execute(path: Path, out: Path, *, tier: str, desc: str, env: dict[str, str] 
         atomic_write_text(out, nbformat.writes(nb))
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _error_summary(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
+    text = ANSI.sub("", str(err)).strip().splitlines()
     # nbclient's message ends with the exception line: keep it and the cell's first line for context
     tail = [line for line in text if line.strip()][-1:] if text else []
     return tail[0][:300] if tail else "".join(traceback.format_exception_only(type(err), err)).strip()
@@ -119,5 +123,5 @@ def summary(runs: list[NotebookRun], tier: str) -> str:
     ok = sum(r.status == "ok" for r in runs)
     total = sum(r.wall_s for r in runs)
     lines.append(f"{ok}/{len(runs)} notebooks ran, {total:.0f} s in all; executed copies in "
-                 f"{(course.RUNS_DIR / runs[0].unit.dirname / 'executed').relative_to(course.ROOT)}/" if runs else "nothing ran")
+                 f"{course.display_path(course.RUNS_DIR / runs[0].unit.dirname / 'executed')}/" if runs else "nothing ran")
     return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""The unit-01 checks accept the committed solutions and reject stubs and typical wrong answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from dlfund import course
+from dlfund.checks import CheckFailed, unit01
+from dlfund.models.perceptron import Perceptron
+from dlfund.notebooks import definitions
+
+UNIT = course.get_unit(1)
+SEEDS = [0, 1]
+
+
+def solution(exercise: str, *names: str) -> Any:
+    found = definitions(UNIT.solution_path(exercise), names=names)
+    return found[names[0]] if len(names) == 1 else tuple(found[n] for n in names)
+
+
+def stub(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError("write this function")
+
+
+def rejects(check: Any, *fns: Any, match: str, seed: int = 0) -> str:
+    with pytest.raises(CheckFailed, match=match) as info:
+        check(*fns, seed=seed)
+    return str(info.value)
+
+
+# --- ex01: early stopping -----------------------------------------------------------------------
+
+
+def early_stopping_variant(*, restore: bool = True, clone: bool = True, off_by_one: int = 0,
+                           ties_improve: bool = False, zero_based: bool = False):
+    """A learner's train_with_early_stopping with one typical mistake switched on."""
+
+    def train(model, X_train, y_train, X_val, y_val, *, max_epochs, patience):
+        val, best_epoch, best = [], 0, None
+        for epoch in range(1, max_epochs + 1):
+            model.train_epoch(X_train, y_train)
+            val.append(int((model.predict(X_val) != y_val).sum()))
+            improved = best is None or (val[-1] <= val[best_epoch - 1] if ties_improve else val[-1] < val[best_epoch - 1])
+            if improved:
+                best_epoch = epoch
+                best = (model.weight.clone(), model.bias.clone()) if clone else (model.weight, model.bias)
+            elif epoch - best_epoch >= patience + off_by_one:
+                break
+        if restore:
+            model.weight.copy_(best[0])
+            model.bias.copy_(best[1])
+        return {"val_mistakes": val, "best_epoch": best_epoch - 1 if zero_based else best_epoch,
+                "stopped_epoch": len(val)}
+
+    return train
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_early_stopping_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit01.early_stopping(solution("ex01-early-stopping", "train_with_early_stopping"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ early stopping")
+
+
+def test_early_stopping_accepts_fresh_data_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    unit01.early_stopping(early_stopping_variant())
+    assert "✓" in capsys.readouterr().out
+
+
+def test_early_stopping_rejects_stub() -> None:
+    rejects(unit01.early_stopping, stub, match="is not implemented yet.*hint: write this function")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_early_stopping_rejects_weights_not_restored(seed: int) -> None:
+    message = rejects(unit01.early_stopping, early_stopping_variant(restore=False), seed=seed,
+                      match="should hold the weights of the best epoch")
+    assert "holds the weights of the last epoch" in message and ".clone()" in message
+
+
+def test_early_stopping_rejects_saved_weights_without_clone() -> None:
+    rejects(unit01.early_stopping, early_stopping_variant(clone=False), match=r"last epoch \(\d+\).*clone")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_early_stopping_rejects_off_by_one_patience(seed: int) -> None:
+    rejects(unit01.early_stopping, early_stopping_variant(off_by_one=1), seed=seed,
+            match=r"ran \d+ epochs, expected \d+ \(.*\); it runs one epoch too many before stopping: off by one")
+    rejects(unit01.early_stopping, early_stopping_variant(off_by_one=-1), seed=seed,
+            match=r"ran \d+ epochs, expected \d+ \(.*\); it stops one epoch too early: off by one")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_early_stopping_rejects_ties_as_improvements(seed: int) -> None:
+    rejects(unit01.early_stopping, early_stopping_variant(ties_improve=True), seed=seed,
+            match=r"ran \d+ epochs, expected \d+ .*only equals the best validation mistakes.*strict improvements")
+
+
+def test_early_stopping_rejects_zero_based_epochs() -> None:
+    rejects(unit01.early_stopping, early_stopping_variant(zero_based=True), match=r"best_epoch: expected \d+.*counted from 1")
+
+
+def test_early_stopping_rejects_wrong_return_type() -> None:
+    def returns_tuple(model, X_train, y_train, X_val, y_val, *, max_epochs, patience):
+        return [], 1, 1
+
+    rejects(unit01.early_stopping, returns_tuple, match="expected a dict with keys.*found tuple")
+
+
+def test_early_stopping_rejects_a_new_model() -> None:
+    solve = solution("ex01-early-stopping", "train_with_early_stopping")
+
+    def trains_a_copy(model, *args, **kwargs):
+        return solve(Perceptron(model.num_features), *args, **kwargs)
+
+    rejects(unit01.early_stopping, trains_a_copy, match="holds its initial weights")
+
+
+# --- ex02: random initialisation ----------------------------------------------------------------
+
+
+def init_variant(*, use_generator: bool = True, scaled: bool = True, random_bias: bool = False):
+    def init_weights(num_features, init, *, generator=None, scale=0.01):
+        if init == "zeros":
+            return torch.zeros(num_features), torch.zeros(())
+        draw = torch.randn(num_features, generator=generator if use_generator else None)
+        bias = torch.randn((), generator=generator) if random_bias else torch.zeros(())
+        return (scale if scaled else 1.0) * draw, bias
+
+    return init_weights
+
+
+def predictions_variant(init_weights, *, shared_generator: bool = False, ignore_lr: bool = False):
+    def predictions_per_learning_rate(X_train, y_train, X_test, lrs, *, init, seed, epochs):
+        gen = torch.Generator().manual_seed(seed)
+        rows = []
+        for lr in lrs:
+            model = Perceptron(X_train.shape[1])
+            weight, bias = init_weights(X_train.shape[1], init,
+                                        generator=gen if shared_generator else torch.Generator().manual_seed(seed))
+            model.weight.copy_(weight)
+            model.bias.copy_(bias)
+            model.fit(X_train, y_train, epochs, 1.0 if ignore_lr else lr, stop_when_converged=False)
+            rows.append(model.predict(X_test))
+        return torch.stack(rows)
+
+    return predictions_per_learning_rate
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_init_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    fns = solution("ex02-random-init", "init_weights", "predictions_per_learning_rate")
+    unit01.random_init(*fns, seed=seed)
+    assert capsys.readouterr().out.startswith("✓ random init")
+
+
+def test_random_init_rejects_stubs() -> None:
+    init_weights = solution("ex02-random-init", "init_weights")
+    rejects(unit01.random_init, stub, stub, match=r"init_weights\(.*is not implemented yet")
+    rejects(unit01.random_init, init_weights, stub, match=r"predictions_per_learning_rate\(.*is not implemented yet")
+
+
+def test_random_init_rejects_ignored_generator() -> None:
+    init = init_variant(use_generator=False)
+    rejects(unit01.random_init, init, predictions_variant(init), match="the generator was not used")
+
+
+def test_random_init_rejects_global_rng_after_using_generator() -> None:
+    def init_weights(num_features, init, *, generator=None, scale=0.01):
+        if init == "zeros":
+            return torch.zeros(num_features), torch.zeros(())
+        torch.randn(1, generator=generator)  # touches the generator, but draws from the global RNG
+        return scale * torch.randn(num_features), torch.zeros(())
+
+    rejects(unit01.random_init, init_weights, predictions_variant(init_weights),
+            match="two generators seeded alike .* gave different weights")
+
+
+def test_random_init_rejects_missing_scale() -> None:
+    init = init_variant(scaled=False)
+    rejects(unit01.random_init, init, predictions_variant(init), match=r"standard deviation 0.01 .*found 1\.0")
+
+
+def test_random_init_rejects_random_bias() -> None:
+    init = init_variant(random_bias=True)
+    rejects(unit01.random_init, init, predictions_variant(init), match="the bias should start at 0")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_init_rejects_shared_generator_across_learning_rates(seed: int) -> None:
+    init = init_variant()
+    rejects(unit01.random_init, init, predictions_variant(init, shared_generator=True), seed=seed,
+            match="did not start from the same initial weights")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_init_rejects_ignored_learning_rate(seed: int) -> None:
+    init = init_variant()
+    rejects(unit01.random_init, init, predictions_variant(init, ignore_lr=True), seed=seed,
+            match="every learning rate gave the same predictions.*is lr passed")
+
+
+def test_random_init_rejects_wrong_shape_and_dtype() -> None:
+    init = init_variant()
+    right = predictions_variant(init)
+    rejects(unit01.random_init, init, lambda *a, **k: right(*a, **k).T, match=r"expected shape \(4, 30\).*found \(30, 4\)")
+    rejects(unit01.random_init, init, lambda *a, **k: right(*a, **k).float(), match="expected int64")
+
+
+# --- ex03: the learning rate --------------------------------------------------------------------
+
+
+def mistakes_variant(*, init: str = "random", fresh_model: bool = True, ignore_lr: bool = False,
+                     as_list: bool = False, transpose: bool = False):
+    def mistakes_per_epoch(X, y, lrs, *, epochs, seed, scale=0.01):
+        rows, model = [], None
+        for lr in lrs:
+            if fresh_model or model is None:
+                model = (Perceptron(X.shape[1], init="random", generator=torch.Generator().manual_seed(seed), scale=scale)
+                         if init == "random" else Perceptron(X.shape[1]))
+            rows.append([model.train_epoch(X, y, 1.0 if ignore_lr else lr) for _ in range(epochs)])
+        if as_list:
+            return rows
+        out = torch.tensor(rows)
+        return out.T if transpose else out
+
+    return mistakes_per_epoch
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_learning_rate_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit01.learning_rate(solution("ex03-learning-rate", "mistakes_per_epoch"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ learning rate")
+
+
+def test_learning_rate_rejects_stub() -> None:
+    rejects(unit01.learning_rate, stub, match="is not implemented yet")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_learning_rate_rejects_zero_init(seed: int) -> None:
+    rejects(unit01.learning_rate, mistakes_variant(init="zeros"), seed=seed,
+            match="starts from zeros, where the learning rate changes nothing")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_learning_rate_rejects_continued_model(seed: int) -> None:
+    rejects(unit01.learning_rate, mistakes_variant(fresh_model=False), seed=seed,
+            match="continued training the previous learning rate's model")
+
+
+def test_learning_rate_rejects_ignored_lr() -> None:
+    rejects(unit01.learning_rate, mistakes_variant(ignore_lr=True),
+            match=r"every learning rate gave the mistakes of lr=1.*pass lr to train_epoch")
+
+
+def test_learning_rate_rejects_list_and_transposed() -> None:
+    rejects(unit01.learning_rate, mistakes_variant(as_list=True), match="expected a tensor.*found list")
+    rejects(unit01.learning_rate, mistakes_variant(transpose=True),
+            match=r"one row per learning rate.*transposed\?")
+
+
+def test_learning_rate_rejects_wrong_counts() -> None:
+    right = mistakes_variant()
+    rejects(unit01.learning_rate, lambda *a, **k: right(*a, **k).cumsum(dim=1),
+            match=r"mistakes for lr=.* in epoch \d+: expected \d+, found \d+")
