@@ -46,8 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = 0
     for u in units:
         print(f"unit {u.number:02d} · {u.title} · {tier} tier · budget {u.smoke_s if tier == 'smoke' else u.full_s} s")
-        for name in u.datasets:
-            data.ensure(name)
+        data.fetch(list(u.datasets))
         runs = runner.run_unit(u, tier, record=args.record, only=args.notebook)
         print(runner.summary(runs, tier))
         failed += sum(r.status != "ok" for r in runs)

@@ -124,9 +124,9 @@ def record(cfg: RunConfig, metrics: dict[str, Any]) -> None:
     }
     reference = load(cfg.unit, cfg.notebook, cfg.tier)
     own = result_path(course.RUNS_DIR / "results", cfg.unit, cfg.notebook, cfg.tier)
-    atomic_write_json(own, payload)
+    atomic_write_json(own, payload, sort_keys=False)  # metrics keep the author's order
     if os.environ.get("DLFUND_RECORD") == "1":
-        atomic_write_json(result_path(course.RESULTS_DIR, cfg.unit, cfg.notebook, cfg.tier), payload)
+        atomic_write_json(result_path(course.RESULTS_DIR, cfg.unit, cfg.notebook, cfg.tier), payload, sort_keys=False)
     _print_comparison(payload, reference)
 
 

@@ -51,6 +51,7 @@ def execute(path: Path, out: Path, *, tier: str, desc: str, env: dict[str, str] 
     saved = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})  # the kernel inherits this process's environment
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S[tier], kernel_name="python3",
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no transport warnings
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         with client.setup_kernel():
