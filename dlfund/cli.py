@@ -166,8 +166,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also write the committed reference results in book/results/ (maintainers)")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("lab", help="open JupyterLab on the course (extra arguments go to jupyter lab)")
-    s.add_argument("extra", nargs=argparse.REMAINDER, help="e.g. --no-browser --port 8890")
+    s = sub.add_parser("lab", help="open JupyterLab on the course (other arguments go to jupyter lab)",
+                       description="Open JupyterLab on the course; other arguments (e.g. --no-browser "
+                                   "--port 8890) are passed to jupyter lab.")
     s.set_defaults(func=cmd_lab)
 
     s = sub.add_parser("env", help="print versions, the device and the data cache, with OK/FAIL per item")
@@ -195,7 +196,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command != "lab":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return int(args.func(args))
     except (UsageError, FileNotFoundError) as err:

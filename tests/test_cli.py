@@ -82,3 +82,21 @@ def test_runner_collects_failures_and_keeps_going(fake_unit, tmp_path, capsys):
     assert (tmp_path / "runs" / "99-fake" / "executed" / "b.smoke.ipynb").exists()
     text = runner.summary(runs, "smoke")
     assert "1/2 notebooks ran" in text and "FAILED" in text
+
+
+def test_env_reports_every_dependency_and_the_data(capsys):
+    code, out, _ = run_cli(capsys, "env")
+    assert "env: Python" in out
+    for dist in cli.REQUIRED:
+        assert f"OK   {dist}" in out, f"{dist} missing from `dlfund env`"
+    assert "data fashion-mnist" in out and "device" in out
+    assert code in (0, 1)  # 1 only when a cached dataset fails its hash
+
+
+def test_lab_starts_jupyterlab_on_the_course(capsys, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: seen.update(cmd=cmd, cwd=cwd) or 0)
+    code, out, _ = run_cli(capsys, "lab", "--no-browser")
+    assert code == 0 and seen["cwd"] == course.ROOT
+    assert seen["cmd"][1:3] == ["-m", "jupyterlab"] and "--no-browser" in seen["cmd"]
+    assert f"--ServerApp.root_dir={course.ROOT}" in seen["cmd"]

@@ -90,3 +90,22 @@ def test_recorded_results_have_provenance():
         assert path.name == f"{r['notebook']}.{r['provenance']['tier']}.json"
         assert required <= set(r["provenance"]), f"{path}: provenance lacks {required - set(r['provenance'])}"
         assert r["metrics"], f"{path}: no metrics"
+
+
+# What a notebook calls -> the dataset it reads. `dlfund run` fetches only the datasets a unit lists.
+DATA_CALLS = {
+    r"load_fashion_mnist\(|FashionMNIST\w*\(": "fashion-mnist",
+    r"load_mnist_5k\(|MNIST5k\w*\(": "mnist-5k",
+    r"load_shakespeare\(": "shakespeare",
+    r"load_movie_reviews\(": "movie-reviews",
+    r"smollm2_gguf_path\(": "smollm2-135m-gguf",
+    r"minilm_dir\(": "minilm-l6-v2",
+}
+
+
+@pytest.mark.parametrize("unit,name,kind,path", ALL, ids=IDS)
+def test_datasets_used_are_listed_in_the_manifest(unit, name, kind, path):
+    code = "\n".join(notebooks.code_cells(notebooks.read(path)))
+    used = {dataset for pattern, dataset in DATA_CALLS.items() if re.search(pattern, code)}
+    used |= set(re.findall(r"load_sklearn\(\s*[\"']([\w-]+)[\"']", code))
+    assert used <= set(unit.datasets), f"the notebook reads {sorted(used - set(unit.datasets))}, not in the unit's datasets"
