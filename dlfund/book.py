@@ -16,13 +16,10 @@ from typing import Any
 
 from . import course
 from ._io import atomic_write_text
+from .results import fmt
 
 STAGE = course.RUNS_DIR / "book-src"
 OUTPUT = course.RUNS_DIR / "book"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def results_markdown() -> str:
@@ -42,7 +39,7 @@ def results_markdown() -> str:
         for path in files:
             r = json.loads(path.read_text(encoding="utf-8"))
             p = r["provenance"]
-            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in r["metrics"].items() if not isinstance(v, (list, dict)))
+            metrics = ", ".join(f"{k}={fmt(v)}" for k, v in r["metrics"].items() if not isinstance(v, (list, dict)))
             mem = f"{p['peak_memory_mb']:.0f} MB ({p['peak_memory_kind']})" if p.get("peak_memory_mb") else "n/a"
             lines.append(f"| {r['notebook']} | {p['tier']} | {metrics} | {p['wall_s']:.1f} s | {mem} | "
                          f"{p['device']} | {p['date'][:10]} | {p['commit']} |")

@@ -142,10 +142,9 @@ def load(unit: course.Unit | int | str, notebook: str, tier: str) -> dict[str, A
         raise ValueError(f"{path} is not valid JSON ({err}); re-record it with `dlfund run {u.number} --record`") from err
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def fmt(value: Any) -> str:
+    """A metric for a table: floats to 4 significant digits, everything else as is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _print_comparison(payload: dict[str, Any], reference: dict[str, Any] | None) -> None:
@@ -161,7 +160,7 @@ def _print_comparison(payload: dict[str, Any], reference: dict[str, Any] | None)
     for key, value in payload["metrics"].items():
         if isinstance(value, (list, dict)):
             continue
-        line = f"  {key:<{width}}  {_fmt(value):>12}"
+        line = f"  {key:<{width}}  {fmt(value):>12}"
         if key in ref:
-            line += f"  {_fmt(ref[key]):>12}"
+            line += f"  {fmt(ref[key]):>12}"
         print(line)

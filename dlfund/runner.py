@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import course
 from ._io import atomic_write_text
-from .results import result_path
+from .results import fmt, result_path
 
 CELL_TIMEOUT_S = {"smoke": 300, "full": 1800}
 
@@ -109,17 +109,13 @@ def run_unit(unit: course.Unit, tier: str, *, record: bool = False, only: str | 
     return runs
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def summary(runs: list[NotebookRun], tier: str) -> str:
     """A plain-text table of what each notebook measured."""
     lines = [f"summary ({tier} tier):"]
     width = max((len(r.name) for r in runs), default=10)
     for r in runs:
         scalars = {k: v for k, v in r.metrics.items() if not isinstance(v, (list, dict))}
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(scalars.items())[:5])
+        shown = ", ".join(f"{k}={fmt(v)}" for k, v in list(scalars.items())[:5])
         lines.append(f"  {r.status:<6} {r.name:<{width}} {r.wall_s:6.1f} s  {shown or r.error}")
     ok = sum(r.status == "ok" for r in runs)
     total = sum(r.wall_s for r in runs)
