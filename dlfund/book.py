@@ -7,16 +7,13 @@ preferred), so the book shows outputs without executing anything during the buil
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from . import course
+from . import course, results
 from ._io import atomic_write_text
-from .results import fmt
 
 STAGE = course.RUNS_DIR / "book-src"
 OUTPUT = course.RUNS_DIR / "book"
@@ -29,21 +26,10 @@ def results_markdown() -> str:
              "from `book/results/<unit>/<notebook>.<tier>.json`; nothing here is typed by hand.", ""]
     found = False
     for u in course.UNITS:
-        files = sorted((course.RESULTS_DIR / u.dirname).glob("*.json"))
-        if not files:
-            continue
-        found = True
-        lines += [f"## Unit {u.number:02d} · {u.title}", "",
-                  "| notebook | tier | key metrics | wall time | peak memory | device | date | commit |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for path in files:
-            r = json.loads(path.read_text(encoding="utf-8"))
-            p = r["provenance"]
-            metrics = ", ".join(f"{k}={fmt(v)}" for k, v in r["metrics"].items() if not isinstance(v, (list, dict)))
-            mem = f"{p['peak_memory_mb']:.0f} MB ({p['peak_memory_kind']})" if p.get("peak_memory_mb") else "n/a"
-            lines.append(f"| {r['notebook']} | {p['tier']} | {metrics} | {p['wall_s']:.1f} s | {mem} | "
-                         f"{p['device']} | {p['date'][:10]} | {p['commit']} |")
-        lines.append("")
+        rows = results.table(u)
+        if rows:
+            found = True
+            lines += [f"## Unit {u.number:02d} · {u.title}", "", *rows, ""]
     if not found:
         lines.append("No results have been recorded yet.")
     return "\n".join(lines) + "\n"

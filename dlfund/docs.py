@@ -9,7 +9,7 @@ from typing import Callable
 
 import yaml
 
-from . import course, data
+from . import course, data, results
 from ._io import atomic_write_text
 
 BEGIN = "<!-- BEGIN GENERATED: {what} (dlfund generate) -->"
@@ -30,6 +30,18 @@ def unit_table() -> str:
             f"{len(u.exercises)} | {', '.join(u.datasets)} | {_minutes(u.smoke_s)} | {_minutes(u.full_s)} |"
         )
     return "\n".join(rows)
+
+
+def results_section() -> str:
+    """The README's results: the committed full-tier measurements of each unit, with their device."""
+    lines = []
+    for u in course.UNITS:
+        rows = results.table(u, ("full",))
+        if rows:
+            lines += [f"**Unit {u.number:02d} · {u.title}**", "", *rows, ""]
+    if not lines:
+        return "No full-tier results have been recorded yet."
+    return "\n".join(lines).rstrip()
 
 
 def unit_header(unit: course.Unit) -> str:
@@ -76,16 +88,20 @@ def replace_block(text: str, what: str, body: str, where: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
 
 
-def _readme_text(path: Path, what: str, body: str) -> str:
-    if path.exists():
-        return replace_block(path.read_text(encoding="utf-8"), what, body, str(path.relative_to(course.ROOT)))
+def _readme_text(path_or_text: Path | str, what: str, body: str) -> str:
+    """The README (a path, or its text already updated) with its ``what`` block replaced by ``body``."""
+    if isinstance(path_or_text, str):
+        return replace_block(path_or_text, what, body, "README.md")
+    if path_or_text.exists():
+        return replace_block(path_or_text.read_text(encoding="utf-8"), what, body, course.display_path(path_or_text))
     return f"{BEGIN.format(what=what)}\n{body}\n{END.format(what=what)}\n"
 
 
 def expected_files() -> dict[Path, Callable[[], str]]:
     """Every generated file (other than exercises) and how to produce its full text."""
     files: dict[Path, Callable[[], str]] = {
-        course.ROOT / "README.md": lambda: _readme_text(course.ROOT / "README.md", "unit table", unit_table()),
+        course.ROOT / "README.md": lambda: _readme_text(
+            _readme_text(course.ROOT / "README.md", "unit table", unit_table()), "results", results_section()),
         course.BOOK_DIR / "_toc.yml": toc,
     }
     for u in course.UNITS:

@@ -164,3 +164,21 @@ def _print_comparison(payload: dict[str, Any], reference: dict[str, Any] | None)
         if key in ref:
             line += f"  {fmt(ref[key]):>12}"
         print(line)
+
+
+def table(unit: course.Unit, tiers: tuple[str, ...] = course.TIERS, *, max_metrics: int | None = None) -> list[str]:
+    """Markdown rows of every committed result of ``unit`` in ``tiers`` (none: an empty list)."""
+    files = sorted(p for t in tiers for p in (course.RESULTS_DIR / unit.dirname).glob(f"*.{t}.json"))
+    if not files:
+        return []
+    rows = ["| notebook | tier | key metrics | wall time | peak memory | device | date | commit |",
+            "|---|---|---|---|---|---|---|---|"]
+    for path in files:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        p = r["provenance"]
+        scalars = [(k, v) for k, v in r["metrics"].items() if not isinstance(v, (list, dict))][:max_metrics]
+        metrics = ", ".join(f"{k}={fmt(v)}" for k, v in scalars)
+        mem = f"{p['peak_memory_mb']:.0f} MB ({p['peak_memory_kind']})" if p.get("peak_memory_mb") else "n/a"
+        rows.append(f"| {r['notebook']} | {p['tier']} | {metrics} | {p['wall_s']:.1f} s | {mem} | "
+                    f"{p['device']} | {p['date'][:10]} | {p['commit']} |")
+    return rows
