@@ -12,6 +12,9 @@ import os
 os.environ.setdefault("DLFUND_TIER", "smoke")
 os.environ["MPLBACKEND"] = "Agg"
 os.environ["DLFUND_NO_NETWORK"] = "1"
+# pytest -n 2 runs two notebooks at once: one compute thread each, so they don't fight for the cores
+# (oversubscribed CPU threads made small matmuls thousands of times slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.pop("DLFUND_RECORD", None)  # tests never overwrite the committed reference results
 
 collect_ignore_glob = ["units/*/exercises/*", "runs/*", "book/*"]

@@ -135,6 +135,55 @@ UNITS: tuple[Unit, ...] = (
             "full": {"fmnist_train": None, "fmnist_test": None, "epochs": 20},
         },
     ),
+    Unit(
+        number=2,
+        slug="tensors",
+        title="Tensors",
+        summary=(
+            "Tensors, dtypes, broadcasting and devices; a Python loop against vectorised code, timed "
+            "on your machine; reading and fixing shape errors."
+        ),
+        notebooks=(
+            Notebook("01-tensors-and-dtypes", "Tensors, dtypes and devices", smoke_s=30, full_s=60),
+            Notebook("02-broadcasting-and-vectorisation", "Broadcasting and vectorisation, timed", smoke_s=45, full_s=120),
+            Notebook("03-shape-debugging", "Reading and fixing shape errors", smoke_s=30, full_s=60),
+        ),
+        exercises=(
+            Exercise("ex01-torch-where", "Choosing values with torch.where", ("unit02.torch_where",), smoke_s=30, full_s=60),
+            Exercise("ex02-matmul-perceptron", "The perceptron with matrix multiplication",
+                     ("unit02.matmul_perceptron",), smoke_s=30, full_s=120),
+        ),
+        datasets=("iris", "fashion-mnist"),
+        config={
+            "smoke": {"n_timing": 20_000, "fmnist_train": 1000, "fmnist_test": 1000, "epochs": 3},
+            "full": {"n_timing": 1_000_000, "fmnist_train": None, "fmnist_test": None, "epochs": 10},
+        },
+    ),
+    Unit(
+        number=3,
+        slug="backprop",
+        title="Backpropagation and autograd",
+        summary=(
+            "Computation graphs and the chain rule by hand; a tiny scalar autograd engine checked "
+            "against torch.autograd; gradient checking; logistic regression with hand-derived "
+            "gradients, then autograd; minibatch SGD; standardisation."
+        ),
+        notebooks=(
+            Notebook("01-chain-rule-by-hand", "Computation graphs and the chain rule", smoke_s=30, full_s=60),
+            Notebook("02-autograd-engine", "A tiny autograd engine", smoke_s=30, full_s=60),
+            Notebook("03-logistic-regression", "Logistic regression: by hand, then with autograd", smoke_s=45, full_s=120),
+            Notebook("04-sgd-and-standardisation", "Minibatch SGD and standardisation", smoke_s=45, full_s=120),
+        ),
+        exercises=(
+            Exercise("ex01-backward-ops", "Backward for two operations", ("unit03.backward_ops",), smoke_s=30, full_s=60),
+            Exercise("ex02-standardise", "Standardising features", ("unit03.standardise",), smoke_s=30, full_s=60),
+        ),
+        datasets=("breast-cancer",),
+        config={
+            "smoke": {"epochs": 200, "batch_size": 32, "sgd_epochs": 10},
+            "full": {"epochs": 2000, "batch_size": 32, "sgd_epochs": 100},
+        },
+    ),
 )
 
 

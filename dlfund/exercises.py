@@ -43,7 +43,7 @@ def stub_source(source: str, where: str = "cell") -> tuple[str, int]:
             if inside:
                 raise SolutionFormatError(f"{where}, line {lineno}: BEGIN SOLUTION inside the region begun on line {inside[0]}")
             hint = (begin.group("hint") or DEFAULT_HINT).strip()
-            inside = (lineno, f"{begin.group('indent')}raise NotImplementedError({json.dumps(hint)})")
+            inside = (lineno, f"{begin.group('indent')}raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})")
         elif end:
             if not inside:
                 raise SolutionFormatError(f"{where}, line {lineno}: END SOLUTION without a BEGIN SOLUTION")

@@ -57,9 +57,14 @@ def peak_memory(device: torch.device) -> tuple[float, str]:
 
 def provenance(device: torch.device, tier: str, wall_s: float) -> dict[str, Any]:
     """Where, when and with what a result was measured."""
-    import lightning
+    from importlib.metadata import PackageNotFoundError, version
 
     from .config import device_name
+
+    try:
+        lightning_version = version("lightning")  # not `import lightning`: that costs seconds
+    except PackageNotFoundError:
+        lightning_version = None
 
     mem, kind = peak_memory(device)
     prov: dict[str, Any] = {
@@ -71,7 +76,7 @@ def provenance(device: torch.device, tier: str, wall_s: float) -> dict[str, Any]
         "peak_memory_kind": kind,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "lightning": lightning.__version__,
+        "lightning": lightning_version,
         "platform": f"{platform.system()} {platform.machine()}",
         "cpu_count": os.cpu_count(),
         "commit": _git_commit(),
@@ -95,7 +100,7 @@ def _clean(value: Any, key: str) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"metric {key!r} is {value}: a result must be a finite number")
-        return round(value, 6)
+        return float(f"{value:.7g}")  # 7 significant digits: tiny differences (1e-10) stay visible
     if isinstance(value, (int, str, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
