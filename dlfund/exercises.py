@@ -114,13 +114,22 @@ def targets(units: tuple[course.Unit, ...] = course.UNITS) -> list[Target]:
 
 
 def build(units: tuple[course.Unit, ...] = course.UNITS) -> list[Path]:
-    """(Re)write every generated exercise notebook; return the ones that changed."""
-    changed = []
+    """(Re)write every generated exercise notebook; return the ones that changed.
+
+    A missing solution does not stop the others from being built; the error lists all of them.
+    """
+    changed, missing = [], []
     for t in targets(units):
-        text = t.expected()
+        try:
+            text = t.expected()
+        except FileNotFoundError as err:
+            missing.append(str(err))
+            continue
         if not t.target.exists() or t.target.read_text(encoding="utf-8") != text:
             atomic_write_text(t.target, text)
             changed.append(t.target)
+    if missing:
+        raise FileNotFoundError("\n".join(missing))
     return changed
 
 
