@@ -12,23 +12,16 @@ from dlfund.checks import CheckFailed, unit01
 from dlfund.models.perceptron import Perceptron
 from dlfund.notebooks import definitions
 
+from check_helpers import rejects, solution, stub  # noqa: E402
+
 UNIT = course.get_unit(1)
 SEEDS = [0, 1]
 
 
-def solution(exercise: str, *names: str) -> Any:
-    found = definitions(UNIT.solution_path(exercise), names=names)
-    return found[names[0]] if len(names) == 1 else tuple(found[n] for n in names)
 
 
-def stub(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("write this function")
 
 
-def rejects(check: Any, *fns: Any, match: str, seed: int = 0) -> str:
-    with pytest.raises(CheckFailed, match=match) as info:
-        check(*fns, seed=seed)
-    return str(info.value)
 
 
 # --- ex01: early stopping -----------------------------------------------------------------------
@@ -60,7 +53,7 @@ def early_stopping_variant(*, restore: bool = True, clone: bool = True, off_by_o
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_early_stopping_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    unit01.early_stopping(solution("ex01-early-stopping", "train_with_early_stopping"), seed=seed)
+    unit01.early_stopping(solution(1, "ex01-early-stopping", "train_with_early_stopping"), seed=seed)
     assert capsys.readouterr().out.startswith("✓ early stopping")
 
 
@@ -110,7 +103,7 @@ def test_early_stopping_rejects_wrong_return_type() -> None:
 
 
 def test_early_stopping_rejects_a_new_model() -> None:
-    solve = solution("ex01-early-stopping", "train_with_early_stopping")
+    solve = solution(1, "ex01-early-stopping", "train_with_early_stopping")
 
     def trains_a_copy(model, *args, **kwargs):
         return solve(Perceptron(model.num_features), *args, **kwargs)
@@ -151,13 +144,13 @@ def predictions_variant(init_weights, *, shared_generator: bool = False, ignore_
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_init_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    fns = solution("ex02-random-init", "init_weights", "predictions_per_learning_rate")
+    fns = solution(1, "ex02-random-init", "init_weights", "predictions_per_learning_rate")
     unit01.random_init(*fns, seed=seed)
     assert capsys.readouterr().out.startswith("✓ random init")
 
 
 def test_random_init_rejects_stubs() -> None:
-    init_weights = solution("ex02-random-init", "init_weights")
+    init_weights = solution(1, "ex02-random-init", "init_weights")
     rejects(unit01.random_init, stub, stub, match=r"init_weights\(.*is not implemented yet")
     rejects(unit01.random_init, init_weights, stub, match=r"predictions_per_learning_rate\(.*is not implemented yet")
 
@@ -231,7 +224,7 @@ def mistakes_variant(*, init: str = "random", fresh_model: bool = True, ignore_l
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_learning_rate_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    unit01.learning_rate(solution("ex03-learning-rate", "mistakes_per_epoch"), seed=seed)
+    unit01.learning_rate(solution(1, "ex03-learning-rate", "mistakes_per_epoch"), seed=seed)
     assert capsys.readouterr().out.startswith("✓ learning rate")
 
 

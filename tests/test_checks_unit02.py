@@ -11,25 +11,16 @@ import torch.nn.functional as F
 from dlfund import course
 from dlfund.checks import CheckFailed, unit02
 
+from check_helpers import rejects, solution, stub  # noqa: E402
+
 UNIT = course.get_unit(2)
 SEEDS = [0, 1]
 
 
-def solution(exercise: str, *names: str) -> Any:
-    from dlfund.notebooks import definitions
-
-    found = definitions(UNIT.solution_path(exercise), names=names)
-    return tuple(found[n] for n in names)
 
 
-def stub(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("write this function")
 
 
-def rejects(check: Any, *fns: Any, match: str, seed: int = 0) -> str:
-    with pytest.raises(CheckFailed, match=match) as info:
-        check(*fns, seed=seed)
-    return str(info.value)
 
 
 # --- ex01: torch.where --------------------------------------------------------------------------
@@ -51,7 +42,7 @@ def right_clip(x, low, high):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_torch_where_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    unit02.torch_where(*solution("ex01-torch-where", *WHERE), seed=seed)
+    unit02.torch_where(*solution(2, "ex01-torch-where", *WHERE), seed=seed)
     assert capsys.readouterr().out.startswith("✓ torch.where")
 
 
@@ -202,7 +193,7 @@ def ovr_variant(*, clone: bool = True, ge: bool = False, batch: bool = False, ig
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_matmul_perceptron_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    unit02.matmul_perceptron(*solution("ex02-matmul-perceptron", *MATMUL), seed=seed)
+    unit02.matmul_perceptron(*solution(2, "ex02-matmul-perceptron", *MATMUL), seed=seed)
     assert capsys.readouterr().out.startswith("✓ matmul perceptron")
 
 

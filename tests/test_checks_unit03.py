@@ -13,19 +13,14 @@ from dlfund.autograd import Value
 from dlfund.checks import CheckFailed, unit03
 from dlfund.notebooks import definitions
 
+from check_helpers import rejects, solution, stub  # noqa: E402
+
 UNIT = course.get_unit(3)
 SEEDS = [0, 1]
 
 
-def solution(exercise: str, *names: str) -> Any:
-    found = definitions(UNIT.solution_path(exercise), names=names)
-    return found[names[0]] if len(names) == 1 else tuple(found[n] for n in names)
 
 
-def rejects(check: Any, *fns: Any, match: str, seed: int = 0) -> str:
-    with pytest.raises(CheckFailed, match=match) as info:
-        check(*fns, seed=seed)
-    return str(info.value)
 
 
 # --- ex01: backward of div and sigmoid ----------------------------------------------------------
@@ -80,7 +75,7 @@ def sigmoid_variant(mistake: str = ""):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_backward_ops_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    unit03.backward_ops(*solution("ex01-backward-ops", "div", "sigmoid"), seed=seed)
+    unit03.backward_ops(*solution(3, "ex01-backward-ops", "div", "sigmoid"), seed=seed)
     assert capsys.readouterr().out.startswith("✓ backward ops")
 
 
@@ -105,7 +100,7 @@ def with_stub_backward(op: Any) -> Any:
 
 
 def test_backward_ops_rejects_stubs() -> None:
-    div, sigmoid = solution("ex01-backward-ops", "div", "sigmoid")
+    div, sigmoid = solution(3, "ex01-backward-ops", "div", "sigmoid")
     rejects(unit03.backward_ops, with_stub_backward(div), sigmoid,
             match=r"_backward of div\(a, b\).*is not implemented yet.*write this backward")
     rejects(unit03.backward_ops, div, with_stub_backward(sigmoid), match=r"_backward of sigmoid\(a\).*is not implemented yet")
@@ -229,7 +224,7 @@ def standardise_fns(fit: str = "", apply: str = "", split: str = "") -> tuple[An
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_standardise_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    fns = solution("ex02-standardise", "fit_standardiser", "standardise", "standardise_split")
+    fns = solution(3, "ex02-standardise", "fit_standardiser", "standardise", "standardise_split")
     unit03.standardise(*fns, seed=seed)
     assert capsys.readouterr().out.startswith("✓ standardise")
 

@@ -7,6 +7,6 @@ live in ``dlfund.checks.unitNN``.
 
 from __future__ import annotations
 
-from ._core import CheckFailed, call_learner, expect, expect_close, passed
+from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
 
-__all__ = ["CheckFailed", "call_learner", "expect", "expect_close", "passed"]
+__all__ = ["CheckFailed", "call_learner", "expect", "expect_close", "fresh_seed", "passed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Callable
 
 import torch
@@ -9,6 +10,12 @@ import torch
 
 class CheckFailed(Exception):
     """The learner's answer is not right yet; the message says what was expected and what was found."""
+
+
+def fresh_seed(seed: int | None) -> int:
+    """``seed``, or a new random one: each check call draws fresh inputs, and says which seed it used
+    so a failure can be replayed with ``seed=...``."""
+    return secrets.randbelow(2**31) if seed is None else seed
 
 
 def expect(condition: bool, message: str) -> None:

@@ -7,14 +7,13 @@ beside the learner's function, and says precisely what differs.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from ..models.perceptron import Perceptron
-from ._core import CheckFailed, call_learner, expect, passed
+from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
 __all__ = ["early_stopping", "random_init", "learning_rate"]
 
@@ -24,10 +23,6 @@ State = tuple[Tensor, Tensor]
 
 # ---------------------------------------------------------------------------------------------
 # fresh data
-
-
-def _fresh_seed(seed: int | None) -> int:
-    return secrets.randbelow(2**31) if seed is None else seed
 
 
 def _blobs(gen: torch.Generator, n: int, d: int, separation: float) -> tuple[Tensor, Tensor]:
@@ -135,7 +130,7 @@ def early_stopping(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     weights of the best epoch and returns ``{"val_mistakes": [...], "best_epoch": b, "stopped_epoch": s}``
     (epochs counted from 1).
     """
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     cases = [(30, 3, True), (30, 2, True), (8, 8, False)]  # (max_epochs, patience, must stop early)
@@ -234,7 +229,7 @@ def random_init(init_weights: Callable[..., Any], predictions_per_learning_rate:
     """Check ``init_weights(num_features, init, *, generator=None, scale=0.01) -> (weight (D,), bias ())``
     and ``predictions_per_learning_rate(X_train, y_train, X_test, lrs, *, init, seed, epochs) -> (len(lrs), N)``.
     """
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     d = 4000  # many weights, so their mean and standard deviation are measured precisely
@@ -344,7 +339,7 @@ def _mistakes_reference(X: Tensor, y: Tensor, lrs: Sequence[float], epochs: int,
 
 def learning_rate(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check ``mistakes_per_epoch(X, y, lrs, *, epochs, seed, scale=0.01) -> (len(lrs), epochs) int64``."""
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     lrs = (0.0001, 0.001, 0.1, 10.0)

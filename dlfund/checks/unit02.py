@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import secrets
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 
 from ..models.perceptron import Perceptron
-from ._core import CheckFailed, call_learner, expect, passed
+from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
 __all__ = ["torch_where", "matmul_perceptron"]
 
@@ -28,10 +27,6 @@ Tensor = torch.Tensor
 
 # ---------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def _fresh_seed(seed: int | None) -> int:
-    return secrets.randbelow(2**31) if seed is None else seed
 
 
 def _python_loop(fn: Callable[..., Any]) -> str | None:
@@ -233,7 +228,7 @@ def torch_where(step: Callable[..., Any], leaky_relu: Callable[..., Any], clip: 
     """Check ``step(z) -> int64 labels``, ``leaky_relu(x, negative_slope=0.01)`` and ``clip(x, low, high)``,
     each written with ``torch.where`` on whole tensors: shapes, dtypes, inputs left unchanged, values
     (including exactly 0 and exactly at a bound)."""
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(check seed {seed})"
     _check_step(step, gen, where)
@@ -407,7 +402,7 @@ def matmul_perceptron(predict: Callable[..., Any], predict_multiclass: Callable[
                       ovr_train_epoch: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check ``predict(X, w, b) -> (N,)``, ``predict_multiclass(X, W, b) -> (N,)`` and
     ``ovr_train_epoch(W, b, X, y, lr=1.0) -> (W, b, mistakes)`` against :class:`Perceptron`."""
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(check seed {seed})"
     _check_predict(predict, gen, where)

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ..autograd import Value, numerical_grad
-from ._core import CheckFailed, call_learner, expect, passed
+from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
 __all__ = ["backward_ops", "standardise"]
 
 Tensor = torch.Tensor
-
-
-def _fresh_seed(seed: int | None) -> int:
-    return secrets.randbelow(2**31) if seed is None else seed
 
 
 def _close(a: float, b: float, rel: float = 1e-9) -> bool:
@@ -181,7 +176,7 @@ def backward_ops(div: Callable[..., Any], sigmoid: Callable[..., Any], *, seed: 
     σ'(a) = σ(a)(1 - σ(a)). Checked on fresh random inputs, one rule at a time, then inside expressions
     against ``torch.autograd`` and central differences, including inputs used twice.
     """
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     rng = random.Random(seed)
     where = f"(seed {seed})"
     for _ in range(3):
@@ -341,7 +336,7 @@ def standardise(fit_standardiser: Callable[..., Any], standardise: Callable[...,
     the dtype of ``X``, with a std of exactly 0 (a constant column) replaced by 1; ``(X - mean) / std``
     without changing ``X``; and both sets standardised with the statistics of the training set only.
     """
-    seed = _fresh_seed(seed)
+    seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     for dtype in (torch.float64, torch.float32):
