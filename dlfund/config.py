@@ -133,8 +133,7 @@ def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None =
     from . import results
 
     u = course.get_unit(unit)
-    budget_check = u.budget(notebook, "smoke")  # raises a clear KeyError for an unknown notebook
-    del budget_check
+    u.budget(notebook, "smoke")  # raises a clear KeyError for an unknown notebook
     chosen_tier = pick_tier(tier)
     dev = pick_device(device)
     seed_everything(seed)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 import torch
 
 from dlfund import course
-from dlfund.checks import CheckFailed, unit01
+from dlfund.checks import unit01
 from dlfund.models.perceptron import Perceptron
-from dlfund.notebooks import definitions
 
 from check_helpers import rejects, solution, stub  # noqa: E402
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from dlfund import course
-from dlfund.checks import CheckFailed, unit02
+from dlfund.checks import unit02
 
 from check_helpers import rejects, solution, stub  # noqa: E402
 

@@ -10,10 +10,9 @@ import torch
 
 from dlfund import course
 from dlfund.autograd import Value
-from dlfund.checks import CheckFailed, unit03
-from dlfund.notebooks import definitions
+from dlfund.checks import unit03
 
-from check_helpers import rejects, solution, stub  # noqa: E402
+from check_helpers import rejects, solution  # noqa: E402
 
 UNIT = course.get_unit(3)
 SEEDS = [0, 1]
