@@ -184,6 +184,39 @@ UNITS: tuple[Unit, ...] = (
             "full": {"epochs": 2000, "batch_size": 32, "sgd_epochs": 100},
         },
     ),
+    Unit(
+        number=4,
+        slug="mlp",
+        title="Multilayer networks",
+        summary=(
+            "Softmax regression and cross-entropy; XOR and why hidden layers are needed; activations "
+            "and initialisation; Dataset and DataLoader for MNIST and Fashion-MNIST; an MLP "
+            "classifier and regressor; training on the GPU."
+        ),
+        notebooks=(
+            Notebook("01-softmax-regression", "Softmax regression and cross-entropy", smoke_s=45, full_s=120),
+            Notebook("02-xor-and-hidden-layers", "XOR and why hidden layers are needed", smoke_s=30, full_s=60),
+            Notebook("03-activations-and-init", "Activation functions and initialisation", smoke_s=45, full_s=120),
+            Notebook("04-datasets-and-loaders", "Dataset and DataLoader", smoke_s=30, full_s=60),
+            Notebook("05-mlp-classifier", "An MLP classifier on MNIST and Fashion-MNIST", smoke_s=60, full_s=300),
+            Notebook("06-mlp-regression", "An MLP regressor", smoke_s=30, full_s=120),
+        ),
+        exercises=(
+            Exercise("ex01-depth-width", "Depth and width", ("unit04.depth_width",), smoke_s=60, full_s=600),
+            Exercise("ex02-custom-dataset", "A custom Dataset for Fashion-MNIST", ("unit04.fashion_dataset",),
+                     smoke_s=30, full_s=60),
+        ),
+        datasets=("mnist-5k", "fashion-mnist", "diabetes"),
+        config={
+            "smoke": {"fmnist_train": 2000, "fmnist_test": 1000, "batch_size": 128, "epochs": 3,
+                      "mnist_epochs": 5, "softmax_epochs": 3, "init_epochs": 2, "reg_epochs": 100,
+                      "study_train": 2000, "study_epochs": 5, "study_depths": (1, 2), "study_widths": (16, 64)},
+            "full": {"fmnist_train": None, "fmnist_test": None, "batch_size": 128, "epochs": 15,
+                     "mnist_epochs": 30, "softmax_epochs": 10, "init_epochs": 10, "reg_epochs": 300,
+                     "study_train": 10000, "study_epochs": 10, "study_depths": (1, 2, 3, 4),
+                     "study_widths": (16, 64, 256)},
+        },
+    ),
 )
 
 

@@ -38,6 +38,7 @@ from .sources import (
     UrlSource,
 )
 from .store import DatasetStatus, DataUnavailableError, FetchResult, ensure, fetch, fetch_all, status, verify
+from .torch_datasets import FashionMNISTDataset, ImageDataset, MNIST5kDataset, stratified_split
 
 __all__ = [
     "DATASETS", "Dataset", "get", "UnknownDatasetError",
@@ -47,4 +48,5 @@ __all__ = [
     "Source", "LocalDirSource", "PyPIWheelSource", "DebianSource", "UrlSource", "ArchiveUrlSource",
     "read_idx", "load_fashion_mnist", "FASHION_MNIST_CLASSES", "load_mnist_5k", "load_shakespeare",
     "load_movie_reviews", "smollm2_gguf_path", "gguf_metadata", "minilm_dir", "load_sklearn",
+    "ImageDataset", "FashionMNISTDataset", "MNIST5kDataset", "stratified_split",
 ]
