@@ -217,6 +217,74 @@ UNITS: tuple[Unit, ...] = (
                      "study_widths": (16, 64, 256)},
         },
     ),
+    Unit(
+        number=5,
+        slug="lightning",
+        title="Organising training with Lightning",
+        summary=(
+            "The unit-4 MLP as a LightningModule trained by the Trainer; torchmetrics; a "
+            "LightningDataModule for Fashion-MNIST; CSV and TensorBoard logs read back and plotted; "
+            "reproducible runs; callbacks; checkpoint, reload, test and predict."
+        ),
+        notebooks=(
+            Notebook("01-lightning-module", "From a training loop to a LightningModule", smoke_s=60, full_s=300),
+            Notebook("02-metrics-and-datamodules", "Metrics with torchmetrics, data with a DataModule",
+                     smoke_s=60, full_s=300),
+            Notebook("03-logging", "Logging to CSV and TensorBoard, and reading the logs back", smoke_s=60, full_s=300),
+            Notebook("04-reproducibility-and-callbacks", "Reproducible runs and callbacks", smoke_s=60, full_s=600),
+            Notebook("05-checkpoint-and-predict", "Checkpoint, reload, test and predict", smoke_s=60, full_s=300),
+        ),
+        exercises=(
+            Exercise("ex01-lightning-regression", "A LightningModule for regression",
+                     ("unit05.regression_module",), smoke_s=60, full_s=120),
+            Exercise("ex02-custom-callback", "A custom callback", ("unit05.custom_callback",), smoke_s=60, full_s=300),
+        ),
+        datasets=("fashion-mnist", "diabetes"),
+        config={
+            "smoke": {"n_train": 2000, "n_val": 500, "n_test": 1000, "batch_size": 128, "epochs": 3,
+                      "repro_epochs": 2, "reg_epochs": 60, "target_acc": 0.75, "max_epochs": 6},
+            "full": {"n_train": None, "n_val": 5000, "n_test": None, "batch_size": 128, "epochs": 15,
+                     "repro_epochs": 2, "reg_epochs": 200, "target_acc": 0.88, "max_epochs": 30},
+        },
+    ),
+    Unit(
+        number=6,
+        slug="training-craft",
+        title="The training craft",
+        summary=(
+            "Checkpoints that survive a crash, resuming and early stopping; the learning-rate finder "
+            "and schedules (step, plateau, cosine with warmup); SGD with momentum, Adam and AdamW; "
+            "BatchNorm and dropout; LightningCLI with a YAML config and a small sweep; debugging "
+            "with fast_dev_run, overfitting one batch and the model summary."
+        ),
+        notebooks=(
+            Notebook("01-checkpoints-and-early-stopping", "Checkpoints, resuming and early stopping",
+                     smoke_s=60, full_s=600),
+            Notebook("02-learning-rates", "The learning-rate finder and schedules", smoke_s=60, full_s=300),
+            Notebook("03-optimizers", "SGD with momentum, Adam and AdamW", smoke_s=60, full_s=600),
+            Notebook("04-batchnorm-and-dropout", "BatchNorm and dropout", smoke_s=60, full_s=600),
+            Notebook("05-lightning-cli-and-sweep", "LightningCLI, a config file and a small sweep",
+                     smoke_s=60, full_s=1200),
+            Notebook("06-debugging", "Debugging a training run", smoke_s=60, full_s=300),
+        ),
+        exercises=(
+            Exercise("ex01-cosine-warmup", "Cosine schedule with linear warmup", ("unit06.cosine_warmup",),
+                     smoke_s=30, full_s=60),
+            Exercise("ex02-adamw-weight-decay", "AdamW and weight decay", ("unit06.adamw_weight_decay",),
+                     smoke_s=30, full_s=60),
+        ),
+        datasets=("fashion-mnist",),
+        config={
+            "smoke": {"n_train": 2000, "n_val": 500, "n_test": 1000, "batch_size": 128,
+                      "ckpt_epochs": 2, "max_epochs": 8, "patience": 2, "lr_find_steps": 40,
+                      "compare_epochs": 2, "epochs": 3, "base_epochs": 3, "sweep_epochs": 2,
+                      "sweep_lrs": (0.002,), "sweep_wds": (0.0, 0.05), "overfit_steps": 60},
+            "full": {"n_train": None, "n_val": 5000, "n_test": None, "batch_size": 128,
+                     "ckpt_epochs": 10, "max_epochs": 40, "patience": 4, "lr_find_steps": 100,
+                     "compare_epochs": 15, "epochs": 20, "base_epochs": 15, "sweep_epochs": 8,
+                     "sweep_lrs": (0.001, 0.002, 0.004), "sweep_wds": (0.01, 0.1), "overfit_steps": 150},
+        },
+    ),
 )
 
 

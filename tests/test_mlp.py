@@ -154,3 +154,29 @@ def test_init_notebook_formulas() -> None:
     first = model[0].weight
     assert first.std().item() == pytest.approx(math.sqrt(2 / 784), rel=0.02)
     assert torch.equal(model[0].bias, torch.zeros_like(model[0].bias))
+
+
+# --- unit 6: the batchnorm option -------------------------------------------------------------
+
+
+def test_batchnorm_layers_order_and_default_off() -> None:
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in MLP(4, [8, 6], 3).modules())  # unchanged default
+    model = MLP(4, [8, 6], 3, batchnorm=True, dropout=0.1)
+    kinds = [type(m).__name__ for m in model.layers]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in MLP(4, [8, 6], 3).parameters()) + 2 * (8 + 6)
+
+
+def test_batchnorm_train_uses_batch_statistics_and_eval_running_ones() -> None:
+    torch.manual_seed(0)
+    model = MLP(5, [7], 2, batchnorm=True)
+    x = 3 * torch.randn(64, 5) + 1
+    model.train()
+    hidden = model.layers[1](model.layers[0](x))  # after Linear -> BatchNorm1d
+    assert torch.allclose(hidden.mean(0), torch.zeros(7), atol=1e-5)
+    assert torch.allclose(hidden.var(0, unbiased=False), torch.ones(7), atol=1e-3)
+    model(x)  # updates the running statistics
+    model.eval()
+    out1, out2 = model(x[:1]), model(x)[:1]  # in eval mode an example's output does not depend on its batch
+    assert torch.allclose(out1, out2, atol=1e-6)

@@ -49,4 +49,15 @@ __all__ = [
     "read_idx", "load_fashion_mnist", "FASHION_MNIST_CLASSES", "load_mnist_5k", "load_shakespeare",
     "load_movie_reviews", "smollm2_gguf_path", "gguf_metadata", "minilm_dir", "load_sklearn",
     "ImageDataset", "FashionMNISTDataset", "MNIST5kDataset", "stratified_split",
+    "FashionMNISTDataModule",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The Lightning DataModules are imported on first use: importing Lightning takes seconds, and
+    # most users of dlfund.data (units 1-4, the CLI) never need it.
+    if name == "FashionMNISTDataModule":
+        from .datamodules import FashionMNISTDataModule
+
+        return FashionMNISTDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

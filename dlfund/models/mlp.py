@@ -43,7 +43,7 @@ def _positive_int(value: object, name: str) -> int:
 
 
 class MLP(nn.Module):
-    """A multilayer perceptron: ``Linear → activation (→ Dropout)`` per hidden layer, then ``Linear``.
+    """A multilayer perceptron: ``Linear (→ BatchNorm) → activation (→ Dropout)`` per hidden layer, then ``Linear``.
 
     Args:
         in_features: D, the number of input features (784 for a flattened 28×28 image).
@@ -54,6 +54,9 @@ class MLP(nn.Module):
             ``"sigmoid"``, ``"identity"``) or a callable returning a fresh module (``nn.LeakyReLU``).
         dropout: the probability of zeroing each hidden activation during training (0 = no dropout
             layers at all).
+        batchnorm: put a ``BatchNorm1d`` between each hidden ``Linear`` and its activation (unit 6):
+            it standardises each hidden unit over the batch during training, and uses running
+            averages of the batch statistics in ``eval()`` mode.
 
     Attributes:
         layers: the ``nn.Sequential`` of all layers, in order; ``layers[0]`` is the first ``Linear``.
@@ -69,6 +72,7 @@ class MLP(nn.Module):
         out_features: int,
         activation: str | Callable[[], nn.Module] = "relu",
         dropout: float = 0.0,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
@@ -91,7 +95,10 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = self.in_features
         for h in self.hidden:
-            layers += [nn.Linear(width, h), make_activation()]  # a fresh activation module per layer
+            layers.append(nn.Linear(width, h))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(make_activation())  # a fresh activation module per layer
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = h

@@ -1,7 +1,17 @@
-"""Training code shared by the units: the plain PyTorch loop of unit 4 (:mod:`dlfund.train.loops`)."""
+"""Training code shared by the units: the plain PyTorch loop of unit 4 (:mod:`dlfund.train.loops`) and the
+LightningModules of unit 5 on (:mod:`dlfund.train.lightning`)."""
 
 from __future__ import annotations
 
 from .loops import History, evaluate, fit, train_epoch
 
-__all__ = ["History", "evaluate", "fit", "train_epoch"]
+__all__ = ["History", "evaluate", "fit", "train_epoch", "LitClassifier"]
+
+
+def __getattr__(name: str) -> object:
+    # Lightning is imported on first use: it takes seconds, and the plain loops do not need it.
+    if name == "LitClassifier":
+        from .lightning import LitClassifier
+
+        return LitClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

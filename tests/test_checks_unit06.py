@@ -1,0 +1,156 @@
+"""The unit-06 checks accept the committed solutions and reject stubs and typical wrong answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from check_helpers import rejects, solution, stub
+from torch import nn
+
+from dlfund.checks import CheckFailed, unit06
+
+# --- ex01: cosine with warmup -------------------------------------------------------------------
+
+
+def schedule(*, warmup: str = "right", span: str = "right", floor: str = "right", clamp: bool = True):
+    def fn(step, *, warmup_steps, total_steps, min_lr_ratio=0.0):
+        w, t, m = warmup_steps, total_steps, min_lr_ratio
+        if step < w:
+            return {"right": (step + 1) / w, "from zero": step / w, "w+1": (step + 1) / (w + 1)}[warmup]
+        p = (step - w) / (t - w) if span == "right" else step / t
+        if clamp:
+            p = min(p, 1.0)
+        cos = 0.5 * (1 + math.cos(math.pi * p))
+        return {"right": m + (1 - m) * cos, "none": cos, "times": m * cos}[floor]
+
+    return fn
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cosine_warmup_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit06.cosine_warmup(solution(6, "ex01-cosine-warmup", "cosine_warmup_multiplier"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ cosine with warmup")
+
+
+def test_cosine_warmup_accepts_library_and_tensor_results() -> None:
+    from dlfund.train.schedules import cosine_with_warmup
+
+    unit06.cosine_warmup(cosine_with_warmup)
+    unit06.cosine_warmup(lambda *a, **k: torch.tensor(schedule()(*a, **k)))
+
+
+def test_cosine_warmup_rejects_stub() -> None:
+    rejects(unit06.cosine_warmup, stub, match=r"fn\(0, warmup_steps=\d+.*is not implemented yet")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"warmup": "from zero"}, r"fn\(0, .*expected .* \(during the warmup\), found 0: warmup off by one: step / warmup_steps"),
+    ({"warmup": "w+1"}, r"warmup off by one: divide by warmup_steps, not warmup_steps \+ 1"),
+    ({"span": "total"}, r"the cosine runs over total_steps; it should run over the total_steps - warmup_steps"),
+    ({"floor": "none"}, r"no floor: the multiplier should decay to min_lr_ratio"),
+    ({"floor": "times"}, r"the floor multiplies the cosine; it should be added"),
+    ({"clamp": False}, r"\(after total_steps\), found .*: past total_steps the cosine climbs back up: clamp progress"),
+])
+def test_cosine_warmup_rejects_typical_mistakes(kwargs: dict, match: str) -> None:
+    message = rejects(unit06.cosine_warmup, schedule(**kwargs), match=match)
+    assert "(seed 0)" in message
+
+
+def test_cosine_warmup_rejects_non_numbers() -> None:
+    rejects(unit06.cosine_warmup, lambda *a, **k: [1.0], match="expected a number .*found list")
+
+
+# --- ex02: AdamW and weight decay ---------------------------------------------------------------
+
+
+def groups_variant(kind: str = "right"):
+    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm)
+
+    def fn(model, weight_decay):
+        in_norms = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
+        params = list(model.parameters())
+        if kind == "all decay":
+            return [{"params": params, "weight_decay": weight_decay}]
+        if kind == "by name":  # 'bias' in the name: norm scales are decayed
+            named = list(model.named_parameters())
+            return [{"params": [p for n, p in named if "bias" not in n], "weight_decay": weight_decay},
+                    {"params": [p for n, p in named if "bias" in n], "weight_decay": 0.0}]
+        decay = [p for p in params if p.ndim >= 2 and id(p) not in in_norms]
+        no_decay = [p for p in params if not (p.ndim >= 2 and id(p) not in in_norms)]
+        if kind == "twice":
+            return [{"params": decay, "weight_decay": weight_decay}, {"params": params, "weight_decay": 0.0}]
+        if kind == "drop norms":
+            no_decay = [p for p in no_decay if id(p) not in in_norms]
+        if kind == "no key":
+            return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    return fn
+
+
+def update_variant(kind: str = "right"):
+    def fn(p, grad, exp_avg, exp_avg_sq, step, *, lr, betas, eps, weight_decay):
+        b1, b2 = betas
+        if kind == "coupled":
+            grad = grad + weight_decay * p
+        elif kind == "no lr":
+            p = p * (1 - weight_decay)
+        elif kind != "none":
+            p = p * (1 - lr * weight_decay)
+        m = b1 * exp_avg + (1 - b1) * grad
+        v = b2 * exp_avg_sq + (1 - b2) * grad * grad
+        if kind == "no correction":
+            return p - lr * m / (v.sqrt() + eps), m, v
+        if kind == "in place":
+            exp_avg.mul_(0)
+        return p - lr * (m / (1 - b1**step)) / ((v / (1 - b2**step)).sqrt() + eps), m, v
+
+    return fn
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adamw_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    groups, update = solution(6, "ex02-adamw-weight-decay", "decay_groups", "adamw_update")
+    unit06.adamw_weight_decay(groups, update, seed=seed)
+    assert capsys.readouterr().out.startswith("✓ AdamW")
+
+
+def test_adamw_accepts_library_groups_and_reference_update() -> None:
+    from dlfund.train.optim import param_groups
+
+    unit06.adamw_weight_decay(param_groups, unit06.reference_adamw_update)
+
+
+def test_adamw_rejects_stubs() -> None:
+    rejects(unit06.adamw_weight_decay, stub, update_variant(), match=r"groups_fn\(model, .*is not implemented yet")
+    rejects(unit06.adamw_weight_decay, groups_variant(), stub, match=r"update_fn\(p, grad, .*is not implemented yet")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("all decay", r"'conv.bias' is a bias and should get weight_decay 0.0"),
+    ("by name", r"'bn.weight' is a normalisation parameter .*should get weight_decay 0.0"),
+    ("twice", r"parameter 'conv.weight' is in more than one group"),
+    ("drop norms", r"parameters missing from every group: \['bn.weight', 'bn.bias', 'norm.weight', 'norm.bias'\]"),
+    ("no key", r"group 0 should have the keys 'params' and 'weight_decay'"),
+])
+def test_adamw_rejects_wrong_groups(kind: str, match: str) -> None:
+    rejects(unit06.adamw_weight_decay, groups_variant(kind), update_variant(), match=match)
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("coupled", r"that is Adam with L2: the decay was added to the gradient"),
+    ("none", r"no weight decay was applied"),
+    ("no lr", r"the decay is missing the learning rate"),
+    ("no correction", r"no bias correction"),
+    ("in place", r"the inputs were changed in place"),
+])
+def test_adamw_rejects_wrong_updates(kind: str, match: str) -> None:
+    rejects(unit06.adamw_weight_decay, groups_variant(), update_variant(kind), match=match)
+
+
+def test_adamw_rejects_wrong_return_type() -> None:
+    rejects(unit06.adamw_weight_decay, groups_variant(), lambda *a, **k: a[0], match=r"expected a tuple \(p, exp_avg")
+    with pytest.raises(CheckFailed, match="expected a list of dicts"):
+        unit06.adamw_weight_decay(lambda m, wd: m.parameters(), update_variant(), seed=0)
