@@ -6,7 +6,7 @@ import argparse
 import importlib.metadata as md
 import subprocess
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from . import course
 
@@ -148,6 +148,46 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer_reader() -> Callable[[str], str]:
+    """``input``; when stdin is not a terminal, also echo each answer, so piped runs read like a transcript."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return input
+
+    def read(prompt: str) -> str:
+        line = input(prompt)
+        print(line)
+        return line
+
+    return read
+
+
+def _take(run: Callable[..., Any]) -> int:
+    from .quiz import BankError
+
+    try:
+        report = run(input_fn=_answer_reader())
+    except (BankError, KeyError) as err:  # a broken bank file, or a unit without questions
+        raise UsageError(err.args[0] if isinstance(err, KeyError) else str(err)) from None
+    return report.exit_code
+
+
+def cmd_quiz(args: argparse.Namespace) -> int:
+    from .quiz import quiz
+
+    unit = _unit(args.unit).number
+    return _take(lambda input_fn: quiz(unit, name=args.name, seed=args.seed, out_dir=args.out,
+                                       input_fn=input_fn))
+
+
+def cmd_exam(args: argparse.Namespace) -> int:
+    from .quiz import exam
+
+    if args.questions < 1:
+        raise UsageError(f"--questions must be at least 1, got {args.questions}")
+    return _take(lambda input_fn: exam(name=args.name, seed=args.seed, questions=args.questions,
+                                       out_dir=args.out, input_fn=input_fn))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlfund", description="dlfund: a deep-learning course that runs, offline.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -188,6 +228,23 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("generate", help="regenerate everything derived from the manifest and the solutions")
     s.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     s.set_defaults(func=cmd_generate)
+
+    quiz_help = ("Answer with the number of a choice; Ctrl-D stops and scores what was answered. "
+                 "Exit status: 0 passed, 1 not passed, 3 incomplete. A pass (80%) writes an HTML "
+                 "certificate of self-assessment to --out (default runs/certificates/).")
+    for name, helptext in (("quiz", "take the quiz of one unit (self-assessment)"),
+                           ("exam", "take the final exam: 25 questions across all units (self-assessment)")):
+        s = sub.add_parser(name, help=helptext,
+                           description=helptext[0].upper() + helptext[1:] + ". " + quiz_help)
+        if name == "quiz":
+            s.add_argument("--unit", required=True, help="unit number or slug, e.g. 4 or mlp")
+        else:
+            s.add_argument("--questions", type=int, default=25, help="how many questions (default 25)")
+        s.add_argument("--name", help="your name for the certificate (asked after a pass if not given)")
+        s.add_argument("--seed", type=int,
+                       help="seed of the question draw and order (default: random, printed)")
+        s.add_argument("--out", help="folder for the certificate (default runs/certificates/)")
+        s.set_defaults(func=cmd_quiz if name == "quiz" else cmd_exam)
 
     s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")
     s.add_argument("-v", "--verbose", action="store_true")

@@ -285,6 +285,92 @@ UNITS: tuple[Unit, ...] = (
                      "sweep_lrs": (0.001, 0.002, 0.004), "sweep_wds": (0.01, 0.1), "overfit_steps": 150},
         },
     ),
+    Unit(
+        number=7,
+        slug="cnn-vit",
+        title="Convolutional networks and Vision Transformers",
+        summary=(
+            "Images as tensors; convolution by hand (unfold) vs nn.Conv2d; a CNN; residual blocks and a "
+            "small ResNet; data augmentation written with torch; transfer learning without downloaded "
+            "weights; a Vision Transformer from scratch; CNN vs ViT measured."
+        ),
+        notebooks=(
+            Notebook("01-images-as-tensors", "Images as tensors", smoke_s=30, full_s=60),
+            Notebook("02-convolution-by-hand", "Convolution by hand", smoke_s=45, full_s=120),
+            Notebook("03-cnn", "A convolutional network", smoke_s=60, full_s=300),
+            Notebook("04-resnet-and-augmentation", "Residual networks and data augmentation", smoke_s=60, full_s=600),
+            Notebook("05-transfer-learning", "Transfer learning without downloaded weights", smoke_s=60, full_s=600),
+            Notebook("06-vision-transformer", "A Vision Transformer from scratch", smoke_s=60, full_s=600),
+            Notebook("07-cnn-vs-vit", "CNN vs ViT, measured", smoke_s=60, full_s=600),
+        ),
+        exercises=(
+            Exercise("ex01-patch-embedding", "Patch embedding", ("unit07.patch_embedding",), smoke_s=30, full_s=60),
+            Exercise("ex02-augmentation", "An augmentation", ("unit07.augmentation",), smoke_s=30, full_s=60),
+            Exercise("ex03-conv-unfold", "Convolution with unfold", ("unit07.conv_unfold",), smoke_s=45, full_s=120),
+        ),
+        datasets=("fashion-mnist", "mnist-5k"),
+        config={
+            "smoke": {
+                # keys for notebooks 01-04 and ex02/ex03
+                "n_train": 2000, "n_test": 1000, "batch_size": 128, "epochs": 3,
+                "filters_epochs": 2, "cnn_width": 16, "cnn_lr": 0.1,
+                "resnet_widths": (8, 16, 32), "resnet_blocks": 1, "resnet_epochs": 3, "resnet_lr": 0.2,
+                "resnet_batch_size": 64,
+                "crop_padding": 2, "compile": False,
+                # keys for notebooks 05-07 and ex01, prefixed tl_ / vit_ / cmp_
+                "tl_pretrain_train": 3000, "tl_pretrain_epochs": 4, "tl_width": 8, "tl_budgets": (10, 50),
+                "tl_steps": 120, "tl_batch_size": 32, "tl_repeats": 1, "tl_test": 500,
+                "tl_lr": 1e-2, "tl_finetune_lr": 7e-3, "tl_head_lr": 3e-2,
+                "vit_train": 3000, "vit_test": 1000, "vit_patch": 7, "vit_dim": 48, "vit_depth": 2, "vit_heads": 4,
+                "vit_mlp_ratio": 2.0, "vit_dropout": 0.0, "vit_epochs": 4, "vit_batch_size": 64, "vit_lr": 5e-3,
+                "vit_weight_decay": 0.05, "vit_label_smoothing": 0.1, "vit_compile": False,
+                "cmp_train": 2000, "cmp_test": 500, "cmp_fractions": (0.2, 1.0), "cmp_epochs": 3, "cmp_cnn_width": 8,
+                "cmp_cnn_lr": 3e-3,
+            },
+            "full": {
+                "n_train": None, "n_test": None, "batch_size": 512, "epochs": 20,
+                "filters_epochs": 3, "cnn_width": 64, "cnn_lr": 0.2,
+                "resnet_widths": (64, 128, 256), "resnet_blocks": 1, "resnet_epochs": 24, "resnet_lr": 0.2,
+                "resnet_batch_size": 512,
+                "crop_padding": 2, "compile": False,
+                "tl_pretrain_train": None, "tl_pretrain_epochs": 15, "tl_width": 32, "tl_budgets": (10, 50, 200, 400),
+                "tl_steps": 300, "tl_batch_size": 64, "tl_repeats": 3,
+                "tl_test": 1000, "tl_lr": 5e-3, "tl_finetune_lr": 1.5e-3, "tl_head_lr": 1e-2,
+                "vit_train": None, "vit_test": None, "vit_patch": 4, "vit_dim": 192, "vit_depth": 6, "vit_heads": 6,
+                "vit_mlp_ratio": 2.0, "vit_dropout": 0.0, "vit_epochs": 60, "vit_batch_size": 512, "vit_lr": 1e-3,
+                "vit_weight_decay": 0.05, "vit_label_smoothing": 0.1, "vit_compile": False,
+                "cmp_train": None, "cmp_test": None, "cmp_fractions": (0.1, 1.0), "cmp_epochs": 20, "cmp_cnn_width": 32,
+                "cmp_cnn_lr": 3e-3,
+            },
+        },
+    ),
+    Unit(
+        number=14,
+        slug="evaluation",
+        title="Evaluation and next steps",
+        summary=(
+            "Confidence intervals for test accuracy (normal approximation, bootstrap, repeated runs); "
+            "comparing two models honestly; exporting a trained model for inference and serving it; "
+            "where to go next; the final exam."
+        ),
+        notebooks=(
+            Notebook("01-confidence-intervals", "Confidence intervals for test accuracy", smoke_s=45, full_s=600),
+            Notebook("02-comparing-models", "Comparing two models honestly", smoke_s=45, full_s=450),
+            Notebook("03-export-and-serve", "Exporting and serving a trained model", smoke_s=45, full_s=180),
+            Notebook("04-next-steps", "Where to go next, and the final exam", smoke_s=20, full_s=20),
+        ),
+        exercises=(
+            Exercise("ex01-bootstrap-ci", "A bootstrap confidence interval", ("unit14.bootstrap_ci",),
+                     smoke_s=45, full_s=180),
+            Exercise("ex02-paired-comparison", "A paired comparison of two models", ("unit14.paired_comparison",),
+                     smoke_s=45, full_s=300),
+        ),
+        datasets=("fashion-mnist",),
+        config={
+            "smoke": {"n_train": 2000, "n_test": 1000, "epochs": 2, "batch_size": 128, "seeds": 3, "bootstrap": 1000},
+            "full": {"n_train": None, "n_test": None, "epochs": 15, "batch_size": 128, "seeds": 5, "bootstrap": 2000},
+        },
+    ),
 )
 
 

@@ -9,9 +9,17 @@ import pytest
 from dlfund import course, data
 
 
-def test_unit_numbers_are_consecutive_and_slugs_unique():
+SYLLABUS_UNITS = range(1, 15)
+"""COURSE.md §8: units 01-14. Units land in syllabus order, except that the closing unit 14 may land
+before the units between; numbers stay unique and increasing."""
+
+
+def test_unit_numbers_follow_the_syllabus_and_slugs_unique():
     numbers = [u.number for u in course.UNITS]
-    assert numbers == list(range(1, len(numbers) + 1))
+    assert numbers == sorted(set(numbers)), f"unit numbers must be unique and increasing: {numbers}"
+    assert set(numbers) <= set(SYLLABUS_UNITS), f"unit numbers outside the syllabus 1-14: {numbers}"
+    opening = [n for n in numbers if n != 14]
+    assert opening == list(range(1, len(opening) + 1)), f"units 1..N must land without gaps: {numbers}"
     assert len({u.slug for u in course.UNITS}) == len(course.UNITS)
 
 

@@ -4,8 +4,10 @@ LightningModules of unit 5 on (:mod:`dlfund.train.lightning`)."""
 from __future__ import annotations
 
 from .loops import History, evaluate, fit, train_epoch
+from .vision import TensorBatches, VisionHistory, evaluate_accuracy, images_per_second, train_classifier
 
-__all__ = ["History", "evaluate", "fit", "train_epoch", "LitClassifier"]
+__all__ = ["History", "evaluate", "fit", "train_epoch", "LitClassifier",
+           "TensorBatches", "VisionHistory", "train_classifier", "evaluate_accuracy", "images_per_second"]
 
 
 def __getattr__(name: str) -> object:
