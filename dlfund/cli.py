@@ -37,19 +37,25 @@ def cmd_units(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import data, runner
-    from .config import pick_tier
+    from .config import pick_device, pick_tier
 
     if args.all == (args.unit is not None):
         raise UsageError("give one unit number (e.g. `dlfund run 1`) or --all")
     units = list(course.UNITS) if args.all else [_unit(args.unit)]
+    if args.all and args.notebook:
+        raise UsageError("--notebook names a notebook of one unit: give the unit instead of --all")
     tier = pick_tier(args.tier)
-    failed = 0
+    skip = pick_device().type if args.skip_current else None
+    per_unit = []
     for u in units:
         print(f"unit {u.number:02d} · {u.title} · {tier} tier · budget {u.smoke_s if tier == 'smoke' else u.full_s} s")
         data.fetch(list(u.datasets))
-        runs = runner.run_unit(u, tier, record=args.record, only=args.notebook)
+        runs = runner.run_unit(u, tier, record=args.record, only=args.notebook, skip_current=skip)
         print(runner.summary(runs, tier))
-        failed += sum(r.status != "ok" for r in runs)
+        per_unit.append(runs)
+    if len(per_unit) > 1:
+        print(runner.course_summary(per_unit, tier))
+    failed = sum(r.status not in ("ok", "current") for runs in per_unit for r in runs)
     return 1 if failed else 0
 
 
@@ -204,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--notebook", help="run only this notebook of the unit")
     s.add_argument("--record", action="store_true",
                    help="also write the committed reference results in book/results/ (maintainers)")
+    s.add_argument("--skip-current", action="store_true",
+                   help="skip notebooks whose committed result is current (same device type, notebook and "
+                        "settings unchanged since its commit): resumes a long --record run")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("lab", help="open JupyterLab on the course (other arguments go to jupyter lab)",

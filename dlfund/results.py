@@ -147,6 +147,42 @@ def load(unit: course.Unit | int | str, notebook: str, tier: str) -> dict[str, A
         raise ValueError(f"{path} is not valid JSON ({err}); re-record it with `dlfund run {u.number} --record`") from err
 
 
+def _git_unchanged_since(commit: str, path: Path) -> bool:
+    """True when ``path`` in the working tree is byte-identical to its version at ``commit``."""
+    try:
+        out = subprocess.run(["git", "-C", str(course.ROOT), "diff", "--quiet", commit, "--", str(path)],
+                             capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0  # 1: changed; 128: unknown commit or not a repository
+
+
+def stale_reason(unit: course.Unit, notebook: str, path: Path, tier: str, device_type: str) -> str | None:
+    """Why the committed result of a notebook would have to be measured again; ``None`` when it is current.
+
+    Current means: recorded on the same kind of device (cuda/mps/cpu), from a clean commit, with the
+    notebook's file unchanged since that commit and the manifest's settings for the tier unchanged.
+    """
+    try:
+        payload = load(unit, notebook, tier)
+    except ValueError as err:
+        return str(err)
+    if payload is None:
+        return "no recorded result"
+    prov = payload.get("provenance", {})
+    if prov.get("device_type") != device_type:
+        return f"recorded on {prov.get('device_type')!r}, this run uses {device_type!r}"
+    commit = str(prov.get("commit", "unknown"))
+    if commit == "unknown" or commit.endswith("+dirty"):
+        return f"recorded from commit {commit!r}, not a clean commit"
+    if not _git_unchanged_since(commit, path):
+        return f"{path.name} changed since {commit}"
+    settings = {k: _clean(v, k) for k, v in unit.tier_config(tier).items()}
+    if payload.get("settings") != settings:
+        return f"the manifest's {tier} settings changed since {commit}"
+    return None
+
+
 def fmt(value: Any) -> str:
     """A metric for a table: floats to 4 significant digits, everything else as is."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import course
 from ._io import atomic_write_text
-from .results import fmt, result_path
+from .results import fmt, load, result_path, stale_reason
 
 CELL_TIMEOUT_S = {"smoke": 300, "full": 1800}
 
@@ -77,8 +77,14 @@ def _error_summary(err: BaseException) -> str:
     return tail[0][:300] if tail else "".join(traceback.format_exception_only(type(err), err)).strip()
 
 
-def run_unit(unit: course.Unit, tier: str, *, record: bool = False, only: str | None = None) -> list[NotebookRun]:
-    """Execute every lecture and solution notebook of ``unit``; failures are collected, not fatal."""
+def run_unit(unit: course.Unit, tier: str, *, record: bool = False, only: str | None = None,
+             skip_current: str | None = None) -> list[NotebookRun]:
+    """Execute every lecture and solution notebook of ``unit``; failures are collected, not fatal.
+
+    With ``skip_current`` set to a device type ("cuda", "cpu"), notebooks whose committed result is
+    current for it (:func:`dlfund.results.stale_reason`) are not run again: a long recording run can be
+    resumed where it stopped.
+    """
     course.require_repo()
     env = {"DLFUND_TIER": tier, "MPLBACKEND": "Agg", "DLFUND_NO_NETWORK": "1"}
     if record:
@@ -89,6 +95,14 @@ def run_unit(unit: course.Unit, tier: str, *, record: bool = False, only: str | 
         raise KeyError(f"unit {unit.number} has no notebook {only!r}")
     for n, (name, kind, path) in enumerate(items, start=1):
         run = NotebookRun(unit, name, kind)
+        if skip_current and stale_reason(unit, name, path, tier, skip_current) is None:
+            run.status = "current"
+            reference = load(unit, name, tier) or {}
+            run.metrics = reference.get("metrics", {})
+            run.wall_s = float(reference.get("provenance", {}).get("wall_s", 0.0))
+            tqdm.write(f"= {name:<32} recorded result is current ({reference['provenance']['commit']}), skipped")
+            runs.append(run)
+            continue
         run.executed = course.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
         start = time.perf_counter()
         try:
@@ -118,7 +132,27 @@ def summary(runs: list[NotebookRun], tier: str) -> str:
         shown = ", ".join(f"{k}={fmt(v)}" for k, v in list(scalars.items())[:5])
         lines.append(f"  {r.status:<6} {r.name:<{width}} {r.wall_s:6.1f} s  {shown or r.error}")
     ok = sum(r.status == "ok" for r in runs)
-    total = sum(r.wall_s for r in runs)
-    lines.append(f"{ok}/{len(runs)} notebooks ran, {total:.0f} s in all; executed copies in "
+    current = sum(r.status == "current" for r in runs)
+    total = sum(r.wall_s for r in runs if r.status != "current")
+    if current:
+        lines.append(f"{current} notebook(s) skipped: their recorded results are current (times shown as recorded)")
+    lines.append(f"{ok}/{len(runs) - current} notebooks ran, {total:.0f} s in all; executed copies in "
                  f"{course.display_path(course.RUNS_DIR / runs[0].unit.dirname / 'executed')}/" if runs else "nothing ran")
+    return "\n".join(lines)
+
+
+def course_summary(per_unit: list[list[NotebookRun]], tier: str) -> str:
+    """One line per unit of a multi-unit run: notebooks run, failed and skipped, and the time spent."""
+    lines = [f"course summary ({tier} tier):",
+             f"  {'unit':<28} {'ran':>4} {'failed':>6} {'current':>7} {'time':>8}"]
+    for runs in per_unit:
+        if not runs:
+            continue
+        ran = [r for r in runs if r.status != "current"]
+        failed = [r.name for r in ran if r.status != "ok"]
+        spent = sum(r.wall_s for r in ran)
+        lines.append(f"  {runs[0].unit.dirname:<28} {len(ran):>4} {len(failed):>6} "
+                     f"{len(runs) - len(ran):>7} {spent:>7.0f}s" + (f"  failed: {', '.join(failed)}" if failed else ""))
+    spent = sum(r.wall_s for runs in per_unit for r in runs if r.status != "current")
+    lines.append(f"  {'total':<28} {'':>4} {'':>6} {'':>7} {spent:>7.0f}s")
     return "\n".join(lines)

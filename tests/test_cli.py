@@ -100,3 +100,8 @@ def test_lab_starts_jupyterlab_on_the_course(capsys, monkeypatch):
     assert code == 0 and seen["cwd"] == course.ROOT
     assert seen["cmd"][1:3] == ["-m", "jupyterlab"] and "--no-browser" in seen["cmd"]
     assert f"--ServerApp.root_dir={course.ROOT}" in seen["cmd"]
+
+
+def test_run_all_refuses_a_notebook_name(capsys):
+    code, _, err = run_cli(capsys, "run", "--all", "--notebook", "01-supervised-workflow")
+    assert code == 2 and "--notebook names a notebook of one unit" in err

@@ -61,3 +61,92 @@ def test_corrupt_reference_is_a_clear_error(tmp_path, monkeypatch):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON.*dlfund run 1 --record"):
         results.load(1, "x", "full")
+
+
+# --- which recorded results are current (dlfund run --skip-current) ---------------------------------
+
+def _git(root, *args):
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A git repository holding one notebook file, committed, and a results folder beside it."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = tmp_path / "repo"
+    (root / "units").mkdir(parents=True)
+    notebook = root / "units" / "nb.ipynb"
+    notebook.write_text("{}\n")
+    _git(root, "init", "-q")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "nb")
+    monkeypatch.setattr(course, "ROOT", root)
+    monkeypatch.setattr(course, "RESULTS_DIR", root / "book" / "results")
+    unit = course.get_unit(1)
+
+    def write(**prov):
+        payload = {"unit": 1, "notebook": "nb", "metrics": {"acc": 0.9},
+                   "settings": {k: results._clean(v, k) for k, v in unit.tier_config("full").items()},
+                   "provenance": {"device_type": "cuda", "commit": _git(root, "rev-parse", "--short=12", "HEAD"),
+                                  "wall_s": 12.5, **prov}}
+        path = results.result_path(course.RESULTS_DIR, unit, "nb", "full")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload))
+        return payload
+
+    return unit, notebook, write
+
+
+def test_a_result_is_current_only_for_its_device_commit_file_and_settings(repo, monkeypatch):
+    unit, notebook, write = repo
+    reason = lambda device="cuda": results.stale_reason(unit, "nb", notebook, "full", device)  # noqa: E731
+    assert reason() == "no recorded result"
+    write()
+    assert reason() is None
+    assert "recorded on 'cuda', this run uses 'cpu'" in reason("cpu")
+    write(commit="abc+dirty")
+    assert "not a clean commit" in reason()
+    write(commit="0123456789ab")  # a commit this repository does not have
+    assert "changed since 0123456789ab" in reason()
+    write()
+    notebook.write_text('{"cells": []}\n')  # edited after the recording
+    assert reason() == "nb.ipynb changed since " + _git(notebook.parent, "rev-parse", "--short=12", "HEAD")
+    notebook.write_text("{}\n")
+    assert reason() is None
+    changed = {**unit.config, "full": {**unit.tier_config("full"), "epochs": -1}}
+    monkeypatch.setattr(course.Unit, "tier_config", lambda self, tier: changed[tier])  # Unit is frozen
+    assert "settings changed" in reason()
+
+
+def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
+    from dlfund import runner
+
+    unit, notebook, write = repo
+    items = runner.unit_notebooks(unit)
+    current = items[0][0]
+    monkeypatch.setattr(runner, "stale_reason",
+                        lambda u, name, path, tier, device: None if name == current else "no recorded result")
+    monkeypatch.setattr(runner, "load", lambda u, name, tier: {"metrics": {"acc": 0.9},
+                                                                "provenance": {"wall_s": 12.5, "commit": "c0ffee"}})
+    executed = []
+
+    def fake_execute(path, out, **kwargs):
+        executed.append(path.stem)
+        if path.stem == items[1][0]:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    monkeypatch.setattr(course, "RUNS_DIR", notebook.parent.parent / "runs")
+    runs = runner.run_unit(unit, "full", skip_current="cuda")
+    assert executed == [name for name, _, _ in items[1:]], "the current notebook is not executed again"
+    assert [r.status for r in runs] == ["current", "FAILED"] + ["ok"] * (len(items) - 2)
+    assert runs[0].metrics == {"acc": 0.9} and runs[0].wall_s == 12.5
+    text = runner.summary(runs, "full")
+    assert "1 notebook(s) skipped" in text and f"{len(items) - 2}/{len(items) - 1} notebooks ran" in text
+    course_text = runner.course_summary([runs], "full")
+    assert f"failed: {items[1][0]}" in course_text and unit.dirname in course_text
