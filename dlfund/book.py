@@ -54,6 +54,9 @@ def stage(dest: Path | None = None) -> list[str]:
     for folder in ("book", "units", "solutions"):
         shutil.copytree(course.ROOT / folder, dest / folder, ignore=ignore)
     atomic_write_text(dest / "book" / "_generated" / "results.md", results_markdown())
+    # the quiz instructions have one source, the quiz package's README
+    atomic_write_text(dest / "book" / "_generated" / "quiz.md",
+                      (course.ROOT / "dlfund" / "quiz" / "README.md").read_text(encoding="utf-8"))
     with_outputs = []
     for u in course.UNITS:
         for name in [nb.name for nb in u.notebooks] + [ex.name for ex in u.exercises]:

@@ -75,6 +75,7 @@ def toc() -> str:
         sections += [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises]
         parts.append({"caption": f"Unit {u.number:02d} · {u.title}",
                       "chapters": [{"file": f"units/{u.dirname}/README", "sections": sections}]})
+    parts.append({"caption": "Certification quiz", "chapters": [{"file": "book/_generated/quiz"}]})
     parts.append({"caption": "Results", "chapters": [{"file": "book/_generated/results"}]})
     doc = {"format": "jb-book", "root": "book/intro", "parts": parts}
     return "# Generated from dlfund/course.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)

@@ -36,6 +36,8 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
     page = (html / "units" / unit.dirname / f"{unit.notebooks[0].name}.html").read_text(encoding="utf-8")
     assert "OUTPUT-FROM-A-RUN" in page
     assert (html / "book" / "_generated" / "results.html").exists()
+    quiz_page = (html / "book" / "_generated" / "quiz.html").read_text(encoding="utf-8")
+    assert "Pass mark: 80%" in quiz_page and "self-assessment" in quiz_page
     shutil.rmtree(tmp_path / "out")
 
 
