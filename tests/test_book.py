@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -38,6 +39,19 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
     assert (html / "book" / "_generated" / "results.html").exists()
     quiz_page = (html / "book" / "_generated" / "quiz.html").read_text(encoding="utf-8")
     assert "Pass mark: 80%" in quiz_page and "self-assessment" in quiz_page
+    # every internal link of every page resolves to a file of the built book
+    broken, checked = [], 0
+    for built in html.rglob("*.html"):
+        if "_static" in built.relative_to(html).parts:  # theme templates, not pages
+            continue
+        for href in re.findall(r'href="([^"]+)"', built.read_text(encoding="utf-8")):
+            target = href.split("#")[0].split("?")[0]
+            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("//"):
+                continue  # an anchor on the same page, or an external address
+            checked += 1
+            if not (built.parent / target).exists():
+                broken.append(f"{built.relative_to(html)} -> {href}")
+    assert checked > 100 and not broken, broken[:20]
     shutil.rmtree(tmp_path / "out")
 
 
