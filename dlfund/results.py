@@ -28,17 +28,23 @@ if TYPE_CHECKING:
 
 
 def _git_commit() -> str:
+    """The repository's commit (``+dirty`` with uncommitted changes to tracked files).
+
+    A copy of the course without ``.git`` (e.g. sent to a GPU machine by ``tools/gpu-full-tier.sh``)
+    reports ``$DLFUND_COMMIT``, which the bundle records from the tree it was made from.
+    """
+    fallback = os.environ.get("DLFUND_COMMIT") or "unknown"
     try:
         out = subprocess.run(["git", "-C", str(course.ROOT), "rev-parse", "--short=12", "HEAD"],
                              capture_output=True, text=True, timeout=10)
         commit = out.stdout.strip()
-        if not commit:
-            return "unknown"
+        if out.returncode != 0 or not commit:
+            return fallback
         dirty = subprocess.run(["git", "-C", str(course.ROOT), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def peak_memory(device: torch.device) -> tuple[float, str]:

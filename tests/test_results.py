@@ -150,3 +150,11 @@ def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
     assert "1 notebook(s) skipped" in text and f"{len(items) - 2}/{len(items) - 1} notebooks ran" in text
     course_text = runner.course_summary([runs], "full")
     assert f"failed: {items[1][0]}" in course_text and unit.dirname in course_text
+
+
+def test_a_copy_without_git_reports_the_bundled_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "ROOT", tmp_path)  # not a git repository
+    monkeypatch.delenv("DLFUND_COMMIT", raising=False)
+    assert results._git_commit() == "unknown"
+    monkeypatch.setenv("DLFUND_COMMIT", "0123456789ab")
+    assert results._git_commit() == "0123456789ab"
