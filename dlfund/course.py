@@ -345,6 +345,105 @@ UNITS: tuple[Unit, ...] = (
         },
     ),
     Unit(
+        number=8,
+        slug="rnn-attention",
+        title="RNNs and attention",
+        summary=(
+            "Text as data (cleaning, tokenising, a vocabulary, a split that keeps movies apart); a "
+            "bag-of-words baseline and embeddings; RNN, LSTM and GRU classifiers over packed sequences; an "
+            "encoder-decoder with additive (Bahdanau) attention on a generated task, with attention heatmaps, "
+            "compared with the same model without attention."
+        ),
+        notebooks=(
+            Notebook("01-text-as-data", "Text as data", smoke_s=30, full_s=60),
+            Notebook("02-bag-of-words-baseline", "A bag-of-words baseline and embeddings", smoke_s=60, full_s=180),
+            Notebook("03-rnn-classifiers", "RNN, LSTM and GRU classifiers", smoke_s=60, full_s=600),
+            Notebook("04-seq2seq-attention", "An encoder-decoder with attention", smoke_s=60, full_s=600),
+        ),
+        exercises=(
+            Exercise("ex01-additive-attention", "Additive attention with a padding mask",
+                     ("unit08.additive_attention",), smoke_s=30, full_s=60),
+            Exercise("ex02-gru-cell", "A GRU cell from scratch", ("unit08.gru_cell",), smoke_s=45, full_s=120),
+        ),
+        datasets=("movie-reviews",),
+        config={
+            "smoke": {
+                # notebooks 01-03: movie reviews, split by movie
+                "split_seed": 0, "n_train": 4000, "min_freq": 2, "bow_Cs": (0.3, 1.0, 3.0, 10.0),
+                "embed_dim": 32, "hidden_size": 32, "bidirectional": False, "dropout": 0.3, "epochs": 4,
+                "batch_size": 64, "lr": 1e-2, "weight_decay": 0.01, "cells": ("rnn", "lstm", "gru"),
+                "bag_epochs": 6, "bag_lr": 1e-2,
+                # notebook 04: number words -> digits, prefixed s2s_
+                "s2s_max_digits": 6, "s2s_train": 3000, "s2s_val": 300, "s2s_test": 600, "s2s_embed": 32,
+                "s2s_hidden": 64, "s2s_epochs": 4, "s2s_batch_size": 64, "s2s_lr": 1e-2,
+            },
+            "full": {
+                "split_seed": 0, "n_train": None, "min_freq": 2, "bow_Cs": (0.3, 1.0, 3.0, 10.0),
+                "embed_dim": 128, "hidden_size": 128, "bidirectional": True, "dropout": 0.5, "epochs": 10,
+                "batch_size": 64, "lr": 3e-3, "weight_decay": 0.01, "cells": ("rnn", "lstm", "gru"),
+                "bag_epochs": 20, "bag_lr": 1e-2,
+                "s2s_max_digits": 12, "s2s_train": 20000, "s2s_val": 1000, "s2s_test": 2000, "s2s_embed": 64,
+                "s2s_hidden": 128, "s2s_epochs": 8, "s2s_batch_size": 128, "s2s_lr": 3e-3,
+            },
+        },
+    ),
+    Unit(
+        number=9,
+        slug="self-attention",
+        title="Self-attention from scratch",
+        summary=(
+            "Attention built in visible steps (raw parameters, linear layers, causal mask, multi-head, "
+            "fused) and checked against PyTorch's; sinusoidal, learned and rotary positions; the "
+            "transformer block and a small GPT trained on Shakespeare's characters; sampling with "
+            "temperature and top-k; a KV cache; time and memory of attention as sequences grow."
+        ),
+        notebooks=(
+            Notebook("01-attention-step-by-step", "Self-attention, step by step", smoke_s=30, full_s=60),
+            Notebook("02-positions", "Positions: sinusoidal, learned and rotary", smoke_s=60, full_s=600),
+            Notebook("03-gpt-on-shakespeare", "A small GPT on Shakespeare", smoke_s=60, full_s=600),
+            Notebook("04-sampling-and-kv-cache", "Sampling and the KV cache", smoke_s=60, full_s=600),
+            Notebook("05-attention-scaling", "How attention scales with sequence length", smoke_s=60, full_s=300),
+        ),
+        exercises=(
+            Exercise("ex01-causal-mask", "The causal mask", ("unit09.causal_mask",), smoke_s=30, full_s=60),
+            Exercise("ex02-multi-head", "Splitting and merging heads", ("unit09.multi_head",), smoke_s=30, full_s=60),
+            Exercise("ex03-kv-cache", "A KV cache", ("unit09.kv_cache",), smoke_s=45, full_s=300),
+        ),
+        datasets=("shakespeare",),
+        config={
+            "smoke": {
+                "attn_dim": 16, "attn_heads": 4, "attn_tokens": 6,
+                # notebook 02: a small model per kind of position
+                "pos_layers": 2, "pos_heads": 4, "pos_dim": 64, "pos_block": 64, "pos_batch": 32,
+                "pos_steps": 400, "pos_time_s": 6, "pos_lr": 3e-3,
+                # notebook 03: the GPT
+                "gpt_layers": 2, "gpt_heads": 4, "gpt_dim": 64, "gpt_block": 64, "gpt_dropout": 0.0,
+                "gpt_batch": 32, "gpt_lr": 3e-3, "gpt_steps": 3000, "gpt_time_s": 20, "gpt_warmup": 50,
+                "gpt_eval_every": 100, "gpt_eval_batches": 5, "gpt_compile": False, "gpt_target": None,
+                # notebook 04 and ex03: sampling and the KV cache
+                "gen_layers": 2, "gen_heads": 4, "gen_dim": 64, "gen_block": 128, "gen_batch": 16,
+                "gen_steps": 3000, "gen_time_s": 12, "gen_lr": 3e-3,
+                "kv_prompt": 16, "kv_new_tokens": 96, "kv_batch": 4, "kv_target_speedup": None,
+                # notebook 05: scaling
+                "scale_lengths": (64, 128, 256, 512, 1024, 2048), "scale_dim": 64, "scale_heads": 4, "scale_batch": 1,
+                "scale_min_run_s": 0.05,
+            },
+            "full": {
+                "attn_dim": 16, "attn_heads": 4, "attn_tokens": 6,
+                "pos_layers": 4, "pos_heads": 4, "pos_dim": 128, "pos_block": 128, "pos_batch": 64,
+                "pos_steps": 5000, "pos_time_s": 90, "pos_lr": 2e-3,
+                "gpt_layers": 6, "gpt_heads": 6, "gpt_dim": 384, "gpt_block": 256, "gpt_dropout": 0.2,
+                "gpt_batch": 64, "gpt_lr": 1e-3, "gpt_steps": 30000, "gpt_time_s": 300, "gpt_warmup": 200,
+                "gpt_eval_every": 500, "gpt_eval_batches": 40, "gpt_compile": True, "gpt_target": 1.45,
+                "gen_layers": 6, "gen_heads": 6, "gen_dim": 384, "gen_block": 640, "gen_batch": 32,
+                "gen_steps": 30000, "gen_time_s": 120, "gen_lr": 1e-3,
+                "kv_prompt": 64, "kv_new_tokens": 512, "kv_batch": 64, "kv_target_speedup": 3.0,
+                "scale_lengths": (256, 512, 1024, 2048, 4096, 8192, 16384), "scale_dim": 512, "scale_heads": 8,
+                "scale_batch": 4, "scale_min_run_s": 0.2,
+            },
+        },
+    ),
+    Unit(
         number=14,
         slug="evaluation",
         title="Evaluation and next steps",
