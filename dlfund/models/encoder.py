@@ -376,7 +376,7 @@ def finetune(model: EncoderClassifier, train: object, val: object, *, epochs: in
     After each epoch the validation accuracy is measured; the best epoch's weights are restored at the
     end. Returns ``{"train_loss": [...], "val_accuracy": [...]}`` per epoch.
     """
-    from .rnn import predict
+    from .rnn import fit_classifier
 
     model.to(device)
     head = [p for p in model.head.parameters() if p.requires_grad]
@@ -390,28 +390,4 @@ def finetune(model: EncoderClassifier, train: object, val: object, *, epochs: in
     warm = max(1, int(warmup * total_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
-    trainable = body + head
-    history: dict[str, list[float]] = {"train_loss": [], "val_accuracy": []}
-    best, best_state = -1.0, None
-    for epoch in range(epochs):
-        model.train()
-        total, count = 0.0, 0
-        for ids, lengths, y in train:  # type: ignore[attr-defined]
-            loss = F.cross_entropy(model(ids, lengths), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(trainable, clip)
-            opt.step()
-            sched.step()
-            total, count = total + loss.item() * len(y), count + len(y)
-        pred, true = predict(model, val)
-        acc = (pred == true).float().mean().item()
-        history["train_loss"].append(total / count)
-        history["val_accuracy"].append(acc)
-        if acc > best:
-            best, best_state = acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if verbose:
-            print(f"epoch {epoch + 1:2d}: train loss {total / count:.4f}, validation accuracy {acc:.4f}")
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+    return fit_classifier(model, train, val, opt, epochs=epochs, clip=clip, scheduler=sched, verbose=verbose)

@@ -87,6 +87,17 @@ def train_text_classifier(model: nn.Module, train: object, val: object, *, epoch
     best epoch are restored at the end (early stopping on validation, not test). Returns the history."""
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return fit_classifier(model, train, val, opt, epochs=epochs, clip=clip, verbose=verbose)
+
+
+def fit_classifier(model: nn.Module, train: object, val: object, opt: torch.optim.Optimizer, *, epochs: int,
+                   clip: float = 1.0, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                   verbose: bool = True) -> dict[str, list[float]]:
+    """The epoch loop shared by the text classifiers: cross-entropy on ``(ids, lengths, labels)`` batches,
+    clipping of the trainable parameters' gradient norm, ``opt`` (and ``scheduler``, stepped per batch);
+    the validation accuracy after each epoch, and the best epoch's weights restored at the end.
+    Returns ``{"train_loss": [...], "val_accuracy": [...]}`` per epoch."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
     history: dict[str, list[float]] = {"train_loss": [], "val_accuracy": []}
     best, best_state = -1.0, None
     for epoch in range(epochs):
@@ -96,8 +107,10 @@ def train_text_classifier(model: nn.Module, train: object, val: object, *, epoch
             loss = nn.functional.cross_entropy(model(ids, lengths), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
+            nn.utils.clip_grad_norm_(trainable, clip)
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             total, count = total + loss.item() * len(y), count + len(y)
         pred, true = predict(model, val)
         acc = (pred == true).float().mean().item()
