@@ -194,6 +194,21 @@ def cmd_exam(args: argparse.Namespace) -> int:
                                        out_dir=args.out, input_fn=input_fn))
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import time
+
+    from .config import pick_device
+    from .perf import reference
+
+    device = pick_device()
+    start = time.perf_counter()
+    rows = reference.run(args.tier, device)
+    print(reference.table(rows))
+    if args.record:
+        print("recorded " + reference.record(rows, args.tier, device, time.perf_counter() - start))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlfund", description="dlfund: a deep-learning course that runs, offline.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -254,6 +269,13 @@ def parser() -> argparse.ArgumentParser:
                        help="seed of the question draw and order (default: random, printed)")
         s.add_argument("--out", help="folder for the certificate (default runs/certificates/)")
         s.set_defaults(func=cmd_quiz if name == "quiz" else cmd_exam)
+
+    s = sub.add_parser("bench", help="reference benchmarks: the course's code beside the libraries it teaches",
+                       description="Run dlfund's attention, ViT and GPT beside PyTorch's SDPA, timm and bf16/compile "
+                                   "on the same inputs in one process, and print one table of ratios.")
+    s.add_argument("--tier", choices=course.TIERS, default="smoke", help="sizes: smoke (seconds, CPU) or full (GPU)")
+    s.add_argument("--record", action="store_true", help="write book/results/benchmarks/reference.<tier>.json")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")
     s.add_argument("-v", "--verbose", action="store_true")

@@ -1,0 +1,219 @@
+"""Reference benchmarks: the course's from-scratch code beside the library code it teaches.
+
+Each comparison runs in one process, on the same inputs and the same device, after checking that both
+sides compute the same thing. ``dlfund bench`` prints one table of ratios and, with ``--record``,
+writes it with its provenance to ``book/results/benchmarks/reference.<tier>.json``.
+
+- attention: unit 9's explicit multi-head attention (the ``(B, h, T, T)`` weights in memory) vs the
+  same module on ``F.scaled_dot_product_attention``, forward + backward, as the sequence grows;
+- ViT: unit 7's ``dlfund.models.vit.ViT`` vs a ``timm`` VisionTransformer of the same shape (where timm
+  is installed), training images per second;
+- GPT precision: unit 9's GPT training step in fp32, bf16 autocast and (on CUDA) ``torch.compile``.
+
+Comparisons whose course code is not written yet are listed as pending, with the unit they wait for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .. import course
+from .._io import atomic_write_json
+
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"attn_lengths": (64, 256), "attn_dim": 64, "attn_heads": 4, "attn_batch": 2,
+              "vit_batch": 32, "vit_dim": 48, "vit_depth": 2, "vit_heads": 4, "vit_steps": 3,
+              "gpt_layers": 2, "gpt_dim": 64, "gpt_heads": 4, "gpt_block": 64, "gpt_batch": 8, "gpt_steps": 3,
+              "min_run_s": 0.05},
+    "full": {"attn_lengths": (512, 1024, 2048, 4096, 8192), "attn_dim": 512, "attn_heads": 8, "attn_batch": 4,
+             "vit_batch": 512, "vit_dim": 192, "vit_depth": 6, "vit_heads": 6, "vit_steps": 30,
+             "gpt_layers": 6, "gpt_dim": 384, "gpt_heads": 6, "gpt_block": 256, "gpt_batch": 64, "gpt_steps": 30,
+             "min_run_s": 0.5},
+}
+
+PENDING = (
+    ("LLaMA forward+backward tokens/s vs transformers LlamaForCausalLM (bf16)", 12),
+    ("logits parity with LlamaForCausalLM on SmolLM2-135M", 12),
+    ("MFU of a SmolLM2-135M training step", 12),
+    ("LoRA vs peft LoRA: parameters, step time, memory", 13),
+)
+
+
+@dataclass
+class Row:
+    """One measured comparison: ``ratio = ours / reference`` (for throughputs: above 1 means ours is faster)."""
+
+    benchmark: str
+    setting: str
+    metric: str
+    ours: float
+    reference: float
+    ratio: float
+    note: str = ""
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _seconds_per_call(fn: Callable[[], Any], device: torch.device, min_run_s: float) -> float:
+    """Median wall time of ``fn()`` over repeats lasting at least ``min_run_s`` (after one warm-up call)."""
+    fn()
+    _sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while not times or time.perf_counter() - start < min_run_s or len(times) < 3:
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _peak_mb(fn: Callable[[], Any], device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    _sync(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def bench_attention(size: dict[str, Any], device: torch.device) -> list[Row]:
+    """Explicit multi-head attention vs the same weights on SDPA, forward + backward, per sequence length."""
+    from ..models.attention import (FusedMultiHeadAttention, MultiHeadAttention, attention_weights,
+                                    load_attention_weights)
+
+    dim, heads, batch = size["attn_dim"], size["attn_heads"], size["attn_batch"]
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(dim, heads, causal=True).to(device)
+    fused = FusedMultiHeadAttention(dim, heads, causal=True).to(device)
+    load_attention_weights(fused, **attention_weights(ours))  # the same function, two implementations
+    rows = []
+    for t in size["attn_lengths"]:
+        x = torch.randn(batch, t, dim, device=device, requires_grad=True)
+        try:
+            difference = (ours(x) - fused(x)).abs().max().item()
+        except torch.cuda.OutOfMemoryError:
+            rows.append(Row("attention", f"T={t}", "fwd+bwd ms", float("nan"), float("nan"), float("nan"),
+                            "explicit attention ran out of memory"))
+            continue
+        if difference > 1e-4:
+            raise AssertionError(f"attention at T={t}: the two implementations differ by {difference:.2e}")
+
+        def step(module: torch.nn.Module) -> Callable[[], None]:
+            return lambda: module(x).sum().backward()
+
+        ms = [1000 * _seconds_per_call(step(m), device, size["min_run_s"]) for m in (ours, fused)]
+        memory = [_peak_mb(step(m), device) for m in (ours, fused)]
+        note = f"max difference {difference:.1e}"
+        if memory[0] is not None and memory[1] is not None:
+            note += f"; peak memory {memory[0]:.0f} MB vs {memory[1]:.0f} MB"
+        rows.append(Row("attention: explicit vs SDPA", f"T={t}, B={batch}, D={dim}, h={heads}", "fwd+bwd ms",
+                        ms[0], ms[1], ms[0] / ms[1], note))
+    return rows
+
+
+def bench_vit(size: dict[str, Any], device: torch.device) -> list[Row]:
+    """dlfund's ViT vs timm's VisionTransformer of the same shape: training images per second."""
+    from ..models.vit import ViT
+    from ..train.vision import images_per_second
+
+    try:
+        from timm.models.vision_transformer import VisionTransformer
+    except ImportError:
+        return [Row("ViT: dlfund vs timm", "", "train images/s", float("nan"), float("nan"), float("nan"),
+                    "timm is not installed: skipped")]
+    dim, depth, heads = size["vit_dim"], size["vit_depth"], size["vit_heads"]
+    ours = ViT(image_size=28, patch_size=4, in_channels=1, num_classes=10, dim=dim, depth=depth, heads=heads,
+               mlp_ratio=2.0)
+    ref = VisionTransformer(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=dim, depth=depth,
+                            num_heads=heads, mlp_ratio=2.0, class_token=True, global_pool="token")
+    params = [sum(p.numel() for p in m.parameters()) for m in (ours, ref)]
+    rates = [images_per_second(m, size["vit_batch"], device, steps=size["vit_steps"]) for m in (ours, ref)]
+    return [Row("ViT: dlfund vs timm", f"28x28, patch 4, D={dim}, depth {depth}, batch {size['vit_batch']}",
+                "train images/s", rates[0], rates[1], rates[0] / rates[1],
+                f"parameters {params[0]:,} vs {params[1]:,}")]
+
+
+def bench_gpt_precision(size: dict[str, Any], device: torch.device) -> list[Row]:
+    """Unit 9's GPT training step: bf16 autocast and compile against fp32, tokens per second."""
+    from ..models.gpt import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=96, block_size=size["gpt_block"], n_layer=size["gpt_layers"],
+                    n_head=size["gpt_heads"], n_embd=size["gpt_dim"], dropout=0.0)
+    torch.manual_seed(0)
+    base = GPT(cfg).to(device)
+    idx = torch.randint(0, cfg.vocab_size, (size["gpt_batch"], cfg.block_size + 1), device=device)
+    x, y = idx[:, :-1], idx[:, 1:]
+    tokens = x.numel()
+
+    def step(model: torch.nn.Module, bf16: bool) -> Callable[[], None]:
+        def run() -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            F.cross_entropy(logits.float().reshape(-1, cfg.vocab_size), y.reshape(-1)).backward()
+        return run
+
+    fp32 = tokens / _seconds_per_call(step(base, False), device, size["min_run_s"])
+    rows = [Row("GPT step: bf16 autocast vs fp32", f"{cfg.n_layer} layers, D={cfg.n_embd}, T={cfg.block_size}",
+                "tokens/s", tokens / _seconds_per_call(step(base, True), device, size["min_run_s"]), fp32, 0.0)]
+    if device.type == "cuda":
+        compiled = torch.compile(base)
+        rate = tokens / _seconds_per_call(step(compiled, True), device, size["min_run_s"])
+        rows.append(Row("GPT step: bf16 + compile vs fp32", rows[0].setting, "tokens/s", rate, fp32, 0.0,
+                        "compile time excluded (one warm-up call)"))
+    else:
+        rows.append(Row("GPT step: bf16 + compile vs fp32", rows[0].setting, "tokens/s", float("nan"), fp32,
+                        float("nan"), "compile measured on CUDA only"))
+    for row in rows:
+        if row.ratio == 0.0:
+            row.ratio = row.ours / row.reference
+    return rows
+
+
+def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[Row]:
+    """Every comparison at the tier's sizes on ``device`` (default: the course's pick)."""
+    from ..config import pick_device
+
+    if tier not in SIZES:
+        raise ValueError(f"unknown tier {tier!r}: expected one of {', '.join(SIZES)}")
+    device = torch.device(device) if device is not None else pick_device()
+    size = SIZES[tier]
+    return [*bench_attention(size, device), *bench_vit(size, device), *bench_gpt_precision(size, device)]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a plain-text table, with the comparisons still pending at the end."""
+    lines = ["ratio = ours / reference: for ms lower is better, for a rate (/s) higher is better",
+             f"{'benchmark':<36} {'setting':<44} {'metric':<15} {'ours':>10} {'reference':>10} {'ratio':>7}  note"]
+    for r in rows:
+        lines.append(f"{r.benchmark:<36} {r.setting:<44} {r.metric:<15} {r.ours:>10.4g} {r.reference:>10.4g} "
+                     f"{r.ratio:>7.3g}  {r.note}")
+    built = {u.number for u in course.UNITS}
+    for what, unit in PENDING:
+        if unit not in built:
+            lines.append(f"{'pending':<36} {what} (needs unit {unit})")
+    return "\n".join(lines)
+
+
+def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> str:
+    """Write the rows with provenance to ``book/results/benchmarks/reference.<tier>.json``; return its path."""
+    from ..results import _clean, provenance
+
+    path = course.RESULTS_DIR / "benchmarks" / f"reference.{tier}.json"
+    payload = {"rows": [{k: (None if isinstance(v, float) and v != v else _clean(v, k))
+                         for k, v in asdict(r).items()} for r in rows],
+               "pending": [{"comparison": what, "needs_unit": unit} for what, unit in PENDING
+                           if unit not in {u.number for u in course.UNITS}],
+               "provenance": provenance(device, tier, wall_s)}
+    atomic_write_json(path, payload, sort_keys=False)
+    return course.display_path(path)
