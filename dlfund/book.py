@@ -32,6 +32,12 @@ def results_markdown() -> str:
             lines += [f"## Unit {u.number:02d} · {u.title}", "", *rows, ""]
     if not found:
         lines.append("No results have been recorded yet.")
+    from .perf.reference import recorded_markdown
+
+    bench = recorded_markdown()
+    if bench:
+        lines += ["## Reference benchmarks", "", "`dlfund bench --record`: the course's code beside the "
+                  "libraries it teaches, in one process on the same inputs.", "", *bench]
     return "\n".join(lines) + "\n"
 
 

@@ -43,6 +43,10 @@ def test_cli_bench_records_with_provenance(tmp_path, monkeypatch, capsys):
     payload = json.loads((tmp_path / "benchmarks" / "reference.smoke.json").read_text())
     assert payload["provenance"]["tier"] == "smoke" and payload["provenance"]["device_type"] == "cpu"
     assert payload["rows"] and all(set(r) >= {"benchmark", "ours", "reference", "ratio"} for r in payload["rows"])
+    from dlfund import book
+
+    page = book.results_markdown()  # the book's results page shows the recorded table
+    assert "## Reference benchmarks" in page and "| attention: explicit vs SDPA | T=64" in page
 
 
 def test_unknown_tier_is_a_clear_error():

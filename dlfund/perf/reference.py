@@ -15,6 +15,7 @@ Comparisons whose course code is not written yet are listed as pending, with the
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -217,3 +218,20 @@ def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> s
                "provenance": provenance(device, tier, wall_s)}
     atomic_write_json(path, payload, sort_keys=False)
     return course.display_path(path)
+
+
+def recorded_markdown() -> list[str]:
+    """Markdown of every recorded ``book/results/benchmarks/reference.<tier>.json`` (none: an empty list)."""
+    lines: list[str] = []
+    for path in sorted((course.RESULTS_DIR / "benchmarks").glob("reference.*.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        p = payload["provenance"]
+        lines += [f"**{p['tier']} sizes** · {p['device']} · torch {p['torch']} · {p['date'][:10]} · commit "
+                  f"{p['commit']} · ratio = ours / reference (ms: lower is better; rates: higher is better)", "",
+                  "| benchmark | setting | metric | ours | reference | ratio | note |", "|---|---|---|---|---|---|---|"]
+        for r in payload["rows"]:
+            cells = ["n/a" if r[k] is None else f"{r[k]:.4g}" for k in ("ours", "reference", "ratio")]
+            lines.append(f"| {r['benchmark']} | {r['setting']} | {r['metric']} | {' | '.join(cells)} | {r['note']} |")
+        lines += [f"- pending: {q['comparison']} (needs unit {q['needs_unit']})" for q in payload.get("pending", [])]
+        lines.append("")
+    return lines
