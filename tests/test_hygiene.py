@@ -85,6 +85,11 @@ def test_recorded_results_have_provenance():
     required = {"device", "tier", "wall_s", "torch", "commit", "date", "peak_memory_mb"}
     for path in course.RESULTS_DIR.rglob("*.json"):
         r = json.loads(path.read_text(encoding="utf-8"))
+        if path.parent.name == "benchmarks":  # dlfund bench: rows of comparisons, not one notebook's metrics
+            assert path.name == f"reference.{r['provenance']['tier']}.json"
+            assert required <= set(r["provenance"]), f"{path}: provenance lacks {required - set(r['provenance'])}"
+            assert r["rows"], f"{path}: no rows"
+            continue
         unit = course.get_unit(r["unit"])
         assert path.parent.name == unit.dirname
         assert path.name == f"{r['notebook']}.{r['provenance']['tier']}.json"
