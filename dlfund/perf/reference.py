@@ -16,7 +16,6 @@ Comparisons whose course code is not written yet are listed as pending, with the
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from .. import course
 from .._io import atomic_write_json
+from .timing import median_seconds
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"attn_lengths": (64, 256), "attn_dim": 64, "attn_heads": 4, "attn_batch": 2,
@@ -64,18 +64,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _seconds_per_call(fn: Callable[[], Any], device: torch.device, min_run_s: float) -> float:
-    """Median wall time of ``fn()`` over repeats lasting at least ``min_run_s`` (after one warm-up call)."""
+    """Median seconds per call of ``fn()`` (:func:`dlfund.perf.median_seconds`), after one warm-up call
+    outside the measurement, so that a ``torch.compile`` of the first call is not timed."""
     fn()
     _sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    while not times or time.perf_counter() - start < min_run_s or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+    return median_seconds(fn, min_run_time=min_run_s)
 
 
 def _peak_mb(fn: Callable[[], Any], device: torch.device) -> float | None:
