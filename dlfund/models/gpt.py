@@ -194,11 +194,12 @@ class Block(nn.Module):
 
 
 def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
+                top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Draw the next token from the last position's logits ``(B, V)``; returns ``(B,)``.
 
     ``temperature`` divides the logits (``< 1`` sharper, ``> 1`` flatter; ``0`` means greedy argmax);
-    ``top_k`` keeps only the ``k`` most likely tokens before sampling.
+    ``top_k`` keeps only the ``k`` most likely tokens before sampling; ``top_p`` (nucleus sampling)
+    keeps the most likely tokens whose probabilities sum to at least ``p`` (always at least one).
     """
     if logits.dim() != 2:
         raise ValueError(f"sample_next expects logits of shape (B, V), got {tuple(logits.shape)}")
@@ -206,12 +207,20 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
         raise ValueError(f"temperature must be ≥ 0, got {temperature}")
     if top_k is not None and not 1 <= top_k:
         raise ValueError(f"top_k must be a positive number of tokens, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]                         # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        sorted_probs = sorted_logits.softmax(dim=-1)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs                 # probability mass ranked above each
+        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))              # keeps the first
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
