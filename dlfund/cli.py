@@ -202,6 +202,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     device = pick_device()
     start = time.perf_counter()
+    if args.suite == "fast-training":
+        from .perf import speed
+
+        rows = speed.run(args.tier, device)
+        print(reference.table(rows, pending=False))
+        if args.record:
+            print("recorded " + speed.record(rows, args.tier, device, time.perf_counter() - start))
+        return 0
     rows = reference.run(args.tier, device)
     print(reference.table(rows))
     if args.record:
@@ -274,7 +282,11 @@ def parser() -> argparse.ArgumentParser:
                        description="Run dlfund's attention, ViT and GPT beside PyTorch's SDPA, timm and bf16/compile "
                                    "on the same inputs in one process, and print one table of ratios.")
     s.add_argument("--tier", choices=course.TIERS, default="smoke", help="sizes: smoke (seconds, CPU) or full (GPU)")
-    s.add_argument("--record", action="store_true", help="write book/results/benchmarks/reference.<tier>.json")
+    s.add_argument("--suite", choices=("reference", "fast-training"), default="reference",
+                   help="reference: dlfund beside SDPA/timm/compile; fast-training: unit 11's precision, compile, "
+                        "memory and DDP/FSDP measurements")
+    s.add_argument("--record", action="store_true",
+                   help="write book/results/benchmarks/<suite>.<tier>.json")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")

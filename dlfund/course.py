@@ -488,6 +488,66 @@ UNITS: tuple[Unit, ...] = (
         },
     ),
     Unit(
+        number=11,
+        slug="fast-training",
+        title="Making training fast",
+        summary=(
+            "Speed and scale, every claim measured: fp32, tf32, fp16 with gradient scaling, bf16 mixed and pure "
+            "bf16 on unit 9's GPT and unit 7's CNN (time per step, memory, final loss and accuracy); "
+            "torch.compile timed after warm-up; gradient accumulation, Lightning's batch-size finder and "
+            "activation checkpointing; data parallelism for real with DDP and FSDP in PyTorch, Lightning and "
+            "Fabric, run as several processes; and how the same code runs on many nodes."
+        ),
+        notebooks=(
+            Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=60, full_s=600),
+            # compiling even a tiny model with inductor takes 30-40 s on a 2-core CPU: the smoke run compiles
+            # one small model once, and the budget is the maximum
+            Notebook("02-compile", "torch.compile: compile time and steady-state speed", smoke_s=60, full_s=300),
+            Notebook("03-memory-tricks", "Gradient accumulation, the batch-size finder, activation checkpointing",
+                     smoke_s=45, full_s=300),
+            # two processes start torch and Lightning (about 5-10 s each) before the few training steps
+            Notebook("04-ddp-and-fsdp", "Data parallelism for real: DDP and FSDP, several processes", smoke_s=50,
+                     full_s=300),
+        ),
+        exercises=(
+            Exercise("ex01-gradient-accumulation", "Gradient accumulation in a plain PyTorch loop",
+                     ("unit11.accumulation",), smoke_s=30, full_s=60),
+            Exercise("ex02-precision-study", "A precision study: fill the results table", ("unit11.precision_study",),
+                     smoke_s=45, full_s=300),
+        ),
+        datasets=("shakespeare", "fashion-mnist"),
+        config={
+            "smoke": {
+                # notebook 01 (and ex02): GPT on Shakespeare characters, SmallCNN on Fashion-MNIST
+                "corpus_chars": 200_000, "gpt_layers": 2, "gpt_embd": 64, "gpt_heads": 4, "gpt_block": 64,
+                "gpt_batch": 16, "gpt_steps": 30, "gpt_lr": 1e-3, "cnn_width": 8, "cnn_batch": 32, "cnn_steps": 24,
+                "cnn_n_train": 2000, "cnn_n_test": 1000, "cnn_lr": 2e-3,
+                "bf16_speedup_target": None, "loss_tolerance": None,
+                # notebook 02: torch.compile
+                "compile_layers": 1, "compile_embd": 64, "compile_block": 64, "compile_batch": 16,
+                "compile_steps": 20, "compile_speedup_target": None,
+                # notebook 03: accumulation, batch-size finder, activation checkpointing
+                "accum_batch": 32, "accum_micro": 4, "finder_max_trials": 3, "finder_init_batch": 8,
+                "ckpt_layers": 4, "ckpt_embd": 64, "ckpt_block": 128, "ckpt_batch": 8, "ckpt_steps": 5,
+                # notebook 04: data parallelism
+                "dist_steps": 4, "dist_global_batch": 8, "dist_layers": 2, "dist_embd": 32, "dist_block": 32,
+                "dist_nproc": 2,
+            },
+            "full": {
+                "corpus_chars": None, "gpt_layers": 6, "gpt_embd": 384, "gpt_heads": 6, "gpt_block": 256,
+                "gpt_batch": 64, "gpt_steps": 600, "gpt_lr": 1e-3, "cnn_width": 32, "cnn_batch": 256,
+                "cnn_steps": 600, "cnn_n_train": 60_000, "cnn_n_test": 10_000, "cnn_lr": 2e-3,
+                "bf16_speedup_target": 2.5, "loss_tolerance": 0.02,
+                "compile_layers": 6, "compile_embd": 384, "compile_block": 256, "compile_batch": 64,
+                "compile_steps": 50, "compile_speedup_target": 1.3,
+                "accum_batch": 256, "accum_micro": 8, "finder_max_trials": 12, "finder_init_batch": 32,
+                "ckpt_layers": 12, "ckpt_embd": 768, "ckpt_block": 512, "ckpt_batch": 16, "ckpt_steps": 10,
+                "dist_steps": 20, "dist_global_batch": 64, "dist_layers": 6, "dist_embd": 384, "dist_block": 256,
+                "dist_nproc": None,
+            },
+        },
+    ),
+    Unit(
         number=14,
         slug="evaluation",
         title="Evaluation and next steps",

@@ -86,7 +86,7 @@ def test_recorded_results_have_provenance():
     for path in course.RESULTS_DIR.rglob("*.json"):
         r = json.loads(path.read_text(encoding="utf-8"))
         if path.parent.name == "benchmarks":  # dlfund bench: rows of comparisons, not one notebook's metrics
-            assert path.name == f"reference.{r['provenance']['tier']}.json"
+            assert path.name in {f"{suite}.{r['provenance']['tier']}.json" for suite in ("reference", "fast-training")}
             assert required <= set(r["provenance"]), f"{path}: provenance lacks {required - set(r['provenance'])}"
             assert r["rows"], f"{path}: no rows"
             continue

@@ -1,4 +1,6 @@
-"""Performance measurement: timing now; memory and FLOPs/MFU join as later units need them."""
+"""Performance measurement: timing; and for unit 11 (imported by module, they load more) ``precision``,
+``memory``, ``compiled`` (torch.compile), ``distributed`` (DDP/FSDP as several processes) and ``speed``
+(``dlfund bench --suite fast-training``). FLOPs/MFU join as later units need them."""
 
 from __future__ import annotations
 

@@ -185,15 +185,15 @@ def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[R
     return [*bench_attention(size, device), *bench_vit(size, device), *bench_gpt_precision(size, device)]
 
 
-def table(rows: list[Row]) -> str:
-    """The rows as a plain-text table, with the comparisons still pending at the end."""
+def table(rows: list[Row], *, pending: bool = True) -> str:
+    """The rows as a plain-text table, with the comparisons still pending at the end (``pending=True``)."""
     lines = ["ratio = ours / reference: for ms lower is better, for a rate (/s) higher is better",
              f"{'benchmark':<36} {'setting':<44} {'metric':<15} {'ours':>10} {'reference':>10} {'ratio':>7}  note"]
     for r in rows:
         lines.append(f"{r.benchmark:<36} {r.setting:<44} {r.metric:<15} {r.ours:>10.4g} {r.reference:>10.4g} "
                      f"{r.ratio:>7.3g}  {r.note}")
     built = {u.number for u in course.UNITS}
-    for what, unit in PENDING:
+    for what, unit in PENDING if pending else ():
         if unit not in built:
             lines.append(f"{'pending':<36} {what} (needs unit {unit})")
     return "\n".join(lines)
@@ -214,12 +214,14 @@ def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> s
 
 
 def recorded_markdown() -> list[str]:
-    """Markdown of every recorded ``book/results/benchmarks/reference.<tier>.json`` (none: an empty list)."""
+    """Markdown of every recorded ``book/results/benchmarks/<suite>.<tier>.json`` (suites: ``reference``, and unit 11's
+    ``fast-training``; none recorded: an empty list)."""
     lines: list[str] = []
-    for path in sorted((course.RESULTS_DIR / "benchmarks").glob("reference.*.json")):
+    for path in sorted((course.RESULTS_DIR / "benchmarks").glob("*.json")):
         payload = json.loads(path.read_text(encoding="utf-8"))
         p = payload["provenance"]
-        lines += [f"**{p['tier']} sizes** · {p['device']} · torch {p['torch']} · {p['date'][:10]} · commit "
+        suite = path.name.split(".")[0]
+        lines += [f"**{suite}, {p['tier']} sizes** · {p['device']} · torch {p['torch']} · {p['date'][:10]} · commit "
                   f"{p['commit']} · ratio = ours / reference (ms: lower is better; rates: higher is better)", "",
                   "| benchmark | setting | metric | ours | reference | ratio | note |", "|---|---|---|---|---|---|---|"]
         for r in payload["rows"]:
