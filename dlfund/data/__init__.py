@@ -18,6 +18,7 @@ from .loaders import (
     FASHION_MNIST_CLASSES,
     DataFormatError,
     gguf_metadata,
+    gguf_reader,
     load_fashion_mnist,
     load_mnist_5k,
     load_movie_reviews,
@@ -47,7 +48,7 @@ __all__ = [
     "DataUnavailableError", "HashMismatchError", "DataFormatError", "SourceError",
     "Source", "LocalDirSource", "PyPIWheelSource", "DebianSource", "UrlSource", "ArchiveUrlSource",
     "read_idx", "load_fashion_mnist", "FASHION_MNIST_CLASSES", "load_mnist_5k", "load_shakespeare",
-    "load_movie_reviews", "smollm2_gguf_path", "gguf_metadata", "minilm_dir", "load_sklearn",
+    "load_movie_reviews", "smollm2_gguf_path", "gguf_metadata", "gguf_reader", "minilm_dir", "load_sklearn",
     "ImageDataset", "FashionMNISTDataset", "MNIST5kDataset", "stratified_split",
     "FashionMNISTDataModule",
 ]

@@ -8,6 +8,7 @@ cheap verified read afterwards.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import os
@@ -176,6 +177,27 @@ def _gguf_value(field: Any) -> Any:
     return bool(value) if kind == GGUFValueType.BOOL else value
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_reader(path: Path, mtime_ns: int, size: int) -> Any:
+    from gguf import GGUFReader
+
+    return GGUFReader(path)
+
+
+def gguf_reader(path: str | os.PathLike[str]) -> Any:
+    """A ``gguf.GGUFReader`` of ``path``, shared within the process (parsing SmolLM2's header takes seconds).
+
+    The file is memory-mapped and read-only; the cache is keyed by its path, size and modification time.
+    """
+    path = Path(path).resolve()
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise DataFormatError(f"{path}: not a GGUF file (first bytes {magic!r}, expected b'GGUF')")
+    st = path.stat()
+    return _cached_reader(path, st.st_mtime_ns, st.st_size)
+
+
 def gguf_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The architecture hyper-parameters and tokenizer facts of a GGUF file.
 
@@ -185,14 +207,7 @@ def gguf_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``bos_token_id``, ``eos_token_id``, ``file_type``, ``tensor_count``, ``tied_embeddings`` (no
     separate ``output.weight``). Absent keys are ``None``.
     """
-    path = Path(path)
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF":
-        raise DataFormatError(f"{path}: not a GGUF file (first bytes {magic!r}, expected b'GGUF')")
-    from gguf import GGUFReader
-
-    reader = GGUFReader(path)
+    reader = gguf_reader(path)
     kv = {key: _gguf_value(field) for key, field in reader.fields.items()}
     arch = kv.get("general.architecture")
     a = lambda key: kv.get(f"{arch}.{key}")  # noqa: E731

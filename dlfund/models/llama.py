@@ -196,7 +196,8 @@ class LlamaBlock(nn.Module):
 class Llama(nn.Module):
     """A LLaMA-style decoder: tokens ``(B, T)`` -> next-token logits ``(B, T, V)``."""
 
-    def __init__(self, config: LlamaConfig) -> None:
+    def __init__(self, config: LlamaConfig, *, init: bool = True) -> None:
+        """``init=False`` skips the random initialisation (seconds for 135M parameters) before loading weights."""
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
@@ -208,7 +209,8 @@ class Llama(nn.Module):
         cos, sin = rope_tables(config.max_seq_len, config.head_dim, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)       # (max_seq_len, d)
         self.register_buffer("rope_sin", sin, persistent=False)
-        self.reset_parameters()
+        if init:
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Initialisation for training from scratch: N(0, 0.02), residual projections scaled by depth."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = ["ChatTokenizer", "GGUFVocabulary", "read_gguf_vocabulary", "DEFAULT_SYSTEM_PROMPT"]
 
@@ -57,9 +56,9 @@ def _field_scalar(reader, key: str):
 
 def read_gguf_vocabulary(path: str | os.PathLike[str]) -> GGUFVocabulary:
     """Read tokens, merges, types, special ids and the chat template from a GGUF file."""
-    from gguf import GGUFReader
+    from ..data import gguf_reader
 
-    reader = GGUFReader(Path(path))
+    reader = gguf_reader(path)
     if "tokenizer.ggml.tokens" not in reader.fields or "tokenizer.ggml.merges" not in reader.fields:
         raise ValueError(f"{path}: no BPE tokenizer inside (expected tokenizer.ggml.tokens and tokenizer.ggml.merges)")
     if _field_scalar(reader, "tokenizer.ggml.model") != "gpt2":

@@ -13,7 +13,6 @@ it the model still runs but every attention score is wrong (a test shows the log
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,10 +81,11 @@ def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
 
 def gguf_state_dict(path: str | os.PathLike[str], config: LlamaConfig) -> dict[str, Tensor]:
     """Every tensor of the GGUF file dequantised to float32, in our names, q/k rows un-permuted."""
-    from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    reader = GGUFReader(Path(path))
+    from ..data import gguf_reader
+
+    reader = gguf_reader(path)
     state: dict[str, Tensor] = {}
     for t in reader.tensors:
         if t.name in _TOP_NAMES:
@@ -137,6 +137,6 @@ def load_gguf(path: str | os.PathLike[str] | None = None, *, dtype: torch.dtype 
 
         path = smollm2_gguf_path()
     config = config_from_gguf(path)
-    model = Llama(config)
+    model = Llama(config, init=False)          # every parameter is about to be overwritten
     load_state_dict(model, gguf_state_dict(path, config), source=str(path))
     return model.to(device=device, dtype=dtype).eval()
