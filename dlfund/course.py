@@ -548,6 +548,64 @@ UNITS: tuple[Unit, ...] = (
         },
     ),
     Unit(
+        number=12,
+        slug="llama",
+        title="LLaMA from scratch",
+        summary=(
+            "The LLaMA architecture built from its parts (RMSNorm, rotary embeddings, SwiGLU, grouped-query "
+            "attention with a KV cache) and loaded with the real SmolLM2-135M-Instruct weights from the offline "
+            "GGUF file (and from the Hugging Face safetensors layout); its byte-level BPE tokenizer written from "
+            "scratch; chat generation with streaming, greedy and sampled decoding; perplexity on held-out "
+            "Shakespeare before and after continued pretraining; a tiny LLaMA pretrained from scratch against "
+            "unit 9's GPT at equal parameters."
+        ),
+        notebooks=(
+            Notebook("01-building-blocks", "RMSNorm, RoPE, SwiGLU and grouped-query attention, step by step",
+                     smoke_s=60, full_s=60),
+            Notebook("02-loading-smollm2", "Loading SmolLM2: GGUF, dequantisation, the q/k permutation, safetensors",
+                     smoke_s=60, full_s=120),
+            Notebook("03-tokenizer", "Byte-level BPE from scratch, special tokens and the chat template",
+                     smoke_s=60, full_s=120),
+            Notebook("04-generation", "Chat, streaming, greedy and sampled decoding, the KV cache measured",
+                     smoke_s=60, full_s=180),
+            Notebook("05-perplexity-and-pretraining", "Perplexity, continued pretraining, a tiny LLaMA vs the GPT",
+                     smoke_s=60, full_s=600),
+        ),
+        exercises=(
+            Exercise("ex01-rope", "Rotary position embeddings", ("unit12.rope",), smoke_s=30, full_s=60),
+            Exercise("ex02-rmsnorm", "RMSNorm", ("unit12.rms_norm",), smoke_s=30, full_s=60),
+            Exercise("ex03-grouped-query-attention", "Grouped-query attention head sharing",
+                     ("unit12.grouped_attention",), smoke_s=30, full_s=60),
+        ),
+        datasets=("smollm2-135m-gguf", "shakespeare"),
+        config={
+            "smoke": {
+                # notebook 03: the tokenizer comparison
+                "bpe_lines": 2000,
+                # notebook 04: generation
+                "max_new_tokens": 16, "kv_new_tokens": 12, "sample_seed": 0,
+                # notebook 05: perplexity and continued pretraining of SmolLM2
+                "text_chars": 100_000, "ppl_block": 64, "ppl_batch": 2, "ppl_batches": 2,
+                "cpt_block": 32, "cpt_batch": 2, "cpt_steps": 2, "cpt_lr": 3e-5, "cpt_time_s": 20,
+                "cpt_must_improve": False,
+                # notebook 05: a tiny LLaMA from scratch vs unit 9's GPT (characters)
+                "tiny_layers": 2, "tiny_heads": 4, "tiny_kv_heads": 2, "tiny_dim": 64, "tiny_block": 64,
+                "tiny_batch": 16, "tiny_lr": 3e-3, "tiny_steps": 150, "tiny_time_s": 3, "tiny_warmup": 10,
+                "tiny_eval_every": 50, "tiny_eval_batches": 4,
+            },
+            "full": {
+                "bpe_lines": 20000,
+                "max_new_tokens": 200, "kv_new_tokens": 256, "sample_seed": 0,
+                "text_chars": None, "ppl_block": 512, "ppl_batch": 8, "ppl_batches": 20,
+                "cpt_block": 512, "cpt_batch": 16, "cpt_steps": 300, "cpt_lr": 3e-5, "cpt_time_s": 240,
+                "cpt_must_improve": True,
+                "tiny_layers": 6, "tiny_heads": 6, "tiny_kv_heads": 2, "tiny_dim": 384, "tiny_block": 256,
+                "tiny_batch": 64, "tiny_lr": 1e-3, "tiny_steps": 20000, "tiny_time_s": 120, "tiny_warmup": 200,
+                "tiny_eval_every": 500, "tiny_eval_batches": 40,
+            },
+        },
+    ),
+    Unit(
         number=14,
         slug="evaluation",
         title="Evaluation and next steps",

@@ -88,7 +88,9 @@ def rope_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[Tens
 
     Feature pair ``(i, i + d/2)`` of position ``p`` is rotated by the angle ``p · base^(-2i/d)``.
     """
-    frequency = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (d/2,)
+    # 1 / base^(2i/d), written as Hugging Face and Meta do: base^(-2i/d) rounds differently in float32,
+    # enough to move SmolLM2's logits by 1e-4 at position 512
+    frequency = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (d/2,)
     angles = torch.arange(length, dtype=torch.float32)[:, None] * frequency            # (L, d/2)
     angles = torch.cat([angles, angles], dim=-1)                                       # (L, d)
     return angles.cos(), angles.sin()

@@ -8,19 +8,31 @@ One trap: llama.cpp's converter *permutes the rows* of the query and key project
 RoPE can rotate adjacent feature pairs ``(0, 1), (2, 3), ...``. Our RoPE (and Hugging Face's) rotates
 the two halves ``(i, i + d/2)`` of each head. :func:`unpermute_qk` undoes the permutation; without
 it the model still runs but every attention score is wrong (a test shows the logits break).
+
+:func:`load_hf` and :func:`save_hf` read and write the layout online users download from the Hugging
+Face Hub: a folder with ``config.json`` and ``model.safetensors`` (tensor names prefixed ``model.``,
+``lm_head.weight`` only when the head is not tied), which ``transformers``' ``LlamaForCausalLM`` reads
+too. Only configurations this model computes exactly are accepted; anything else (RoPE scaling,
+biases, another activation) is a clear :class:`WeightsError`, never a silently different model.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .llama import Llama, LlamaConfig
 
-__all__ = ["GGUF_NAMES", "WeightsError", "config_from_gguf", "gguf_state_dict", "load_gguf", "load_state_dict",
-           "permute_qk", "unpermute_qk"]
+__all__ = ["GGUF_NAMES", "WeightsError", "cached_gguf_weights", "config_from_gguf", "config_from_hf", "config_to_hf",
+           "dequantised_cache_path", "gguf_state_dict",
+           "hf_state_dict", "load_gguf", "load_hf", "load_state_dict", "permute_qk", "save_hf", "unpermute_qk"]
 
 Tensor = torch.Tensor
 
@@ -59,6 +71,11 @@ def unpermute_qk(w: Tensor, n_heads: int) -> Tensor:
     return w.reshape(n_heads, out_features // n_heads // 2, 2, d_in).transpose(1, 2).reshape(out_features, d_in)
 
 
+def _f32(x: float) -> float:
+    """A float32 metadata value as the shortest decimal that rounds to it (GGUF's 1e-5 reads 9.99999974e-06)."""
+    return float(str(np.float32(x)))
+
+
 def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
     """The :class:`LlamaConfig` described by a GGUF file's metadata (architecture must be ``llama``)."""
     from ..data import gguf_metadata
@@ -74,7 +91,7 @@ def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
         vocab_size=meta["vocab_size"], dim=meta["embedding_length"], n_layers=meta["block_count"],
         n_heads=meta["head_count"], n_kv_heads=meta["head_count_kv"] or meta["head_count"],
         hidden_dim=meta["feed_forward_length"], max_seq_len=meta["context_length"] or 2048,
-        rope_theta=meta["rope_freq_base"] or 10000.0, norm_eps=float(meta["rms_norm_eps"] or 1e-5),
+        rope_theta=_f32(meta["rope_freq_base"] or 10000.0), norm_eps=_f32(meta["rms_norm_eps"] or 1e-5),
         tie_embeddings=bool(meta["tied_embeddings"]),
     )
 
@@ -129,14 +146,186 @@ def load_state_dict(model: Llama, state: dict[str, Tensor], *, source: str = "ch
     model.load_state_dict(state, strict=False)      # strictness checked above; tied head shares the matrix
 
 
+def dequantised_cache_path(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`load_gguf` keeps the dequantised float32 tensors of a GGUF file: in the data cache,
+    named by the file's sha256 (a changed file gets a new entry, never a stale one)."""
+    from ..data.cache import cache_root, sha256_file
+
+    return cache_root() / "dequantised" / f"{Path(path).stem}.{sha256_file(path)[:16]}.safetensors"
+
+
+def cached_gguf_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict[str, Tensor]]:
+    """:func:`config_from_gguf` and :func:`gguf_state_dict`, read from the on-disk cache when present,
+    else computed and cached (the config travels in the safetensors header).
+
+    Parsing the GGUF file and dequantising SmolLM2 take seconds; reading the cached safetensors file
+    takes a fraction of one. The cache file is written atomically (a temporary file renamed into
+    place). If it cannot be written (a read-only cache), one line says so and loading goes on.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save
+
+    from .._io import atomic_open
+
+    cached = dequantised_cache_path(path)
+    if cached.is_file():
+        with safe_open(str(cached), "pt") as f:
+            config = LlamaConfig(**json.loads(f.metadata()["dlfund_llama_config"]))
+        return config, load_file(str(cached))
+    config = config_from_gguf(path)
+    state = gguf_state_dict(path, config)
+    try:
+        with atomic_open(cached, "wb") as f:
+            f.write(save(state, metadata={"source": Path(path).name,
+                                          "dlfund_llama_config": json.dumps(config.to_dict())}))
+    except OSError as err:
+        print(f"could not cache the dequantised weights at {cached} ({err}): they will be dequantised again next time")
+    return config, state
+
+
 def load_gguf(path: str | os.PathLike[str] | None = None, *, dtype: torch.dtype = torch.float32,
-              device: torch.device | str = "cpu") -> Llama:
-    """A :class:`Llama` with the weights of a GGUF file (default: the course's SmolLM2-135M-Instruct), in eval mode."""
+              device: torch.device | str = "cpu", cache: bool | None = None) -> Llama:
+    """A :class:`Llama` with the weights of a GGUF file (default: the course's SmolLM2-135M-Instruct), in eval mode.
+
+    ``cache`` keeps the dequantised weights on disk (:func:`cached_gguf_weights`); ``None`` (the
+    default) caches the course's own model only, so that files a test writes do not fill the cache.
+    With the cache, a second load skips both the GGUF parsing and the dequantisation.
+    """
     if path is None:
         from ..data import smollm2_gguf_path
 
         path = smollm2_gguf_path()
-    config = config_from_gguf(path)
+        cache = True if cache is None else cache
+    if cache:
+        config, state = cached_gguf_weights(path)
+    else:
+        config = config_from_gguf(path)
+        state = gguf_state_dict(path, config)
     model = Llama(config, init=False)          # every parameter is about to be overwritten
-    load_state_dict(model, gguf_state_dict(path, config), source=str(path))
+    load_state_dict(model, state, source=str(path))
     return model.to(device=device, dtype=dtype).eval()
+
+
+# ------------------------------------------------------------------------- Hugging Face folder layout
+
+HF_CONFIG = "config.json"
+HF_WEIGHTS = "model.safetensors"
+
+
+def config_from_hf(raw: dict[str, Any], *, source: str = HF_CONFIG) -> LlamaConfig:
+    """The :class:`LlamaConfig` of a Hugging Face ``config.json`` (already parsed), refusing what we do not compute.
+
+    Read: ``hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+    rms_norm_eps, rope_theta, vocab_size, max_position_embeddings, tie_word_embeddings``.
+    """
+    arch = raw.get("model_type")
+    if arch not in (None, "llama"):
+        raise WeightsError(f"{source}: model_type {arch!r}, expected 'llama'")
+    required = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise WeightsError(f"{source}: missing {', '.join(missing)}")
+    rope_theta = raw.get("rope_theta")
+    scaling = raw.get("rope_scaling")
+    params = raw.get("rope_parameters")            # transformers ≥ 5 writes theta (and any scaling) here
+    if isinstance(params, dict):
+        rope_theta = params.get("rope_theta", rope_theta)
+        if params.get("rope_type", "default") != "default":
+            scaling = params
+    if scaling:
+        raise WeightsError(f"{source}: rope_scaling {scaling!r} is not supported (this model uses plain RoPE)")
+    for key in ("attention_bias", "mlp_bias"):
+        if raw.get(key):
+            raise WeightsError(f"{source}: {key}=true is not supported (this model has no biases)")
+    act = raw.get("hidden_act", "silu")
+    if act != "silu":
+        raise WeightsError(f"{source}: hidden_act {act!r} is not supported (the SwiGLU MLP uses 'silu')")
+    dim, heads = raw["hidden_size"], raw["num_attention_heads"]
+    head_dim = raw.get("head_dim")
+    if head_dim is not None and head_dim * heads != dim:
+        raise WeightsError(f"{source}: head_dim={head_dim} with {heads} heads does not make hidden_size={dim} "
+                           f"(this model needs head_dim = hidden_size / num_attention_heads = {dim // heads})")
+    try:
+        return LlamaConfig(
+            vocab_size=raw["vocab_size"], dim=dim, n_layers=raw["num_hidden_layers"], n_heads=heads,
+            n_kv_heads=raw.get("num_key_value_heads") or heads, hidden_dim=raw["intermediate_size"],
+            max_seq_len=raw.get("max_position_embeddings", 2048), rope_theta=float(rope_theta or 10000.0),
+            norm_eps=float(raw.get("rms_norm_eps", 1e-6)), tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
+        )
+    except ValueError as err:
+        raise WeightsError(f"{source}: {err}") from None
+
+
+def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
+    """The ``config.json`` dictionary ``transformers``' ``LlamaForCausalLM`` reads for ``config``."""
+    return {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": config.dim, "intermediate_size": config.hidden_dim, "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads, "num_key_value_heads": config.n_kv_heads,
+        "head_dim": config.head_dim, "hidden_act": "silu", "rms_norm_eps": config.norm_eps,
+        "rope_theta": config.rope_theta, "rope_scaling": None, "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.max_seq_len, "tie_word_embeddings": config.tie_embeddings,
+        "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
+    }
+
+
+def hf_state_dict(model: Llama) -> dict[str, Tensor]:
+    """The model's tensors in Hugging Face names (``model.`` prefix; ``lm_head.weight`` only if untied), contiguous."""
+    state = {}
+    for name, p in model.named_parameters():           # the tied head is listed once, as embed_tokens
+        key = name if name.startswith("lm_head.") else f"model.{name}"
+        state[key] = p.detach().contiguous().cpu()
+    return state
+
+
+def load_hf(folder: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32,
+            device: torch.device | str = "cpu") -> Llama:
+    """A :class:`Llama` from a Hugging Face folder (``config.json`` + ``model.safetensors``), in eval mode."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    for name in (HF_CONFIG, HF_WEIGHTS):
+        if not (folder / name).is_file():
+            raise WeightsError(f"{folder}: no {name} (expected a Hugging Face folder with {HF_CONFIG} and {HF_WEIGHTS}; "
+                               "sharded checkpoints are not supported)")
+    config = config_from_hf(json.loads((folder / HF_CONFIG).read_text(encoding="utf-8")), source=str(folder / HF_CONFIG))
+    raw = load_file(str(folder / HF_WEIGHTS))
+    state = {}
+    for key, tensor in raw.items():
+        if key.endswith("rotary_emb.inv_freq"):          # some older exports store RoPE's frequencies: recomputed here
+            continue
+        name = key.removeprefix("model.") if key.startswith("model.") else key
+        state[name] = tensor.float()
+    model = Llama(config, init=False)          # every parameter is about to be overwritten
+    load_state_dict(model, state, source=str(folder / HF_WEIGHTS))
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def save_hf(model: Llama, folder: str | os.PathLike[str]) -> Path:
+    """Write ``model`` as a Hugging Face folder (``config.json`` + ``model.safetensors``); return the folder.
+
+    Atomic: both files are written into a temporary folder beside ``folder`` which then replaces it,
+    so an interrupted save never leaves a half-written checkpoint behind.
+    """
+    from safetensors.torch import save_file
+
+    from .._io import atomic_write_json
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        atomic_write_json(tmp / HF_CONFIG, config_to_hf(model.config))
+        save_file(hf_state_dict(model), str(tmp / HF_WEIGHTS), metadata={"format": "pt"})
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder

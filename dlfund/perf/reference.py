@@ -8,7 +8,11 @@ writes it with its provenance to ``book/results/benchmarks/reference.<tier>.json
   same module on ``F.scaled_dot_product_attention``, forward + backward, as the sequence grows;
 - ViT: unit 7's ``dlfund.models.vit.ViT`` vs a ``timm`` VisionTransformer of the same shape (where timm
   is installed), training images per second;
-- GPT precision: unit 9's GPT training step in fp32, bf16 autocast and (on CUDA) ``torch.compile``.
+- GPT precision: unit 9's GPT training step in fp32, bf16 autocast and (on CUDA) ``torch.compile``;
+- LLaMA: unit 12's ``dlfund.models.llama.Llama`` vs ``transformers``' ``LlamaForCausalLM`` on the same
+  weights (where transformers is installed): logits parity in float32 first, then forward + backward
+  tokens per second (bf16 autocast on CUDA);
+- MFU: model FLOPs utilisation of a SmolLM2-135M training step (:mod:`dlfund.perf.mfu`).
 
 Comparisons whose course code is not written yet are listed as pending, with the unit they wait for.
 """
@@ -30,17 +34,21 @@ SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"attn_lengths": (64, 256), "attn_dim": 64, "attn_heads": 4, "attn_batch": 2,
               "vit_batch": 32, "vit_dim": 48, "vit_depth": 2, "vit_heads": 4, "vit_steps": 3,
               "gpt_layers": 2, "gpt_dim": 64, "gpt_heads": 4, "gpt_block": 64, "gpt_batch": 8, "gpt_steps": 3,
+              "llama": {"vocab_size": 256, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 128,
+                        "max_seq_len": 128},
+              "llama_real_weights": False, "llama_seq": 64, "llama_batch": 4,
+              "mfu_seq": 64, "mfu_batch": 2, "mfu_steps": 2, "mfu_compile": False,
               "min_run_s": 0.05},
     "full": {"attn_lengths": (512, 1024, 2048, 4096, 8192), "attn_dim": 512, "attn_heads": 8, "attn_batch": 4,
              "vit_batch": 512, "vit_dim": 192, "vit_depth": 6, "vit_heads": 6, "vit_steps": 30,
              "gpt_layers": 6, "gpt_dim": 384, "gpt_heads": 6, "gpt_block": 256, "gpt_batch": 64, "gpt_steps": 30,
+             "llama": None,  # SmolLM2-135M's own sizes
+             "llama_real_weights": True, "llama_seq": 1024, "llama_batch": 8,
+             "mfu_seq": 1024, "mfu_batch": 16, "mfu_steps": 20, "mfu_compile": True,
              "min_run_s": 0.5},
 }
 
 PENDING = (
-    ("LLaMA forward+backward tokens/s vs transformers LlamaForCausalLM (bf16)", 12),
-    ("logits parity with LlamaForCausalLM on SmolLM2-135M", 12),
-    ("MFU of a SmolLM2-135M training step", 12),
     ("LoRA vs peft LoRA: parameters, step time, memory", 13),
 )
 
@@ -174,6 +182,81 @@ def bench_gpt_precision(size: dict[str, Any], device: torch.device) -> list[Row]
     return rows
 
 
+def bench_llama(size: dict[str, Any], device: torch.device) -> list[Row]:
+    """dlfund's Llama vs transformers' LlamaForCausalLM on the same weights: parity, then fwd+bwd tokens/s."""
+    import tempfile
+
+    from ..models.llama import Llama, LlamaConfig
+    from ..models.llama_weights import load_gguf, save_hf
+
+    name = "LLaMA: dlfund vs transformers"
+    try:
+        from transformers import LlamaForCausalLM
+    except ImportError:
+        print("transformers is not installed: the LLaMA comparison is skipped")
+        return [Row(name, "", "fwd+bwd tokens/s", float("nan"), float("nan"), float("nan"),
+                    "transformers is not installed: skipped")]
+    if size["llama_real_weights"]:
+        ours, what = load_gguf(), "SmolLM2-135M (dequantised GGUF)"
+    else:
+        torch.manual_seed(0)
+        ours, what = Llama(LlamaConfig(**size["llama"])).eval(), "tiny random LLaMA (GQA)"
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = LlamaForCausalLM.from_pretrained(save_hf(ours, f"{tmp}/model"), dtype=torch.float32).eval()
+    ours.to(device)
+    ref.to(device)
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, ours.config.vocab_size, (size["llama_batch"], size["llama_seq"] + 1), generator=gen)
+    x, y = tokens[:, :-1].to(device), tokens[:, 1:].to(device)
+    with torch.no_grad():
+        probe = x[:1, : min(64, x.shape[1])]
+        difference = (ours(probe).float() - ref(probe).logits.float()).abs().max().item()
+    if difference > 1e-4:
+        raise AssertionError(f"LLaMA logits differ from LlamaForCausalLM by {difference:.2e} (float32, same weights)")
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def step(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = forward(x)
+            F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)).backward()
+        return run
+
+    ours.train()
+    ref.train()
+    tokens_per_call = x.numel()
+    rates = [tokens_per_call / _seconds_per_call(step(f), device, size["min_run_s"])
+             for f in (ours, lambda t: ref(t).logits)]
+    memory = [_peak_mb(step(f), device) for f in (ours, lambda t: ref(t).logits)]
+    note = f"logits parity (float32) max difference {difference:.1e}"
+    if memory[0] is not None and memory[1] is not None:
+        note += f"; peak memory {memory[0]:.0f} MB vs {memory[1]:.0f} MB"
+    return [Row(name, f"{what}, batch {x.shape[0]}×{x.shape[1]}, {'bf16 autocast' if bf16 else 'float32'}",
+                "fwd+bwd tokens/s", rates[0], rates[1], rates[0] / rates[1], note)]
+
+
+def bench_mfu(size: dict[str, Any], device: torch.device) -> list[Row]:
+    """Model FLOPs utilisation of a SmolLM2-135M training step (smoke: a 2-layer model of the tier's sizes)."""
+    from ..models.llama import Llama, LlamaConfig
+    from .mfu import measure_mfu
+
+    config = LlamaConfig(**size["llama"]) if size["llama"] is not None else LlamaConfig.smollm2_135m()
+    torch.manual_seed(0)
+    result = measure_mfu(Llama(config), batch=size["mfu_batch"], seq_len=size["mfu_seq"], steps=size["mfu_steps"],
+                         warmup=1, device=device, compile=size["mfu_compile"] and device.type == "cuda")
+    what = "SmolLM2-135M" if size["llama"] is None else f"tiny LLaMA ({result.params:,} parameters)"
+    if result.mfu is None:
+        note = "MFU: no peak known for this CPU" if device.type != "cuda" else f"MFU: no peak known for {result.device}"
+    else:
+        note = f"MFU {result.mfu:.1%}"
+    note += f"; FLOPs/token = 6N + 12·L·d·T = {result.flops_per_token / 1e9:.3g} G; {result.tokens_per_s:,.0f} tokens/s"
+    return [Row("MFU: LLaMA training step", f"{what}, batch {result.batch}×{result.seq_len}, "
+                f"{'bf16' if result.bf16 else 'fp32'}{', compiled' if result.compiled else ''}",
+                "TFLOP/s vs peak", result.achieved_flops / 1e12,
+                float("nan") if result.peak_flops is None else result.peak_flops / 1e12,
+                float("nan") if result.mfu is None else result.mfu, note)]
+
+
 def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[Row]:
     """Every comparison at the tier's sizes on ``device`` (default: the course's pick)."""
     from ..config import pick_device
@@ -182,7 +265,8 @@ def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[R
         raise ValueError(f"unknown tier {tier!r}: expected one of {', '.join(SIZES)}")
     device = torch.device(device) if device is not None else pick_device()
     size = SIZES[tier]
-    return [*bench_attention(size, device), *bench_vit(size, device), *bench_gpt_precision(size, device)]
+    return [*bench_attention(size, device), *bench_vit(size, device), *bench_gpt_precision(size, device),
+            *bench_llama(size, device), *bench_mfu(size, device)]
 
 
 def table(rows: list[Row], *, pending: bool = True) -> str:

@@ -1,0 +1,199 @@
+"""The unit-12 checks accept the committed solutions and the library, and reject stubs and typical wrong answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from check_helpers import rejects, solution, stub
+from torch import nn
+
+from dlfund.checks import unit12
+from dlfund.models.gpt import apply_rope, rope_tables
+from dlfund.models.llama import RMSNorm, repeat_kv
+
+# --- ex01: RoPE ------------------------------------------------------------------------------------
+
+
+def library_rope(x, positions, theta=10000.0):
+    cos, sin = rope_tables(int(positions.max()) + 1, x.shape[-1], theta)
+    return apply_rope(x, cos[positions], sin[positions])
+
+
+def rope_variant(kind: str):
+    def rope(x, positions, theta=10000.0):
+        d = x.shape[-1]
+        exponent = torch.arange(0, d, 2, dtype=torch.float32) / d
+        if kind == "freq_i_over_d":
+            exponent = exponent / 2
+        if kind == "no_positions":
+            positions = torch.arange(x.shape[-2])
+        if kind == "fixed_theta":
+            theta = 10000.0
+        angles = positions.float()[:, None] * theta ** (-exponent)
+        cos, sin = angles.cos(), angles.sin()
+        if kind == "adjacent":
+            x1, x2 = x[..., 0::2], x[..., 1::2]
+            return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2)
+        if kind == "backwards":
+            sin = -sin
+        if kind == "scaled":                        # not a rotation: lengths change
+            return library_rope(x, positions, theta) * 1.5
+        if kind == "absolute":                      # adds a position-dependent vector: not relative
+            return x + positions.float()[:, None] * 0.1
+        x1, x2 = x[..., : d // 2], x[..., d // 2:]
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
+
+    return rope
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rope_accepts_solution_and_library(seed, capsys):
+    unit12.rope(solution(12, "ex01-rope", "rope"), seed=seed)
+    unit12.rope(library_rope, seed=seed + 10)
+    unit12.rope(rope_variant("right"), seed=seed + 20)
+    assert capsys.readouterr().out.startswith("✓ rope")
+
+
+def test_rope_rejects_stub():
+    rejects(unit12.rope, stub, match=r"is not implemented yet.*hint: write this function")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("adjacent", r"rotates adjacent pairs \(0, 1\), \(2, 3\).*rotate half"),
+    ("backwards", r"rotates the wrong way"),
+    ("freq_i_over_d", r"frequencies theta\^\(-i/d\)"),
+    ("no_positions", r"ignores `positions`"),
+    ("scaled", r"vector lengths \(a rotation keeps them\)"),
+    ("absolute", r"vector lengths|must depend on the distance m - n only"),
+])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_rope_rejects_typical_mistakes(kind, match, seed):
+    rejects(unit12.rope, rope_variant(kind), match=match, seed=seed)
+
+
+def test_rope_rejects_a_fixed_theta():
+    # seed chosen so that theta != 10000 is drawn; find one deterministically
+    for seed in range(20):
+        gen = torch.Generator().manual_seed(seed)
+        torch.randint(2, 4, (), generator=gen), torch.randint(5, 9, (), generator=gen), torch.randint(3, 7, (), generator=gen)
+        if int(torch.randint(0, 3, (), generator=gen)) != 1:
+            break
+    rejects(unit12.rope, rope_variant("fixed_theta"), match=r"ignores `theta`", seed=seed)
+
+
+# --- ex02: RMSNorm ---------------------------------------------------------------------------------
+
+
+def norm_variant(kind: str):
+    class Norm(nn.Module):
+        def __init__(self, dim, eps=1e-5):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(dim))
+            if kind == "bias":
+                self.bias = nn.Parameter(torch.zeros(dim))
+            if kind == "init_zero":
+                nn.init.zeros_(self.weight)
+
+        def forward(self, x):
+            x32 = x.float()
+            ms = x32.pow(2).mean(-1, keepdim=True)
+            if kind == "no_eps":
+                out = x32 * torch.rsqrt(ms)
+            elif kind == "eps_outside":
+                out = x32 / (ms.sqrt() + self.eps)
+            elif kind == "layernorm":
+                out = F.layer_norm(x32, x32.shape[-1:], eps=self.eps)
+            elif kind == "sum":
+                out = x32 * torch.rsqrt(x32.pow(2).sum(-1, keepdim=True) + self.eps)
+            elif kind == "dim0":
+                out = x32 * torch.rsqrt(x32.pow(2).mean(0, keepdim=True) + self.eps)
+            elif kind == "detach":
+                out = x32.detach() * torch.rsqrt(ms.detach() + self.eps)
+            else:
+                out = x32 * torch.rsqrt(ms + self.eps)
+            if kind == "no_weight":
+                return out
+            if kind == "float_out":
+                return self.weight * out
+            return self.weight * out.to(x.dtype)
+
+    return Norm
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rmsnorm_accepts_solution_and_library(seed, capsys):
+    unit12.rms_norm(solution(12, "ex02-rmsnorm", "RMSNorm"), seed=seed)
+    unit12.rms_norm(RMSNorm, seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ RMSNorm")
+
+
+def test_rmsnorm_rejects_stub():
+    rejects(unit12.rms_norm, stub, match=r"is not implemented yet")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("no_eps", r"forgets eps"),
+    ("eps_outside", r"adds eps outside the square root"),
+    ("layernorm", r"subtracts the mean like LayerNorm"),
+    ("sum", r"uses the sum of squares"),
+    ("dim0", r"averages over the wrong dimension"),
+    ("no_weight", r"forgets to multiply by weight"),
+    ("bias", r"exactly one parameter, `weight` \(no bias"),
+    ("init_zero", r"should start as ones"),
+    ("detach", r"no gradient reached x"),
+    ("float_out", r"should return the input's dtype bfloat16"),
+])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_rmsnorm_rejects_typical_mistakes(kind, match, seed):
+    rejects(unit12.rms_norm, norm_variant(kind), match=match, seed=seed)
+
+
+# --- ex03: grouped-query attention -----------------------------------------------------------------
+
+
+def gqa_variant(kind: str):
+    def grouped_attention(q, k, v):
+        groups = q.shape[1] // k.shape[1]
+        if kind == "repeat":
+            k, v = k.repeat(1, groups, 1, 1), v.repeat(1, groups, 1, 1)
+        elif kind == "kv_only":
+            return F.scaled_dot_product_attention(q[:, ::groups], k, v, is_causal=True)
+        else:
+            k, v = repeat_kv(k, groups), repeat_kv(v, groups)
+        if kind == "not_causal":
+            return F.scaled_dot_product_attention(q, k, v)
+        if kind == "no_scale":
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+        if kind == "scale_d":
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / q.shape[-1])
+        if kind == "detach":
+            return F.scaled_dot_product_attention(q.detach(), k, v, is_causal=True)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    return grouped_attention
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gqa_accepts_solution_and_reference(seed, capsys):
+    unit12.grouped_attention(solution(12, "ex03-grouped-query-attention", "grouped_attention"), seed=seed)
+    unit12.grouped_attention(gqa_variant("right"), seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ grouped-query attention")
+
+
+def test_gqa_rejects_stub():
+    rejects(unit12.grouped_attention, stub, match=r"is not implemented yet")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("repeat", r"key/value head i % h_kv.*repeat_interleave"),
+    ("not_causal", r"attend to the future"),
+    ("no_scale", r"forgets to scale the scores by 1/sqrt\(d\)"),
+    ("scale_d", r"scales the scores by 1/d"),
+    ("kv_only", r"should return \(B, h, T, d\)"),
+    ("detach", r"no gradient reached q"),
+])
+@pytest.mark.parametrize("seed", [0, 4])
+def test_gqa_rejects_typical_mistakes(kind, match, seed):
+    rejects(unit12.grouped_attention, gqa_variant(kind), match=match, seed=seed)
