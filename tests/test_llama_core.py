@@ -46,7 +46,7 @@ def test_input_errors():
         model(torch.zeros(5, dtype=torch.long))
     with pytest.raises(TypeError, match="integer token ids"):
         model(torch.zeros(1, 5))
-    with pytest.raises(ValueError, match="longer than max_seq_len=64"):
+    with pytest.raises(ValueError, match="longer than the model's max_seq_len=64"):
         model(torch.zeros(1, 65, dtype=torch.long))
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "GPTSelfAttention",
     "KVCache",
     "apply_rope",
+    "first_new_position",
     "rope_tables",
     "sample_next",
     "sinusoidal_positions",
@@ -227,6 +228,26 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def first_new_position(model: str, idx: Tensor, caches: list[KVCache] | None, layers: int, context_name: str,
+                       context: int) -> int:
+    """Check a decoder's input ``idx`` ``(B, T)`` and ``caches``; return the position of its first new token.
+
+    Shared by :class:`GPT` and unit 12's ``Llama``: integer ids of shape ``(B, T)``, one cache per layer,
+    and cached plus new tokens within the model's context.
+    """
+    if idx.dim() != 2:
+        raise ValueError(f"{model} expects token ids of shape (B, T), got {tuple(idx.shape)}")
+    if idx.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{model} expects integer token ids, got {idx.dtype}")
+    if caches is not None and len(caches) != layers:
+        raise ValueError(f"expected one KVCache per layer ({layers}), got {len(caches)}")
+    start = len(caches[0]) if caches else 0
+    if start + idx.shape[1] > context:
+        raise ValueError(f"the sequence is {start + idx.shape[1]} tokens long ({start} cached + {idx.shape[1]} new), "
+                         f"longer than the model's {context_name}={context}: crop the context")
+    return start
+
+
 # ------------------------------------------------------------------------------------------- the GPT
 
 
@@ -275,17 +296,8 @@ class GPT(nn.Module):
         With ``caches`` (one :class:`KVCache` per block), ``idx`` holds only the *new* tokens: they
         take the positions after the cached ones, and their keys and values are appended.
         """
-        if idx.dim() != 2:
-            raise ValueError(f"GPT expects token ids of shape (B, T), got {tuple(idx.shape)}")
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"GPT expects integer token ids, got {idx.dtype}")
-        if caches is not None and len(caches) != len(self.blocks):
-            raise ValueError(f"expected one KVCache per block ({len(self.blocks)}), got {len(caches)}")
-        start = len(caches[0]) if caches else 0
+        start = first_new_position("GPT", idx, caches, len(self.blocks), "block_size", self.config.block_size)
         t = idx.shape[1]
-        if start + t > self.config.block_size:
-            raise ValueError(f"the sequence is {start + t} tokens long ({start} cached + {t} new), longer than the "
-                             f"model's block_size={self.config.block_size}: crop the context")
         x = self.tok_emb(idx)                                                             # (B, T, D)
         positions = slice(start, start + t)
         rope = None

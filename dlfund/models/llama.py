@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import merge_heads, split_heads
-from .gpt import KVCache, apply_rope, rope_tables, sample_next
+from .gpt import KVCache, apply_rope, first_new_position, rope_tables, sample_next
 
 __all__ = [
     "FeedForward",
@@ -236,17 +236,8 @@ class Llama(nn.Module):
         With ``caches`` (from :meth:`new_caches`), ``idx`` holds only the *new* tokens: they take the
         positions after the cached ones, and their keys and values are appended.
         """
-        if idx.dim() != 2:
-            raise ValueError(f"Llama expects token ids of shape (B, T), got {tuple(idx.shape)}")
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"Llama expects integer token ids, got {idx.dtype}")
-        if caches is not None and len(caches) != len(self.layers):
-            raise ValueError(f"expected one KVCache per layer ({len(self.layers)}), got {len(caches)}")
-        start = len(caches[0]) if caches else 0
+        start = first_new_position("Llama", idx, caches, len(self.layers), "max_seq_len", self.config.max_seq_len)
         t = idx.shape[1]
-        if start + t > self.config.max_seq_len:
-            raise ValueError(f"the sequence is {start + t} tokens ({start} cached + {t} new), longer than "
-                             f"max_seq_len={self.config.max_seq_len}")
         rope = (self.rope_cos[start:start + t], self.rope_sin[start:start + t])
         x = self.embed_tokens(idx)                                                      # (B, T, D)
         for i, layer in enumerate(self.layers):
