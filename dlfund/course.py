@@ -606,6 +606,61 @@ UNITS: tuple[Unit, ...] = (
         },
     ),
     Unit(
+        number=13,
+        slug="lora-adapter",
+        title="LoRA and LLaMA-Adapter",
+        summary=(
+            "Parameter-efficient finetuning of SmolLM2-135M written from scratch: the LoRA layer (merge, unmerge, "
+            "adapter-only checkpoints, a rank/alpha study), a generated instruction dataset with exact answers and "
+            "response-only loss, LLaMA-Adapter v1 (zero-gated adaption prompts) and v2 (bias, scale, norms), and "
+            "full finetuning vs LoRA vs Adapter compared: exact match, trainable parameters, memory, step time."
+        ),
+        notebooks=(
+            Notebook("01-lora-from-scratch", "LoRA from scratch: the layer, injection, merging, a rank study",
+                     smoke_s=30, full_s=60),
+            Notebook("02-instruction-data", "An instruction dataset, a prompt template and the base model's score",
+                     smoke_s=45, full_s=180),
+            Notebook("03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=60,
+                     full_s=240),
+            Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=60, full_s=600),
+        ),
+        exercises=(
+            Exercise("ex01-lora-layer", "A LoRA layer with merge and unmerge", ("unit13.lora_layer",),
+                     smoke_s=20, full_s=30),
+            Exercise("ex02-adapter-gate", "The adapter's zero-initialised gate", ("unit13.adapter_gate",),
+                     smoke_s=20, full_s=30),
+        ),
+        datasets=("smollm2-135m-gguf", "shakespeare"),
+        config={
+            "smoke": {
+                "data_seed": 0, "n_train": 64, "train_subset": 4, "n_test": 2, "n_base_eval": 6, "max_new_tokens": 8,
+                "batch_size": 2, "steps": 2, "warmup": 0, "n_val_loss": 4,
+                "lr_full": 1e-4, "lr_lora": 2e-3, "lr_adapter": 5e-3,
+                "lora_targets": ("q_proj", "v_proj"), "lora_rank": 8, "lora_ranks": (8,), "lora_alpha_per_rank": 2.0,
+                "adapter_prompt_len": 10, "adapter_layers": 28,
+                "memory_batch": 4, "memory_seq_len": 512,
+                # notebook 01: the rank/alpha study on a small regression problem
+                "study_dim": 64, "study_true_rank": 4, "study_ranks": (1, 2, 4, 8), "study_alphas": (1.0, 16.0),
+                "study_steps": 150,
+                # notebook 03: a few adapter steps
+                "adapter_steps": 3,
+                "target_exact_match": None, "target_trainable_percent": None, "target_memory_ratio": None,
+            },
+            "full": {
+                "data_seed": 0, "n_train": 3000, "train_subset": None, "n_test": 240, "n_base_eval": 240, "max_new_tokens": 16,
+                "batch_size": 16, "steps": 800, "warmup": 40, "n_val_loss": 64,
+                "lr_full": 3e-5, "lr_lora": 2e-3, "lr_adapter": 5e-3,
+                "lora_targets": ("q_proj", "v_proj"), "lora_rank": 8, "lora_ranks": (2, 8, 16), "lora_alpha_per_rank": 2.0,
+                "adapter_prompt_len": 10, "adapter_layers": 28,
+                "memory_batch": 4, "memory_seq_len": 512,
+                "study_dim": 256, "study_true_rank": 4, "study_ranks": (1, 2, 4, 8, 16), "study_alphas": (1.0, 16.0),
+                "study_steps": 400,
+                "adapter_steps": 100,
+                "target_exact_match": 0.9, "target_trainable_percent": 1.0, "target_memory_ratio": 0.6,
+            },
+        },
+    ),
+    Unit(
         number=14,
         slug="evaluation",
         title="Evaluation and next steps",

@@ -13,6 +13,8 @@ writes it with its provenance to ``book/results/benchmarks/reference.<tier>.json
   weights (where transformers is installed): logits parity in float32 first, then forward + backward
   tokens per second (bf16 autocast on CUDA);
 - MFU: model FLOPs utilisation of a SmolLM2-135M training step (:mod:`dlfund.perf.mfu`).
+- LoRA: unit 13's LoRA vs ``peft``'s on the same LLaMA weights (where peft and transformers are
+  installed), training step time, trainable parameters and peak memory (:mod:`dlfund.perf.lora_bench`).
 
 Comparisons whose course code is not written yet are listed as pending, with the unit they wait for.
 """
@@ -38,6 +40,8 @@ SIZES: dict[str, dict[str, Any]] = {
                         "max_seq_len": 128},
               "llama_real_weights": False, "llama_seq": 64, "llama_batch": 4,
               "mfu_seq": 64, "mfu_batch": 2, "mfu_steps": 2, "mfu_compile": False,
+              "lora_model": "tiny", "lora_vocab": 256, "lora_dim": 64, "lora_layers": 2, "lora_heads": 4,
+              "lora_kv_heads": 2, "lora_seq": 64, "lora_batch": 4, "lora_rank": 8,
               "min_run_s": 0.05},
     "full": {"attn_lengths": (512, 1024, 2048, 4096, 8192), "attn_dim": 512, "attn_heads": 8, "attn_batch": 4,
              "vit_batch": 512, "vit_dim": 192, "vit_depth": 6, "vit_heads": 6, "vit_steps": 30,
@@ -45,12 +49,12 @@ SIZES: dict[str, dict[str, Any]] = {
              "llama": None,  # SmolLM2-135M's own sizes
              "llama_real_weights": True, "llama_seq": 1024, "llama_batch": 8,
              "mfu_seq": 1024, "mfu_batch": 16, "mfu_steps": 20, "mfu_compile": True,
+             "lora_model": "smollm2", "lora_seq": 512, "lora_batch": 4, "lora_rank": 8,
              "min_run_s": 0.5},
 }
 
-PENDING = (
-    ("LoRA vs peft LoRA: parameters, step time, memory", 13),
-)
+PENDING: tuple[tuple[str, int], ...] = ()
+"""Comparisons waiting for a unit that is not built yet: ``(what, unit number)``; none since unit 13 landed."""
 
 
 @dataclass
@@ -265,8 +269,10 @@ def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[R
         raise ValueError(f"unknown tier {tier!r}: expected one of {', '.join(SIZES)}")
     device = torch.device(device) if device is not None else pick_device()
     size = SIZES[tier]
+    from .lora_bench import bench_lora_vs_peft
+
     return [*bench_attention(size, device), *bench_vit(size, device), *bench_gpt_precision(size, device),
-            *bench_llama(size, device), *bench_mfu(size, device)]
+            *bench_llama(size, device), *bench_mfu(size, device), *bench_lora_vs_peft(size, device)]
 
 
 def table(rows: list[Row], *, pending: bool = True) -> str:

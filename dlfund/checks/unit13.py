@@ -1,0 +1,251 @@
+"""Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, and the adapter's gate.
+
+Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
+replayed with ``seed=...``), compares with the library's reference (:mod:`dlfund.peft`), and when the
+answer differs tries the typical mistakes to say which one was made.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.attention import merge_heads, split_heads
+from ..models.gpt import apply_rope, rope_tables
+from ..models.llama import GroupedQueryAttention, LlamaConfig, repeat_kv
+from ..peft.adapter import AdapterAttention
+from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+
+__all__ = ["adapter_gate", "lora_layer"]
+
+Tensor = torch.Tensor
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__name__", type(obj).__name__)
+
+
+def _close(a: Tensor, b: Tensor, atol: float = 1e-5) -> bool:
+    return a.shape == b.shape and torch.allclose(a.detach().float(), b.detach().float(), atol=atol, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# ex01: the LoRA layer
+
+
+def lora_layer(cls: type, *, seed: int | None = None) -> None:
+    """Check a LoRA layer class ``cls(in_features, out_features, r=..., alpha=...)`` (an ``nn.Linear``
+    subclass with ``lora_A (r, in)``, ``lora_B (out, r)``, ``merge()``, ``unmerge()``, ``merged``).
+
+    Checks: output unchanged at initialisation (``B = 0``) with ``A`` Kaiming-initialised (non-zero);
+    the forward pass ``x Wᵀ + (α/r) x Aᵀ Bᵀ`` for random ``B``; gradients reach ``A`` and ``B``;
+    ``merge()`` gives the same outputs and sets ``merged``; merging twice changes nothing;
+    ``unmerge()`` restores ``W``.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    d_in, d_out = int(torch.randint(12, 24, (), generator=gen)), int(torch.randint(6, 12, (), generator=gen))
+    r = int(torch.randint(2, 5, (), generator=gen))
+    alpha = float(torch.randint(2, 5, (), generator=gen)) * r            # α ≠ r, so α and α/r differ
+    call = f"{_name(cls)}({d_in}, {d_out}, r={r}, alpha={alpha:g})"
+    torch.manual_seed(seed)
+    layer = call_learner(cls, d_in, d_out, r=r, alpha=alpha, what=call)
+    expect(isinstance(layer, nn.Linear), f"{call} should be an nn.Linear (subclass it), found {type(layer).__name__}")
+    for name, shape in (("lora_A", (r, d_in)), ("lora_B", (d_out, r))):
+        p = getattr(layer, name, None)
+        expect(isinstance(p, nn.Parameter), f"{call} needs a parameter {name} of shape {shape}, found "
+                                            f"{type(p).__name__} {where}")
+        expect(tuple(p.shape) == shape, f"{call}.{name} should have shape {shape} (A: (r, in), B: (out, r)), "
+                                        f"found {tuple(p.shape)} {where}")
+    A, B = layer.lora_A.detach(), layer.lora_B.detach()
+    expect(bool(B.abs().max() == 0), f"{call}: B should start at zero so that ΔW = BA = 0 and the model is the "
+                                     f"pretrained one at step 0, but B was initialised randomly {where}")
+    expect(bool(A.abs().max() > 0), f"{call}: A is all zeros: with B = 0 as well, neither A nor B ever gets a "
+                                    f"gradient; initialise A with nn.init.kaiming_uniform_(A, a=math.sqrt(5)) {where}")
+    bound = 1 / math.sqrt(d_in)
+    expect(bool(A.abs().max() <= bound * 1.001) and float(A.std()) > 0.2 * bound,
+           f"{call}: A should be Kaiming-uniform like nn.Linear's weight (nn.init.kaiming_uniform_(A, a=math.sqrt(5)), "
+           f"values within ±1/sqrt(in) = ±{bound:.3f}), found values in [{float(A.min()):.3f}, {float(A.max()):.3f}] {where}")
+    expect(getattr(layer, "merged", None) is False, f"{call}: a new layer should have merged = False {where}")
+
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(d_out, d_in, generator=gen) / math.sqrt(d_in))
+    x = torch.randn(4, 3, d_in, generator=gen)
+    base = F.linear(x, layer.weight.detach(), None if layer.bias is None else layer.bias.detach())
+    layer.eval()
+    out = call_learner(layer, x, what=f"{call}(x {tuple(x.shape)})")
+    expect(isinstance(out, Tensor) and out.shape == base.shape,
+           f"{call}(x {tuple(x.shape)}) should return shape {tuple(base.shape)}, found "
+           f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}")
+    expect(_close(out, base), f"{call}: at initialisation the output should equal the plain linear layer x Wᵀ "
+                              f"(ΔW = 0), but it differs by {float((out - base).detach().abs().max()):.3g} {where}")
+
+    with torch.no_grad():
+        layer.lora_B.copy_(torch.randn(d_out, r, generator=gen))
+    B = layer.lora_B.detach()
+    low = x @ A.T @ B.T
+    out = call_learner(layer, x, what=f"{call}(x)")
+    if not _close(out, base + (alpha / r) * low):
+        for scale, message in ((alpha, "scaled by α instead of α/r"), (1.0, "not scaled: multiply by α/r"),
+                               (r / alpha, "scaled by r/α instead of α/r"), (0.0, "missing: add (α/r)·x Aᵀ Bᵀ")):
+            if _close(out, base + scale * low):
+                raise CheckFailed(f"{call}: the low-rank update is {message} {where}")
+        raise CheckFailed(f"{call}: with a non-zero B the output should be x Wᵀ + (α/r)·x Aᵀ Bᵀ; it differs by "
+                          f"{float((out - base - alpha / r * low).detach().abs().max()):.3g} {where}")
+    layer.zero_grad(set_to_none=True)
+    call_learner(layer, x, what=f"{call}(x)").sum().backward()
+    expect(layer.lora_A.grad is not None and layer.lora_B.grad is not None and bool(layer.lora_A.grad.abs().max() > 0),
+           f"{call}: no gradient reached lora_A / lora_B {where}: use torch operations on the parameters")
+
+    w_before = layer.weight.detach().clone()
+    call_learner(layer.merge, what=f"{call}.merge()")
+    expect(getattr(layer, "merged", None) is True, f"{call}.merge() should set merged = True {where}")
+    expected_w = w_before + (alpha / r) * B @ A
+    expect(_close(layer.weight, expected_w), f"{call}.merge() should add ΔW = (α/r)·B A to the weight; the weight "
+                                             f"differs from W + ΔW by {float((layer.weight - expected_w).detach().abs().max()):.3g} {where}")
+    with torch.no_grad():
+        merged_out = call_learner(layer, x, what=f"{call}(x) after merge()")
+    if _close(merged_out, base + 2 * (alpha / r) * low, 1e-4):
+        raise CheckFailed(f"{call}: after merge() the forward pass adds ΔW twice (once inside W, once by the low-rank "
+                          f"path): skip the low-rank path when merged {where}")
+    expect(_close(merged_out, base + (alpha / r) * low, 1e-4),
+           f"{call}: the merged forward differs from the unmerged one by "
+           f"{float((merged_out - base - alpha / r * low).detach().abs().max()):.3g} {where}")
+    call_learner(layer.merge, what=f"{call}.merge() a second time")
+    expect(_close(layer.weight, expected_w), f"{call}: calling merge() twice added ΔW twice: merge only when not merged "
+                                             f"yet {where}")
+    call_learner(layer.unmerge, what=f"{call}.unmerge()")
+    expect(getattr(layer, "merged", None) is False, f"{call}.unmerge() should set merged = False {where}")
+    expect(_close(layer.weight, w_before, 1e-5), f"{call}.unmerge() should restore W; it differs by "
+                                                 f"{float((layer.weight - w_before).detach().abs().max()):.3g} {where}")
+    call_learner(layer.unmerge, what=f"{call}.unmerge() a second time")
+    expect(_close(layer.weight, w_before, 1e-5), f"{call}: calling unmerge() on an unmerged layer changed W {where}")
+    passed(f"LoRA layer: identity at initialisation, x Wᵀ + (α/r)·x Aᵀ Bᵀ, merge/unmerge exact ({d_in}→{d_out}, r={r})")
+
+
+# ---------------------------------------------------------------------------------------------
+# ex02: the adapter gate
+
+
+def _prompt_attention_variant(attn: AdapterAttention, q: Tensor, kind: str, theta: float) -> Tensor:
+    """What a typical wrong version adds (before the gate), for the messages."""
+    b = q.shape[0]
+    prompt = attn.adapter_prompt[None].expand(b, -1, -1)
+    k = split_heads(attn.k_proj(prompt), attn.n_kv_heads)
+    v = split_heads(attn.v_proj(prompt), attn.n_kv_heads)
+    groups = attn.n_heads // attn.n_kv_heads
+    k, v = repeat_kv(k, groups), repeat_kv(v, groups)
+    if kind == "rope":
+        cos, sin = rope_tables(attn.adapter_prompt.shape[0], attn.head_dim, theta)
+        k = apply_rope(k, cos, sin)
+    if kind == "causal":
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+_JOINT = ("the prompts share one softmax with the text, so they take attention away from it even with the gate "
+          "at zero; give them their own softmax: F.scaled_dot_product_attention(q, k_P, v_P), then the gate")
+
+
+@torch.no_grad()
+def _joint_attention(ref: AdapterAttention, x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    """The prompts as extra keys of the same (causal) softmax as the text: a typical mistake."""
+    q, k, v = ref.project(x, rope)
+    b, t, k_len = x.shape[0], x.shape[1], ref.adapter_prompt.shape[0]
+    prompt = ref.adapter_prompt[None].expand(b, -1, -1)
+    groups = ref.n_heads // ref.n_kv_heads
+    kp = repeat_kv(split_heads(ref.k_proj(prompt), ref.n_kv_heads), groups)
+    vp = repeat_kv(split_heads(ref.v_proj(prompt), ref.n_kv_heads), groups)
+    kk, vv = torch.cat([kp, repeat_kv(k, groups)], 2), torch.cat([vp, repeat_kv(v, groups)], 2)
+    allowed = torch.ones(t, k_len + t, dtype=torch.bool).tril(diagonal=k_len)
+    return ref.o_proj(merge_heads(F.scaled_dot_product_attention(q, kk, vv, attn_mask=allowed)))
+
+
+def adapter_gate(cls: type, *, seed: int | None = None) -> None:
+    """Check an adapter attention class ``cls(config, prompt_len)`` (a ``GroupedQueryAttention`` subclass
+    with ``adapter_prompt (K, D)`` and ``adapter_gate (h,)``) whose ``forward(x, rope, cache=None)`` adds
+    ``gate_h · softmax(q k_Pᵀ/√d) v_P`` to the causal attention, before ``o_proj``.
+
+    Checks: the gate starts at zero and the module equals plain attention at initialisation; the
+    gate's gradient is non-zero at initialisation; with open gates the output matches the reference
+    (prompts not rotated by RoPE, not masked, with their own softmax, one gate per head).
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    config = LlamaConfig(vocab_size=32, dim=32, n_layers=1, n_heads=4, n_kv_heads=int(2 ** torch.randint(0, 3, (),
+                                                                                                      generator=gen)),
+                         hidden_dim=48, max_seq_len=32)
+    k_len = int(torch.randint(2, 6, (), generator=gen))
+    t = int(torch.randint(6, 10, (), generator=gen))                  # t ≥ prompt_len
+    call = f"{_name(cls)}(config, prompt_len={k_len})"
+    torch.manual_seed(seed)
+    attn = call_learner(cls, config, k_len, what=call)
+    expect(isinstance(attn, GroupedQueryAttention), f"{call} should subclass GroupedQueryAttention, found "
+                                                    f"{type(attn).__name__}")
+    gate, prompt = getattr(attn, "adapter_gate", None), getattr(attn, "adapter_prompt", None)
+    expect(isinstance(prompt, nn.Parameter) and tuple(prompt.shape) == (k_len, config.dim),
+           f"{call} needs a parameter adapter_prompt of shape (prompt_len, dim) = {(k_len, config.dim)} {where}")
+    expect(isinstance(gate, nn.Parameter), f"{call} needs a parameter adapter_gate (one gate per query head) {where}")
+    expect(gate.numel() == config.n_heads, f"{call}: adapter_gate should hold one gate per query head "
+                                           f"({config.n_heads}), found shape {tuple(gate.shape)} {where}")
+    expect(bool(gate.detach().abs().max() == 0), f"{call}: adapter_gate must start at zero (then the model is exactly "
+                                                 f"the pretrained one at step 0), found values up to "
+                                                 f"{float(gate.detach().abs().max()):.3g} {where}")
+    ref = AdapterAttention(config, k_len)
+    ref.load_state_dict({k: v for k, v in attn.state_dict().items() if k in ref.state_dict()}, strict=True)
+    plain = GroupedQueryAttention(config)
+    plain.load_state_dict({k: v for k, v in ref.state_dict().items() if k in plain.state_dict()})
+    cos, sin = rope_tables(config.max_seq_len, config.head_dim, config.rope_theta)
+    rope = (cos[:t], sin[:t])
+    x = torch.randn(2, t, config.dim, generator=gen)
+    fwd = f"{call}.forward(x {tuple(x.shape)}, rope)"
+    out = call_learner(attn, x, rope, what=fwd)
+    expect(isinstance(out, Tensor) and out.shape == x.shape, f"{fwd} should return shape {tuple(x.shape)}, found "
+           f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}")
+    if not _close(out, plain(x, rope)) and _close(out, _joint_attention(ref, x, rope), 1e-4):
+        raise CheckFailed(f"{fwd}: {_JOINT} {where}")
+    expect(_close(out, plain(x, rope)), f"{fwd}: with the gate at zero the output should equal plain causal attention "
+                                        f"(the pretrained layer), but it differs by "
+                                        f"{float((out - plain(x, rope)).detach().abs().max()):.3g} {where}")
+    attn.zero_grad(set_to_none=True)
+    (out * torch.randn(out.shape, generator=gen)).sum().backward()
+    expect(attn.adapter_gate.grad is not None and bool(attn.adapter_gate.grad.abs().max() > 0),
+           f"{fwd}: the gate got no gradient at initialisation: multiply the prompt attention by the gate parameter "
+           f"itself (not a detached copy, not a constant), so that it can open {where}")
+
+    with torch.no_grad():
+        for m in (attn, ref):
+            m.adapter_gate.copy_(torch.linspace(-0.8, 0.9, config.n_heads))
+    out = call_learner(attn, x, rope, what=fwd)
+    expected = ref(x, rope)
+    if not _close(out, expected):
+        with torch.no_grad():
+            q, k, v = ref.project(x, rope)
+            y = ref.attend(q, k, v)
+            g = ref.adapter_gate.view(1, -1, 1, 1)
+            for kind, message in (("rope", "the prompt keys were rotated by RoPE: the prompts are not positions in "
+                                           "the text, project them with k_proj and v_proj only"),
+                                  ("causal", "the prompts were attended with a causal mask: every query sees every "
+                                             "prompt (no mask)")):
+                wrong = ref.o_proj(merge_heads(y + g * _prompt_attention_variant(ref, q, kind, config.rope_theta)))
+                if _close(out, wrong):
+                    raise CheckFailed(f"{fwd}: {message} {where}")
+            shared = ref.o_proj(merge_heads(y + ref.adapter_gate.mean() * ref.prompt_attention(q)))
+            if _close(out, shared):
+                raise CheckFailed(f"{fwd}: one gate was used for all heads; gate head h with adapter_gate[h] "
+                                  f"(reshape it to (1, h, 1, 1)) {where}")
+            tanh = ref.o_proj(merge_heads(y + torch.tanh(g) * ref.prompt_attention(q)))
+            if _close(out, tanh):
+                raise CheckFailed(f"{fwd}: the gate went through tanh; this exercise multiplies by the gate itself {where}")
+            if _close(out, _joint_attention(ref, x, rope), 1e-4):
+                raise CheckFailed(f"{fwd}: {_JOINT} {where}")
+        raise CheckFailed(f"{fwd}: with open gates the output should be o_proj(attend(q, k, v) + gate·softmax(q k_Pᵀ/√d) "
+                          f"v_P); it differs by {float((out - expected).detach().abs().max()):.3g} {where}")
+    passed(f"adapter gate: identity at initialisation, the gate gets a gradient, prompts without RoPE or mask "
+           f"({config.n_heads} heads, {config.n_kv_heads} key/value heads, {k_len} prompts)")

@@ -1,0 +1,160 @@
+"""LLaMA-Adapter v1 (Zhang et al., 2023) and v2 (Gao et al., 2023) on :class:`dlfund.models.llama.Llama`.
+
+**v1: adaption prompts with a zero-initialised gate.** In each of the top layers, ``K`` learned vectors
+``P (K, D)`` are projected by the layer's (frozen) ``k_proj`` and ``v_proj`` into extra keys and
+values. Every query attends to them *separately* from the sequence (its own softmax over the ``K``
+prompts) and the result is added, multiplied by a per-head gate ``g`` that starts at zero:
+
+    out_h = attn(q_h, K_seq, V_seq) + g_h · softmax(q_h K_P^T / √d) V_P
+
+At step 0 ``g = 0``: the model is exactly the pretrained one, so training starts from its behaviour
+instead of from noise injected by random prompts; the gate opens as far as the task needs. The
+prompts are not positions in the text: they get no rotary embedding, and every query sees all of
+them (no causal mask), at any position, with or without a KV cache.
+
+**v2: plus bias and scale, and unfrozen norms.** Every linear layer of the blocks gets a learned
+per-output scale ``s`` (ones) and bias ``b`` (zeros), ``y = s ⊙ (x W^T + b)`` — identity at start —
+and the RMSNorm weights train too. Still far below 1% of the parameters, but every layer can now
+adjust its features, not only the top layers' attention.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.attention import merge_heads, split_heads
+from ..models.gpt import KVCache
+from ..models.llama import GroupedQueryAttention, Llama, LlamaConfig, RMSNorm, repeat_kv
+
+__all__ = ["AdapterAttention", "ScaleBiasLinear", "add_adapter", "adapter_state_dict", "mark_only_adapter_trainable"]
+
+Tensor = torch.Tensor
+
+ADAPTER_NAMES = ("adapter_prompt", "adapter_gate")
+V2_NAMES = ("adapter_bias", "adapter_scale")
+
+
+class AdapterAttention(GroupedQueryAttention):
+    """:class:`GroupedQueryAttention` plus ``prompt_len`` adaption prompts behind a zero-initialised gate.
+
+    ``adapter_prompt`` is ``(K, D)``; ``adapter_gate`` is ``(h,)``, one gate per query head.
+    """
+
+    def __init__(self, config: LlamaConfig, prompt_len: int) -> None:
+        if prompt_len < 1:
+            raise ValueError(f"prompt_len must be at least 1, got {prompt_len}")
+        super().__init__(config)
+        self.prompt_len = prompt_len
+        # N(0, 1), as the original code's nn.Embedding; the gate, not a small init, makes step 0 exact.
+        self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
+        self.adapter_gate = nn.Parameter(torch.zeros(config.n_heads))
+
+    @classmethod
+    def from_attention(cls, attn: GroupedQueryAttention, config: LlamaConfig, prompt_len: int) -> AdapterAttention:
+        """An adapter attention that *shares* ``attn``'s projections (no copy of the pretrained weights)."""
+        new = cls(config, prompt_len)
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            setattr(new, name, getattr(attn, name))
+        device = attn.q_proj.weight.device
+        new.adapter_prompt.data = new.adapter_prompt.data.to(device)
+        new.adapter_gate.data = new.adapter_gate.data.to(device)
+        return new
+
+    def prompt_attention(self, q: Tensor) -> Tensor:
+        """``q (B, h, T, d)`` attends to the prompts (no RoPE, no mask) -> ``(B, h, T, d)``, before the gate."""
+        b = q.shape[0]
+        prompt = self.adapter_prompt[None].expand(b, -1, -1)                            # (B, K, D)
+        k = split_heads(self.k_proj(prompt), self.n_kv_heads)                          # (B, h_kv, K, d)
+        v = split_heads(self.v_proj(prompt), self.n_kv_heads)
+        groups = self.n_heads // self.n_kv_heads
+        k, v = repeat_kv(k, groups).to(q.dtype), repeat_kv(v, groups).to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v)                                 # its own softmax over K
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], cache: KVCache | None = None) -> Tensor:
+        q, k, v = self.project(x, rope)
+        if cache is not None:
+            k, v = cache.append(k, v)
+        y = self.attend(q, k, v)                                                       # (B, h, T, d)
+        gate = self.adapter_gate.view(1, -1, 1, 1)
+        y = y + (gate * self.prompt_attention(q)).to(y.dtype)
+        return self.o_proj(merge_heads(y))
+
+
+class ScaleBiasLinear(nn.Linear):
+    """LLaMA-Adapter v2's linear layer: ``y = s ⊙ (x W^T + b)``; ``(..., in) -> (..., out)``.
+
+    ``adapter_scale`` starts at ones and ``adapter_bias`` at zeros (identity at initialisation). Like
+    :class:`~dlfund.peft.lora.LoRALinear` it shares the wrapped layer's weight, so names are unchanged.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = False,
+                 device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.adapter_bias = nn.Parameter(torch.zeros(out_features, device=device))
+        self.adapter_scale = nn.Parameter(torch.ones(out_features, device=device))
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> ScaleBiasLinear:
+        w = linear.weight
+        layer = cls(linear.in_features, linear.out_features, bias=False, device=w.device, dtype=w.dtype)
+        layer.weight, layer.bias = w, linear.bias
+        return layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.linear(x, self.weight, self.bias)
+        return (self.adapter_scale * (y + self.adapter_bias)).to(y.dtype)
+
+
+def add_adapter(model: Llama, *, version: int = 1, prompt_len: int = 10, n_layers: int | None = None,
+                freeze: bool = True) -> list[int]:
+    """Turn ``model`` into a LLaMA-Adapter model in place; returns the indices of the prompted layers.
+
+    ``n_layers``: how many of the *top* layers get adaption prompts (``None``: all of them). Version 2
+    also wraps every linear layer of every block in a :class:`ScaleBiasLinear` and trains the norms.
+    With ``freeze`` (default) only the adapter parameters train (:func:`mark_only_adapter_trainable`).
+    """
+    if version not in (1, 2):
+        raise ValueError(f"LLaMA-Adapter version must be 1 or 2, got {version}")
+    if not isinstance(model, Llama):
+        raise TypeError(f"add_adapter expects a dlfund Llama, got {type(model).__name__}")
+    if any(isinstance(layer.self_attn, AdapterAttention) for layer in model.layers):
+        raise ValueError("the model already has an adapter")
+    total = len(model.layers)
+    n = total if n_layers is None else n_layers
+    if not 1 <= n <= total:
+        raise ValueError(f"n_layers must be between 1 and the model's {total} layers, got {n_layers}")
+    if version == 2:
+        for block in model.layers:
+            for parent in (block.self_attn, block.mlp):
+                for name, child in list(parent.named_children()):
+                    if isinstance(child, nn.Linear):
+                        setattr(parent, name, ScaleBiasLinear.from_linear(child))
+    prompted = list(range(total - n, total))
+    for i in prompted:
+        block = model.layers[i]
+        block.self_attn = AdapterAttention.from_attention(block.self_attn, model.config, prompt_len)
+    if freeze:
+        mark_only_adapter_trainable(model, version)
+    return prompted
+
+
+def _is_adapter(name: str, version: int) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return last in ADAPTER_NAMES or (version == 2 and last in V2_NAMES)
+
+
+def mark_only_adapter_trainable(model: Llama, version: int = 1) -> None:
+    """Only the adapter trains: prompts and gates (v1); plus bias/scale and every RMSNorm weight (v2)."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(_is_adapter(name, version))
+    if version == 2:
+        for m in model.modules():
+            if isinstance(m, RMSNorm):
+                m.weight.requires_grad_(True)
+
+
+def adapter_state_dict(model: Llama) -> dict[str, Tensor]:
+    """The trainable tensors by name (after :func:`add_adapter`): what an adapter checkpoint stores."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}

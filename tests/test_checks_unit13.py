@@ -1,0 +1,162 @@
+"""The unit-13 checks accept the committed solutions and the library, and reject stubs and typical wrong answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from check_helpers import rejects, solution, stub
+from dlfund.checks import unit13
+from dlfund.models.attention import merge_heads, split_heads
+from dlfund.models.gpt import apply_rope, rope_tables
+from dlfund.models.llama import GroupedQueryAttention, repeat_kv
+from dlfund.peft.adapter import AdapterAttention
+from dlfund.peft.lora import LoRALinear
+
+# --- ex01: the LoRA layer -------------------------------------------------------------------------
+
+
+def lora_variant(kind: str):
+    """A learner's LoRA layer with one typical mistake."""
+
+    class Wrong(nn.Linear):
+        def __init__(self, in_features, out_features, *, r, alpha=1.0):
+            super().__init__(in_features, out_features, bias=False)
+            self.merged = False
+            self.scaling = {"alpha": alpha, "no_scale": 1.0, "r_over_alpha": r / alpha}.get(kind, alpha / r)
+            self.lora_A = nn.Parameter(torch.empty(r, in_features))
+            self.lora_B = nn.Parameter(torch.zeros(out_features, r))
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+            if kind == "A_zero":
+                nn.init.zeros_(self.lora_A)
+            if kind == "B_random":
+                nn.init.normal_(self.lora_B)
+            if kind == "A_normal":
+                nn.init.normal_(self.lora_A)
+
+        def forward(self, x):
+            y = F.linear(x, self.weight)
+            if self.merged and kind != "double":
+                return y
+            return y + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+
+        @torch.no_grad()
+        def merge(self):
+            if not self.merged or kind == "not_idempotent":
+                self.weight += (self.lora_B @ self.lora_A) * self.scaling
+                self.merged = True
+
+        @torch.no_grad()
+        def unmerge(self):
+            if self.merged:
+                if kind != "no_unmerge":
+                    self.weight -= (self.lora_B @ self.lora_A) * self.scaling
+                self.merged = False
+
+    return Wrong
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lora_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit13.lora_layer(solution(13, "ex01-lora-layer", "MyLoRALinear"), seed=seed)
+    unit13.lora_layer(LoRALinear, seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ LoRA layer")
+
+
+def test_lora_rejects_stub() -> None:
+    rejects(unit13.lora_layer, stub, match=r"is not implemented yet")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("alpha", r"scaled by α instead of α/r"),
+    ("no_scale", r"not scaled: multiply by α/r"),
+    ("r_over_alpha", r"scaled by r/α instead of α/r"),
+    ("A_zero", r"A is all zeros"),
+    ("B_random", r"B should start at zero .* B was initialised randomly"),
+    ("A_normal", r"A should be Kaiming-uniform"),
+    ("double", r"after merge\(\) the forward pass adds ΔW twice"),
+    ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
+    ("no_unmerge", r"unmerge\(\) should restore W"),
+])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_lora_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit13.lora_layer, lora_variant(kind), match=match, seed=seed)
+
+
+# --- ex02: the adapter gate -----------------------------------------------------------------------
+
+
+def adapter_variant(kind: str):
+    class Wrong(GroupedQueryAttention):
+        def __init__(self, config, prompt_len):
+            super().__init__(config)
+            self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
+            n = 1 if kind == "one_gate_param" else config.n_heads
+            self.adapter_gate = nn.Parameter(torch.randn(n) if kind == "random_gate" else torch.zeros(n))
+            self.theta = config.rope_theta
+
+        def forward(self, x, rope, cache=None):
+            q, k, v = self.project(x, rope)
+            groups = self.n_heads // self.n_kv_heads
+            prompt = self.adapter_prompt[None].expand(x.shape[0], -1, -1)
+            kp = repeat_kv(split_heads(self.k_proj(prompt), self.n_kv_heads), groups)
+            vp = repeat_kv(split_heads(self.v_proj(prompt), self.n_kv_heads), groups)
+            gate = self.adapter_gate.view(1, -1, 1, 1)
+            if kind == "joint":
+                kk = torch.cat([kp, repeat_kv(k, groups)], 2)
+                vv = torch.cat([vp, repeat_kv(v, groups)], 2)
+                t, n = q.shape[2], kp.shape[2]
+                allowed = torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n)
+                return self.o_proj(merge_heads(F.scaled_dot_product_attention(q, kk, vv, attn_mask=allowed)))
+            y = self.attend(q, k, v)
+            if kind == "rope":
+                cos, sin = rope[0][:kp.shape[2]], rope[1][:kp.shape[2]]
+                kp = apply_rope(kp, cos, sin)
+            if kind == "causal":
+                extra = F.scaled_dot_product_attention(q, kp, vp, is_causal=True)
+            else:
+                extra = F.scaled_dot_product_attention(q, kp, vp)
+            if kind == "detached":
+                gate = gate.detach()
+            if kind == "shared":
+                gate = self.adapter_gate.mean()
+            if kind == "tanh":
+                gate = torch.tanh(gate)
+            return self.o_proj(merge_heads(y + gate * extra))
+
+    return Wrong
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adapter_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit13.adapter_gate(solution(13, "ex02-adapter-gate", "MyAdapterAttention"), seed=seed)
+    unit13.adapter_gate(AdapterAttention, seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ adapter gate")
+
+
+def test_adapter_rejects_stub() -> None:
+    rejects(unit13.adapter_gate, stub, match=r"is not implemented yet")
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ("random_gate", r"adapter_gate must start at zero"),
+    ("one_gate_param", r"one gate per query head"),
+    ("rope", r"rotated by RoPE"),
+    ("causal", r"causal mask"),
+    ("joint", r"share one softmax with the text"),
+    ("detached", r"the gate got no gradient"),
+    ("shared", r"one gate was used for all heads"),
+    ("tanh", r"went through tanh"),
+])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_adapter_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit13.adapter_gate, adapter_variant(kind), match=match, seed=seed)
+
+
+def test_rope_tables_used_by_the_check_cover_the_prompts() -> None:
+    cos, _ = rope_tables(4, 8, 100000.0)
+    assert cos.shape == (4, 8)

@@ -1,0 +1,223 @@
+"""dlfund.peft: the LoRA layer and injection, LLaMA-Adapter v1/v2, and the finetuning loop (tiny models)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlfund import course
+from dlfund.models.llama import Llama, LlamaConfig
+from dlfund.notebooks import definitions
+from dlfund.peft import adapter, lora
+from dlfund.peft.finetune import Method, build, hidden_states, response_loss, state_bytes, train
+
+
+def tiny(seed: int = 0) -> Llama:
+    torch.manual_seed(seed)
+    return Llama(LlamaConfig(vocab_size=61, dim=32, n_layers=3, n_heads=4, n_kv_heads=2, hidden_dim=64,
+                             max_seq_len=64)).eval()
+
+
+IDX = torch.randint(0, 61, (3, 12), generator=torch.Generator().manual_seed(1))
+
+
+# --------------------------------------------------------------------------------------------- LoRA
+
+
+def test_lora_output_unchanged_at_initialisation_and_only_lora_trains() -> None:
+    model, base = tiny(), tiny()
+    names = lora.inject_lora(model, ("q_proj", "v_proj"), r=4, alpha=8)
+    assert names == [f"layers.{i}.self_attn.{p}" for i in range(3) for p in ("q_proj", "v_proj")]
+    with torch.no_grad():
+        assert torch.equal(model(IDX), base(IDX))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith(("lora_A", "lora_B")) for n in trainable)
+    report = lora.parameter_report(model)
+    assert report.trainable == 3 * 4 * ((32 + 32) + (32 + 16)) and 0 < report.percent < 100
+    assert "parameters trainable" in str(report)
+
+
+def test_frozen_base_unchanged_after_a_step_and_B_moves() -> None:
+    model = tiny()
+    lora.inject_lora(model, "*_proj", r=2, alpha=4)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    model.train()
+    F.cross_entropy(model(IDX).flatten(0, 1), IDX.flatten()).backward()
+    opt.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if not p.requires_grad)
+    assert model.layers[0].mlp.down_proj.lora_B.abs().max() > 0
+
+
+def _trained_lora(r: int = 4) -> Llama:
+    model = tiny()
+    lora.inject_lora(model, ("q_proj", "k_proj", "v_proj", "o_proj"), r=r, alpha=2 * r)
+    torch.manual_seed(3)
+    for layer in lora.lora_layers(model):
+        torch.nn.init.normal_(layer.lora_B, std=0.2)
+    return model
+
+
+def test_merged_forward_equals_unmerged_and_unmerge_restores_w() -> None:
+    model = _trained_lora()
+    weights = {n: p.detach().clone() for n, p in model.named_parameters() if n.endswith("weight")}
+    with torch.no_grad():
+        unmerged = model(IDX)
+        assert lora.merge_lora(model) == 12
+        assert all(layer.merged for layer in lora.lora_layers(model))
+        merged = model(IDX)
+        lora.merge_lora(model)                                # idempotent
+        assert torch.allclose(model(IDX), unmerged, atol=1e-5)
+    assert torch.allclose(merged, unmerged, atol=1e-5)
+    lora.unmerge_lora(model)
+    lora.unmerge_lora(model)
+    for n, p in model.named_parameters():
+        if n.endswith("weight"):
+            assert torch.allclose(p, weights[n], atol=1e-6), n
+
+
+def test_lora_layer_scaling_dropout_and_errors() -> None:
+    layer = lora.LoRALinear(8, 6, r=2, alpha=6, dropout=0.5)
+    assert layer.scaling == 3.0 and "r=2" in repr(layer)
+    with pytest.raises(ValueError, match="rank r must be at least 1"):
+        lora.LoRALinear(8, 6, r=0)
+    with pytest.raises(ValueError, match="no nn.Linear matches"):
+        lora.inject_lora(tiny(), ("query",))
+    with pytest.raises(ValueError, match="shares its weight with the token embeddings"):
+        lora.inject_lora(tiny(), ("lm_head",))
+    with pytest.raises(ValueError, match="call inject_lora first"):
+        lora.mark_only_lora_trainable(tiny())
+
+
+def test_save_and_load_only_the_adapter(tmp_path) -> None:
+    model = _trained_lora()
+    path = tmp_path / "a.safetensors"
+    size = lora.save_lora(model, path)
+    from safetensors.torch import load_file
+
+    saved = load_file(path)
+    assert set(saved) == set(lora.lora_state_dict(model)) and all(k.endswith(("lora_A", "lora_B")) for k in saved)
+    assert size < sum(p.numel() * 4 for p in model.parameters()) / 5
+    fresh = tiny()
+    lora.inject_lora(fresh, ("q_proj", "k_proj", "v_proj", "o_proj"), r=4, alpha=8)
+    assert lora.load_lora(fresh, path) == sorted(saved)
+    with torch.no_grad():
+        assert torch.allclose(fresh(IDX), model(IDX), atol=1e-6)
+    other = tiny()
+    lora.inject_lora(other, ("q_proj", "v_proj"), r=4, alpha=8)
+    with pytest.raises(KeyError, match="do not fit this model"):
+        lora.load_lora(other, path)
+    rank8 = tiny()
+    lora.inject_lora(rank8, ("q_proj", "k_proj", "v_proj", "o_proj"), r=8, alpha=16)
+    with pytest.raises(ValueError, match="a different rank"):
+        lora.load_lora(rank8, path)
+    lora.merge_lora(model)
+    with pytest.raises(ValueError, match="unmerge the model before saving"):
+        lora.save_lora(model, path)
+
+
+def test_notebook_lora_layer_matches_the_library() -> None:
+    nb = course.get_unit(13).notebook_path("01-lora-from-scratch")
+    NotebookLoRA = definitions(nb, names=("LoRALinear",))["LoRALinear"]
+    torch.manual_seed(0)
+    ours = NotebookLoRA(16, 8, r=4, alpha=8)
+    lib = lora.LoRALinear(16, 8, r=4, alpha=8)
+    lib.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        ours.lora_B.normal_()
+        lib.lora_B.copy_(ours.lora_B)
+    x = torch.randn(3, 16)
+    assert torch.allclose(ours(x), lib(x), atol=1e-6)
+    ours.merge(), lib.merge()
+    assert torch.allclose(ours.weight, lib.weight, atol=1e-6) and torch.allclose(ours(x), lib(x), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ Adapter
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_adapter_is_the_base_model_at_initialisation(version: int) -> None:
+    model, base = tiny(), tiny()
+    layers = adapter.add_adapter(model, version=version, prompt_len=3, n_layers=2)
+    assert layers == [1, 2]
+    with torch.no_grad():
+        assert torch.equal(model(IDX), base(IDX))
+        caches = model.new_caches()
+        stepwise = torch.cat([model(IDX[:1, t:t + 1], caches) for t in range(IDX.shape[1])], dim=1)
+    assert torch.allclose(stepwise, base(IDX[:1]), atol=1e-5)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_only_adapter_parameters_train(version: int) -> None:
+    model = tiny()
+    adapter.add_adapter(model, version=version, prompt_len=3, n_layers=2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    allowed = ("adapter_prompt", "adapter_gate") + (("adapter_bias", "adapter_scale", "norm.weight",
+                                                     "layernorm.weight") if version == 2 else ())
+    assert trainable and all(n.endswith(allowed) for n in trainable)
+    if version == 2:
+        assert any("layernorm" in n for n in trainable) and any(n.endswith("adapter_scale") for n in trainable)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(2):
+        F.cross_entropy(model(IDX).flatten(0, 1), IDX.flatten()).backward()
+        opt.step(), opt.zero_grad()
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) == (n not in trainable), n
+    assert set(adapter.adapter_state_dict(model)) == trainable
+
+
+def test_gate_gets_a_gradient_at_init_and_prompts_do_not() -> None:
+    model = tiny()
+    adapter.add_adapter(model, prompt_len=3)
+    F.cross_entropy(model(IDX).flatten(0, 1), IDX.flatten()).backward()
+    attn = model.layers[-1].self_attn
+    assert attn.adapter_gate.grad.abs().max() > 0 and attn.adapter_prompt.grad.abs().max() == 0
+
+
+def test_adapter_errors() -> None:
+    with pytest.raises(ValueError, match="version must be 1 or 2"):
+        adapter.add_adapter(tiny(), version=3)
+    with pytest.raises(ValueError, match="n_layers must be between 1"):
+        adapter.add_adapter(tiny(), n_layers=9)
+    model = tiny()
+    adapter.add_adapter(model)
+    with pytest.raises(ValueError, match="already has an adapter"):
+        adapter.add_adapter(model)
+
+
+# ------------------------------------------------------------------------------------- finetuning
+
+
+def test_response_loss_equals_masked_cross_entropy() -> None:
+    model = tiny()
+    targets = torch.randint(0, 61, IDX.shape)
+    targets[:, :5] = -100
+    ref = F.cross_entropy(model(IDX).flatten(0, 1), targets.flatten(), ignore_index=-100)
+    assert torch.allclose(response_loss(model, IDX, targets), ref, atol=1e-6)
+    assert torch.allclose(model.lm_head(hidden_states(model, IDX)), model(IDX), atol=1e-6)
+    with pytest.raises(ValueError, match="no response tokens"):
+        response_loss(model, IDX, torch.full_like(IDX, -100))
+
+
+@pytest.mark.parametrize("method", [Method("full", "full", 3e-3), Method("lora", "lora", 3e-2, {"r": 4, "alpha": 8}),
+                                    Method("v1", "adapter", 3e-2, {"version": 1, "prompt_len": 4}),
+                                    Method("v2", "adapter", 3e-2, {"version": 2})])
+def test_train_lowers_the_loss_and_leaves_the_base_alone(method: Method) -> None:
+    base = tiny()
+    snapshot = copy.deepcopy(base.state_dict())
+    model = build(base, method)
+    targets = IDX.roll(-1, dims=1)
+    result = train(model, iter([(IDX, targets)] * 15), steps=15, lr=method.lr, device=torch.device("cpu"))
+    assert result.precision == "32-true" and result.peak_memory_mb is None
+    assert result.losses[-1] < result.losses[0]
+    assert all(torch.equal(v, base.state_dict()[k]) for k, v in snapshot.items())
+    sizes = state_bytes(model)
+    assert sizes["total"] == sizes["weights"] + sizes["grads"] + sizes["adamw"]
+    assert sizes["grads"] == 4 * result.trainable
+    with pytest.raises(ValueError, match="unknown method kind"):
+        build(base, Method("x", "prefix", 1.0))
