@@ -298,9 +298,22 @@ def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> s
                          for k, v in asdict(r).items()} for r in rows],
                "pending": [{"comparison": what, "needs_unit": unit} for what, unit in PENDING
                            if unit not in {u.number for u in course.UNITS}],
-               "provenance": provenance(device, tier, wall_s)}
+               "provenance": {**provenance(device, tier, wall_s), "references": reference_versions()}}
     atomic_write_json(path, payload, sort_keys=False)
     return course.display_path(path)
+
+
+def reference_versions() -> dict[str, str | None]:
+    """The versions of the reference libraries in this environment (``None``: not installed, rows skipped)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in ("transformers", "peft", "timm"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def recorded_markdown() -> list[str]:
@@ -311,7 +324,8 @@ def recorded_markdown() -> list[str]:
         payload = json.loads(path.read_text(encoding="utf-8"))
         p = payload["provenance"]
         suite = path.name.split(".")[0]
-        lines += [f"**{suite}, {p['tier']} sizes** · {p['device']} · torch {p['torch']} · {p['date'][:10]} · commit "
+        refs = "".join(f" · {k} {v}" for k, v in p.get("references", {}).items() if v)
+        lines += [f"**{suite}, {p['tier']} sizes** · {p['device']} · torch {p['torch']}{refs} · {p['date'][:10]} · commit "
                   f"{p['commit']} · ratio = ours / reference (ms: lower is better; rates: higher is better)", "",
                   "| benchmark | setting | metric | ours | reference | ratio | note |", "|---|---|---|---|---|---|---|"]
         for r in payload["rows"]:
