@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..data.instructions import IGNORE_INDEX, SYSTEM_PROMPT, Example, collate, normalize, prompt_text
 from ..models.llama import Llama
 from .adapter import add_adapter
+from ..perf.timing import synchronize
 from .lora import inject_lora, parameter_report
 
 if TYPE_CHECKING:
@@ -127,11 +128,6 @@ class TrainResult:
     total: int
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train(model: Llama, data: Iterator[tuple[Tensor, Tensor]], *, steps: int, lr: float, device: torch.device,
           precision: str | None = None, weight_decay: float = 0.0, warmup: int = 0, bf16_base: bool = True,
           on_step: Callable[[int, float], None] | None = None) -> TrainResult:
@@ -172,7 +168,7 @@ def train(model: Llama, data: Iterator[tuple[Tensor, Tensor]], *, steps: int, lr
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
         losses.append(loss.item())
         if on_step is not None:

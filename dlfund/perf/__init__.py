@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from .timing import measure, median_seconds
+from .timing import measure, median_seconds, synchronize
 
-__all__ = ["measure", "median_seconds"]
+__all__ = ["measure", "median_seconds", "synchronize"]

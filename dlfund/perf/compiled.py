@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .precision import matmul_flags, precision_context
+from .timing import synchronize
 
 __all__ = ["CompileResult", "time_compile"]
 
@@ -44,11 +45,6 @@ class CompileResult:
         return None if self.compiled_ms is None else self.eager_ms / self.compiled_ms
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_compile(make_model: Callable[[], nn.Module], batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int,
                  device: torch.device | str, precision: str = "fp32", warmup: int = 3, lr: float = 1e-3,
@@ -66,7 +62,7 @@ def time_compile(make_model: Callable[[], nn.Module], batch: Callable[[int], tup
         for i in range(n):
             x, y = batch(offset + i)
             x, y = x.to(device), y.to(device)
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             with matmul_flags(precision, device):
                 with precision_context(precision, device):

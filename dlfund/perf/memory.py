@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .timing import synchronize
+
 __all__ = [
     "Checkpointed",
     "SavedTensorMeter",
@@ -168,12 +170,10 @@ def checkpoint_comparison(make_model: Callable[[], nn.Module], x: torch.Tensor, 
         cuda_peak_start(device)
         for _ in range(steps):
             model.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             loss(model(x), y).backward()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            synchronize(device)
             times.append(time.perf_counter() - start)
         out[name] = {"saved_mb": meter.mb, "step_ms": 1000 * statistics.median(times), "peak_mb": cuda_peak_mb(device)}
     out["checkpointed"]["max_grad_difference"] = max(

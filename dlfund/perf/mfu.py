@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.llama import Llama, LlamaConfig
+from .timing import synchronize
 
 __all__ = ["PEAK_BF16", "MFUResult", "flops_per_token", "measure_mfu", "peak_bf16_flops"]
 
@@ -136,17 +137,13 @@ def measure_mfu(model: Llama, *, batch: int, seq_len: int, steps: int = 10, warm
         loss.backward()
         opt.step()
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     for _ in range(warmup):
         step()
-    sync()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    sync()
+    synchronize(device)
     seconds = (time.perf_counter() - start) / steps
     n_params = model.num_parameters()
     per_token = flops_per_token(model.config, n_params, seq_len)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .memory import SavedTensorMeter, cuda_peak_mb, cuda_peak_start
+from .timing import synchronize
 
 __all__ = [
     "FP16_TINY",
@@ -205,8 +206,7 @@ def train_with_precision(task: Task, precision: str, *, steps: int, device: torc
         for step in range(steps):
             x, y = task.batch(step)
             x, y = prepare(x), y.to(device)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             # the first step also counts what is saved for backward (a step like every other: it trains too)
             meter = SavedTensorMeter(model) if step == 0 else contextlib.nullcontext()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .. import course
 from .._io import atomic_write_json
-from .timing import median_seconds
+from .timing import median_seconds, synchronize
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"attn_lengths": (64, 256), "attn_dim": 64, "attn_heads": 4, "attn_batch": 2,
@@ -70,16 +70,11 @@ class Row:
     note: str = ""
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _seconds_per_call(fn: Callable[[], Any], device: torch.device, min_run_s: float) -> float:
     """Median seconds per call of ``fn()`` (:func:`dlfund.perf.median_seconds`), after one warm-up call
     outside the measurement, so that a ``torch.compile`` of the first call is not timed."""
     fn()
-    _sync(device)
+    synchronize(device)
     return median_seconds(fn, min_run_time=min_run_s)
 
 
@@ -89,7 +84,7 @@ def _peak_mb(fn: Callable[[], Any], device: torch.device) -> float | None:
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
     fn()
-    _sync(device)
+    synchronize(device)
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 

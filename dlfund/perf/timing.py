@@ -18,9 +18,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch.utils import benchmark
 
-__all__ = ["measure", "median_seconds"]
+__all__ = ["measure", "median_seconds", "synchronize"]
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (CUDA runs asynchronously): read a clock only after this.
+
+    A no-op on the CPU, whose work is done when the call returns.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def measure(

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..text_char import random_windows
-from .vision import _autocast, _param_groups, _sync, resolve_bf16
+from ..perf.timing import synchronize
+from .vision import _autocast, _param_groups, resolve_bf16
 
 __all__ = ["LMHistory", "evaluate_lm", "lm_loss", "train_lm"]
 
@@ -122,7 +123,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
 
     model.train()
     elapsed, loss_sum, since = 0.0, torch.zeros((), device=device), 0
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     step = 0
     while True:
@@ -141,7 +142,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
         step += 1
         out_of_time = time_limit_s is not None and elapsed + time.perf_counter() - start >= time_limit_s
         if step % eval_every == 0 or step == max_steps or out_of_time:
-            _sync(device)
+            synchronize(device)
             elapsed += time.perf_counter() - start
             val = evaluate_lm(net, val_data, block_size=block_size, batch_size=batch_size,  # type: ignore[arg-type]
                               batches=eval_batches, device=device, seed=seed + 1, bf16=use_bf16)
@@ -158,7 +159,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
             if step >= max_steps or (time_limit_s is not None and elapsed >= time_limit_s):
                 history.stopped_by = "steps" if step >= max_steps else "time"
                 break
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
     history.tokens_per_s = step * batch_size * block_size / elapsed
     if verbose:

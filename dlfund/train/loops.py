@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..perf.timing import synchronize
+
 __all__ = ["History", "train_epoch", "evaluate", "fit"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -109,12 +111,6 @@ class History:
                                                      self.epoch_seconds))]
 
 
-def _sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so that wall times measure the work, not only its launch."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def fit(model: nn.Module, train_loader: Batches, val_loader: Batches | None, optimizer: torch.optim.Optimizer,
         loss_fn: LossFn, device: torch.device | str, epochs: int, *, verbose: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs with :func:`train_epoch`, evaluating on ``val_loader`` after each.
@@ -133,7 +129,7 @@ def fit(model: nn.Module, train_loader: Batches, val_loader: Batches | None, opt
         train_loss = train_epoch(model, train_loader, optimizer, loss_fn, device)
         val_loss, val_accuracy = (evaluate(model, val_loader, loss_fn, device) if val_loader is not None
                                   else (math.nan, math.nan))
-        _sync(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..perf.timing import synchronize
+
 __all__ = ["TensorBatches", "VisionHistory", "train_classifier", "evaluate_accuracy", "images_per_second",
            "resolve_bf16"]
 
@@ -165,11 +167,6 @@ def resolve_bf16(bf16: bool | None, device: torch.device) -> bool:
     return supported if bf16 is None else bool(bf16) and supported
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _autocast(device: torch.device, bf16: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
@@ -276,7 +273,7 @@ def train_classifier(model: nn.Module, train: TensorBatches, test: TensorBatches
         model.train()
         loss_sum = torch.zeros((), device=device)
         seen = 0
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         for x, y in train:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -290,7 +287,7 @@ def train_classifier(model: nn.Module, train: TensorBatches, test: TensorBatches
             sched.step()
             loss_sum += loss.detach().float() * len(y)
             seen += len(y)
-        _sync(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
         elapsed += seconds
         accuracy = evaluate_accuracy(net, test, device, bf16=use_bf16, channels_last=channels_last)  # type: ignore[arg-type]
@@ -347,9 +344,9 @@ def images_per_second(model: nn.Module, batch_size: int, device: torch.device | 
 
     for _ in range(warmup):
         step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     return steps * batch_size / (time.perf_counter() - start)
