@@ -21,7 +21,7 @@ collect_ignore_glob = ["units/*/exercises/*", "runs/*", "book/*"]
 
 
 def pytest_configure(config):  # noqa: ANN001 - pytest's hook signature
-    from dlfund._net import block_network
+    from dlfund.utils.net import block_network
 
     block_network()
 
@@ -41,14 +41,14 @@ def pytest_terminal_summary(terminalreporter):  # noqa: ANN001
         return
     from pathlib import Path
 
-    from dlfund import course
+    from dlfund.course import manifest
 
     tier = os.environ.get("DLFUND_TIER", "smoke")
     terminalreporter.section(f"notebook run times ({tier} tier) against their budgets")
     for path, seconds in sorted(_notebook_seconds.items()):
         p = Path(path)
         try:
-            budget = course.get_unit(p.parent.name).budget(p.stem, tier)
+            budget = manifest.get_unit(p.parent.name).budget(p.stem, tier)
         except KeyError:
             budget = None
         flag = "  OVER BUDGET" if budget is not None and seconds > budget else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import RunConfig, setup
+from dlfund.course.config import RunConfig, setup
 
 __all__ = ["RunConfig", "setup", "__version__"]
 __version__ = "0.1.0"

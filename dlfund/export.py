@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._io import atomic_open, atomic_write_json
-from .models.mlp import MLP
+from dlfund.models.mlp import MLP
+from dlfund.utils.io import atomic_open, atomic_write_json
 
 __all__ = [
     "ARCHITECTURES", "ExportFormatError", "WEIGHTS_FILE", "CONFIG_FILE", "FORMAT",

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from dlfund import course
 from dlfund.checks import CheckFailed
-from dlfund.notebooks import definitions
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 
 
 def solution(unit: int, exercise: str, *names: str) -> Any:
     """The functions a committed solution notebook defines: one name gives the function, several a tuple."""
-    found = definitions(course.get_unit(unit).solution_path(exercise), names=names)
+    found = definitions(manifest.get_unit(unit).solution_path(exercise), names=names)
     return found[names[0]] if len(names) == 1 else tuple(found[n] for n in names)
 
 

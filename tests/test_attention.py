@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models.attention import (
     CausalSelfAttention,
     FusedMultiHeadAttention,
@@ -21,7 +22,6 @@ from dlfund.models.attention import (
     naive_attention,
     split_heads,
 )
-from dlfund.notebooks import definitions
 
 DIM, HEADS = 24, 4
 
@@ -139,7 +139,7 @@ def test_bad_input_is_rejected() -> None:
 
 def test_notebook_steps_match_the_library() -> None:
     """The classes notebook 01 builds step by step compute what the library's versions compute."""
-    path = course.get_unit(9).notebook_path("01-attention-step-by-step")
+    path = manifest.get_unit(9).notebook_path("01-attention-step-by-step")
     nb = definitions(path, names=("SelfAttentionV1", "SelfAttentionV2", "CausalAttention", "MultiHeadAttentionV4",
                                   "FusedAttention"))
     torch.manual_seed(5)

@@ -14,12 +14,13 @@ import matplotlib
 import pytest
 import torch
 
-from dlfund import autograd, course
+from dlfund import autograd
 from dlfund.autograd import GradcheckError, Value, gradcheck, numerical_grad
-from dlfund.notebooks import definitions
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 
 matplotlib.use("Agg")
-UNIT = course.get_unit(3)
+UNIT = manifest.get_unit(3)
 
 
 # --- random expressions --------------------------------------------------------------------------

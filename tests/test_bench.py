@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from dlfund import cli, course
-from dlfund.models import attention
-from dlfund.perf import reference
+from dlfund.course import cli, manifest
+from dlfund.course.bench import reference
 
 
 def test_smoke_benchmarks_run_and_compare_like_with_like(capsys):
@@ -26,24 +25,24 @@ def test_smoke_benchmarks_run_and_compare_like_with_like(capsys):
     assert vit.ours > 0 or "timm is not installed" in vit.note
     text = reference.table(rows)
     for what, unit in reference.PENDING:
-        assert (what in text) == (unit not in {u.number for u in course.UNITS})
+        assert (what in text) == (unit not in {u.number for u in manifest.UNITS})
 
 
 def test_attention_benchmark_refuses_modules_that_differ(monkeypatch):
-    monkeypatch.setattr(attention, "load_attention_weights", lambda module, **weights: None)
+    monkeypatch.setattr(reference, "load_attention_weights", lambda module, **weights: None)
     with pytest.raises(AssertionError, match="the two implementations differ"):
         reference.bench_attention(reference.SIZES["smoke"], torch.device("cpu"))
 
 
 def test_cli_bench_records_with_provenance(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path)
     assert cli.main(["bench", "--record"]) == 0
     out = capsys.readouterr().out
     assert "attention: explicit vs SDPA" in out and "recorded" in out
     payload = json.loads((tmp_path / "benchmarks" / "reference.smoke.json").read_text())
     assert payload["provenance"]["tier"] == "smoke" and payload["provenance"]["device_type"] == "cpu"
     assert payload["rows"] and all(set(r) >= {"benchmark", "ours", "reference", "ratio"} for r in payload["rows"])
-    from dlfund import book
+    from dlfund.course import book
 
     page = book.results_markdown()  # the book's results page shows the recorded table
     assert "## Reference benchmarks" in page and "| attention: explicit vs SDPA | T=64" in page

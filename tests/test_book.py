@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from dlfund import book, course
+from dlfund.course import book, manifest
 
 
 @pytest.mark.book
@@ -16,9 +16,9 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
     pytest.importorskip("jupyter_book", reason="the book extra is not installed: pip install -e '.[book]'")
     monkeypatch.setattr(book, "STAGE", tmp_path / "src")
     # one executed notebook from a (fake) earlier run: the book must show its outputs
-    unit = course.UNITS[0]
+    unit = manifest.UNITS[0]
     runs = tmp_path / "runs"
-    monkeypatch.setattr(course, "RUNS_DIR", runs)
+    monkeypatch.setattr(manifest, "RUNS_DIR", runs)
     executed = runs / unit.dirname / "executed" / f"{unit.notebooks[0].name}.smoke.ipynb"
     executed.parent.mkdir(parents=True)
     nb = json.loads(unit.notebook_path(unit.notebooks[0].name).read_text(encoding="utf-8"))
@@ -28,7 +28,7 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
 
     index = book.build(tmp_path / "out")
     html = index.parent
-    for u in course.UNITS:
+    for u in manifest.UNITS:
         for nb_ in u.notebooks:
             assert (html / "units" / u.dirname / f"{nb_.name}.html").exists()
         for ex in u.exercises:
@@ -56,9 +56,9 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
 
 
 def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path)
     assert "No results have been recorded yet" in book.results_markdown()
-    unit = course.UNITS[0]
+    unit = manifest.UNITS[0]
     (tmp_path / unit.dirname).mkdir()
     (tmp_path / unit.dirname / "x.full.json").write_text(json.dumps({
         "unit": unit.number, "notebook": "x", "metrics": {"test_acc": 0.987654, "curve": [1, 2]},

@@ -1,10 +1,10 @@
-"""dlfund.bpe: the from-scratch byte-level BPE equals the ``tokenizers``-built ChatTokenizer."""
+"""dlfund.text.bpe: the from-scratch byte-level BPE equals the ``tokenizers``-built ChatTokenizer."""
 
 from __future__ import annotations
 
 import pytest
 
-from dlfund.bpe import ByteLevelBPE, bytes_to_unicode
+from dlfund.text.bpe import ByteLevelBPE, bytes_to_unicode
 
 EDGE_CASES = [
     "Hello world", "  two  spaces\n\nnewlines\t\ttabs  ", "1234567 3.14159 1,000,000 -42", "naïve café 日本語 😀 Ω≈ç√",
@@ -51,13 +51,13 @@ def test_digits_are_split_one_by_one_and_specials_first():
 
 @pytest.fixture(scope="module")
 def real():
-    from dlfund.models.llama_tokenizer import ChatTokenizer
+    from dlfund.text.llama_tokenizer import ChatTokenizer
 
     return ByteLevelBPE.from_gguf(), ChatTokenizer.from_gguf()
 
 
 def test_equals_chat_tokenizer_on_shakespeare_and_edge_cases(real):
-    from dlfund.text_char import shakespeare_corpus
+    from dlfund.text.chars import shakespeare_corpus
 
     ours, ref = real
     _, val = shakespeare_corpus()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-
-from dlfund import course
-from dlfund.checks import unit01
-from dlfund.models.perceptron import Perceptron
-
 from check_helpers import rejects, solution, stub  # noqa: E402
 
-UNIT = course.get_unit(1)
+from dlfund.checks import unit01
+from dlfund.course import manifest
+from dlfund.models.perceptron import Perceptron
+
+UNIT = manifest.get_unit(1)
 SEEDS = [0, 1]
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn.functional as F
-
-from dlfund import course
-from dlfund.checks import unit02
-
 from check_helpers import rejects, solution, stub  # noqa: E402
 
-UNIT = course.get_unit(2)
+from dlfund.checks import unit02
+from dlfund.course import manifest
+
+UNIT = manifest.get_unit(2)
 SEEDS = [0, 1]
 
 

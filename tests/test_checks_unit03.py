@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 import torch
-
-from dlfund import course
-from dlfund.autograd import Value
-from dlfund.checks import unit03
-
 from check_helpers import rejects, solution  # noqa: E402
 
-UNIT = course.get_unit(3)
+from dlfund.autograd import Value
+from dlfund.checks import unit03
+from dlfund.course import manifest
+
+UNIT = manifest.get_unit(3)
 SEEDS = [0, 1]
 
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from dlfund import course
 from dlfund.checks import CheckFailed, unit04
 from dlfund.checks.unit04 import mlp_parameters
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.data.torch_datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from dlfund.models.mlp import MLP
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(4)
+UNIT = manifest.get_unit(4)
 
 
 def solution(exercise: str, name: str) -> Any:

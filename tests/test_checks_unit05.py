@@ -6,9 +6,9 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import rejects, solution
 from torch import nn
 
-from check_helpers import rejects, solution
 from dlfund.checks import unit05
 
 # --- ex01: a LightningModule for regression ---------------------------------------------------------

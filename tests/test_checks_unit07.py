@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from check_helpers import rejects, solution, stub
+
 from dlfund.checks import unit07
 from dlfund.data.augment import RandomCrop
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import rejects, solution
 from torch import nn
 
-from check_helpers import rejects, solution
 from dlfund.checks._unit07_vit import patch_embedding, reference_patches
 from dlfund.models.vit import PatchEmbedding
 

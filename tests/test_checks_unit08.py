@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from check_helpers import rejects, solution, stub
 from torch import nn
 
-from check_helpers import rejects, solution, stub
 from dlfund.checks import unit08
 from dlfund.models.seq2seq import AdditiveAttention
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from check_helpers import rejects, solution, stub
+
 from dlfund.checks import unit10
 from dlfund.models.encoder import freeze_layers, mean_pool
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import rejects, solution, stub
 from torch import nn
 
-from check_helpers import rejects, solution, stub
 from dlfund.checks import unit13
 from dlfund.models.attention import merge_heads, split_heads
 from dlfund.models.gpt import apply_rope, rope_tables

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from dlfund import cli, course, runner
+from dlfund.course import cli, manifest, runner
 
 
 def run_cli(capsys, *argv):
@@ -17,7 +17,7 @@ def run_cli(capsys, *argv):
 def test_units_lists_every_unit(capsys):
     code, out, _ = run_cli(capsys, "units")
     assert code == 0
-    for u in course.UNITS:
+    for u in manifest.UNITS:
         assert u.title in out
 
 
@@ -61,9 +61,9 @@ def test_data_needs_names_or_all(capsys):
 @pytest.fixture
 def fake_unit(tmp_path, monkeypatch):
     """A two-notebook unit in a temporary course: one notebook works, one fails."""
-    monkeypatch.setattr(course, "UNITS_DIR", tmp_path / "units")
-    monkeypatch.setattr(course, "RUNS_DIR", tmp_path / "runs")
-    unit = course.Unit(99, "fake", "Fake", "", (course.Notebook("a", "A"), course.Notebook("b", "B")), (), ())
+    monkeypatch.setattr(manifest, "UNITS_DIR", tmp_path / "units")
+    monkeypatch.setattr(manifest, "RUNS_DIR", tmp_path / "runs")
+    unit = manifest.Unit(99, "fake", "Fake", "", (manifest.Notebook("a", "A"), manifest.Notebook("b", "B")), (), ())
     unit.path.mkdir(parents=True)
     for name, code in (("a", "x = 6 * 7\nprint(x)"), ("b", "1 / 0")):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
@@ -97,9 +97,9 @@ def test_lab_starts_jupyterlab_on_the_course(capsys, monkeypatch):
     seen = {}
     monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: seen.update(cmd=cmd, cwd=cwd) or 0)
     code, out, _ = run_cli(capsys, "lab", "--no-browser")
-    assert code == 0 and seen["cwd"] == course.ROOT
+    assert code == 0 and seen["cwd"] == manifest.ROOT
     assert seen["cmd"][1:3] == ["-m", "jupyterlab"] and "--no-browser" in seen["cmd"]
-    assert f"--ServerApp.root_dir={course.ROOT}" in seen["cmd"]
+    assert f"--ServerApp.root_dir={manifest.ROOT}" in seen["cmd"]
 
 
 def test_run_all_refuses_a_notebook_name(capsys):

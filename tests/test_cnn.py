@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models.cnn import SmallCNN, conv2d_unfold, conv_output_size
 from dlfund.models.resnet import ResidualBlock, ResNet
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(7)
+UNIT = manifest.get_unit(7)
 
 
 @pytest.mark.parametrize(("shape", "kernel", "stride", "padding", "bias"), [

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import dlfund
-from dlfund import config, course, results
+from dlfund.course import config, manifest, results
 
 
 def test_tier_from_environment_and_default(monkeypatch, capsys):
@@ -51,7 +51,7 @@ def test_setup_prints_environment_budget_and_settings(capsys, monkeypatch):
     assert "tier: smoke" in out and "env: Python" in out and "torch" in out
     assert "expected: ≤ 30 s (budget)" in out
     assert "settings: fmnist_train=1000" in out
-    assert cfg.epochs == course.get_unit(1).config["smoke"]["epochs"]
+    assert cfg.epochs == manifest.get_unit(1).config["smoke"]["epochs"]
     assert cfg.device.type in ("cpu", "cuda", "mps")
     with pytest.raises(AttributeError, match="no setting 'width' in the smoke tier"):
         cfg.width
@@ -68,8 +68,8 @@ def test_setup_rejects_unknown_notebooks_and_settings(monkeypatch):
 
 
 def test_setup_shows_the_recorded_measurement(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path)
-    unit = course.get_unit(1)
+    monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path)
+    unit = manifest.get_unit(1)
     path = results.result_path(tmp_path, unit, "02-perceptron-python", "smoke")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"unit": 1, "notebook": "02-perceptron-python", "metrics": {"acc": 1.0},

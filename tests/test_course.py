@@ -6,8 +6,8 @@ import importlib
 
 import pytest
 
-from dlfund import course, data
-
+from dlfund import data
+from dlfund.course import manifest
 
 SYLLABUS_UNITS = range(1, 15)
 """COURSE.md §8: units 01-14. Units land in syllabus order, except that the closing unit 14 may land
@@ -15,22 +15,22 @@ before the units between; numbers stay unique and increasing."""
 
 
 def test_unit_numbers_follow_the_syllabus_and_slugs_unique():
-    numbers = [u.number for u in course.UNITS]
+    numbers = [u.number for u in manifest.UNITS]
     assert numbers == sorted(set(numbers)), f"unit numbers must be unique and increasing: {numbers}"
     assert set(numbers) <= set(SYLLABUS_UNITS), f"unit numbers outside the syllabus 1-14: {numbers}"
     opening = [n for n in numbers if n != 14]
     assert opening == list(range(1, len(opening) + 1)), f"units 1..N must land without gaps: {numbers}"
-    assert len({u.slug for u in course.UNITS}) == len(course.UNITS)
+    assert len({u.slug for u in manifest.UNITS}) == len(manifest.UNITS)
 
 
 def test_unit_folders_match_manifest():
-    on_disk = sorted(p.name for p in course.UNITS_DIR.iterdir() if p.is_dir())
-    assert on_disk == sorted(u.dirname for u in course.UNITS)
-    solutions = sorted(p.name for p in course.SOLUTIONS_DIR.iterdir() if p.is_dir())
-    assert solutions == sorted(u.dirname for u in course.UNITS if u.exercises)
+    on_disk = sorted(p.name for p in manifest.UNITS_DIR.iterdir() if p.is_dir())
+    assert on_disk == sorted(u.dirname for u in manifest.UNITS)
+    solutions = sorted(p.name for p in manifest.SOLUTIONS_DIR.iterdir() if p.is_dir())
+    assert solutions == sorted(u.dirname for u in manifest.UNITS if u.exercises)
 
 
-@pytest.mark.parametrize("unit", course.UNITS, ids=lambda u: u.dirname)
+@pytest.mark.parametrize("unit", manifest.UNITS, ids=lambda u: u.dirname)
 def test_notebooks_match_manifest(unit):
     lectures = sorted(p.stem for p in unit.path.glob("*.ipynb"))
     assert lectures == sorted(nb.name for nb in unit.notebooks), "lecture notebooks on disk vs manifest"
@@ -41,7 +41,7 @@ def test_notebooks_match_manifest(unit):
     assert (unit.path / "README.md").exists()
 
 
-@pytest.mark.parametrize("unit", course.UNITS, ids=lambda u: u.dirname)
+@pytest.mark.parametrize("unit", manifest.UNITS, ids=lambda u: u.dirname)
 def test_manifest_names_resolve(unit):
     for name in unit.datasets:
         data.get(name)  # raises for an unknown dataset
@@ -50,7 +50,7 @@ def test_manifest_names_resolve(unit):
             module, _, func = check.partition(".")
             mod = importlib.import_module(f"dlfund.checks.{module}")
             assert callable(getattr(mod, func, None)), f"dlfund.checks.{check} does not exist"
-    assert set(unit.config) <= set(course.TIERS)
+    assert set(unit.config) <= set(manifest.TIERS)
     assert set(unit.config.get("smoke", {})) == set(unit.config.get("full", {})), "both tiers set the same keys"
     for item in (*unit.notebooks, *unit.exercises):
         assert 0 < item.smoke_s <= 60, f"{item.name}: smoke budget must be at most 60 s on a 2-core CPU"
@@ -58,6 +58,6 @@ def test_manifest_names_resolve(unit):
 
 
 def test_get_unit_accepts_numbers_and_slugs_and_explains_unknown():
-    assert course.get_unit(1) is course.get_unit("01") is course.get_unit("perceptron")
+    assert manifest.get_unit(1) is manifest.get_unit("01") is manifest.get_unit("perceptron")
     with pytest.raises(KeyError, match="known units: 1 \\(perceptron\\)"):
-        course.get_unit(99)
+        manifest.get_unit(99)

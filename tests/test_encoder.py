@@ -261,10 +261,10 @@ def test_notebook_raw_forward_matches_the_library(minilm) -> None:
     """Unit 10 notebook 01 writes the forward pass from the raw checkpoint tensors; it equals Encoder."""
     from safetensors.torch import load_file
 
-    from dlfund import course
-    from dlfund.notebooks import definitions
+    from dlfund.course import manifest
+    from dlfund.course.notebooks import definitions
 
-    nb = definitions(course.get_unit(10).notebook_path("01-loading-minilm"), names=("encoder_raw",))
+    nb = definitions(manifest.get_unit(10).notebook_path("01-loading-minilm"), names=("encoder_raw",))
     model, tok = minilm
     state = load_file(str(data.minilm_dir() / "model.safetensors"))
     ids, mask = tokenize(tok, ["Not a bad film.", "A waste of two hours and a fine cast."])

@@ -160,10 +160,10 @@ def test_correct_predictions() -> None:
 
 def test_notebook_intervals_match_the_library() -> None:
     """Parity: the vectorised normal and Wilson intervals built in notebook 01 are the library's."""
-    from dlfund import course
-    from dlfund.notebooks import definitions
+    from dlfund.course import manifest
+    from dlfund.course.notebooks import definitions
 
-    path = course.get_unit(14).notebook_path("01-confidence-intervals")
+    path = manifest.get_unit(14).notebook_path("01-confidence-intervals")
     found = definitions(path, names=("normal_interval", "wilson_interval"))
     z = ev.z_value(0.9)
     for p, n, seed in ((0.5, 40, 0), (0.93, 300, 1), (1.0, 25, 2), (0.0, 10, 3)):

@@ -11,7 +11,7 @@ import os
 import nbformat
 import pytest
 
-from dlfund import course, exercises
+from dlfund.course import exercises, manifest
 
 TARGETS = exercises.targets()
 IDS = [f"{t.unit.dirname}/{t.exercise.name}" for t in TARGETS]
@@ -78,14 +78,14 @@ def test_checks_fail_on_the_stub_notebook(target):
         assert errors, f"dlfund.checks.{check} did not fail on the unsolved exercise"
         assert {e.ename for e in errors} == {"CheckFailed"}, f"expected CheckFailed, got {[e.ename for e in errors]}"
         assert any("not implemented" in e.evalue for e in errors), [e.evalue for e in errors]
-    assert os.environ["DLFUND_TIER"] in course.TIERS
+    assert os.environ["DLFUND_TIER"] in manifest.TIERS
 
 
 def test_build_goes_on_past_a_missing_solution(tmp_path, monkeypatch):
-    unit = course.UNITS[0]
-    ghost = course.Unit(98, "ghost", "Ghost", "", (), (course.Exercise("ex01-missing", "Missing", ("unit01.early_stopping",)),), ())
-    monkeypatch.setattr(course, "UNITS_DIR", tmp_path / "units")
-    monkeypatch.setattr(course, "SOLUTIONS_DIR", course.ROOT / "solutions")
+    unit = manifest.UNITS[0]
+    ghost = manifest.Unit(98, "ghost", "Ghost", "", (), (manifest.Exercise("ex01-missing", "Missing", ("unit01.early_stopping",)),), ())
+    monkeypatch.setattr(manifest, "UNITS_DIR", tmp_path / "units")
+    monkeypatch.setattr(manifest, "SOLUTIONS_DIR", manifest.ROOT / "solutions")
     with pytest.raises(FileNotFoundError, match="ex01-missing"):
         exercises.build((ghost, unit))
     assert len(list((tmp_path / "units" / unit.dirname / "exercises").glob("*.ipynb"))) == len(unit.exercises)

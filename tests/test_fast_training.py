@@ -206,13 +206,14 @@ def test_compare_and_launch_refuse_bad_input(tmp_path) -> None:
 def test_cli_bench_fast_training_suite_records_with_provenance(tmp_path, monkeypatch, capsys) -> None:
     import json
 
-    from dlfund import cli, course
-    from dlfund.perf import reference, speed
+    from dlfund.course import cli, manifest
+    from dlfund.course.bench import fast_training as speed
+    from dlfund.course.bench.common import Row
 
-    rows = [reference.Row("precision: GPT", "bf16-mixed", "step ms", 5.0, 10.0, 0.5, "val_loss 3.1"),
-            reference.Row("precision: GPT", "tf32", "step ms", math.nan, math.nan, math.nan, "tf32: CUDA only")]
+    rows = [Row("precision: GPT", "bf16-mixed", "step ms", 5.0, 10.0, 0.5, "val_loss 3.1"),
+            Row("precision: GPT", "tf32", "step ms", math.nan, math.nan, math.nan, "tf32: CUDA only")]
     monkeypatch.setattr(speed, "run", lambda tier, device: rows)
-    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path)
     assert cli.main(["bench", "--suite", "fast-training", "--record"]) == 0
     out = capsys.readouterr().out
     assert "precision: GPT" in out and "pending" not in out and "recorded" in out
@@ -223,7 +224,7 @@ def test_cli_bench_fast_training_suite_records_with_provenance(tmp_path, monkeyp
 
 def test_batch_size_finder_and_memory_bench_rows(tmp_path) -> None:
     """Lightning's finder doubles up to max_trials on a CPU; the bench's memory rows measure what they say."""
-    from dlfund.perf import speed
+    from dlfund.course.bench import fast_training as speed
 
     tokens = torch.randint(0, 20, (2_000,))
     found = memory.find_batch_size(lambda: tiny_gpt(), tokens, block_size=16, init=2, max_trials=3, device="cpu",

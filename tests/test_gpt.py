@@ -16,7 +16,7 @@ from dlfund.models.gpt import (
     sample_next,
     sinusoidal_positions,
 )
-from dlfund.text_char import CharTokenizer, plain_play, random_windows, split_plays
+from dlfund.text.chars import CharTokenizer, plain_play, random_windows, split_plays
 from dlfund.train.lm import evaluate_lm, train_lm
 
 
@@ -160,10 +160,10 @@ def test_overfits_a_tiny_corpus() -> None:
 
 def test_notebook_gpt_matches_the_library() -> None:
     """The GPT notebook 03 builds step by step computes what dlfund.models.gpt.GPT computes."""
-    from dlfund import course
-    from dlfund.notebooks import definitions
+    from dlfund.course import manifest
+    from dlfund.course.notebooks import definitions
 
-    path = course.get_unit(9).notebook_path("03-gpt-on-shakespeare")
+    path = manifest.get_unit(9).notebook_path("03-gpt-on-shakespeare")
     my_gpt = definitions(path, names=("MyGPT",))["MyGPT"]
     library = tiny(dropout=0.0)
     mine = my_gpt(17, 32, 2, 2, 16, 0.0).eval()
@@ -183,7 +183,7 @@ def test_train_lm_stops_at_the_time_limit() -> None:
 
 def test_shakespeare_validation_plays_are_unseen() -> None:
     from dlfund.data import load_shakespeare
-    from dlfund.text_char import VALIDATION_PLAYS, shakespeare_corpus
+    from dlfund.text.chars import VALIDATION_PLAYS, shakespeare_corpus
 
     plays = load_shakespeare()
     train, val = shakespeare_corpus()

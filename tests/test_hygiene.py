@@ -10,11 +10,11 @@ import subprocess
 import nbformat
 import pytest
 
-from dlfund import course, notebooks
-from dlfund.runner import unit_notebooks
+from dlfund.course import manifest, notebooks
+from dlfund.course.runner import unit_notebooks
 
-ALL = [(u, name, kind, path) for u in course.UNITS for name, kind, path in unit_notebooks(u)]
-ALL += [(u, ex.name, "exercise", u.exercise_path(ex.name)) for u in course.UNITS for ex in u.exercises]
+ALL = [(u, name, kind, path) for u in manifest.UNITS for name, kind, path in unit_notebooks(u)]
+ALL += [(u, ex.name, "exercise", u.exercise_path(ex.name)) for u in manifest.UNITS for ex in u.exercises]
 IDS = [f"{u.dirname}/{kind}/{name}" for u, name, kind, _ in ALL]
 
 SHELL = re.compile(r"^\s*(!|%%?(pip|conda|sx|system|bash|sh|script|writefile|run|load|cd|env)\b)", re.M)
@@ -65,7 +65,7 @@ def test_structure_title_setup_and_closing(unit, name, kind, path):
 
 def _git_files() -> list[str]:
     try:
-        out = subprocess.run(["git", "-C", str(course.ROOT), "ls-files"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["git", "-C", str(manifest.ROOT), "ls-files"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return []
     return out.stdout.split() if out.returncode == 0 else []
@@ -77,20 +77,20 @@ def test_no_artefacts_or_large_files_tracked():
         pytest.skip("not a git checkout")
     artefact = re.compile(r"(^|/)(lightning_logs|checkpoints|runs)/|\.(ckpt|pt|pth|safetensors|gguf|whl|deb)$|tfevents")
     assert [f for f in files if artefact.search(f)] == []
-    large = [f for f in files if (course.ROOT / f).exists() and (course.ROOT / f).stat().st_size > 1_000_000]
+    large = [f for f in files if (manifest.ROOT / f).exists() and (manifest.ROOT / f).stat().st_size > 1_000_000]
     assert large == [], "tracked files over 1 MB"
 
 
 def test_recorded_results_have_provenance():
     required = {"device", "tier", "wall_s", "torch", "commit", "date", "peak_memory_mb"}
-    for path in course.RESULTS_DIR.rglob("*.json"):
+    for path in manifest.RESULTS_DIR.rglob("*.json"):
         r = json.loads(path.read_text(encoding="utf-8"))
         if path.parent.name == "benchmarks":  # dlfund bench: rows of comparisons, not one notebook's metrics
             assert path.name in {f"{suite}.{r['provenance']['tier']}.json" for suite in ("reference", "fast-training")}
             assert required <= set(r["provenance"]), f"{path}: provenance lacks {required - set(r['provenance'])}"
             assert r["rows"], f"{path}: no rows"
             continue
-        unit = course.get_unit(r["unit"])
+        unit = manifest.get_unit(r["unit"])
         assert path.parent.name == unit.dirname
         assert path.name == f"{r['notebook']}.{r['provenance']['tier']}.json"
         assert required <= set(r["provenance"]), f"{path}: provenance lacks {required - set(r['provenance'])}"

@@ -1,11 +1,11 @@
-"""dlfund.data.instructions: the generated instruction dataset, its template and response-only labels."""
+"""dlfund.text.instructions: the generated instruction dataset, its template and response-only labels."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dlfund.data import instructions as ins
+from dlfund.text import instructions as ins
 
 
 def test_splits_are_deterministic_disjoint_and_cover_every_task() -> None:
@@ -62,7 +62,7 @@ def test_collate_scores_only_the_response() -> None:
 
 
 def test_template_and_encoding_with_the_real_tokenizer() -> None:
-    from dlfund.models.llama_tokenizer import ChatTokenizer
+    from dlfund.text.llama_tokenizer import ChatTokenizer
 
     tok = ChatTokenizer.from_gguf()
     ex = ins.Example("add", "What is 12 + 30?", "42")

@@ -16,7 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfund.data import FASHION_MNIST_CLASSES, FashionMNISTDataModule, datamodules, torch_datasets
+from dlfund.data import (
+    FASHION_MNIST_CLASSES,
+    FashionMNISTDataModule,
+    datamodules,
+    torch_datasets,
+)
 from dlfund.models.mlp import MLP
 from dlfund.train import LitClassifier, evaluate
 
@@ -217,10 +222,10 @@ def test_train_transform_applies_to_training_images_only() -> None:
 # --- parity with the notebook that builds the LightningModule step by step --------------------------
 
 def test_notebook_module_matches_the_library() -> None:
-    from dlfund import course
-    from dlfund.notebooks import definitions
+    from dlfund.course import manifest
+    from dlfund.course.notebooks import definitions
 
-    path = course.get_unit(5).notebook_path("01-lightning-module")
+    path = manifest.get_unit(5).notebook_path("01-lightning-module")
     MyLitClassifier = definitions(path, names=("MyLitClassifier",))["MyLitClassifier"]
     torch.manual_seed(0)
     initial = mlp()

@@ -9,7 +9,12 @@ import torch
 
 from dlfund.models.gpt import apply_rope, sample_next
 from dlfund.models.llama import Llama, LlamaConfig, RMSNorm, repeat_kv
-from dlfund.models.llama_weights import WeightsError, load_state_dict, permute_qk, unpermute_qk
+from dlfund.models.llama_weights import (
+    WeightsError,
+    load_state_dict,
+    permute_qk,
+    unpermute_qk,
+)
 
 TINY = dict(vocab_size=50, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=64, max_seq_len=64)
 
@@ -165,7 +170,7 @@ def test_top_p_keeps_the_nucleus():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from dlfund.models.llama_tokenizer import ChatTokenizer
+    from dlfund.text.llama_tokenizer import ChatTokenizer
 
     return ChatTokenizer.from_gguf()
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from dlfund.bpe import bytes_to_unicode
 from dlfund.models.llama import Llama, LlamaConfig
 from dlfund.models.llama_weights import (
     WeightsError,
@@ -21,6 +20,7 @@ from dlfund.models.llama_weights import (
     save_hf,
     unpermute_qk,
 )
+from dlfund.text.bpe import bytes_to_unicode
 
 TINY = {"vocab_size": 300, "dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 64, "max_seq_len": 64,
             "rope_theta": 10000.0, "norm_eps": 1e-5}
@@ -126,8 +126,8 @@ def test_gguf_without_unpermuting_gives_other_logits(tmp_path, monkeypatch):
 
 
 def test_gguf_tokenizer_of_the_tiny_file(tmp_path):
-    from dlfund.bpe import ByteLevelBPE
-    from dlfund.models.llama_tokenizer import ChatTokenizer
+    from dlfund.text.bpe import ByteLevelBPE
+    from dlfund.text.llama_tokenizer import ChatTokenizer
 
     path = write_gguf(tiny_model(), tmp_path / "tiny.gguf")
     ref, ours = ChatTokenizer.from_gguf(path), ByteLevelBPE.from_gguf(path)
@@ -230,12 +230,12 @@ def test_real_smollm2_logits_equal_transformers(tmp_path):
 
     (They are in fact identical here: the same operations in the same order, RoPE frequencies included.)"""
     transformers = pytest.importorskip("transformers")
-    from dlfund.models.llama_tokenizer import ChatTokenizer
+    from dlfund.text.llama_tokenizer import ChatTokenizer
 
     ours = load_gguf()
     ref = transformers.LlamaForCausalLM.from_pretrained(save_hf(ours, tmp_path / "smollm2"),
                                                         dtype=torch.float32).eval()
-    from dlfund.text_char import shakespeare_corpus
+    from dlfund.text.chars import shakespeare_corpus
 
     tok = ChatTokenizer.from_gguf()
     chat = tok.encode(tok.chat([{"role": "user", "content": "What is the capital of France?"}]))
@@ -276,7 +276,7 @@ def test_dequantised_weights_are_cached_by_content(tmp_path, monkeypatch, capsys
 
 
 def test_unwritable_cache_is_said_once_and_loading_continues(tmp_path, monkeypatch, capsys):
-    from dlfund import _io
+    from dlfund.models import llama_weights
 
     monkeypatch.setenv("DLFUND_DATA_DIR", str(tmp_path / "cache"))
     path = write_gguf(tiny_model(), tmp_path / "tiny.gguf")
@@ -284,6 +284,6 @@ def test_unwritable_cache_is_said_once_and_loading_continues(tmp_path, monkeypat
     def read_only(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    monkeypatch.setattr(_io, "atomic_open", read_only)
+    monkeypatch.setattr(llama_weights, "atomic_open", read_only)
     load_gguf(path, cache=True)
     assert capsys.readouterr().out.count("could not cache the dequantised weights") == 1

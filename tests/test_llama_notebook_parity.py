@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models.gpt import apply_rope, rope_tables
 from dlfund.models.llama import RMSNorm
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(12)
+UNIT = manifest.get_unit(12)
 
 
 def test_building_blocks_notebook_matches_the_library():

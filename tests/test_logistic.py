@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models import logistic
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(3)
+UNIT = manifest.get_unit(3)
 
 
 def data(n: int = 60, d: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

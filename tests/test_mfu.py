@@ -59,7 +59,7 @@ def test_command_line_runs_on_cpu(capsys):
 def test_bench_rows_for_llama_and_mfu(monkeypatch, capsys):
     import builtins
 
-    from dlfund.perf import reference
+    from dlfund.course.bench import reference
 
     size = reference.SIZES["smoke"]
     (row,) = reference.bench_mfu(size, torch.device("cpu"))
@@ -79,7 +79,7 @@ def test_bench_rows_for_llama_and_mfu(monkeypatch, capsys):
 
 def test_bench_llama_parity_against_transformers():
     pytest.importorskip("transformers")
-    from dlfund.perf import reference
+    from dlfund.course.bench import reference
 
     (row,) = reference.bench_llama(reference.SIZES["smoke"], torch.device("cpu"))
     assert row.ours > 0 and row.reference > 0

@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfund import course
 from dlfund.checks.unit04 import mlp_parameters
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models import mlp as mlp_module
 from dlfund.models.mlp import ACTIVATIONS, MLP
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(4)
+UNIT = manifest.get_unit(4)
 
 
 # --- the model ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from dlfund._net import NetworkBlockedError, network_blocked
+from dlfund.utils.net import NetworkBlockedError, network_blocked
 
 
 def test_tests_run_with_the_network_blocked():

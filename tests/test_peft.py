@@ -8,11 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models.llama import Llama, LlamaConfig
-from dlfund.notebooks import definitions
 from dlfund.peft import adapter, lora
-from dlfund.peft.finetune import Method, build, hidden_states, response_loss, state_bytes, train
+from dlfund.peft.finetune import (
+    Method,
+    build,
+    hidden_states,
+    response_loss,
+    state_bytes,
+    train,
+)
 
 
 def tiny(seed: int = 0) -> Llama:
@@ -120,7 +127,7 @@ def test_save_and_load_only_the_adapter(tmp_path) -> None:
 
 
 def test_notebook_lora_layer_matches_the_library() -> None:
-    nb = course.get_unit(13).notebook_path("01-lora-from-scratch")
+    nb = manifest.get_unit(13).notebook_path("01-lora-from-scratch")
     NotebookLoRA = definitions(nb, names=("LoRALinear",))["LoRALinear"]
     torch.manual_seed(0)
     ours = NotebookLoRA(16, 8, r=4, alpha=8)

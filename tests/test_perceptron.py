@@ -7,12 +7,12 @@ import doctest
 import pytest
 import torch
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models import perceptron as perceptron_module
 from dlfund.models.perceptron import History, Perceptron
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(1)
+UNIT = manifest.get_unit(1)
 
 
 def separable_data(n: int = 60, d: int = 3, seed: int = 0, margin: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """The certification quiz: the bank (schema, hashes, coverage, giveaways), the author tool, the
 interactive session (scripted), the certificate and the `dlfund quiz` / `dlfund exam` commands.
 
-Coverage rule: every unit of the manifest must have a bank file ``dlfund/quiz/bank/unitNN.yaml``
+Coverage rule: every unit of the manifest must have a bank file ``dlfund/course/quiz/bank/unitNN.yaml``
 with at least ``MIN_PER_UNIT`` questions. Units still being written are listed in
 ``PENDING_UNITS``; their coverage test is a strict xfail, so it shows up in every run and starts
 failing (XPASS) the day the unit's bank lands, which is the reminder to remove it from the set.
@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlfund import cli, course
-from dlfund.quiz import author, bank, certificate, session, verify
-from dlfund.quiz.bank import BankError, load_bank, load_file
+from dlfund.course import cli, manifest
+from dlfund.course.quiz import author, bank, certificate, session, verify
+from dlfund.course.quiz import report as report_module
+from dlfund.course.quiz.bank import BankError, load_bank, load_file
 
 MIN_PER_UNIT = 6
 PENDING_UNITS: set[int] = set()
@@ -70,7 +71,7 @@ def test_bank_files_have_exactly_the_schema_fields_with_the_right_types():
 def test_ids_are_unique_and_units_exist_in_the_manifest(questions):
     ids = Counter(q.id for q in questions)
     assert [i for i, n in ids.items() if n > 1] == []
-    known = {u.number for u in course.UNITS}
+    known = {u.number for u in manifest.UNITS}
     assert {q.unit for q in questions} <= known, "a bank file for a unit that is not in the manifest"
 
 
@@ -81,7 +82,7 @@ def test_salts_are_not_reused(questions):
 
 def test_each_section_names_a_notebook_or_exercise_of_its_unit(questions):
     for q in questions:
-        unit = course.get_unit(q.unit)
+        unit = manifest.get_unit(q.unit)
         stems = {nb.name for nb in unit.notebooks} | {ex.name for ex in unit.exercises}
         assert q.section.split()[0] in stems, f"{q.id}: section {q.section!r} names no notebook of unit {q.unit}"
 
@@ -107,7 +108,7 @@ def test_the_answer_key_is_not_stored_in_plain_text():
                   marks=[pytest.mark.xfail(reason=f"unit {u.number}'s quiz questions are not written yet "
                                                   "(PENDING_UNITS in tests/test_quiz.py)", strict=True)]
                   if u.number in PENDING_UNITS else [])
-     for u in course.UNITS],
+     for u in manifest.UNITS],
 )
 def test_every_manifest_unit_has_a_bank_with_enough_questions(unit):
     path = bank.BANK_DIR / f"unit{unit:02d}.yaml"
@@ -297,9 +298,9 @@ def test_grading_counts_unanswered_as_not_correct(questions):
     qs = [q for q in questions if q.unit == 1][:5]
     report = session.grade("t", qs, [key_of(q) for q in qs[:4]], seed=0)
     assert (report.correct, report.answered, report.total, report.complete, report.passed) == (4, 4, 5, False, False)
-    assert report.exit_code == session.EXIT_INCOMPLETE
+    assert report.exit_code == report_module.EXIT_INCOMPLETE
     report = session.grade("t", qs, [key_of(q) for q in qs[:4]] + [(key_of(qs[4]) + 1) % 3], seed=0)
-    assert report.score == session.PASS_MARK and report.passed and report.exit_code == 0
+    assert report.score == report_module.PASS_MARK and report.passed and report.exit_code == 0
     assert "4/5 correct" in repr(report)
 
 
@@ -359,7 +360,7 @@ def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(questions, t
     learner = Learner(questions, lambda q, n: right(q, n) if n <= 19 else wrong(q, n))  # 19/25 = 76%
     report = session.exam(name="Ada", seed=4, out_dir=tmp_path, input_fn=learner.input_fn,
                           print_fn=learner.print_fn, bank=questions)
-    assert (report.correct, report.total, report.passed, report.exit_code) == (19, 25, False, session.EXIT_FAILED)
+    assert (report.correct, report.total, report.passed, report.exit_code) == (19, 25, False, report_module.EXIT_FAILED)
     assert report.certificate is None and list(tmp_path.iterdir()) == []
     out = learner.output
     assert "Score: 19 of 25 correct (76%); pass mark 80%: not passed" in out
@@ -395,7 +396,7 @@ def test_bad_inputs_are_re_asked_and_eof_mid_exam_stops_cleanly(questions, tmp_p
                     "'abc' is not a number", "'2.5' is not a number"):
         assert message in out
     assert report.answered == 7 and report.correct == 7 and not report.complete
-    assert report.exit_code == session.EXIT_INCOMPLETE and not report.passed
+    assert report.exit_code == report_module.EXIT_INCOMPLETE and not report.passed
     assert "Stopped (end of input) after 7 of 25 questions" in out
     assert "INCOMPLETE, 7 of 25 answered (7 of those right)" in out
     assert "not answered (18)" in out and list(tmp_path.iterdir()) == []
@@ -411,7 +412,7 @@ def test_ctrl_c_or_no_input_stops_cleanly_too(questions, error, why):
 
     learner = Learner(questions, policy)
     report = session.quiz(1, seed=1, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions)
-    assert report.answered == 2 and report.exit_code == session.EXIT_INCOMPLETE
+    assert report.answered == 2 and report.exit_code == report_module.EXIT_INCOMPLETE
     assert f"Stopped ({why}) after 2 of" in learner.output
 
 
@@ -431,14 +432,14 @@ def test_a_pass_without_a_name_asks_for_one(questions, tmp_path):
 
 
 def test_quiz_from_a_notebook_uses_input(questions, monkeypatch, tmp_path):
-    from dlfund.quiz import quiz
+    from dlfund.course.quiz import quiz
 
     order = session.select_unit(questions, 4, seed=9)
     typed = iter(str(key_of(q) + 1) for q in order)
     monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
     report = quiz(unit=4, name="Notebook Learner", seed=9, out_dir=tmp_path, print_fn=lambda *a: None)
     assert report.passed and report.total == len(order) and report.certificate.exists()
-    assert quiz.__module__ == "dlfund.quiz.session"
+    assert quiz.__module__ == "dlfund.course.quiz.session"
 
 
 # --- the certificate ------------------------------------------------------------------------------
@@ -542,7 +543,7 @@ def test_cli_usage_errors(monkeypatch, capsys):
     assert code == 2 and "no unit '99'" in err
     code, _, err = run_cli(monkeypatch, capsys, "", "exam", "--questions", "0")
     assert code == 2 and "--questions must be at least 1" in err
-    missing = next((u.number for u in course.UNITS if not (bank.BANK_DIR / f"unit{u.number:02d}.yaml").exists()), None)
+    missing = next((u.number for u in manifest.UNITS if not (bank.BANK_DIR / f"unit{u.number:02d}.yaml").exists()), None)
     if missing is not None:
         code, _, err = run_cli(monkeypatch, capsys, "", "quiz", "--unit", str(missing))
         assert code == 2 and f"no questions for unit {missing}" in err

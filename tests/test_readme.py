@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 
-from dlfund import course
+from dlfund.course import manifest
 
-README = (course.ROOT / "README.md").read_text(encoding="utf-8")
+README = (manifest.ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def block_after(marker: str) -> list[str]:
@@ -24,9 +24,9 @@ def test_quick_start_is_two_one_line_commands():
 
 
 def test_ci_runs_the_readme_test_command():
-    script = (course.ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    script = (manifest.ROOT / ".ci" / "run").read_text(encoding="utf-8")
     awk = re.search(r"test_command=\$\((awk .*? README\.md)\)", script)
     assert awk, ".ci/run must read the test command from the README"
-    out = subprocess.run(["bash", "-c", awk.group(1)], cwd=course.ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(["bash", "-c", awk.group(1)], cwd=manifest.ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == block_after("<!-- quick-start: test -->")[0]
     assert 'bash -euo pipefail -c "$test_command"' in script

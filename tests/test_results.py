@@ -9,13 +9,14 @@ import pytest
 import torch
 
 import dlfund
-from dlfund import course, results
+from dlfund.course import manifest, results
+from dlfund.utils.provenance import clean_metric, git_commit
 
 
 @pytest.fixture
 def cfg(tmp_path, monkeypatch):
-    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path / "book")
-    monkeypatch.setattr(course, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path / "book")
+    monkeypatch.setattr(manifest, "RUNS_DIR", tmp_path / "runs")
     return dlfund.setup(unit=1, notebook="03-perceptron-vectorised", tier="smoke")
 
 
@@ -55,8 +56,8 @@ def test_bad_metrics_are_refused(cfg, bad, match):
 
 
 def test_corrupt_reference_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(course, "RESULTS_DIR", tmp_path)
-    path = results.result_path(tmp_path, course.get_unit(1), "x", "full")
+    monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path)
+    path = results.result_path(tmp_path, manifest.get_unit(1), "x", "full")
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON.*dlfund run 1 --record"):
@@ -85,16 +86,16 @@ def repo(tmp_path, monkeypatch):
     _git(root, "init", "-q")
     _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
     _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "nb")
-    monkeypatch.setattr(course, "ROOT", root)
-    monkeypatch.setattr(course, "RESULTS_DIR", root / "book" / "results")
-    unit = course.get_unit(1)
+    monkeypatch.setattr(manifest, "ROOT", root)
+    monkeypatch.setattr(manifest, "RESULTS_DIR", root / "book" / "results")
+    unit = manifest.get_unit(1)
 
     def write(**prov):
         payload = {"unit": 1, "notebook": "nb", "metrics": {"acc": 0.9},
-                   "settings": {k: results._clean(v, k) for k, v in unit.tier_config("full").items()},
+                   "settings": {k: clean_metric(v, k) for k, v in unit.tier_config("full").items()},
                    "provenance": {"device_type": "cuda", "commit": _git(root, "rev-parse", "--short=12", "HEAD"),
                                   "wall_s": 12.5, **prov}}
-        path = results.result_path(course.RESULTS_DIR, unit, "nb", "full")
+        path = results.result_path(manifest.RESULTS_DIR, unit, "nb", "full")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload))
         return payload
@@ -119,12 +120,12 @@ def test_a_result_is_current_only_for_its_device_commit_file_and_settings(repo, 
     notebook.write_text("{}\n")
     assert reason() is None
     changed = {**unit.config, "full": {**unit.tier_config("full"), "epochs": -1}}
-    monkeypatch.setattr(course.Unit, "tier_config", lambda self, tier: changed[tier])  # Unit is frozen
+    monkeypatch.setattr(manifest.Unit, "tier_config", lambda self, tier: changed[tier])  # Unit is frozen
     assert "settings changed" in reason()
 
 
 def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
-    from dlfund import runner
+    from dlfund.course import runner
 
     unit, notebook, write = repo
     items = runner.unit_notebooks(unit)
@@ -141,7 +142,7 @@ def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
             raise RuntimeError("boom")
 
     monkeypatch.setattr(runner, "execute", fake_execute)
-    monkeypatch.setattr(course, "RUNS_DIR", notebook.parent.parent / "runs")
+    monkeypatch.setattr(manifest, "RUNS_DIR", notebook.parent.parent / "runs")
     runs = runner.run_unit(unit, "full", skip_current="cuda")
     assert executed == [name for name, _, _ in items[1:]], "the current notebook is not executed again"
     assert [r.status for r in runs] == ["current", "FAILED"] + ["ok"] * (len(items) - 2)
@@ -153,8 +154,7 @@ def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
 
 
 def test_a_copy_without_git_reports_the_bundled_commit(tmp_path, monkeypatch):
-    monkeypatch.setattr(course, "ROOT", tmp_path)  # not a git repository
     monkeypatch.delenv("DLFUND_COMMIT", raising=False)
-    assert results._git_commit() == "unknown"
+    assert git_commit(tmp_path) == "unknown"  # not a git repository
     monkeypatch.setenv("DLFUND_COMMIT", "0123456789ab")
-    assert results._git_commit() == "0123456789ab"
+    assert git_commit(tmp_path) == "0123456789ab"

@@ -14,7 +14,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dlfund.models.mlp import MLP
 from dlfund.train import checkpoint as ckpt_module
-from dlfund.train.checkpoint import AtomicCheckpointIO, StepSeed, epoch_shuffled_loader, step_seed
+from dlfund.train.checkpoint import (
+    AtomicCheckpointIO,
+    StepSeed,
+    epoch_shuffled_loader,
+    step_seed,
+)
 from dlfund.train.recipe import RecipeClassifier
 
 EPOCHS, KILL_AFTER = 5, 2

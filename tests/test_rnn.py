@@ -6,10 +6,25 @@ import pytest
 import torch
 from torch import nn
 
-from dlfund.models.rnn import BagOfEmbeddings, RNNClassifier, predict, train_text_classifier
-from dlfund.models.seq2seq import (EOS, SOS, AdditiveAttention, PairBatches, Seq2Seq, decode_pairs, exact_match,
-                                   seq2seq_loss, target_vocab, train_seq2seq)
-from dlfund.text import SequenceBatches, Vocab, pad_batch, padding_mask
+from dlfund.models.rnn import (
+    BagOfEmbeddings,
+    RNNClassifier,
+    predict,
+    train_text_classifier,
+)
+from dlfund.models.seq2seq import (
+    EOS,
+    SOS,
+    AdditiveAttention,
+    PairBatches,
+    Seq2Seq,
+    decode_pairs,
+    exact_match,
+    seq2seq_loss,
+    target_vocab,
+    train_seq2seq,
+)
+from dlfund.text.words import SequenceBatches, Vocab, pad_batch, padding_mask
 
 
 def random_batch(vocab_size=20, lengths=(7, 3, 5, 1), seed=0):

@@ -1,4 +1,4 @@
-"""dlfund.text (cleaning, tokenising, Vocab, padding, group split) and the number-words task."""
+"""dlfund.text.words (cleaning, tokenising, Vocab, padding, group split) and the number-words task."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from dlfund.data.transduction import number_pairs, number_splits, number_to_words
-from dlfund.text import PAD, UNK, SequenceBatches, Vocab, clean, group_split, pad_batch, padding_mask, tokenize
+from dlfund.text.words import (
+    PAD,
+    UNK,
+    SequenceBatches,
+    Vocab,
+    clean,
+    group_split,
+    pad_batch,
+    padding_mask,
+    tokenize,
+)
 
 
 def test_clean_and_tokenize():

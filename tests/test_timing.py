@@ -1,4 +1,4 @@
-"""Library tests for dlfund.perf.timing, and parity with the hand-made timer of unit 2, notebook 02."""
+"""Library tests for dlfund.utils.timing, and parity with the hand-made timer of unit 2, notebook 02."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.utils import benchmark
 
-from dlfund import course
-from dlfund.notebooks import definitions
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.perf import measure, median_seconds
-from dlfund.perf import timing as timing_module
+from dlfund.utils import timing as timing_module
 
 SLEEP_S = 0.003
 
@@ -74,7 +74,7 @@ def test_docstring_example() -> None:
 def test_notebook_median_time_agrees_with_library() -> None:
     """Unit 2, notebook 02 builds `median_time` by hand (warm-up, repeats, median) before the library's
     Timer-based helper; both must report the duration of a call of known length."""
-    nb = definitions(course.get_unit(2).notebook_path("02-broadcasting-and-vectorisation"), names=("median_time",))
+    nb = definitions(manifest.get_unit(2).notebook_path("02-broadcasting-and-vectorisation"), names=("median_time",))
     hand = nb["median_time"](lambda: time.sleep(SLEEP_S), repeats=7, warmup=1)
     library = median_seconds(lambda: time.sleep(SLEEP_S), min_run_time=0.03)
     assert SLEEP_S * 0.95 < hand < SLEEP_S * 10 and SLEEP_S * 0.95 < library < SLEEP_S * 10

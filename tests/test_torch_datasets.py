@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from dlfund import course, data
+from dlfund import data
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.data import torch_datasets
 from dlfund.data.torch_datasets import (
     FASHION_MNIST_MEAN,
@@ -20,9 +22,8 @@ from dlfund.data.torch_datasets import (
     MNIST5kDataset,
     stratified_split,
 )
-from dlfund.notebooks import definitions
 
-UNIT = course.get_unit(4)
+UNIT = manifest.get_unit(4)
 
 
 def random_images(n: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

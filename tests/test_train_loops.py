@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlfund import course
+from dlfund.course import manifest
+from dlfund.course.notebooks import definitions
 from dlfund.models.mlp import MLP
-from dlfund.notebooks import definitions
 from dlfund.train import History, evaluate, fit, loops, train_epoch
 
-UNIT = course.get_unit(4)
+UNIT = manifest.get_unit(4)
 
 
 def blobs(n: int = 90, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,9 +13,9 @@ from dlfund.train.vision import (
     VisionHistory,
     evaluate_accuracy,
     images_per_second,
-    resolve_bf16,
     train_classifier,
 )
+from dlfund.utils.device import resolve_bf16
 
 
 def toy_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

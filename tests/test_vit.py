@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfund.models.vit import EncoderBlock, FeedForward, MultiHeadSelfAttention, PatchEmbedding, ViT
+from dlfund.models.vit import (
+    EncoderBlock,
+    FeedForward,
+    MultiHeadSelfAttention,
+    PatchEmbedding,
+    ViT,
+)
 
 TINY = {"image_size": 12, "patch_size": 4, "in_channels": 1, "num_classes": 5, "dim": 16, "depth": 2, "heads": 4}
 
@@ -205,10 +211,10 @@ def test_vit_learns_a_tiny_task() -> None:
 
 
 def notebook_definitions() -> dict:
-    from dlfund import course
-    from dlfund.notebooks import definitions
+    from dlfund.course import manifest
+    from dlfund.course.notebooks import definitions
 
-    path = course.get_unit(7).notebook_path("06-vision-transformer")
+    path = manifest.get_unit(7).notebook_path("06-vision-transformer")
     return definitions(path, names=("patchify", "SelfAttention", "MyViT"))
 
 

@@ -32,8 +32,9 @@ done
 "$py" - "$out/data" "$@" <<'PY'
 import gzip, shutil, sys
 from pathlib import Path
-from dlfund import course, data
-out, units = Path(sys.argv[1]), [course.get_unit(u) for u in sys.argv[2:]]
+from dlfund import data
+from dlfund.course import manifest
+out, units = Path(sys.argv[1]), [manifest.get_unit(u) for u in sys.argv[2:]]
 names = sorted({d for u in units for d in u.datasets})
 data.fetch(names)  # fills and verifies the cache here (offline when it is already filled)
 for name in names:

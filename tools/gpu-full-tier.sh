@@ -23,14 +23,14 @@ export DLFUND_COMMIT=$(cat .gpu-bundle/COMMIT 2>/dev/null || echo unknown)
 mkdir -p runs
 log=runs/gpu-full-tier.log
 {
-  "$py" -m dlfund.cli env
+  "$py" -m dlfund.course.cli env
   start=$(date +%s)
   for item in "$@"; do
     unit=${item%%:*}; notebook=${item#*:}
     args=(run "$unit" --tier full --record)
     [ "$notebook" != "$item" ] && args+=(--notebook "$notebook")
     echo "=== dlfund ${args[*]} (limit ${limit} s)"
-    timeout --signal=INT --kill-after=30 "$limit" "$py" -m dlfund.cli "${args[@]}"
+    timeout --signal=INT --kill-after=30 "$limit" "$py" -m dlfund.course.cli "${args[@]}"
     echo "=== exit $? after $(( $(date +%s) - start )) s in all"
   done
 } 2>&1 | tee "$log"

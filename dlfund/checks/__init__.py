@@ -7,6 +7,13 @@ live in ``dlfund.checks.unitNN``.
 
 from __future__ import annotations
 
-from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
+from dlfund.checks._core import (
+    CheckFailed,
+    call_learner,
+    expect,
+    expect_close,
+    fresh_seed,
+    passed,
+)
 
 __all__ = ["CheckFailed", "call_learner", "expect", "expect_close", "fresh_seed", "passed"]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
 __all__ = ["patch_embedding", "reference_patches"]
 

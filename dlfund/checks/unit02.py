@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..models.perceptron import Perceptron
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.models.perceptron import Perceptron
 
 __all__ = ["torch_where", "matmul_perceptron"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..autograd import Value, numerical_grad
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.autograd import Value, numerical_grad
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
 __all__ = ["backward_ops", "standardise"]
 

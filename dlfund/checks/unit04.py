@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from ..data.torch_datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.data.torch_datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
 __all__ = ["depth_width", "fashion_dataset", "mlp_parameters"]
 

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..models.mlp import MLP
-from ..train.lightning import LitClassifier
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.models.mlp import MLP
+from dlfund.train.lightning import LitClassifier
 
 __all__ = ["regression_module", "custom_callback", "StopAtTarget"]
 

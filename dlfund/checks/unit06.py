@@ -15,9 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..train.optim import param_groups
-from ..train.schedules import cosine_with_warmup
-from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
+from dlfund.checks._core import (
+    CheckFailed,
+    call_learner,
+    expect,
+    expect_close,
+    fresh_seed,
+    passed,
+)
+from dlfund.train.optim import param_groups
+from dlfund.train.schedules import cosine_with_warmup
 
 __all__ = ["cosine_warmup", "adamw_weight_decay", "reference_adamw_update"]
 

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.torch_datasets import ImageDataset
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.data.torch_datasets import ImageDataset
 
 __all__ = ["augmentation", "conv_unfold", "patch_embedding"]
 
@@ -295,4 +295,4 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
            "(stride, padding, bias, non-square shapes)")
 
 
-from ._unit07_vit import patch_embedding  # noqa: E402,F401
+from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402,F401

@@ -13,7 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
+from dlfund.checks._core import (
+    CheckFailed,
+    call_learner,
+    expect,
+    expect_close,
+    fresh_seed,
+    passed,
+)
 
 __all__ = ["additive_attention", "gru_cell"]
 

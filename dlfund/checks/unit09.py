@@ -14,11 +14,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models.attention import load_attention_weights, naive_attention
-from ..models.attention import merge_heads as ref_merge
-from ..models.attention import split_heads as ref_split
-from ..models.gpt import GPT, GPTConfig
-from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
+from dlfund.checks._core import (
+    CheckFailed,
+    call_learner,
+    expect,
+    expect_close,
+    fresh_seed,
+    passed,
+)
+from dlfund.models.attention import load_attention_weights, naive_attention
+from dlfund.models.attention import merge_heads as ref_merge
+from dlfund.models.attention import split_heads as ref_split
+from dlfund.models.gpt import GPT, GPTConfig
 
 __all__ = ["causal_mask", "kv_cache", "multi_head"]
 

@@ -12,8 +12,15 @@ from typing import Any
 
 import torch
 
-from ..models.encoder import Encoder, EncoderClassifier, EncoderConfig, mean_pool
-from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
+from dlfund.checks._core import (
+    CheckFailed,
+    call_learner,
+    expect,
+    expect_close,
+    fresh_seed,
+    passed,
+)
+from dlfund.models.encoder import Encoder, EncoderClassifier, EncoderConfig, mean_pool
 
 __all__ = ["mean_pooling", "freezing"]
 

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..perf.precision import PRECISIONS, supported
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.perf.precision import PRECISIONS, supported
 
 __all__ = ["accumulation", "precision_study", "precision_table"]
 

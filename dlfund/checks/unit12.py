@@ -14,9 +14,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..models.gpt import apply_rope, rope_tables
-from ..models.llama import GroupedQueryAttention, LlamaConfig, RMSNorm, repeat_kv
-from ._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
+from dlfund.checks._core import (
+    CheckFailed,
+    call_learner,
+    expect,
+    expect_close,
+    fresh_seed,
+    passed,
+)
+from dlfund.models.gpt import apply_rope, rope_tables
+from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, RMSNorm, repeat_kv
 
 __all__ = ["grouped_attention", "rms_norm", "rope"]
 

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.attention import merge_heads, split_heads
-from ..models.gpt import apply_rope, rope_tables
-from ..models.llama import GroupedQueryAttention, LlamaConfig, repeat_kv
-from ..peft.adapter import AdapterAttention
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.models.attention import merge_heads, split_heads
+from dlfund.models.gpt import apply_rope, rope_tables
+from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, repeat_kv
+from dlfund.peft.adapter import AdapterAttention
 
 __all__ = ["adapter_gate", "lora_layer"]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from .. import evaluation as ev
-from ._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund import evaluation as ev
+from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
 __all__ = ["bootstrap_ci", "paired_comparison", "PAIRED_KEYS", "CONVENTION"]
 

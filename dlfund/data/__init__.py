@@ -13,8 +13,8 @@ load. ``dlfund data fetch --all`` fills the cache once; after that everything wo
 
 from __future__ import annotations
 
-from .cache import HashMismatchError, cache_root, dataset_dir
-from .loaders import (
+from dlfund.data.cache import HashMismatchError, cache_root, dataset_dir
+from dlfund.data.loaders import (
     FASHION_MNIST_CLASSES,
     DataFormatError,
     gguf_metadata,
@@ -23,13 +23,13 @@ from .loaders import (
     load_mnist_5k,
     load_movie_reviews,
     load_shakespeare,
-    load_sklearn,
     minilm_dir,
     read_idx,
     smollm2_gguf_path,
 )
-from .registry import DATASETS, Dataset, UnknownDatasetError, get
-from .sources import (
+from dlfund.data.registry import DATASETS, Dataset, UnknownDatasetError, get
+from dlfund.data.sklearn_sets import load_sklearn
+from dlfund.data.sources import (
     ArchiveUrlSource,
     DebianSource,
     LocalDirSource,
@@ -38,8 +38,22 @@ from .sources import (
     SourceError,
     UrlSource,
 )
-from .store import DatasetStatus, DataUnavailableError, FetchResult, ensure, fetch, fetch_all, status, verify
-from .torch_datasets import FashionMNISTDataset, ImageDataset, MNIST5kDataset, stratified_split
+from dlfund.data.store import (
+    DatasetStatus,
+    DataUnavailableError,
+    FetchResult,
+    ensure,
+    fetch,
+    fetch_all,
+    status,
+    verify,
+)
+from dlfund.data.torch_datasets import (
+    FashionMNISTDataset,
+    ImageDataset,
+    MNIST5kDataset,
+    stratified_split,
+)
 
 __all__ = [
     "DATASETS", "Dataset", "get", "UnknownDatasetError",
@@ -58,7 +72,7 @@ def __getattr__(name: str) -> object:
     # The Lightning DataModules are imported on first use: importing Lightning takes seconds, and
     # most users of dlfund.data (units 1-4, the CLI) never need it.
     if name == "FashionMNISTDataModule":
-        from .datamodules import FashionMNISTDataModule
+        from dlfund.data.datamodules import FashionMNISTDataModule
 
         return FashionMNISTDataModule
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from typing import IO, Any, BinaryIO, Callable
 
 from tqdm import tqdm
 
-from .._io import atomic_open, atomic_write_json
+from dlfund.utils.io import atomic_open, atomic_write_json
 
 SIDECAR = ".verified.json"
 CHUNK = 1 << 20

@@ -20,8 +20,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .store import ensure
-from .torch_datasets import FashionMNISTDataset, ImageDataset, stratified_split
+from dlfund.data.store import ensure
+from dlfund.data.torch_datasets import (
+    FashionMNISTDataset,
+    ImageDataset,
+    stratified_split,
+)
 
 __all__ = ["FashionMNISTDataModule"]
 

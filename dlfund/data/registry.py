@@ -11,7 +11,14 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-from .sources import ArchiveUrlSource, DebianSource, LocalDirSource, PyPIWheelSource, Source, UrlSource
+from dlfund.data.sources import (
+    ArchiveUrlSource,
+    DebianSource,
+    LocalDirSource,
+    PyPIWheelSource,
+    Source,
+    UrlSource,
+)
 
 Kind = Literal["files", "bundled", "generated"]
 

@@ -24,8 +24,8 @@ from typing import IO, Iterator, Sequence
 
 from tqdm import tqdm
 
-from .archives import Writer, read_archive
-from .cache import CHUNK, PROGRESS_MIN_BYTES, cache_root
+from dlfund.data.archives import Writer, read_archive
+from dlfund.data.cache import CHUNK, PROGRESS_MIN_BYTES, cache_root
 
 URL_TIMEOUT_S = 30
 USER_AGENT = "dlfund (https://pypi.org/project/dlfund/) urllib"

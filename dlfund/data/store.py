@@ -7,10 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, NamedTuple
 
-from .archives import ArchiveError
-from .cache import HashMismatchError, check_file, dataset_dir, read_sidecar, record_verified, write_verified
-from .registry import DATASETS, Dataset, get
-from .sources import SourceAbsent, SourceError
+from dlfund.data.archives import ArchiveError
+from dlfund.data.cache import (
+    HashMismatchError,
+    check_file,
+    dataset_dir,
+    read_sidecar,
+    record_verified,
+    write_verified,
+)
+from dlfund.data.registry import DATASETS, Dataset, get
+from dlfund.data.sklearn_sets import load_sklearn
+from dlfund.data.sources import SourceAbsent, SourceError
 
 
 class DataUnavailableError(RuntimeError):
@@ -140,8 +148,6 @@ def verify(name: str | Dataset) -> bool:
     """True when every file of the dataset is in the cache with the right hash (fetches nothing)."""
     ds = get(name)
     if ds.kind == "bundled":
-        from .loaders import load_sklearn
-
         try:
             load_sklearn(ds.name)
         except Exception:
@@ -189,8 +195,6 @@ def fetch(names: Iterable[str] | None = None, *, verbose: bool = True) -> list[F
                 import sklearn
 
                 if not verify(ds):
-                    from .loaders import load_sklearn
-
                     load_sklearn(ds.name)  # raises the hash-mismatch error with its message
                 source, size = None, 0
                 line = f"✓ {ds.name} (bundled with scikit-learn {sklearn.__version__}, verified)"

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .loaders import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist_5k
+from dlfund.data.loaders import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist_5k
 
 __all__ = [
     "ImageDataset", "FashionMNISTDataset", "MNIST5kDataset", "stratified_split",

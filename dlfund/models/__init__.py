@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .cnn import SmallCNN, conv2d_unfold
-from .perceptron import History, Perceptron
-from .resnet import ResidualBlock, ResNet
+from dlfund.models.cnn import SmallCNN, conv2d_unfold
+from dlfund.models.perceptron import History, Perceptron
+from dlfund.models.resnet import ResidualBlock, ResNet
 
 __all__ = ["History", "Perceptron", "SmallCNN", "conv2d_unfold", "ResidualBlock", "ResNet"]

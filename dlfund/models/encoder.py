@@ -31,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlfund.data import minilm_dir
+from dlfund.models.rnn import fit_classifier
+
 __all__ = [
     "EncoderConfig", "Embeddings", "SelfAttention", "EncoderLayer", "Encoder", "mean_pool", "checkpoint_name",
     "load_weights", "load_encoder", "load_tokenizer", "token_ids", "tokenize", "embed_texts", "EncoderClassifier", "freeze_layers",
@@ -171,7 +174,6 @@ def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
     m = mask.to(hidden.dtype)[..., None]                              # (B, T, 1)
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
 
-
 # ---------------------------------------------------------------------------------------------
 # The checkpoint: Hugging Face BertModel names -> this module's names
 
@@ -243,8 +245,6 @@ def load_encoder(folder: str | Path | None = None) -> Encoder:
     from safetensors.torch import load_file
 
     if folder is None:
-        from ..data import minilm_dir
-
         folder = minilm_dir()
     folder = Path(folder)
     for needed in ("config.json", "model.safetensors"):
@@ -261,8 +261,6 @@ def load_tokenizer(folder: str | Path | None = None):  # -> tokenizers.Tokenizer
     from tokenizers import Tokenizer
 
     if folder is None:
-        from ..data import minilm_dir
-
         folder = minilm_dir()
     path = Path(folder) / "tokenizer.json"
     if not path.is_file():
@@ -322,7 +320,6 @@ def embed_texts(encoder: Encoder, tokenizer, texts: Sequence[str], *, max_length
     encoder.train(was_training)
     return out
 
-
 # ---------------------------------------------------------------------------------------------
 # Classification
 
@@ -372,11 +369,10 @@ def finetune(model: EncoderClassifier, train: object, val: object, *, epochs: in
     """Train the parameters that require gradients with AdamW (the head at ``head_lr``, default ``lr``) and a
     linear warm-up (the first ``warmup`` fraction of steps) then linear decay to 0: the usual BERT recipe.
 
-    ``train`` and ``val`` yield ``(ids (B, T), lengths (B,), labels (B,))`` (e.g. ``dlfund.text.SequenceBatches``).
+    ``train`` and ``val`` yield ``(ids (B, T), lengths (B,), labels (B,))`` (e.g. ``dlfund.text.words.SequenceBatches``).
     After each epoch the validation accuracy is measured; the best epoch's weights are restored at the
     end. Returns ``{"train_loss": [...], "val_accuracy": [...]}`` per epoch.
     """
-    from .rnn import fit_classifier
 
     model.to(device)
     head = [p for p in model.head.parameters() if p.requires_grad]

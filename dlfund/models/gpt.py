@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import merge_heads, split_heads
+from dlfund.models.attention import merge_heads, split_heads
 
 __all__ = [
     "GPT",

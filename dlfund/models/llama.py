@@ -26,8 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import merge_heads, split_heads
-from .gpt import KVCache, apply_rope, first_new_position, rope_tables, sample_next
+from dlfund.models.attention import merge_heads, split_heads
+from dlfund.models.gpt import (
+    KVCache,
+    apply_rope,
+    first_new_position,
+    rope_tables,
+    sample_next,
+)
 
 __all__ = [
     "FeedForward",

@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .llama import Llama, LlamaConfig
+from dlfund.data import gguf_metadata, gguf_reader, smollm2_gguf_path
+from dlfund.data.cache import cache_root, sha256_file
+from dlfund.models.llama import Llama, LlamaConfig
+from dlfund.utils.io import atomic_open, atomic_write_json
 
 __all__ = ["GGUF_NAMES", "WeightsError", "cached_gguf_weights", "config_from_gguf", "config_from_hf", "config_to_hf",
            "dequantised_cache_path", "gguf_state_dict",
@@ -39,7 +42,6 @@ Tensor = torch.Tensor
 
 class WeightsError(ValueError):
     """A checkpoint does not fit the model: names, shapes or metadata are not what was expected."""
-
 
 # GGUF tensor name (per block ``blk.{i}.``) -> our parameter name (per layer ``layers.{i}.``)
 GGUF_NAMES = {
@@ -78,7 +80,6 @@ def _f32(x: float) -> float:
 
 def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
     """The :class:`LlamaConfig` described by a GGUF file's metadata (architecture must be ``llama``)."""
-    from ..data import gguf_metadata
 
     meta = gguf_metadata(path)
     if meta["architecture"] != "llama":
@@ -99,8 +100,6 @@ def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
 def gguf_state_dict(path: str | os.PathLike[str], config: LlamaConfig) -> dict[str, Tensor]:
     """Every tensor of the GGUF file dequantised to float32, in our names, q/k rows un-permuted."""
     from gguf.quants import dequantize
-
-    from ..data import gguf_reader
 
     reader = gguf_reader(path)
     state: dict[str, Tensor] = {}
@@ -149,7 +148,6 @@ def load_state_dict(model: Llama, state: dict[str, Tensor], *, source: str = "ch
 def dequantised_cache_path(path: str | os.PathLike[str]) -> Path:
     """Where :func:`load_gguf` keeps the dequantised float32 tensors of a GGUF file: in the data cache,
     named by the file's sha256 (a changed file gets a new entry, never a stale one)."""
-    from ..data.cache import cache_root, sha256_file
 
     return cache_root() / "dequantised" / f"{Path(path).stem}.{sha256_file(path)[:16]}.safetensors"
 
@@ -164,8 +162,6 @@ def cached_gguf_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict
     """
     from safetensors import safe_open
     from safetensors.torch import load_file, save
-
-    from .._io import atomic_open
 
     cached = dequantised_cache_path(path)
     if cached.is_file():
@@ -192,8 +188,6 @@ def load_gguf(path: str | os.PathLike[str] | None = None, *, dtype: torch.dtype 
     With the cache, a second load skips both the GGUF parsing and the dequantisation.
     """
     if path is None:
-        from ..data import smollm2_gguf_path
-
         path = smollm2_gguf_path()
         cache = True if cache is None else cache
     if cache:
@@ -204,7 +198,6 @@ def load_gguf(path: str | os.PathLike[str] | None = None, *, dtype: torch.dtype 
     model = Llama(config, init=False)          # every parameter is about to be overwritten
     load_state_dict(model, state, source=str(path))
     return model.to(device=device, dtype=dtype).eval()
-
 
 # ------------------------------------------------------------------------- Hugging Face folder layout
 
@@ -308,8 +301,6 @@ def save_hf(model: Llama, folder: str | os.PathLike[str]) -> Path:
     so an interrupted save never leaves a half-written checkpoint behind.
     """
     from safetensors.torch import save_file
-
-    from .._io import atomic_write_json
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

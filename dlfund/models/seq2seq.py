@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..text import PAD, UNK, Vocab, pad_batch, padding_mask
+from dlfund.text.words import PAD, UNK, Vocab, pad_batch, padding_mask
 
 SOS, EOS = "<sos>", "<eos>"
 

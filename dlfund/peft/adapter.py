@@ -24,9 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.attention import merge_heads, split_heads
-from ..models.gpt import KVCache
-from ..models.llama import GroupedQueryAttention, Llama, LlamaConfig, RMSNorm, repeat_kv
+from dlfund.models.attention import merge_heads, split_heads
+from dlfund.models.gpt import KVCache
+from dlfund.models.llama import (
+    GroupedQueryAttention,
+    Llama,
+    LlamaConfig,
+    RMSNorm,
+    repeat_kv,
+)
 
 __all__ = ["AdapterAttention", "ScaleBiasLinear", "add_adapter", "adapter_state_dict", "mark_only_adapter_trainable"]
 

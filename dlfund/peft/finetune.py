@@ -18,14 +18,21 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from ..data.instructions import IGNORE_INDEX, SYSTEM_PROMPT, Example, collate, normalize, prompt_text
-from ..models.llama import Llama
-from .adapter import add_adapter
-from ..perf.timing import synchronize
-from .lora import inject_lora, parameter_report
+from dlfund.models.llama import Llama
+from dlfund.peft.adapter import add_adapter
+from dlfund.peft.lora import inject_lora, parameter_report
+from dlfund.text.instructions import (
+    IGNORE_INDEX,
+    SYSTEM_PROMPT,
+    Example,
+    collate,
+    normalize,
+    prompt_text,
+)
+from dlfund.utils.timing import synchronize
 
 if TYPE_CHECKING:
-    from ..models.llama_tokenizer import ChatTokenizer
+    from dlfund.text.llama_tokenizer import ChatTokenizer
 
 __all__ = ["Method", "TrainResult", "batches", "build", "exact_match", "hidden_states", "pick_precision",
            "response_loss", "state_bytes", "train"]

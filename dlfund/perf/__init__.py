@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from .timing import measure, median_seconds, synchronize
+from dlfund.utils.timing import measure, median_seconds, synchronize
 
 __all__ = ["measure", "median_seconds", "synchronize"]

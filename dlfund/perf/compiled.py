@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .precision import matmul_flags, precision_context
-from .timing import synchronize
+from dlfund.perf.precision import matmul_flags, precision_context
+from dlfund.utils.timing import synchronize
 
 __all__ = ["CompileResult", "time_compile"]
 

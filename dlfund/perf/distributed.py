@@ -45,11 +45,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlfund.models.gpt import GPT, GPTConfig
+from dlfund.perf.memory import cuda_peak_mb, state_bytes
+from dlfund.text.chars import CharTokenizer, random_windows, shakespeare_corpus
+
 __all__ = ["MODES", "DistributedResult", "compare", "free_port", "launch", "main", "make_problem", "reference_run"]
 
 MODES = ("torch-ddp", "fsdp", "fabric-ddp", "lightning-ddp", "fabric-fsdp2", "lightning-fsdp2", "lightning-fsdp",
          "fabric-fsdp")
-
 
 # --------------------------------------------------------------------------------------------- problem
 
@@ -59,7 +62,6 @@ def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int,
                  corpus_chars: int = 100_000) -> dict[str, Any]:
     """Write the training problem every rank reads: a small GPT (no dropout) and ``steps`` global batches
     of Shakespeare windows in a fixed order. Returns it."""
-    from ..text_char import CharTokenizer, random_windows, shakespeare_corpus
 
     text = shakespeare_corpus()[0][:corpus_chars]
     tok = CharTokenizer.from_text(text)
@@ -74,7 +76,6 @@ def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int,
 
 
 def _model(problem: dict[str, Any]) -> nn.Module:
-    from ..models.gpt import GPT, GPTConfig
 
     torch.manual_seed(problem["seed"])            # every rank starts from the same weights
     return GPT(GPTConfig(**problem["model"]))
@@ -101,7 +102,6 @@ def reference_run(problem: dict[str, Any], device: torch.device | str = "cpu") -
         _loss(model(x.to(device)), y.to(device)).backward()
         opt.step()
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
 
 # ------------------------------------------------------------------------------------------ the ranks
 
@@ -142,7 +142,6 @@ def _same_layout(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
 
 
 def _memory(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
-    from .memory import cuda_peak_mb, state_bytes
 
     sizes = state_bytes(model, opt)
     return {**{f"{k}_mb": v / 2**20 for k, v in sizes.items()}, "state_mb": sum(sizes.values()) / 2**20,
@@ -337,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     dist.destroy_process_group()
     return 0
 
-
 # ----------------------------------------------------------------------------------------- launching
 
 
@@ -409,7 +407,6 @@ def compare(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
         raise ValueError(f"state dicts differ in shapes, e.g. {shapes[0]}: {tuple(a[shapes[0]].shape)} vs "
                          f"{tuple(b[shapes[0]].shape)}")
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .timing import synchronize
+from dlfund.train.lm import lm_loss
+from dlfund.utils.timing import synchronize
 
 __all__ = [
     "Checkpointed",
@@ -191,8 +192,6 @@ def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *
     import lightning.pytorch as pl
     from lightning.pytorch.tuner import Tuner
     from torch.utils.data import DataLoader, Dataset
-
-    from ..train.lm import lm_loss
 
     class Windows(Dataset):
         """Window ``i`` of the stream: inputs and next-token targets ``(T,)``; a fixed pseudo-random start."""

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ..models.llama import Llama, LlamaConfig
-from .timing import synchronize
+from dlfund.models.llama import Llama, LlamaConfig
+from dlfund.utils.device import pick_device, resolve_bf16
+from dlfund.utils.timing import synchronize
 
 __all__ = ["PEAK_BF16", "MFUResult", "flops_per_token", "measure_mfu", "peak_bf16_flops"]
 
@@ -113,7 +114,6 @@ def measure_mfu(model: Llama, *, batch: int, seq_len: int, steps: int = 10, warm
     ``bf16=None`` uses bf16 autocast where the device supports it. ``warmup`` steps (and the compile)
     are not timed. The model's weights change (it is trained on noise): pass a model you can spare.
     """
-    from ..train.vision import resolve_bf16
 
     device = torch.device(device)
     use_bf16 = resolve_bf16(bf16, device)
@@ -156,7 +156,6 @@ def measure_mfu(model: Llama, *, batch: int, seq_len: int, steps: int = 10, warm
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..config import pick_device
 
     p = argparse.ArgumentParser(prog="python -m dlfund.perf.mfu", description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=None, help="sequences per step (default: 16 on CUDA, 1 on CPU)")
@@ -177,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
                          compile=cuda and not args.no_compile)
     print(result.summary())
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

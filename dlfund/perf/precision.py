@@ -33,8 +33,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .memory import SavedTensorMeter, cuda_peak_mb, cuda_peak_start
-from .timing import synchronize
+from dlfund.data import load_fashion_mnist
+from dlfund.models.cnn import SmallCNN
+from dlfund.models.gpt import GPT, GPTConfig
+from dlfund.perf.memory import (
+    SavedTensorMeter,
+    cuda_peak_mb,
+    cuda_peak_start,
+    state_bytes,
+)
+from dlfund.text.chars import CharTokenizer, random_windows, shakespeare_corpus
+from dlfund.train.lm import lm_loss
+from dlfund.utils.timing import synchronize
 
 __all__ = [
     "FP16_TINY",
@@ -168,7 +178,6 @@ class PrecisionRun:
 
 
 def _state_mb(model: nn.Module, opt: torch.optim.Optimizer) -> float:
-    from .memory import state_bytes
 
     return sum(state_bytes(model, opt).values()) / 2**20
 
@@ -237,7 +246,6 @@ def train_with_precision(task: Task, precision: str, *, steps: int, device: torc
                         grad_scale=scaler.get_scale() if scaler is not None else None,
                         model=model if keep_model else None)
 
-
 # ----------------------------------------------------------------------------------------------- tasks
 
 
@@ -245,9 +253,6 @@ def gpt_task(*, n_layer: int, n_embd: int, n_head: int, block_size: int, batch_s
              lr: float = 1e-3, corpus_chars: int | None = None, seed: int = 0) -> Task:
     """Unit 9's character GPT on Shakespeare (no dropout): random training windows, validation loss on
     fixed windows of the held-out plays."""
-    from ..models.gpt import GPT, GPTConfig
-    from ..text_char import CharTokenizer, random_windows, shakespeare_corpus
-    from ..train.lm import lm_loss
 
     train_text, val_text = shakespeare_corpus()
     if corpus_chars is not None:
@@ -282,8 +287,6 @@ def gpt_task(*, n_layer: int, n_embd: int, n_head: int, block_size: int, batch_s
 
 def cnn_task(*, width: int, batch_size: int, n_train: int, n_test: int, lr: float = 2e-3, seed: int = 0) -> Task:
     """Unit 7's SmallCNN on Fashion-MNIST: shuffled training batches, accuracy on ``n_test`` test images."""
-    from ..data import load_fashion_mnist
-    from ..models.cnn import SmallCNN
 
     images, labels = load_fashion_mnist("train")
     test_images, test_labels = load_fashion_mnist("test")

@@ -3,8 +3,14 @@ LightningModules of unit 5 on (:mod:`dlfund.train.lightning`)."""
 
 from __future__ import annotations
 
-from .loops import History, evaluate, fit, train_epoch
-from .vision import TensorBatches, VisionHistory, evaluate_accuracy, images_per_second, train_classifier
+from dlfund.train.loops import History, evaluate, fit, train_epoch
+from dlfund.train.vision import (
+    TensorBatches,
+    VisionHistory,
+    evaluate_accuracy,
+    images_per_second,
+    train_classifier,
+)
 
 __all__ = ["History", "evaluate", "fit", "train_epoch", "LitClassifier",
            "TensorBatches", "VisionHistory", "train_classifier", "evaluate_accuracy", "images_per_second"]
@@ -13,7 +19,7 @@ __all__ = ["History", "evaluate", "fit", "train_epoch", "LitClassifier",
 def __getattr__(name: str) -> object:
     # Lightning is imported on first use: it takes seconds, and the plain loops do not need it.
     if name == "LitClassifier":
-        from .lightning import LitClassifier
+        from dlfund.train.lightning import LitClassifier
 
         return LitClassifier
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -52,7 +52,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .._io import atomic_open
+from dlfund.utils.io import atomic_open
 
 __all__ = ["AtomicCheckpointIO", "StepSeed", "epoch_shuffled_loader", "step_seed"]
 
@@ -61,7 +61,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's ``torch.save``/``torch.load`` checkpoint IO, with atomic local writes and safe loads.
 
     ``save_checkpoint`` writes to a temporary file in the checkpoint's own folder, flushes and
-    ``fsync``\\ s it, then ``os.replace``\\ s it onto the target name (:func:`dlfund._io.atomic_open`):
+    ``fsync``\\ s it, then ``os.replace``\\ s it onto the target name (:func:`dlfund.utils.io.atomic_open`):
     a crash or a full disk mid-write leaves the previous checkpoint intact, never half a file. (The
     temporary file is in the same folder because ``os.replace`` is atomic only within a filesystem.)
 

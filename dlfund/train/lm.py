@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..text_char import random_windows
-from ..perf.timing import synchronize
-from .vision import _autocast, _param_groups, resolve_bf16
+from dlfund.text.chars import random_windows
+from dlfund.train.optim import param_groups
+from dlfund.utils.device import autocast_bf16, resolve_bf16
+from dlfund.utils.timing import synchronize
 
 __all__ = ["LMHistory", "evaluate_lm", "lm_loss", "train_lm"]
 
@@ -42,7 +43,7 @@ def evaluate_lm(model: nn.Module, data: torch.Tensor, *, block_size: int, batch_
     total = torch.zeros((), device=device)
     for _ in range(batches):
         x, y = random_windows(data, block_size, batch_size, generator=gen, device=device)
-        with _autocast(device, bf16):
+        with autocast_bf16(device, bf16):
             total += lm_loss(model(x), y)
     model.train(was_training)
     return total.item() / batches
@@ -102,7 +103,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
         compile = False
     model.to(device)
     net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
-    opt = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=betas,
+    opt = torch.optim.AdamW(param_groups(model, weight_decay, decay_embeddings=True), lr=lr, betas=betas,
                             fused=device.type == "cuda")
     gen = torch.Generator().manual_seed(seed)
     history = LMHistory(bf16=use_bf16, compiled=compile)
@@ -130,7 +131,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, elapsed)
         x, y = random_windows(train_data, block_size, batch_size, generator=gen, device=device)
-        with _autocast(device, use_bf16):
+        with autocast_bf16(device, use_bf16):
             loss = lm_loss(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..perf.timing import synchronize
+from dlfund.utils.timing import synchronize
 
 __all__ = ["History", "train_epoch", "evaluate", "fit"]
 

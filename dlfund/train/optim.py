@@ -51,7 +51,7 @@ def _is_norm_like(module: nn.Module) -> bool:
     return isinstance(module, NO_DECAY_MODULES) or type(module).__name__.lower().endswith("norm")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, weight_decay: float, *, decay_embeddings: bool = False) -> list[dict[str, Any]]:
     """Two optimizer parameter groups: ``[{"params": decay, "weight_decay": weight_decay},
     {"params": no_decay, "weight_decay": 0.0}]``.
 
@@ -61,6 +61,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     other 1-d or 0-d parameters (gates, scales), and all parameters of norm and embedding modules.
     Frozen parameters (``requires_grad=False``) are left out. Empty groups are dropped. Within each
     group the order is ``model.named_parameters()``'s.
+
+    ``decay_embeddings=True`` decays embedding tables too, as nanoGPT does for a language model whose
+    embedding is tied to its output head (the head is a weight matrix like any other).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"param_groups needs an nn.Module, got {type(model).__name__}")
@@ -68,7 +71,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     exempt: set[int] = set()
     for module in model.modules():
-        if _is_norm_like(module):
+        if _is_norm_like(module) and not (decay_embeddings and isinstance(module, nn.Embedding | nn.EmbeddingBag)):
             exempt.update(id(p) for p in module.parameters(recurse=False))
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []

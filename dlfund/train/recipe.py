@@ -21,9 +21,9 @@ import lightning as L
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau, StepLR
 
-from .lightning import LitClassifier
-from .optim import OPTIMIZERS, make_optimizer
-from .schedules import warmup_cosine_scheduler
+from dlfund.train.lightning import LitClassifier
+from dlfund.train.optim import OPTIMIZERS, make_optimizer
+from dlfund.train.schedules import warmup_cosine_scheduler
 
 __all__ = ["EpochHistory", "RecipeClassifier", "SCHEDULERS"]
 

@@ -33,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..perf.timing import synchronize
+from dlfund.train.optim import param_groups
+from dlfund.utils.device import autocast_bf16, resolve_bf16
+from dlfund.utils.timing import synchronize
 
-__all__ = ["TensorBatches", "VisionHistory", "train_classifier", "evaluate_accuracy", "images_per_second",
-           "resolve_bf16"]
+__all__ = ["TensorBatches", "VisionHistory", "train_classifier", "evaluate_accuracy", "images_per_second"]
 
 
 class TensorBatches:
@@ -158,19 +159,6 @@ class VisionHistory:
                                                              self.train_seconds))]
 
 
-def resolve_bf16(bf16: bool | None, device: torch.device) -> bool:
-    """Whether to use bf16 autocast: ``None`` means "where supported" (CUDA with bf16); ``True`` on a
-    device without it falls back to float32 and says so."""
-    supported = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if bf16 and not supported:
-        print(f"bf16 autocast is not supported on {device}: training in float32")
-    return supported if bf16 is None else bool(bf16) and supported
-
-
-def _autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
-
-
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, batches: TensorBatches, device: torch.device | str, *,
                       bf16: bool = False, channels_last: bool = False) -> float:
@@ -183,26 +171,19 @@ def evaluate_accuracy(model: nn.Module, batches: TensorBatches, device: torch.de
         x, y = x.to(device), y.to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, bf16):
+        with autocast_bf16(device, bf16):
             correct += (model(x).argmax(dim=1) == y).sum()
         count += len(y)
     return correct.item() / count
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices and filters only: decaying biases and norm scales only hurts."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float | None,
                     momentum: float) -> torch.optim.Optimizer:
     if name == "sgd":
-        groups = _param_groups(model, 5e-4 if weight_decay is None else weight_decay)
+        groups = param_groups(model, 5e-4 if weight_decay is None else weight_decay, decay_embeddings=True)
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
     if name == "adamw":
-        groups = _param_groups(model, 0.05 if weight_decay is None else weight_decay)
+        groups = param_groups(model, 0.05 if weight_decay is None else weight_decay, decay_embeddings=True)
         return torch.optim.AdamW(groups, lr=lr)
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}")
 
@@ -279,7 +260,7 @@ def train_classifier(model: nn.Module, train: TensorBatches, test: TensorBatches
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, use_bf16):
+            with autocast_bf16(device, use_bf16):
                 loss = F.cross_entropy(net(x), y, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -333,13 +314,13 @@ def images_per_second(model: nn.Module, batch_size: int, device: torch.device | 
 
     def step() -> None:
         if train:
-            with _autocast(device, use_bf16):
+            with autocast_bf16(device, use_bf16):
                 loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         else:
-            with torch.no_grad(), _autocast(device, use_bf16):
+            with torch.no_grad(), autocast_bf16(device, use_bf16):
                 net(x)
 
     for _ in range(warmup):

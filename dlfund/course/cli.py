@@ -1,0 +1,311 @@
+"""The ``dlfund`` command line: list units, run them headless, open JupyterLab, fetch data, build."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from dlfund import data
+from dlfund.course import book, docs, exercises, manifest, runner
+from dlfund.course.config import environment_line, pick_tier
+from dlfund.course.quiz import BankError, exam, quiz
+from dlfund.data import DataUnavailableError
+from dlfund.utils.device import device_name, pick_device
+
+REQUIRED = ("torch", "lightning", "torchmetrics", "numpy", "matplotlib", "scikit-learn", "watermark",
+            "jupyterlab", "ipykernel", "nbclient", "nbformat", "tqdm", "pyyaml", "gguf", "safetensors", "tokenizers")
+OPTIONAL = {"nbval": "test", "pytest": "test", "pytest-xdist": "test", "jupyter-book": "book"}
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for; printed without a traceback, exit status 2."""
+
+
+def _unit(key: str) -> manifest.Unit:
+    try:
+        return manifest.get_unit(key)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    print(f"{'#':>2}  {'unit':<44} {'notebooks':>9} {'exercises':>9} {'smoke':>7} {'full':>7}  data")
+    for u in manifest.UNITS:
+        print(f"{u.number:>2}  {u.title:<44} {len(u.notebooks):>9} {len(u.exercises):>9} "
+              f"{u.smoke_s:>6}s {u.full_s:>6}s  {', '.join(u.datasets)}")
+    print("\nrun one with `dlfund run N`; budgets are upper bounds (smoke: 2-core CPU, full: one GPU)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+
+    if args.all == (args.unit is not None):
+        raise UsageError("give one unit number (e.g. `dlfund run 1`) or --all")
+    units = list(manifest.UNITS) if args.all else [_unit(args.unit)]
+    if args.all and args.notebook:
+        raise UsageError("--notebook names a notebook of one unit: give the unit instead of --all")
+    tier = pick_tier(args.tier)
+    skip = pick_device().type if args.skip_current else None
+    per_unit = []
+    for u in units:
+        print(f"unit {u.number:02d} · {u.title} · {tier} tier · budget {u.smoke_s if tier == 'smoke' else u.full_s} s")
+        data.fetch(list(u.datasets))
+        runs = runner.run_unit(u, tier, record=args.record, only=args.notebook, skip_current=skip)
+        print(runner.summary(runs, tier))
+        per_unit.append(runs)
+    if len(per_unit) > 1:
+        print(runner.course_summary(per_unit, tier))
+    failed = sum(r.status not in ("ok", "current") for runs in per_unit for r in runs)
+    return 1 if failed else 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    root = manifest.require_repo()
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *args.extra]
+    print("starting JupyterLab on the course: " + " ".join(cmd))
+    return subprocess.call(cmd, cwd=root)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+
+    device = pick_device()
+    print(environment_line(device))
+    bad = 0
+    for dist in REQUIRED:
+        version = _version(dist)
+        ok = version is not None
+        bad += not ok
+        print(f"{'OK  ' if ok else 'FAIL'} {dist:<14} {version or 'missing: pip install -e .'}")
+    for dist, extra in OPTIONAL.items():
+        version = _version(dist)
+        print(f"{'OK  ' if version else 'skip'} {dist:<14} {version or f'not installed (extra [{extra}])'}")
+    import torch
+
+    print(f"OK   device         {device} — {device_name(device)}")
+    if torch.cuda.is_available():
+        print(f"OK   bf16           {'supported' if torch.cuda.is_bf16_supported() else 'not supported'}")
+    for row in data.status():
+        mark = "OK  " if row.verified else ("FAIL" if row.cached else "----")
+        bad += row.cached and not row.verified
+        print(f"{mark} data {row.name:<18} {row.detail}")
+    return 1 if bad else 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+
+    if args.action == "list":
+        for name, ds in data.DATASETS.items():
+            print(f"{name:<20} {ds.title}  [{ds.license}]")
+        return 0
+    if args.all == bool(args.names):
+        raise UsageError("give dataset names (see `dlfund data list`) or --all")
+    try:
+        data.fetch(None if args.all else args.names)
+    except KeyError as err:
+        raise UsageError(err.args[0]) from None
+    return 0
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+
+    if args.check:
+        problems = exercises.stale()
+        for p in problems:
+            print(f"stale: {p}")
+        return 1 if problems else 0
+    changed = exercises.build()
+    for path in changed:
+        print(f"wrote {manifest.display_path(path)}")
+    print(f"{len(changed)} exercise notebook(s) written, {len(exercises.targets()) - len(changed)} already current")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+
+    if args.check:
+        problems = exercises.stale() + docs.stale()
+        for p in problems:
+            print(f"stale: {p}")
+        return 1 if problems else 0
+    changed = exercises.build() + docs.build()
+    for path in changed:
+        print(f"wrote {manifest.display_path(path)}")
+    print(f"{len(changed)} generated file(s) written")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+
+    index = book.build(quiet=not args.verbose)
+    print(f"book built: {index}")
+    return 0
+
+
+def _answer_reader() -> Callable[[str], str]:
+    """``input``; when stdin is not a terminal, also echo each answer, so piped runs read like a transcript."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return input
+
+    def read(prompt: str) -> str:
+        line = input(prompt)
+        print(line)
+        return line
+
+    return read
+
+
+def _take(run: Callable[..., Any]) -> int:
+
+    try:
+        report = run(input_fn=_answer_reader())
+    except (BankError, KeyError) as err:  # a broken bank file, or a unit without questions
+        raise UsageError(err.args[0] if isinstance(err, KeyError) else str(err)) from None
+    return report.exit_code
+
+
+def cmd_quiz(args: argparse.Namespace) -> int:
+
+    unit = _unit(args.unit).number
+    return _take(lambda input_fn: quiz(unit, name=args.name, seed=args.seed, out_dir=args.out,
+                                       input_fn=input_fn))
+
+
+def cmd_exam(args: argparse.Namespace) -> int:
+
+    if args.questions < 1:
+        raise UsageError(f"--questions must be at least 1, got {args.questions}")
+    return _take(lambda input_fn: exam(name=args.name, seed=args.seed, questions=args.questions,
+                                       out_dir=args.out, input_fn=input_fn))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    # The suites import most of the library (models, training loops, peft, perf): seconds that the
+    # other commands should not pay.
+    from dlfund.course.bench import fast_training, reference
+
+    device = pick_device()
+    start = time.perf_counter()
+    if args.suite == "fast-training":
+        rows = fast_training.run(args.tier, device)
+        print(reference.table(rows, pending=False))
+        if args.record:
+            print("recorded " + fast_training.record(rows, args.tier, device, time.perf_counter() - start))
+        return 0
+    rows = reference.run(args.tier, device)
+    print(reference.table(rows))
+    if args.record:
+        print("recorded " + reference.record(rows, args.tier, device, time.perf_counter() - start))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dlfund", description="dlfund: a deep-learning course that runs, offline.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("units", help="list the course's units")
+    s.set_defaults(func=cmd_units)
+
+    s = sub.add_parser("run", help="run a unit's notebooks headless and print what they measured",
+                       description="Execute every lecture and solution notebook of a unit in a fresh kernel, "
+                                   "with a progress bar; executed copies go to runs/<unit>/executed/.")
+    s.add_argument("unit", nargs="?", help="unit number or slug, e.g. 1 or perceptron")
+    s.add_argument("--all", action="store_true", help="run every unit")
+    s.add_argument("--tier", choices=manifest.TIERS, help="default: $DLFUND_TIER, else full with CUDA, smoke without")
+    s.add_argument("--notebook", help="run only this notebook of the unit")
+    s.add_argument("--record", action="store_true",
+                   help="also write the committed reference results in book/results/ (maintainers)")
+    s.add_argument("--skip-current", action="store_true",
+                   help="skip notebooks whose committed result is current (same device type, notebook and "
+                        "settings unchanged since its commit): resumes a long --record run")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("lab", help="open JupyterLab on the course (other arguments go to jupyter lab)",
+                       description="Open JupyterLab on the course; other arguments (e.g. --no-browser "
+                                   "--port 8890) are passed to jupyter lab.")
+    s.set_defaults(func=cmd_lab)
+
+    s = sub.add_parser("env", help="print versions, the device and the data cache, with OK/FAIL per item")
+    s.set_defaults(func=cmd_env)
+
+    s = sub.add_parser("data", help="fetch or list the course's datasets and weights")
+    s.add_argument("action", choices=("fetch", "list"))
+    s.add_argument("names", nargs="*", help="dataset names (see `dlfund data list`)")
+    s.add_argument("--all", action="store_true", help="fetch every dataset")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("exercises", help="generate the learner's exercise notebooks from the solutions")
+    s.add_argument("action", choices=("build",))
+    s.add_argument("--check", action="store_true", help="only report stale notebooks (exit 1 if any)")
+    s.set_defaults(func=cmd_exercises)
+
+    s = sub.add_parser("generate", help="regenerate everything derived from the manifest and the solutions")
+    s.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
+    s.set_defaults(func=cmd_generate)
+
+    quiz_help = ("Answer with the number of a choice; Ctrl-D stops and scores what was answered. "
+                 "Exit status: 0 passed, 1 not passed, 3 incomplete. A pass (80%) writes an HTML "
+                 "certificate of self-assessment to --out (default runs/certificates/).")
+    for name, helptext in (("quiz", "take the quiz of one unit (self-assessment)"),
+                           ("exam", "take the final exam: 25 questions across all units (self-assessment)")):
+        s = sub.add_parser(name, help=helptext,
+                           description=helptext[0].upper() + helptext[1:] + ". " + quiz_help)
+        if name == "quiz":
+            s.add_argument("--unit", required=True, help="unit number or slug, e.g. 4 or mlp")
+        else:
+            s.add_argument("--questions", type=int, default=25, help="how many questions (default 25)")
+        s.add_argument("--name", help="your name for the certificate (asked after a pass if not given)")
+        s.add_argument("--seed", type=int,
+                       help="seed of the question draw and order (default: random, printed)")
+        s.add_argument("--out", help="folder for the certificate (default runs/certificates/)")
+        s.set_defaults(func=cmd_quiz if name == "quiz" else cmd_exam)
+
+    s = sub.add_parser("bench", help="reference benchmarks: the course's code beside the libraries it teaches",
+                       description="Run dlfund's attention, ViT and GPT beside PyTorch's SDPA, timm and bf16/compile "
+                                   "on the same inputs in one process, and print one table of ratios.")
+    s.add_argument("--tier", choices=manifest.TIERS, default="smoke", help="sizes: smoke (seconds, CPU) or full (GPU)")
+    s.add_argument("--suite", choices=("reference", "fast-training"), default="reference",
+                   help="reference: dlfund beside SDPA/timm/compile; fast-training: unit 11's precision, compile, "
+                        "memory and DDP/FSDP measurements")
+    s.add_argument("--record", action="store_true",
+                   help="write book/results/benchmarks/<suite>.<tier>.json")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=cmd_book)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command != "lab":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    try:
+        return int(args.func(args))
+    except (UsageError, FileNotFoundError) as err:
+        print(f"dlfund: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if not isinstance(err, DataUnavailableError):
+            raise
+        print(f"dlfund: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dlfund: interrupted", file=sys.stderr)
+        return 130
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Files generated from the manifest: the README unit table, each unit's README header, the book's
+table of contents. ``dlfund generate`` writes them; a test fails when any of them is stale."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from dlfund import data
+from dlfund.course import manifest, results
+from dlfund.utils.io import atomic_write_text
+
+BEGIN = "<!-- BEGIN GENERATED: {what} (dlfund generate) -->"
+END = "<!-- END GENERATED: {what} -->"
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds} s"
+
+
+def unit_table() -> str:
+    """The README's unit table: one row per unit, with links, exercises and run-time budgets."""
+    rows = ["| # | unit | notebooks | exercises | data | smoke budget (CPU) | full budget (GPU) |",
+            "|---|---|---|---|---|---|---|"]
+    for u in manifest.UNITS:
+        rows.append(
+            f"| {u.number:02d} | [{u.title}](units/{u.dirname}/README.md) | {len(u.notebooks)} | "
+            f"{len(u.exercises)} | {', '.join(u.datasets)} | {_minutes(u.smoke_s)} | {_minutes(u.full_s)} |"
+        )
+    return "\n".join(rows)
+
+
+def results_section() -> str:
+    """The README's results: the committed full-tier measurements of each unit, with their device."""
+    lines = []
+    for u in manifest.UNITS:
+        rows = results.table(u, ("full",))
+        if rows:
+            lines += [f"**Unit {u.number:02d} · {u.title}**", "", *rows, ""]
+    if not lines:
+        return "No full-tier results have been recorded yet."
+    return "\n".join(lines).rstrip()
+
+
+def unit_header(unit: manifest.Unit) -> str:
+    """The generated top of ``units/<unit>/README.md``."""
+    lines = [f"# Unit {unit.number:02d} · {unit.title}", "", unit.summary, "", "## Notebooks", "",
+             "| notebook | smoke budget | full budget |", "|---|---|---|"]
+    for nb in unit.notebooks:
+        lines.append(f"| [{nb.title}]({nb.name}.ipynb) | {nb.smoke_s} s | {nb.full_s} s |")
+    lines += ["", "## Exercises", "", "| exercise | checked by | solution |", "|---|---|---|"]
+    for ex in unit.exercises:
+        checks = ", ".join(f"`dlfund.checks.{c}`" for c in ex.checks)
+        lines.append(f"| [{ex.title}](exercises/{ex.name}.ipynb) | {checks} | "
+                     f"[solution](../../solutions/{unit.dirname}/{ex.name}.ipynb) |")
+    lines += ["", "## Data", ""]
+    for name in unit.datasets:
+        ds = data.get(name)
+        lines.append(f"- `{name}`: {ds.title} ({ds.license})")
+    lines += ["", "## Run it", "", "```bash",
+              f"dlfund run {unit.number}                # headless, in the default tier, with a summary",
+              f"DLFUND_TIER=full dlfund run {unit.number}   # the full tier",
+              "dlfund lab                 # open the notebooks in JupyterLab", "```"]
+    return "\n".join(lines)
+
+
+def toc() -> str:
+    """Jupyter Book 1.x ``_toc.yml`` (paths relative to the repository root, the book's source)."""
+    parts = []
+    for u in manifest.UNITS:
+        sections = [{"file": f"units/{u.dirname}/{nb.name}"} for nb in u.notebooks]
+        sections += [{"file": f"units/{u.dirname}/exercises/{ex.name}"} for ex in u.exercises]
+        sections += [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises]
+        parts.append({"caption": f"Unit {u.number:02d} · {u.title}",
+                      "chapters": [{"file": f"units/{u.dirname}/README", "sections": sections}]})
+    parts.append({"caption": "Certification quiz", "chapters": [{"file": "book/_generated/quiz"}]})
+    parts.append({"caption": "Results", "chapters": [{"file": "book/_generated/results"}]})
+    doc = {"format": "jb-book", "root": "book/intro", "parts": parts}
+    return "# Generated from dlfund/course/manifest.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def replace_block(text: str, what: str, body: str, where: str) -> str:
+    begin, end = BEGIN.format(what=what), END.format(what=what)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{where} has no generated block; it needs the lines\n{begin}\n{end}")
+    return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
+
+
+def _readme_text(path_or_text: Path | str, what: str, body: str) -> str:
+    """The README (a path, or its text already updated) with its ``what`` block replaced by ``body``."""
+    if isinstance(path_or_text, str):
+        return replace_block(path_or_text, what, body, "README.md")
+    if path_or_text.exists():
+        return replace_block(path_or_text.read_text(encoding="utf-8"), what, body, manifest.display_path(path_or_text))
+    return f"{BEGIN.format(what=what)}\n{body}\n{END.format(what=what)}\n"
+
+
+def expected_files() -> dict[Path, Callable[[], str]]:
+    """Every generated file (other than exercises) and how to produce its full text."""
+    files: dict[Path, Callable[[], str]] = {
+        manifest.ROOT / "README.md": lambda: _readme_text(
+            _readme_text(manifest.ROOT / "README.md", "unit table", unit_table()), "results", results_section()),
+        manifest.BOOK_DIR / "_toc.yml": toc,
+    }
+    for u in manifest.UNITS:
+        path = u.path / "README.md"
+        files[path] = (lambda u=u, path=path: _readme_text(path, "unit header", unit_header(u)))
+    return files
+
+
+def build() -> list[Path]:
+    changed = []
+    for path, make in expected_files().items():
+        text = make()
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
+            changed.append(path)
+    return changed
+
+
+def stale() -> list[str]:
+    problems = []
+    for path, make in expected_files().items():
+        rel = path.relative_to(manifest.ROOT)
+        if not path.exists():
+            problems.append(f"{rel} is missing (run `dlfund generate`)")
+        elif path.read_text(encoding="utf-8") != make():
+            problems.append(f"{rel} is out of date with the manifest (run `dlfund generate`)")
+    return problems

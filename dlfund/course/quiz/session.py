@@ -1,0 +1,281 @@
+"""Asking, grading and feedback: pure functions, and one interactive loop for terminal and notebook.
+
+The loop reads answers through ``input_fn`` and writes through ``print_fn`` (``input`` and
+``print`` by default), so the same code runs in a terminal, in a Jupyter notebook (``input()``
+shows a text box there) and in tests, which pass scripted functions.
+
+Rules: answers are the number of a choice, ``1`` to ``k``; anything else (empty, out of range,
+not a number) is re-asked with a message. End of input (Ctrl-D) or Ctrl-C stops the quiz: what
+was answered is scored, the attempt is marked incomplete and earns no certificate. The pass mark
+is 80% of all questions asked; a certificate is written only for a complete attempt at or above it.
+A Jupyter kernel run headless (no one to type) cannot read input: the quiz stops the same way.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import textwrap
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Sequence
+
+from dlfund.course import manifest
+from dlfund.course.quiz.bank import Question, load_bank, units_in
+from dlfund.course.quiz.certificate import clean_name, write_certificate
+from dlfund.course.quiz.report import PASS_MARK, Graded, Report
+
+EXAM_QUESTIONS = 25
+
+InputFn = Callable[[str], str]
+PrintFn = Callable[..., None]
+
+
+class InvalidAnswer(ValueError):
+    """An answer that is not the number of a choice; the message says what is expected."""
+
+
+def parse_answer(text: str, n_choices: int) -> int:
+    """The 0-based choice for an answer typed as ``"1"`` .. ``str(n_choices)``."""
+    text = text.strip()
+    if not text:
+        raise InvalidAnswer(f"no answer given: type a number from 1 to {n_choices}")
+    try:
+        number = int(text)
+    except ValueError:
+        raise InvalidAnswer(f"{text!r} is not a number: type a number from 1 to {n_choices}") from None
+    if not 1 <= number <= n_choices:
+        raise InvalidAnswer(f"{number} is not one of the choices: type a number from 1 to {n_choices}")
+    return number - 1
+
+
+def new_seed() -> int:
+    """A fresh seed for a quiz whose user gave none (printed, so the same draw can be replayed)."""
+    return random.SystemRandom().randrange(1, 1_000_000)
+
+
+def select_unit(bank: Sequence[Question], unit: int, seed: int) -> list[Question]:
+    """All questions of ``unit``, in an order shuffled by ``seed``."""
+    chosen = [q for q in bank if q.unit == unit]
+    if not chosen:
+        raise KeyError(f"the quiz bank has no questions for unit {unit}; units with questions: "
+                       f"{', '.join(map(str, units_in(bank)))}")
+    random.Random(seed).shuffle(chosen)
+    return chosen
+
+
+def exam_quota(sizes: dict[int, int], n: int) -> dict[int, int]:
+    """How many questions to draw per unit: one each, then the rest in proportion to the questions
+    each unit has left (largest remainder), never more than a unit has. ``n`` must be at least the
+    number of units and at most the total."""
+    units = sorted(sizes)
+    if not len(units) <= n <= sum(sizes.values()):
+        raise ValueError(f"cannot draw {n} questions from {len(units)} units holding {sum(sizes.values())}")
+    quota = {u: 1 for u in units}
+    while sum(quota.values()) < n:
+        left = n - sum(quota.values())
+        open_units = [u for u in units if quota[u] < sizes[u]]
+        room = sum(sizes[u] - quota[u] for u in open_units)
+        shares = {u: Fraction(left * (sizes[u] - quota[u]), room) for u in open_units}
+        whole = {u: min(int(shares[u]), sizes[u] - quota[u]) for u in open_units}
+        if sum(whole.values()) == 0:  # fewer left than units with room: largest remainders get one
+            for u in sorted(open_units, key=lambda u: (-(shares[u] - int(shares[u])), u))[:left]:
+                quota[u] += 1
+        for u, extra in whole.items():
+            quota[u] += extra
+    return quota
+
+
+def draw_exam(bank: Sequence[Question], n: int, seed: int) -> list[Question]:
+    """``n`` questions across all units of the bank, seeded: every unit gets at least one and the
+    rest follow the units' sizes. With fewer than ``n`` questions in the bank, all of them; with
+    fewer than one per unit possible, one each from ``n`` units drawn at random."""
+    if n < 1:
+        raise ValueError(f"an exam needs at least one question, asked for {n}")
+    rng = random.Random(seed)
+    by_unit = {u: [q for q in bank if q.unit == u] for u in units_in(bank)}
+    if n >= len(bank):
+        chosen = list(bank)
+    elif n < len(by_unit):
+        chosen = [rng.choice(by_unit[u]) for u in sorted(rng.sample(sorted(by_unit), n))]
+    else:
+        quota = exam_quota({u: len(qs) for u, qs in by_unit.items()}, n)
+        chosen = [q for u, qs in by_unit.items() for q in rng.sample(qs, quota[u])]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def grade(title: str, questions: Sequence[Question], answers: Sequence[int | None], seed: int) -> Report:
+    """Grade ``answers`` (0-based choices; ``None`` or missing = not answered)."""
+    answers = list(answers) + [None] * (len(questions) - len(answers))
+    if len(answers) != len(questions):
+        raise ValueError(f"{len(answers)} answers for {len(questions)} questions")
+    for q, a in zip(questions, answers):
+        if a is not None and not 0 <= a < len(q.choices):
+            raise ValueError(f"question {q.id}: answer {a} is not a choice index 0..{len(q.choices) - 1}")
+    return Report(title, tuple(Graded(q, a) for q, a in zip(questions, answers)), seed)
+
+
+def percent(value: Fraction) -> str:
+    """``Fraction(21, 25)`` → ``"84%"`` (one decimal only when needed)."""
+    text = f"{float(value) * 100:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+def _width() -> int:
+    return max(60, min(100, shutil.get_terminal_size((88, 24)).columns))
+
+
+def _wrap(text: str, indent: str, width: int, hanging: str = "") -> str:
+    return textwrap.fill(" ".join(text.split()), width=width, initial_indent=indent,
+                         subsequent_indent=indent + hanging)
+
+
+def question_text(q: Question, number: int, total: int, width: int | None = None) -> str:
+    """A question as shown: its number and id, the text, and the numbered choices."""
+    width = width or _width()
+    lines = [f"Question {number} of {total}  [{q.id}]", _wrap(q.question, "", width)]
+    for i, choice in enumerate(q.choices, 1):
+        lines.append(textwrap.fill(" ".join(choice.split()), width=width, initial_indent=f"  {i}) ",
+                                   subsequent_indent="     "))
+    return "\n".join(lines)
+
+
+def score_line(report: Report) -> str:
+    """One line: the score, the pass mark and the outcome."""
+    text = (f"Score: {report.correct} of {report.total} correct ({percent(report.score)}); "
+            f"pass mark {percent(report.pass_mark)}: ")
+    if not report.complete:
+        return text + (f"INCOMPLETE, {report.answered} of {report.total} answered "
+                       f"({report.correct} of those right); no certificate for an incomplete attempt")
+    return text + ("PASSED" if report.passed else "not passed")
+
+
+def feedback(report: Report, width: int | None = None) -> str:
+    """Per-question feedback: your answer, right or wrong, the right answer when wrong, the
+    explanation and the section to review; then the score. Unanswered questions are only listed,
+    so that their answers stay unseen for the next attempt."""
+    width = width or _width()
+    lines = [f"Feedback: {report.title}", ""]
+    for n, g in enumerate(report.items, 1):
+        q = g.question
+        if not g.answered:
+            continue
+        verdict = "right" if g.correct else "WRONG"
+        lines.append(f"{n:>2}. {q.id}  {verdict}")
+        lines.append(_wrap(f"your answer: {g.chosen + 1}) {q.choices[g.chosen]}", "    ", width, " " * 16))
+        if not g.correct:
+            right = q.correct_index
+            lines.append(_wrap(f"right answer: {right + 1}) {q.choices[right]}", "    ", width, " " * 17))
+        lines.append(_wrap(q.explanation, "    ", width))
+        lines.append(f"    review: {q.section}")
+        lines.append("")
+    unanswered = [g.question.id for g in report.items if not g.answered]
+    if unanswered:
+        lines.append(_wrap(f"not answered ({len(unanswered)}): {', '.join(unanswered)}", "", width))
+        lines.append("")
+    lines.append(score_line(report))
+    return "\n".join(lines)
+
+
+def ask(q: Question, number: int, total: int, input_fn: InputFn, print_fn: PrintFn) -> int:
+    """Show one question and read answers until one is valid; returns the 0-based choice.
+    EOFError and KeyboardInterrupt from ``input_fn`` propagate (the caller stops the quiz)."""
+    print_fn(question_text(q, number, total))
+    while True:
+        try:
+            return parse_answer(input_fn(f"Your answer (1-{len(q.choices)}): "), len(q.choices))
+        except InvalidAnswer as err:
+            print_fn(f"  {err}")
+
+
+def run_questions(title: str, questions: Sequence[Question], seed: int, *, name: str | None = None,
+                  out_dir: str | Path | None = None, input_fn: InputFn | None = None,
+                  print_fn: PrintFn | None = None, intro: str = "") -> Report:
+    """Ask ``questions`` one by one, then print feedback and the score, and write a certificate
+    when the attempt is complete and passes. Returns the :class:`Report`. ``input_fn`` and
+    ``print_fn`` default to the built-in ``input`` and ``print`` looked up at call time (Jupyter
+    kernels replace ``input`` with one that asks the notebook)."""
+    input_fn = input_fn or (lambda prompt: input(prompt))
+    print_fn = print_fn or print
+    print_fn(f"{title} ({len(questions)} questions, seed {seed}: --seed {seed} replays this draw)")
+    if intro:
+        print_fn(intro)
+    print_fn(f"Answer with the number of a choice. Ctrl-D (end of input) stops and scores what you "
+             f"answered. Pass mark {percent(PASS_MARK)}. This is a self-assessment.")
+    answers: list[int | None] = []
+    stopped = None
+    for n, q in enumerate(questions, 1):
+        print_fn("")
+        try:
+            answers.append(ask(q, n, len(questions), input_fn, print_fn))
+        except (EOFError, KeyboardInterrupt, NotImplementedError) as err:
+            # NotImplementedError: a headless Jupyter kernel (StdinNotImplementedError) cannot ask
+            stopped = {EOFError: "end of input", KeyboardInterrupt: "interrupted"}.get(
+                type(err), "this frontend cannot read answers")
+            break
+    print_fn("")
+    if stopped:
+        print_fn(f"Stopped ({stopped}) after {len(answers)} of {len(questions)} questions: "
+                 "the attempt is incomplete.")
+        print_fn("")
+    report = grade(title, questions, answers, seed)
+    print_fn(feedback(report))
+    if report.passed:
+        report = _certify(report, name, out_dir, input_fn, print_fn)
+    return report
+
+
+def _certify(report: Report, name: str | None, out_dir: str | Path | None,
+             input_fn: InputFn, print_fn: PrintFn) -> Report:
+
+    if name is None or not name.strip():
+        try:
+            name = input_fn("Your name for the certificate (empty: no certificate): ")
+        except (EOFError, KeyboardInterrupt, NotImplementedError):
+            name = ""
+    try:
+        name = clean_name(name)
+    except ValueError as err:
+        print_fn(f"No certificate written: {err} (pass a name with --name).")
+        return report
+    path = write_certificate(report, name, out_dir)
+    print_fn(f"Certificate (self-assessment, not an accredited qualification): {manifest.display_path(path)}")
+    return replace(report, certificate=path)
+
+
+def _unit_title(unit: int) -> str:
+    try:
+        return f"Unit {unit} quiz: {manifest.get_unit(unit).title}"
+    except KeyError:
+        return f"Unit {unit} quiz"
+
+
+def quiz(unit: int | str, *, name: str | None = None, seed: int | None = None,
+         out_dir: str | Path | None = None, input_fn: InputFn | None = None,
+         print_fn: PrintFn | None = None, bank: Sequence[Question] | None = None) -> Report:
+    """Take the quiz of one unit (all its questions, in a seeded order), e.g. ``quiz(unit=4)``.
+    ``unit`` is a number or a slug. Works in a terminal and in a notebook."""
+    number = unit if isinstance(unit, int) else manifest.get_unit(unit).number
+    bank = load_bank() if bank is None else bank
+    seed = new_seed() if seed is None else seed
+    return run_questions(_unit_title(number), select_unit(bank, number, seed), seed, name=name,
+                         out_dir=out_dir, input_fn=input_fn, print_fn=print_fn)
+
+
+def exam(*, name: str | None = None, seed: int | None = None, questions: int = EXAM_QUESTIONS,
+         out_dir: str | Path | None = None, input_fn: InputFn | None = None,
+         print_fn: PrintFn | None = None, bank: Sequence[Question] | None = None) -> Report:
+    """Take the final exam: ``questions`` questions drawn across all units of the bank with
+    ``seed`` (at least one per unit, the rest in proportion to each unit's questions)."""
+    bank = load_bank() if bank is None else bank
+    seed = new_seed() if seed is None else seed
+    chosen = draw_exam(bank, questions, seed)
+    units = units_in(bank)
+    intro = f"Drawn from units {', '.join(map(str, units))} of the quiz bank."
+    if questions > len(bank):
+        intro += (f" The bank holds only {len(bank)} questions, fewer than the {questions} asked for, "
+                  "so the exam uses all of them.")
+    return run_questions("Final exam", chosen, seed, name=name, out_dir=out_dir, input_fn=input_fn,
+                         print_fn=print_fn, intro=intro)

@@ -1,0 +1,158 @@
+"""Run a unit headless: execute its lecture and solution notebooks, then summarise what they measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from tqdm.auto import tqdm
+
+from dlfund.course import manifest
+from dlfund.course.results import fmt, load, result_path, stale_reason
+from dlfund.utils.io import atomic_write_text
+
+CELL_TIMEOUT_S = {"smoke": 300, "full": 1800}
+
+
+@dataclass
+class NotebookRun:
+    unit: manifest.Unit
+    name: str
+    kind: str  # "lecture" or "solution"
+    status: str = "not run"
+    wall_s: float = 0.0
+    error: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    executed: Path | None = None
+
+
+def unit_notebooks(unit: manifest.Unit) -> list[tuple[str, str, Path]]:
+    """(name, kind, path) of every notebook ``dlfund run`` executes for a unit, in course order."""
+    items = [(nb.name, "lecture", unit.notebook_path(nb.name)) for nb in unit.notebooks]
+    items += [(ex.name, "solution", unit.solution_path(ex.name)) for ex in unit.exercises]
+    return items
+
+
+def execute(path: Path, out: Path, *, tier: str, desc: str, env: dict[str, str] | None = None) -> None:
+    """Execute ``path`` cell by cell in a fresh kernel (cwd: its folder) with a progress bar; save to ``out``.
+
+    The executed copy is written even when a cell fails, so the error can be read in context.
+    """
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(path), as_version=4)
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})  # the kernel inherits this process's environment
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S[tier], kernel_name="python3",
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no transport warnings
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        with client.setup_kernel():
+            code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+            for index, cell in tqdm(code, desc=desc, unit="cell", leave=False):
+                client.execute_cell(cell, index)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        atomic_write_text(out, nbformat.writes(nb))
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_summary(err: BaseException) -> str:
+    text = ANSI.sub("", str(err)).strip().splitlines()
+    # nbclient's message ends with the exception line: keep it and the cell's first line for context
+    tail = [line for line in text if line.strip()][-1:] if text else []
+    return tail[0][:300] if tail else "".join(traceback.format_exception_only(type(err), err)).strip()
+
+
+def run_unit(unit: manifest.Unit, tier: str, *, record: bool = False, only: str | None = None,
+             skip_current: str | None = None) -> list[NotebookRun]:
+    """Execute every lecture and solution notebook of ``unit``; failures are collected, not fatal.
+
+    With ``skip_current`` set to a device type ("cuda", "cpu"), notebooks whose committed result is
+    current for it (:func:`dlfund.course.results.stale_reason`) are not run again: a long recording run can be
+    resumed where it stopped.
+    """
+    manifest.require_repo()
+    env = {"DLFUND_TIER": tier, "MPLBACKEND": "Agg", "DLFUND_NO_NETWORK": "1"}
+    if record:
+        env["DLFUND_RECORD"] = "1"
+    runs = []
+    items = [i for i in unit_notebooks(unit) if only is None or i[0] == only]
+    if not items:
+        raise KeyError(f"unit {unit.number} has no notebook {only!r}")
+    for n, (name, kind, path) in enumerate(items, start=1):
+        run = NotebookRun(unit, name, kind)
+        if skip_current and stale_reason(unit, name, path, tier, skip_current) is None:
+            run.status = "current"
+            reference = load(unit, name, tier) or {}
+            run.metrics = reference.get("metrics", {})
+            run.wall_s = float(reference.get("provenance", {}).get("wall_s", 0.0))
+            tqdm.write(f"= {name:<32} recorded result is current ({reference['provenance']['commit']}), skipped")
+            runs.append(run)
+            continue
+        run.executed = manifest.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
+        start = time.perf_counter()
+        try:
+            execute(path, run.executed, tier=tier, desc=f"[{n}/{len(items)}] {name}", env=env)
+            run.status = "ok"
+        except Exception as err:  # collect and go on with the next notebook
+            run.status = "FAILED"
+            run.error = _error_summary(err)
+        run.wall_s = time.perf_counter() - start
+        own = result_path(manifest.RUNS_DIR / "results", unit, name, tier)
+        if run.status == "ok" and own.exists() and own.stat().st_mtime >= time.time() - run.wall_s - 1:
+            run.metrics = json.loads(own.read_text(encoding="utf-8"))["metrics"]
+        mark = "✓" if run.status == "ok" else "✗"
+        budget = unit.budget(name, tier)
+        over = f"  (over its {budget} s budget)" if run.wall_s > budget else ""
+        tqdm.write(f"{mark} {name:<32} {run.wall_s:6.1f} s{over}" + (f"  {run.error}" if run.error else ""))
+        runs.append(run)
+    return runs
+
+
+def summary(runs: list[NotebookRun], tier: str) -> str:
+    """A plain-text table of what each notebook measured."""
+    lines = [f"summary ({tier} tier):"]
+    width = max((len(r.name) for r in runs), default=10)
+    for r in runs:
+        scalars = {k: v for k, v in r.metrics.items() if not isinstance(v, (list, dict))}
+        shown = ", ".join(f"{k}={fmt(v)}" for k, v in list(scalars.items())[:5])
+        lines.append(f"  {r.status:<6} {r.name:<{width}} {r.wall_s:6.1f} s  {shown or r.error}")
+    ok = sum(r.status == "ok" for r in runs)
+    current = sum(r.status == "current" for r in runs)
+    total = sum(r.wall_s for r in runs if r.status != "current")
+    if current:
+        lines.append(f"{current} notebook(s) skipped: their recorded results are current (times shown as recorded)")
+    lines.append(f"{ok}/{len(runs) - current} notebooks ran, {total:.0f} s in all; executed copies in "
+                 f"{manifest.display_path(manifest.RUNS_DIR / runs[0].unit.dirname / 'executed')}/" if runs else "nothing ran")
+    return "\n".join(lines)
+
+
+def course_summary(per_unit: list[list[NotebookRun]], tier: str) -> str:
+    """One line per unit of a multi-unit run: notebooks run, failed and skipped, and the time spent."""
+    lines = [f"course summary ({tier} tier):",
+             f"  {'unit':<28} {'ran':>4} {'failed':>6} {'current':>7} {'time':>8}"]
+    for runs in per_unit:
+        if not runs:
+            continue
+        ran = [r for r in runs if r.status != "current"]
+        failed = [r.name for r in ran if r.status != "ok"]
+        spent = sum(r.wall_s for r in ran)
+        lines.append(f"  {runs[0].unit.dirname:<28} {len(ran):>4} {len(failed):>6} "
+                     f"{len(runs) - len(ran):>7} {spent:>7.0f}s" + (f"  failed: {', '.join(failed)}" if failed else ""))
+    spent = sum(r.wall_s for runs in per_unit for r in runs if r.status != "current")
+    lines.append(f"  {'total':<28} {'':>4} {'':>6} {'':>7} {spent:>7.0f}s")
+    return "\n".join(lines)
