@@ -87,7 +87,9 @@ def test_runner_collects_failures_and_keeps_going(fake_unit, tmp_path, capsys):
 def test_env_reports_every_dependency_and_the_data(capsys):
     code, out, _ = run_cli(capsys, "env")
     assert "env: Python" in out
-    for dist in cli.REQUIRED:
+    required = [req.name for req, extra in cli.requirements() if extra is None]
+    assert {"torch", "lightning", "scipy", "tensorboard", "jsonargparse"} <= set(required), "read from the metadata"
+    for dist in required:
         assert f"OK   {dist}" in out, f"{dist} missing from `dlfund env`"
     assert "data fashion-mnist" in out and "device" in out
     assert code in (0, 1)  # 1 only when a cached dataset fails its hash
@@ -105,3 +107,13 @@ def test_lab_starts_jupyterlab_on_the_course(capsys, monkeypatch):
 def test_run_all_refuses_a_notebook_name(capsys):
     code, _, err = run_cli(capsys, "run", "--all", "--notebook", "01-supervised-workflow")
     assert code == 2 and "--notebook names a notebook of one unit" in err
+
+
+def test_units_settings_prints_both_tiers_with_their_meaning(capsys):
+    code, out, _ = run_cli(capsys, "units", "--settings", "7")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.strip().startswith("vit.dim "))
+    smoke, full = manifest.get_unit(7).tier_settings("smoke").vit.dim, manifest.get_unit(7).tier_settings("full").vit.dim
+    assert row.split()[1:3] == [str(smoke), str(full)] and len(row.split()) > 3, "value in each tier, then the meaning"
+    code, _, err = run_cli(capsys, "units", "--settings", "99")
+    assert code == 2 and "no unit '99'" in err

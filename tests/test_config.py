@@ -51,9 +51,10 @@ def test_setup_prints_environment_budget_and_settings(capsys, monkeypatch):
     assert "tier: smoke" in out and "env: Python" in out and "torch" in out
     assert "expected: ≤ 30 s (budget)" in out
     assert "settings: fmnist_train=1000" in out
-    assert cfg.epochs == manifest.get_unit(1).config["smoke"]["epochs"]
+    assert cfg.epochs == manifest.get_unit(1).tier_settings("smoke").epochs
     assert cfg.device.type in ("cpu", "cuda", "mps")
-    with pytest.raises(AttributeError, match="no setting 'width' in the smoke tier"):
+    assert {"epochs", "fmnist_train", "fmnist_test"} <= set(dir(cfg)), "Tab completion lists the settings"
+    with pytest.raises(AttributeError, match="unit 1 has no setting 'width'; settings: fmnist_train"):
         cfg.width
 
 
@@ -61,10 +62,16 @@ def test_setup_rejects_unknown_notebooks_and_settings(monkeypatch):
     monkeypatch.setenv("DLFUND_TIER", "smoke")
     with pytest.raises(KeyError, match="has no notebook or exercise 'nope'"):
         dlfund.setup(unit=1, notebook="nope")
-    with pytest.raises(TypeError, match="does not have: width"):
+    with pytest.raises(TypeError, match="Unit01 has no setting width"):
         dlfund.setup(unit=1, notebook="02-perceptron-python", width=3)
+    with pytest.raises(TypeError, match=r"Unit01.epochs must be int, got '2' \(str\)"):
+        dlfund.setup(unit=1, notebook="02-perceptron-python", epochs="2")
     cfg = dlfund.setup(unit=1, notebook="02-perceptron-python", epochs=2)
     assert cfg.epochs == 2
+    cfg = dlfund.setup(unit=7, notebook="06-vision-transformer", vit={"dim": 32})
+    assert cfg.vit.dim == 32 and cfg.vit.depth == manifest.get_unit(7).tier_settings(cfg.tier).vit.depth
+    with pytest.raises(TypeError, match="ViTSettings has no setting width"):
+        dlfund.setup(unit=7, notebook="06-vision-transformer", vit={"width": 32})
 
 
 def test_setup_shows_the_recorded_measurement(tmp_path, monkeypatch, capsys):

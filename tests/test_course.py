@@ -50,8 +50,7 @@ def test_manifest_names_resolve(unit):
             module, _, func = check.partition(".")
             mod = importlib.import_module(f"dlfund.checks.{module}")
             assert callable(getattr(mod, func, None)), f"dlfund.checks.{check} does not exist"
-    assert set(unit.config) <= set(manifest.TIERS)
-    assert set(unit.config.get("smoke", {})) == set(unit.config.get("full", {})), "both tiers set the same keys"
+    assert set(unit.settings) == set(manifest.TIERS), "every unit has settings for both tiers"
     for item in (*unit.notebooks, *unit.exercises):
         assert 0 < item.smoke_s <= 60, f"{item.name}: smoke budget must be at most 60 s on a 2-core CPU"
         assert item.full_s > 0

@@ -225,14 +225,16 @@ def test_cli_bench_fast_training_suite_records_with_provenance(tmp_path, monkeyp
 def test_batch_size_finder_and_memory_bench_rows(tmp_path) -> None:
     """Lightning's finder doubles up to max_trials on a CPU; the bench's memory rows measure what they say."""
     from dlfund.course.bench import fast_training as speed
+    from dlfund.course.settings import override
 
     tokens = torch.randint(0, 20, (2_000,))
     found = memory.find_batch_size(lambda: tiny_gpt(), tokens, block_size=16, init=2, max_trials=3, device="cpu",
                                    root_dir=str(tmp_path))
     assert found == 8                                    # 2, 4, 8: three sizes ran, none ran out of memory
-    sizes = {**speed._sizes("smoke"), "gpt_layers": 1, "gpt_embd": 16, "gpt_heads": 2, "gpt_block": 16,
-             "accum_batch": 8, "accum_micro": 2, "finder_init_batch": 2, "finder_max_trials": 2, "ckpt_layers": 2,
-             "ckpt_embd": 16, "ckpt_block": 16, "ckpt_batch": 2, "ckpt_steps": 1, "corpus_chars": 20_000}
+    sizes = override(speed._sizes("smoke"), {
+        "gpt": {"layers": 1, "dim": 16, "heads": 2, "context": 16}, "accum": {"batch": 8, "micro": 2},
+        "finder": {"init_batch": 2, "max_trials": 2},
+        "checkpointing": {"layers": 2, "dim": 16, "context": 16, "batch": 2, "steps": 1}, "corpus_chars": 20_000})
     rows = {(r.benchmark, r.metric): r for r in speed.bench_memory(sizes, torch.device("cpu"))}
     accumulation = rows["gradient accumulation", "saved MB"]
     assert accumulation.ours < accumulation.reference and "gradient difference" in accumulation.note

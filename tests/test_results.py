@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -92,7 +93,7 @@ def repo(tmp_path, monkeypatch):
 
     def write(**prov):
         payload = {"unit": 1, "notebook": "nb", "metrics": {"acc": 0.9},
-                   "settings": {k: clean_metric(v, k) for k, v in unit.tier_config("full").items()},
+                   "settings": clean_metric(dataclasses.asdict(unit.tier_settings("full")), "settings"),
                    "provenance": {"device_type": "cuda", "commit": _git(root, "rev-parse", "--short=12", "HEAD"),
                                   "wall_s": 12.5, **prov}}
         path = results.result_path(manifest.RESULTS_DIR, unit, "nb", "full")
@@ -119,8 +120,8 @@ def test_a_result_is_current_only_for_its_device_commit_file_and_settings(repo, 
     assert reason() == "nb.ipynb changed since " + _git(notebook.parent, "rev-parse", "--short=12", "HEAD")
     notebook.write_text("{}\n")
     assert reason() is None
-    changed = {**unit.config, "full": {**unit.tier_config("full"), "epochs": -1}}
-    monkeypatch.setattr(manifest.Unit, "tier_config", lambda self, tier: changed[tier])  # Unit is frozen
+    changed = {**unit.settings, "full": dataclasses.replace(unit.tier_settings("full"), epochs=1)}
+    monkeypatch.setattr(manifest.Unit, "tier_settings", lambda self, tier: changed[tier])  # Unit is frozen
     assert "settings changed" in reason()
 
 

@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import re
 import subprocess
 import sys
 import time
 from typing import Any, Callable, Sequence
 
+import torch
+from packaging.requirements import Requirement
+
 from dlfund import data
 from dlfund.course import book, docs, exercises, manifest, runner
 from dlfund.course.config import environment_line, pick_tier
 from dlfund.course.quiz import BankError, exam, quiz
+from dlfund.course.settings import explain
 from dlfund.data import DataUnavailableError
 from dlfund.utils.device import device_name, pick_device
 
-REQUIRED = ("torch", "lightning", "torchmetrics", "numpy", "matplotlib", "scikit-learn", "watermark",
-            "jupyterlab", "ipykernel", "nbclient", "nbformat", "tqdm", "pyyaml", "gguf", "safetensors", "tokenizers")
-OPTIONAL = {"nbval": "test", "pytest": "test", "pytest-xdist": "test", "jupyter-book": "book"}
+
+
+def requirements() -> list[tuple[Requirement, str | None]]:
+    """What the installed ``dlfund`` distribution requires (its metadata, i.e. pyproject.toml), each with
+    the extra that asks for it (``None``: always needed)."""
+    out = []
+    try:
+        lines = md.requires("dlfund") or []
+    except md.PackageNotFoundError:
+        raise UsageError("dlfund is not installed as a package (its requirements are read from the installed "
+                         "metadata): run `pip install -e .` in the course repository") from None
+    for line in lines:
+        req = Requirement(line)
+        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", str(req.marker or ""))
+        out.append((req, extra.group(1) if extra else None))
+    return out
 
 
 class UsageError(Exception):
@@ -33,12 +51,35 @@ def _unit(key: str) -> manifest.Unit:
 
 
 def cmd_units(args: argparse.Namespace) -> int:
+    if args.settings is not None:
+        return print_settings(_unit(args.settings))
     print(f"{'#':>2}  {'unit':<44} {'notebooks':>9} {'exercises':>9} {'smoke':>7} {'full':>7}  data")
     for u in manifest.UNITS:
         print(f"{u.number:>2}  {u.title:<44} {len(u.notebooks):>9} {len(u.exercises):>9} "
               f"{u.smoke_s:>6}s {u.full_s:>6}s  {', '.join(u.datasets)}")
     print("\nrun one with `dlfund run N`; budgets are upper bounds (smoke: 2-core CPU, full: one GPU)")
     return 0
+
+
+def print_settings(unit: manifest.Unit) -> int:
+    """Every setting of a unit: its value in each tier and what it means."""
+    smoke, full = (explain(unit.tier_settings(t)) for t in manifest.TIERS)
+    print(f"unit {unit.number:02d} · {unit.title}: settings (smoke: 2-core CPU, full: one GPU)")
+    width = max(len(name) for name, _, _ in smoke)
+    print(f"  {'setting':<{width}}  {'smoke':>14}  {'full':>14}  meaning")
+    for (name, small, text), (_, large, _) in zip(smoke, full):
+        print(f"  {name:<{width}}  {_show(small):>14}  {_show(large):>14}  {text}")
+    print(f"\na notebook reads them as cfg.<setting> (a group: cfg.<group>.<setting>); they are defined in "
+          f"dlfund/course/settings/unit{unit.number:02d}.py")
+    return 0
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_show(v) for v in value)
+    if value is None:
+        return "None"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -82,16 +123,17 @@ def cmd_env(args: argparse.Namespace) -> int:
     device = pick_device()
     print(environment_line(device))
     bad = 0
-    for dist in REQUIRED:
-        version = _version(dist)
-        ok = version is not None
-        bad += not ok
-        print(f"{'OK  ' if ok else 'FAIL'} {dist:<14} {version or 'missing: pip install -e .'}")
-    for dist, extra in OPTIONAL.items():
-        version = _version(dist)
-        print(f"{'OK  ' if version else 'skip'} {dist:<14} {version or f'not installed (extra [{extra}])'}")
-    import torch
-
+    for req, extra in requirements():
+        version = _version(req.name)
+        fits = version is not None and req.specifier.contains(version, prereleases=True)
+        if extra is None:
+            bad += not fits
+            mark = "OK  " if fits else "FAIL"
+            why = "missing: pip install -e ." if version is None else f"needs {req.specifier}: pip install -e ."
+        else:
+            mark = "OK  " if fits else "skip"
+            why = f"not installed (extra [{extra}])" if version is None else f"needs {req.specifier} (extra [{extra}])"
+        print(f"{mark} {req.name:<14} {version if fits else why}")
     print(f"OK   device         {device} — {device_name(device)}")
     if torch.cuda.is_available():
         print(f"OK   bf16           {'supported' if torch.cuda.is_bf16_supported() else 'not supported'}")
@@ -213,7 +255,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlfund", description="dlfund: a deep-learning course that runs, offline.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("units", help="list the course's units")
+    s = sub.add_parser("units", help="list the course's units, or one unit's settings",
+                       description="List the course's units; with --settings N, every setting of unit N in both "
+                                   "tiers and what it means.")
+    s.add_argument("--settings", metavar="UNIT", help="print the settings of this unit (number or slug)")
     s.set_defaults(func=cmd_units)
 
     s = sub.add_parser("run", help="run a unit's notebooks headless and print what they measured",

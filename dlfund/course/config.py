@@ -10,6 +10,7 @@ the notebook then reads as attributes (``cfg.epochs``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from dlfund.course import manifest, results
+from dlfund.course.settings import Settings, flatten, override
 from dlfund.utils.device import device_name, pick_device, seed_everything
 from dlfund.utils.net import block_network
 
@@ -56,24 +58,31 @@ def environment_line(device: torch.device) -> str:
 
 @dataclass
 class RunConfig:
-    """What :func:`setup` chose, plus the tier's settings as attributes (``cfg.epochs``)."""
+    """What :func:`setup` chose, and the tier's settings read as attributes (``cfg.epochs``, ``cfg.vit.dim``).
+
+    ``cfg.settings`` is the unit's typed settings object (:mod:`dlfund.course.settings`); its fields
+    are also attributes of ``cfg`` itself and appear in ``dir(cfg)``, so Tab completion lists them.
+    """
 
     unit: manifest.Unit
     notebook: str
     tier: str
     device: torch.device
     seed: int
-    values: dict[str, Any] = field(default_factory=dict)
+    settings: Settings
     started: float = field(default_factory=time.perf_counter)
 
     def __getattr__(self, name: str) -> Any:
-        values = self.__dict__.get("values", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(
-            f"unit {self.__dict__['unit'].number} has no setting {name!r} in the {self.__dict__['tier']} tier; "
-            f"settings: {', '.join(sorted(values)) or 'none'}"
-        )
+        # only called for names that are not attributes of the run itself: the unit's settings
+        settings = self.__dict__.get("settings")
+        if settings is not None and name in {f.name for f in dataclasses.fields(settings)}:
+            return getattr(settings, name)
+        names = ", ".join(f.name for f in dataclasses.fields(settings)) if settings is not None else "none"
+        raise AttributeError(f"unit {self.__dict__['unit'].number} has no setting {name!r}; settings: {names} "
+                             f"(`dlfund units --settings {self.__dict__['unit'].number}` explains them)")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(f.name for f in dataclasses.fields(self.settings))})
 
     @property
     def run_dir(self) -> Path:
@@ -87,7 +96,8 @@ class RunConfig:
 
     def record(self, metrics: dict[str, Any]) -> None:
         """Write this notebook's key metrics with provenance (see :mod:`dlfund.course.results`)."""
-        results.record(self.unit, self.notebook, self.tier, self.device, self.elapsed(), self.values, metrics)
+        results.record(self.unit, self.notebook, self.tier, self.device, self.elapsed(),
+                       dataclasses.asdict(self.settings), metrics)
 
 
 def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None = None,
@@ -100,12 +110,8 @@ def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None =
     seed_everything(seed)
     if os.environ.get("DLFUND_NO_NETWORK") == "1":
         block_network()
-    values = u.tier_config(chosen_tier)
-    unknown = set(overrides) - set(values)
-    if unknown:
-        raise TypeError(f"setup() got settings that unit {u.number} does not have: {', '.join(sorted(unknown))}")
-    values.update(overrides)
-    cfg = RunConfig(unit=u, notebook=notebook, tier=chosen_tier, device=dev, seed=seed, values=values)
+    settings = override(u.tier_settings(chosen_tier), overrides)
+    cfg = RunConfig(unit=u, notebook=notebook, tier=chosen_tier, device=dev, seed=seed, settings=settings)
 
     print(environment_line(dev))
     print(f"unit {u.number:02d} · {notebook} · seed {seed}")
@@ -119,6 +125,5 @@ def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None =
               f"{mem_text} on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}")
     else:
         print(f"expected: ≤ {budget} s (budget); no {chosen_tier}-tier measurement recorded yet")
-    if values:
-        print("settings: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in flatten(settings).items()))
     return cfg

@@ -1,8 +1,11 @@
 """Files generated from the manifest: the README unit table, each unit's README header, the book's
-table of contents. ``dlfund generate`` writes them; a test fails when any of them is stale."""
+table of contents, and ARCHITECTURE.md's table of the library modules each unit uses. ``dlfund generate``
+writes them; a test fails when any of them is stale."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import re
 from pathlib import Path
 from typing import Callable
@@ -10,7 +13,7 @@ from typing import Callable
 import yaml
 
 from dlfund import data
-from dlfund.course import manifest, results
+from dlfund.course import manifest, notebooks, results
 from dlfund.utils.io import atomic_write_text
 
 BEGIN = "<!-- BEGIN GENERATED: {what} (dlfund generate) -->"
@@ -82,6 +85,55 @@ def toc() -> str:
     return "# Generated from dlfund/course/manifest.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
+
+
+def unit_modules(unit: manifest.Unit) -> list[str]:
+    """The ``dlfund`` modules that a unit's lecture and solution notebooks import or reference, sorted."""
+    found = set()
+    paths = [unit.notebook_path(nb.name) for nb in unit.notebooks] + [unit.solution_path(ex.name)
+                                                                      for ex in unit.exercises]
+    for path in paths:
+        for source in notebooks.code_cells(notebooks.read(path)):
+            if source.lstrip().startswith(("%", "!")):
+                continue
+            for node in ast.walk(ast.parse(source)):
+                names = []
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlfund"):
+                    names = [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names if a.name.startswith("dlfund")]
+                elif isinstance(node, ast.Attribute):  # dlfund.perf.median_seconds(...)
+                    chain, inner = [], node
+                    while isinstance(inner, ast.Attribute):
+                        chain.append(inner.attr)
+                        inner = inner.value
+                    if isinstance(inner, ast.Name) and inner.id == "dlfund":
+                        names = ["dlfund." + ".".join(reversed(chain))]
+                for name in names:
+                    while not _is_module(name):
+                        name = name.rsplit(".", 1)[0]
+                    found.add(name)
+    return sorted(found)
+
+
+def module_table() -> str:
+    """ARCHITECTURE.md's table: per unit, the library modules its notebooks use; bold where a unit is the
+    first to use one (it introduces it), and the module of its exercise checks."""
+    rows = ["| unit | library modules it uses (**first used here**) | checks |", "|---|---|---|"]
+    seen: set[str] = set()
+    for u in manifest.UNITS:
+        used = [m for m in unit_modules(u) if m != "dlfund" and not m.startswith(("dlfund.course", "dlfund.checks"))]
+        cells = [f"**`{m}`**" if m not in seen else f"`{m}`" for m in used]
+        seen.update(used)
+        rows.append(f"| {u.number:02d} {u.title} | {', '.join(cells)} | `dlfund.checks.unit{u.number:02d}` |")
+    return "\n".join(rows)
+
+
 def replace_block(text: str, what: str, body: str, where: str) -> str:
     begin, end = BEGIN.format(what=what), END.format(what=what)
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.S)
@@ -105,6 +157,8 @@ def expected_files() -> dict[Path, Callable[[], str]]:
         manifest.ROOT / "README.md": lambda: _readme_text(
             _readme_text(manifest.ROOT / "README.md", "unit table", unit_table()), "results", results_section()),
         manifest.BOOK_DIR / "_toc.yml": toc,
+        manifest.ROOT / "ARCHITECTURE.md": lambda: _readme_text(manifest.ROOT / "ARCHITECTURE.md", "unit modules",
+                                                                module_table()),
     }
     for u in manifest.UNITS:
         path = u.path / "README.md"

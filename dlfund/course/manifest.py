@@ -12,7 +12,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from dlfund.course.settings import (
+    Settings,
+    tiers,
+    unit01,
+    unit02,
+    unit03,
+    unit04,
+    unit05,
+    unit06,
+    unit07,
+    unit08,
+    unit09,
+    unit10,
+    unit11,
+    unit12,
+    unit13,
+    unit14,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 """The course repository (this package is installed from it in editable mode)."""
@@ -62,8 +80,9 @@ class Unit:
     exercises: tuple[Exercise, ...]
     datasets: tuple[str, ...]
     """Names in the ``dlfund.data`` registry that this unit reads."""
-    config: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per-tier settings (data size, epochs, width...), ``{"smoke": {...}, "full": {...}}``."""
+    settings: dict[str, Settings] = field(default_factory=dict)
+    """Per-tier settings (data size, epochs, width...): ``{"smoke": ..., "full": ...}``, typed and documented
+    in :mod:`dlfund.course.settings`."""
 
     @property
     def dirname(self) -> str:
@@ -96,10 +115,13 @@ class Unit:
             f"known: {', '.join(i.name for i in (*self.notebooks, *self.exercises))}"
         )
 
-    def tier_config(self, tier: str) -> dict[str, Any]:
+    def tier_settings(self, tier: str) -> Settings:
+        """The unit's settings in ``tier`` (``"smoke"`` or ``"full"``)."""
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}: expected one of {', '.join(TIERS)}")
-        return dict(self.config.get(tier, {}))
+        if tier not in self.settings:
+            raise KeyError(f"unit {self.number} has no {tier}-tier settings")
+        return self.settings[tier]
 
     @property
     def smoke_s(self) -> int:
@@ -130,10 +152,7 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex03-learning-rate", "The learning rate", ("unit01.learning_rate",), smoke_s=30, full_s=60),
         ),
         datasets=("iris", "fashion-mnist"),
-        config={
-            "smoke": {"fmnist_train": 1000, "fmnist_test": 500, "epochs": 5},
-            "full": {"fmnist_train": None, "fmnist_test": None, "epochs": 20},
-        },
+        settings=tiers(unit01),
     ),
     Unit(
         number=2,
@@ -154,10 +173,7 @@ UNITS: tuple[Unit, ...] = (
                      ("unit02.matmul_perceptron",), smoke_s=30, full_s=120),
         ),
         datasets=("iris", "fashion-mnist"),
-        config={
-            "smoke": {"n_timing": 20_000, "fmnist_train": 1000, "fmnist_test": 1000, "epochs": 3},
-            "full": {"n_timing": 1_000_000, "fmnist_train": None, "fmnist_test": None, "epochs": 10},
-        },
+        settings=tiers(unit02),
     ),
     Unit(
         number=3,
@@ -179,10 +195,7 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex02-standardise", "Standardising features", ("unit03.standardise",), smoke_s=30, full_s=60),
         ),
         datasets=("breast-cancer",),
-        config={
-            "smoke": {"epochs": 200, "batch_size": 32, "sgd_epochs": 10},
-            "full": {"epochs": 2000, "batch_size": 32, "sgd_epochs": 100},
-        },
+        settings=tiers(unit03),
     ),
     Unit(
         number=4,
@@ -207,15 +220,7 @@ UNITS: tuple[Unit, ...] = (
                      smoke_s=30, full_s=60),
         ),
         datasets=("mnist-5k", "fashion-mnist", "diabetes"),
-        config={
-            "smoke": {"fmnist_train": 2000, "fmnist_test": 1000, "batch_size": 128, "epochs": 3,
-                      "mnist_epochs": 5, "softmax_epochs": 3, "init_epochs": 2, "reg_epochs": 100,
-                      "study_train": 2000, "study_epochs": 5, "study_depths": (1, 2), "study_widths": (16, 64)},
-            "full": {"fmnist_train": None, "fmnist_test": None, "batch_size": 128, "epochs": 15,
-                     "mnist_epochs": 30, "softmax_epochs": 10, "init_epochs": 10, "reg_epochs": 300,
-                     "study_train": 10000, "study_epochs": 10, "study_depths": (1, 2, 3, 4),
-                     "study_widths": (16, 64, 256)},
-        },
+        settings=tiers(unit04),
     ),
     Unit(
         number=5,
@@ -240,12 +245,7 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex02-custom-callback", "A custom callback", ("unit05.custom_callback",), smoke_s=60, full_s=300),
         ),
         datasets=("fashion-mnist", "diabetes"),
-        config={
-            "smoke": {"n_train": 2000, "n_val": 500, "n_test": 1000, "batch_size": 128, "epochs": 3,
-                      "repro_epochs": 2, "reg_epochs": 60, "target_acc": 0.75, "max_epochs": 6},
-            "full": {"n_train": None, "n_val": 5000, "n_test": None, "batch_size": 128, "epochs": 15,
-                     "repro_epochs": 2, "reg_epochs": 200, "target_acc": 0.88, "max_epochs": 30},
-        },
+        settings=tiers(unit05),
     ),
     Unit(
         number=6,
@@ -274,16 +274,7 @@ UNITS: tuple[Unit, ...] = (
                      smoke_s=30, full_s=60),
         ),
         datasets=("fashion-mnist",),
-        config={
-            "smoke": {"n_train": 2000, "n_val": 500, "n_test": 1000, "batch_size": 128,
-                      "ckpt_epochs": 2, "max_epochs": 8, "patience": 2, "lr_find_steps": 40,
-                      "compare_epochs": 2, "epochs": 3, "base_epochs": 3, "sweep_epochs": 2,
-                      "sweep_lrs": (0.002,), "sweep_wds": (0.0, 0.05), "overfit_steps": 60},
-            "full": {"n_train": None, "n_val": 5000, "n_test": None, "batch_size": 128,
-                     "ckpt_epochs": 10, "max_epochs": 40, "patience": 4, "lr_find_steps": 100,
-                     "compare_epochs": 15, "epochs": 20, "base_epochs": 15, "sweep_epochs": 8,
-                     "sweep_lrs": (0.001, 0.002, 0.004), "sweep_wds": (0.01, 0.1), "overfit_steps": 150},
-        },
+        settings=tiers(unit06),
     ),
     Unit(
         number=7,
@@ -309,40 +300,7 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex03-conv-unfold", "Convolution with unfold", ("unit07.conv_unfold",), smoke_s=45, full_s=120),
         ),
         datasets=("fashion-mnist", "mnist-5k"),
-        config={
-            "smoke": {
-                # keys for notebooks 01-04 and ex02/ex03
-                "n_train": 2000, "n_test": 1000, "batch_size": 128, "epochs": 3,
-                "filters_epochs": 2, "cnn_width": 16, "cnn_lr": 0.1,
-                "resnet_widths": (8, 16, 32), "resnet_blocks": 1, "resnet_epochs": 3, "resnet_lr": 0.2,
-                "resnet_batch_size": 64,
-                "crop_padding": 2, "compile": False,
-                # keys for notebooks 05-07 and ex01, prefixed tl_ / vit_ / cmp_
-                "tl_pretrain_train": 3000, "tl_pretrain_epochs": 4, "tl_width": 8, "tl_budgets": (10, 50),
-                "tl_steps": 120, "tl_batch_size": 32, "tl_repeats": 1, "tl_test": 500,
-                "tl_lr": 1e-2, "tl_finetune_lr": 7e-3, "tl_head_lr": 3e-2,
-                "vit_train": 3000, "vit_test": 1000, "vit_patch": 7, "vit_dim": 48, "vit_depth": 2, "vit_heads": 4,
-                "vit_mlp_ratio": 2.0, "vit_dropout": 0.0, "vit_epochs": 4, "vit_batch_size": 64, "vit_lr": 5e-3,
-                "vit_weight_decay": 0.05, "vit_label_smoothing": 0.1, "vit_compile": False,
-                "cmp_train": 2000, "cmp_test": 500, "cmp_fractions": (0.2, 1.0), "cmp_epochs": 3, "cmp_cnn_width": 8,
-                "cmp_cnn_lr": 3e-3,
-            },
-            "full": {
-                "n_train": None, "n_test": None, "batch_size": 512, "epochs": 20,
-                "filters_epochs": 3, "cnn_width": 64, "cnn_lr": 0.2,
-                "resnet_widths": (64, 128, 256), "resnet_blocks": 1, "resnet_epochs": 24, "resnet_lr": 0.2,
-                "resnet_batch_size": 512,
-                "crop_padding": 2, "compile": False,
-                "tl_pretrain_train": None, "tl_pretrain_epochs": 15, "tl_width": 32, "tl_budgets": (10, 50, 200, 400),
-                "tl_steps": 300, "tl_batch_size": 64, "tl_repeats": 3,
-                "tl_test": 1000, "tl_lr": 5e-3, "tl_finetune_lr": 1.5e-3, "tl_head_lr": 1e-2,
-                "vit_train": None, "vit_test": None, "vit_patch": 4, "vit_dim": 192, "vit_depth": 6, "vit_heads": 6,
-                "vit_mlp_ratio": 2.0, "vit_dropout": 0.0, "vit_epochs": 60, "vit_batch_size": 512, "vit_lr": 1e-3,
-                "vit_weight_decay": 0.05, "vit_label_smoothing": 0.1, "vit_compile": False,
-                "cmp_train": None, "cmp_test": None, "cmp_fractions": (0.1, 1.0), "cmp_epochs": 20, "cmp_cnn_width": 32,
-                "cmp_cnn_lr": 3e-3,
-            },
-        },
+        settings=tiers(unit07),
     ),
     Unit(
         number=8,
@@ -366,26 +324,7 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex02-gru-cell", "A GRU cell from scratch", ("unit08.gru_cell",), smoke_s=45, full_s=120),
         ),
         datasets=("movie-reviews",),
-        config={
-            "smoke": {
-                # notebooks 01-03: movie reviews, split by movie
-                "split_seed": 0, "n_train": 4000, "min_freq": 2, "bow_Cs": (0.3, 1.0, 3.0, 10.0),
-                "embed_dim": 32, "hidden_size": 32, "bidirectional": False, "dropout": 0.3, "epochs": 4,
-                "batch_size": 64, "lr": 1e-2, "weight_decay": 0.01, "cells": ("rnn", "lstm", "gru"),
-                "bag_epochs": 6, "bag_lr": 1e-2,
-                # notebook 04: number words -> digits, prefixed s2s_
-                "s2s_max_digits": 6, "s2s_train": 3000, "s2s_val": 300, "s2s_test": 600, "s2s_embed": 32,
-                "s2s_hidden": 64, "s2s_epochs": 4, "s2s_batch_size": 64, "s2s_lr": 1e-2,
-            },
-            "full": {
-                "split_seed": 0, "n_train": None, "min_freq": 2, "bow_Cs": (0.3, 1.0, 3.0, 10.0),
-                "embed_dim": 128, "hidden_size": 128, "bidirectional": True, "dropout": 0.5, "epochs": 10,
-                "batch_size": 64, "lr": 3e-3, "weight_decay": 0.01, "cells": ("rnn", "lstm", "gru"),
-                "bag_epochs": 20, "bag_lr": 1e-2,
-                "s2s_max_digits": 12, "s2s_train": 20000, "s2s_val": 1000, "s2s_test": 2000, "s2s_embed": 64,
-                "s2s_hidden": 128, "s2s_epochs": 8, "s2s_batch_size": 128, "s2s_lr": 3e-3,
-            },
-        },
+        settings=tiers(unit08),
     ),
     Unit(
         number=9,
@@ -410,38 +349,7 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex03-kv-cache", "A KV cache", ("unit09.kv_cache",), smoke_s=45, full_s=300),
         ),
         datasets=("shakespeare",),
-        config={
-            "smoke": {
-                "attn_dim": 16, "attn_heads": 4, "attn_tokens": 6,
-                # notebook 02: a small model per kind of position
-                "pos_layers": 2, "pos_heads": 4, "pos_dim": 64, "pos_block": 64, "pos_batch": 32,
-                "pos_steps": 400, "pos_time_s": 6, "pos_lr": 3e-3,
-                # notebook 03: the GPT
-                "gpt_layers": 2, "gpt_heads": 4, "gpt_dim": 64, "gpt_block": 64, "gpt_dropout": 0.0,
-                "gpt_batch": 32, "gpt_lr": 3e-3, "gpt_steps": 3000, "gpt_time_s": 20, "gpt_warmup": 50,
-                "gpt_eval_every": 100, "gpt_eval_batches": 5, "gpt_compile": False, "gpt_target": None,
-                # notebook 04 and ex03: sampling and the KV cache
-                "gen_layers": 2, "gen_heads": 4, "gen_dim": 64, "gen_block": 128, "gen_batch": 16,
-                "gen_steps": 3000, "gen_time_s": 12, "gen_lr": 3e-3,
-                "kv_prompt": 16, "kv_new_tokens": 96, "kv_batch": 4, "kv_target_speedup": None,
-                # notebook 05: scaling
-                "scale_lengths": (64, 128, 256, 512, 1024, 2048), "scale_dim": 64, "scale_heads": 4, "scale_batch": 1,
-                "scale_min_run_s": 0.05,
-            },
-            "full": {
-                "attn_dim": 16, "attn_heads": 4, "attn_tokens": 6,
-                "pos_layers": 4, "pos_heads": 4, "pos_dim": 128, "pos_block": 128, "pos_batch": 64,
-                "pos_steps": 5000, "pos_time_s": 90, "pos_lr": 2e-3,
-                "gpt_layers": 6, "gpt_heads": 6, "gpt_dim": 384, "gpt_block": 256, "gpt_dropout": 0.2,
-                "gpt_batch": 64, "gpt_lr": 1e-3, "gpt_steps": 30000, "gpt_time_s": 300, "gpt_warmup": 200,
-                "gpt_eval_every": 500, "gpt_eval_batches": 40, "gpt_compile": True, "gpt_target": 1.45,
-                "gen_layers": 6, "gen_heads": 6, "gen_dim": 384, "gen_block": 640, "gen_batch": 32,
-                "gen_steps": 30000, "gen_time_s": 120, "gen_lr": 1e-3,
-                "kv_prompt": 64, "kv_new_tokens": 512, "kv_batch": 64, "kv_target_speedup": 3.0,
-                "scale_lengths": (256, 512, 1024, 2048, 4096, 8192, 16384), "scale_dim": 512, "scale_heads": 8,
-                "scale_batch": 4, "scale_min_run_s": 0.2,
-            },
-        },
+        settings=tiers(unit09),
     ),
     Unit(
         number=10,
@@ -467,25 +375,7 @@ UNITS: tuple[Unit, ...] = (
                      smoke_s=30, full_s=60),
         ),
         datasets=("minilm-l6-v2", "movie-reviews"),
-        config={
-            "smoke": {
-                "split_seed": 0, "max_length": 48, "embed_batch": 64,
-                # notebook 02: frozen embeddings + logistic regression
-                "frozen_n_train": 600, "frozen_n_val": 200, "frozen_n_test": 400, "frozen_Cs": (0.1, 1.0, 10.0),
-                # notebook 03: finetuning (top layers, everything) and the comparison
-                "n_train": 160, "n_val": 96, "n_test": 240, "top_layers": 2, "epochs": 1, "batch_size": 8,
-                "lr_top": 2e-4, "lr_full": 1e-4, "head_lr": 3e-3, "warmup": 0.1, "weight_decay": 0.01,
-                "dropout": 0.1, "target_accuracy": None,
-            },
-            "full": {
-                "split_seed": 0, "max_length": 128, "embed_batch": 256,
-                "frozen_n_train": None, "frozen_n_val": None, "frozen_n_test": None,
-                "frozen_Cs": (0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
-                "n_train": None, "n_val": None, "n_test": None, "top_layers": 2, "epochs": 3, "batch_size": 32,
-                "lr_top": 1e-4, "lr_full": 5e-5, "head_lr": 1e-3, "warmup": 0.1, "weight_decay": 0.01,
-                "dropout": 0.1, "target_accuracy": 0.82,
-            },
-        },
+        settings=tiers(unit10),
     ),
     Unit(
         number=11,
@@ -516,36 +406,7 @@ UNITS: tuple[Unit, ...] = (
                      smoke_s=45, full_s=300),
         ),
         datasets=("shakespeare", "fashion-mnist"),
-        config={
-            "smoke": {
-                # notebook 01 (and ex02): GPT on Shakespeare characters, SmallCNN on Fashion-MNIST
-                "corpus_chars": 200_000, "gpt_layers": 2, "gpt_embd": 64, "gpt_heads": 4, "gpt_block": 64,
-                "gpt_batch": 16, "gpt_steps": 30, "gpt_lr": 1e-3, "cnn_width": 8, "cnn_batch": 32, "cnn_steps": 24,
-                "cnn_n_train": 2000, "cnn_n_test": 1000, "cnn_lr": 2e-3,
-                "bf16_speedup_target": None, "loss_tolerance": None,
-                # notebook 02: torch.compile
-                "compile_layers": 1, "compile_embd": 64, "compile_block": 64, "compile_batch": 16,
-                "compile_steps": 20, "compile_speedup_target": None,
-                # notebook 03: accumulation, batch-size finder, activation checkpointing
-                "accum_batch": 32, "accum_micro": 4, "finder_max_trials": 3, "finder_init_batch": 8,
-                "ckpt_layers": 4, "ckpt_embd": 64, "ckpt_block": 128, "ckpt_batch": 8, "ckpt_steps": 5,
-                # notebook 04: data parallelism
-                "dist_steps": 4, "dist_global_batch": 8, "dist_layers": 2, "dist_embd": 32, "dist_block": 32,
-                "dist_nproc": 2,
-            },
-            "full": {
-                "corpus_chars": None, "gpt_layers": 6, "gpt_embd": 384, "gpt_heads": 6, "gpt_block": 256,
-                "gpt_batch": 64, "gpt_steps": 600, "gpt_lr": 1e-3, "cnn_width": 32, "cnn_batch": 256,
-                "cnn_steps": 600, "cnn_n_train": 60_000, "cnn_n_test": 10_000, "cnn_lr": 2e-3,
-                "bf16_speedup_target": 2.5, "loss_tolerance": 0.02,
-                "compile_layers": 6, "compile_embd": 384, "compile_block": 256, "compile_batch": 64,
-                "compile_steps": 50, "compile_speedup_target": 1.3,
-                "accum_batch": 256, "accum_micro": 8, "finder_max_trials": 12, "finder_init_batch": 32,
-                "ckpt_layers": 12, "ckpt_embd": 768, "ckpt_block": 512, "ckpt_batch": 16, "ckpt_steps": 10,
-                "dist_steps": 20, "dist_global_batch": 64, "dist_layers": 6, "dist_embd": 384, "dist_block": 256,
-                "dist_nproc": None,
-            },
-        },
+        settings=tiers(unit11),
     ),
     Unit(
         number=12,
@@ -578,32 +439,7 @@ UNITS: tuple[Unit, ...] = (
                      ("unit12.grouped_attention",), smoke_s=30, full_s=60),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
-        config={
-            "smoke": {
-                # notebook 03: the tokenizer comparison
-                "bpe_lines": 2000,
-                # notebook 04: generation
-                "max_new_tokens": 16, "kv_new_tokens": 12, "sample_seed": 0,
-                # notebook 05: perplexity and continued pretraining of SmolLM2
-                "text_chars": 100_000, "ppl_block": 64, "ppl_batch": 2, "ppl_batches": 2,
-                "cpt_block": 32, "cpt_batch": 2, "cpt_steps": 2, "cpt_lr": 3e-5, "cpt_time_s": 20,
-                "cpt_must_improve": False,
-                # notebook 05: a tiny LLaMA from scratch vs unit 9's GPT (characters)
-                "tiny_layers": 2, "tiny_heads": 4, "tiny_kv_heads": 2, "tiny_dim": 64, "tiny_block": 64,
-                "tiny_batch": 16, "tiny_lr": 3e-3, "tiny_steps": 150, "tiny_time_s": 3, "tiny_warmup": 10,
-                "tiny_eval_every": 50, "tiny_eval_batches": 4,
-            },
-            "full": {
-                "bpe_lines": 20000,
-                "max_new_tokens": 200, "kv_new_tokens": 256, "sample_seed": 0,
-                "text_chars": None, "ppl_block": 512, "ppl_batch": 8, "ppl_batches": 20,
-                "cpt_block": 512, "cpt_batch": 16, "cpt_steps": 300, "cpt_lr": 3e-5, "cpt_time_s": 240,
-                "cpt_must_improve": True,
-                "tiny_layers": 6, "tiny_heads": 6, "tiny_kv_heads": 2, "tiny_dim": 384, "tiny_block": 256,
-                "tiny_batch": 64, "tiny_lr": 1e-3, "tiny_steps": 20000, "tiny_time_s": 120, "tiny_warmup": 200,
-                "tiny_eval_every": 500, "tiny_eval_batches": 40,
-            },
-        },
+        settings=tiers(unit12),
     ),
     Unit(
         number=13,
@@ -631,34 +467,7 @@ UNITS: tuple[Unit, ...] = (
                      smoke_s=20, full_s=30),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
-        config={
-            "smoke": {
-                "data_seed": 0, "n_train": 64, "train_subset": 4, "n_test": 2, "n_base_eval": 6, "max_new_tokens": 8,
-                "batch_size": 2, "steps": 2, "warmup": 0, "n_val_loss": 4,
-                "lr_full": 1e-4, "lr_lora": 2e-3, "lr_adapter": 5e-3,
-                "lora_targets": ("q_proj", "v_proj"), "lora_rank": 8, "lora_ranks": (8,), "lora_alpha_per_rank": 2.0,
-                "adapter_prompt_len": 10, "adapter_layers": 28,
-                "memory_batch": 4, "memory_seq_len": 512,
-                # notebook 01: the rank/alpha study on a small regression problem
-                "study_dim": 64, "study_true_rank": 4, "study_ranks": (1, 2, 4, 8), "study_alphas": (1.0, 16.0),
-                "study_steps": 150,
-                # notebook 03: a few adapter steps
-                "adapter_steps": 3,
-                "target_exact_match": None, "target_trainable_percent": None, "target_memory_ratio": None,
-            },
-            "full": {
-                "data_seed": 0, "n_train": 3000, "train_subset": None, "n_test": 240, "n_base_eval": 240, "max_new_tokens": 16,
-                "batch_size": 16, "steps": 800, "warmup": 40, "n_val_loss": 64,
-                "lr_full": 3e-5, "lr_lora": 2e-3, "lr_adapter": 5e-3,
-                "lora_targets": ("q_proj", "v_proj"), "lora_rank": 8, "lora_ranks": (2, 8, 16), "lora_alpha_per_rank": 2.0,
-                "adapter_prompt_len": 10, "adapter_layers": 28,
-                "memory_batch": 4, "memory_seq_len": 512,
-                "study_dim": 256, "study_true_rank": 4, "study_ranks": (1, 2, 4, 8, 16), "study_alphas": (1.0, 16.0),
-                "study_steps": 400,
-                "adapter_steps": 100,
-                "target_exact_match": 0.9, "target_trainable_percent": 1.0, "target_memory_ratio": 0.6,
-            },
-        },
+        settings=tiers(unit13),
     ),
     Unit(
         number=14,
@@ -682,10 +491,7 @@ UNITS: tuple[Unit, ...] = (
                      smoke_s=45, full_s=300),
         ),
         datasets=("fashion-mnist",),
-        config={
-            "smoke": {"n_train": 2000, "n_test": 1000, "epochs": 2, "batch_size": 128, "seeds": 3, "bootstrap": 1000},
-            "full": {"n_train": None, "n_test": None, "epochs": 15, "batch_size": 128, "seeds": 5, "bootstrap": 2000},
-        },
+        settings=tiers(unit14),
     ),
 )
 

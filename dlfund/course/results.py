@@ -8,6 +8,7 @@ setup cell read measured numbers only from these files, never from hand-typed pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -90,7 +91,7 @@ def stale_reason(unit: manifest.Unit, notebook: str, path: Path, tier: str, devi
         return f"recorded from commit {commit!r}, not a clean commit"
     if not _git_unchanged_since(commit, path):
         return f"{path.name} changed since {commit}"
-    settings = {k: clean_metric(v, k) for k, v in unit.tier_config(tier).items()}
+    settings = clean_metric(dataclasses.asdict(unit.tier_settings(tier)), "settings")
     if payload.get("settings") != settings:
         return f"the manifest's {tier} settings changed since {commit}"
     return None

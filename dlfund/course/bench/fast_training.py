@@ -18,6 +18,7 @@ import torch
 
 from dlfund.course import manifest
 from dlfund.course.bench.common import Row
+from dlfund.course.settings.unit11 import Unit11
 from dlfund.models.gpt import GPT, GPTConfig
 from dlfund.perf import distributed as d
 from dlfund.perf.compiled import time_compile
@@ -40,18 +41,18 @@ from dlfund.utils.provenance import clean_metric, provenance
 NAN = float("nan")
 
 
-def _sizes(tier: str) -> dict:
-    return manifest.get_unit(11).tier_config(tier)
+def _sizes(tier: str) -> Unit11:
+    return manifest.get_unit(11).tier_settings(tier)  # type: ignore[return-value]
 
 
-def bench_precision(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
+def bench_precision(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
-    gpt = gpt_task(n_layer=c["gpt_layers"], n_embd=c["gpt_embd"], n_head=c["gpt_heads"], block_size=c["gpt_block"],
-                   batch_size=c["gpt_batch"], lr=c["gpt_lr"], corpus_chars=c["corpus_chars"], seed=seed)
-    cnn = cnn_task(width=c["cnn_width"], batch_size=c["cnn_batch"], n_train=c["cnn_n_train"], n_test=c["cnn_n_test"],
-                   lr=c["cnn_lr"], seed=seed)
+    gpt = gpt_task(n_layer=c.gpt.layers, n_embd=c.gpt.dim, n_head=c.gpt.heads, block_size=c.gpt.context,
+                   batch_size=c.gpt.batch, lr=c.gpt.lr, corpus_chars=c.corpus_chars, seed=seed)
+    cnn = cnn_task(width=c.cnn.width, batch_size=c.cnn.batch, n_train=c.cnn.n_train, n_test=c.cnn.n_test,
+                   lr=c.cnn.lr, seed=seed)
     rows: list[Row] = []
-    for task, steps in ((gpt, c["gpt_steps"]), (cnn, c["cnn_steps"])):
+    for task, steps in ((gpt, c.gpt.steps), (cnn, c.cnn.steps)):
         base = None
         for p in PRECISIONS:
             ok, why = supported(p, device)
@@ -82,28 +83,28 @@ def bench_precision(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
     return rows
 
 
-def bench_compile(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
+def bench_compile(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
     precision = "bf16-mixed" if device.type == "cuda" and supported("bf16-mixed", device)[0] else "fp32"
-    task = gpt_task(n_layer=c["compile_layers"], n_embd=c["compile_embd"], n_head=4 if c["compile_embd"] < 384 else 6,
-                    block_size=c["compile_block"], batch_size=c["compile_batch"], corpus_chars=c["corpus_chars"],
+    task = gpt_task(n_layer=c.compile.layers, n_embd=c.compile.dim, n_head=4 if c.compile.dim < 384 else 6,
+                    block_size=c.compile.context, batch_size=c.compile.batch, corpus_chars=c.corpus_chars,
                     seed=seed)
 
     def make() -> torch.nn.Module:
         torch.manual_seed(seed)
         return GPT(task.info["config"])
 
-    r = time_compile(make, task.batch, task.loss, steps=c["compile_steps"], device=device, precision=precision)
+    r = time_compile(make, task.batch, task.loss, steps=c.compile.steps, device=device, precision=precision)
     if r.error is not None:
         return [Row("torch.compile vs eager", task.name, "step ms", NAN, r.eager_ms, NAN, f"not compiled: {r.error}")]
     return [Row("torch.compile vs eager", f"{task.name}, {precision}", "step ms", r.compiled_ms, r.eager_ms,  # type: ignore[arg-type]
                 r.compiled_ms / r.eager_ms, f"compile time {r.compile_s:.1f} s (first step, not in the median)")]
 
 
-def bench_memory(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
+def bench_memory(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
-    task = gpt_task(n_layer=c["gpt_layers"], n_embd=c["gpt_embd"], n_head=c["gpt_heads"], block_size=c["gpt_block"],
-                    batch_size=c["accum_batch"], corpus_chars=c["corpus_chars"], seed=seed)
+    task = gpt_task(n_layer=c.gpt.layers, n_embd=c.gpt.dim, n_head=c.gpt.heads, block_size=c.gpt.context,
+                    batch_size=c.accum.batch, corpus_chars=c.corpus_chars, seed=seed)
     x, y = (t.to(device) for t in task.batch(0))
 
     def fresh() -> torch.nn.Module:
@@ -114,35 +115,35 @@ def bench_memory(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
     with SavedTensorMeter(big) as whole:
         loss = task.loss(big(x), y)
     loss.backward()
-    micro = split_batch(x, y, c["accum_micro"])
+    micro = split_batch(x, y, c.accum.micro)
     with SavedTensorMeter(acc) as part:
         task.loss(acc(micro[0][0]), micro[0][1])
     accumulation_step(acc, task.loss, torch.optim.SGD(acc.parameters(), lr=0.0), micro)
     diff = max((a.grad - b.grad).abs().max().item() for a, b in zip(acc.parameters(), big.parameters()))
-    rows = [Row("gradient accumulation", f"batch {c['accum_batch']} as {c['accum_micro']} micro-batches",
+    rows = [Row("gradient accumulation", f"batch {c.accum.batch} as {c.accum.micro} micro-batches",
                 "saved MB", part.mb, whole.mb, part.mb / whole.mb, f"largest gradient difference {diff:.1e}")]
 
     with tempfile.TemporaryDirectory() as root:
-        found = find_batch_size(lambda: GPT(task.info["config"]), task.info["train_ids"], block_size=c["gpt_block"],
-                                init=c["finder_init_batch"], max_trials=c["finder_max_trials"], device=device,
+        found = find_batch_size(lambda: GPT(task.info["config"]), task.info["train_ids"], block_size=c.gpt.context,
+                                init=c.finder.init_batch, max_trials=c.finder.max_trials, device=device,
                                 root_dir=root)
-    rows.append(Row("batch-size finder (Lightning)", f"GPT, T={c['gpt_block']}", "batch", found, c["finder_init_batch"],
-                    found / c["finder_init_batch"], "CPU: bounded by max_trials, nothing raises out-of-memory"
-                    if device.type != "cuda" else f"max_trials {c['finder_max_trials']}"))
+    rows.append(Row("batch-size finder (Lightning)", f"GPT, T={c.gpt.context}", "batch", found, c.finder.init_batch,
+                    found / c.finder.init_batch, "CPU: bounded by max_trials, nothing raises out-of-memory"
+                    if device.type != "cuda" else f"max_trials {c.finder.max_trials}"))
 
-    config = GPTConfig(vocab_size=task.info["vocab_size"], block_size=c["ckpt_block"], n_layer=c["ckpt_layers"],
-                       n_head=4 if c["ckpt_embd"] < 384 else 12, n_embd=c["ckpt_embd"], dropout=0.0)
+    config = GPTConfig(vocab_size=task.info["vocab_size"], block_size=c.checkpointing.context, n_layer=c.checkpointing.layers,
+                       n_head=4 if c.checkpointing.dim < 384 else 12, n_embd=c.checkpointing.dim, dropout=0.0)
     ids = task.info["train_ids"]
     gen = torch.Generator().manual_seed(seed)
-    starts = torch.randint(len(ids) - c["ckpt_block"] - 1, (c["ckpt_batch"],), generator=gen).tolist()
-    w = torch.stack([ids[s:s + c["ckpt_block"] + 1] for s in starts])
+    starts = torch.randint(len(ids) - c.checkpointing.context - 1, (c.checkpointing.batch,), generator=gen).tolist()
+    w = torch.stack([ids[s:s + c.checkpointing.context + 1] for s in starts])
 
     def make_ck() -> torch.nn.Module:
         torch.manual_seed(seed)
         return GPT(config)
 
-    ck = checkpoint_comparison(make_ck, w[:, :-1], w[:, 1:], task.loss, steps=c["ckpt_steps"], device=device)
-    setting = f"GPT {c['ckpt_layers']}×{c['ckpt_embd']}, T={c['ckpt_block']}, B={c['ckpt_batch']}"
+    ck = checkpoint_comparison(make_ck, w[:, :-1], w[:, 1:], task.loss, steps=c.checkpointing.steps, device=device)
+    setting = f"GPT {c.checkpointing.layers}×{c.checkpointing.dim}, T={c.checkpointing.context}, B={c.checkpointing.batch}"
     plain, cp = ck["plain"], ck["checkpointed"]
     rows.append(Row("activation checkpointing", setting, "saved MB", cp["saved_mb"], plain["saved_mb"],  # type: ignore[arg-type]
                     cp["saved_mb"] / plain["saved_mb"], f"largest gradient difference {cp['max_grad_difference']:.1e}"))  # type: ignore[operator]
@@ -152,18 +153,18 @@ def bench_memory(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
     return rows
 
 
-def bench_distributed(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
+def bench_distributed(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
     if device.type == "cuda":
-        nproc, where = c["dist_nproc"] or torch.cuda.device_count(), "cuda"
+        nproc, where = c.dist.nproc or torch.cuda.device_count(), "cuda"
     else:
-        nproc, where = c["dist_nproc"] or 2, "cpu"
+        nproc, where = c.dist.nproc or 2, "cpu"
     rows = []
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "problem.pt"
-        problem = d.make_problem(path, steps=c["dist_steps"], global_batch=c["dist_global_batch"],
-                                 block_size=c["dist_block"], n_layer=c["dist_layers"], n_embd=c["dist_embd"],
-                                 n_head=2 if c["dist_embd"] < 384 else 6, seed=seed)
+        problem = d.make_problem(path, steps=c.dist.steps, global_batch=c.dist.global_batch,
+                                 block_size=c.dist.context, n_layer=c.dist.layers, n_embd=c.dist.dim,
+                                 n_head=2 if c.dist.dim < 384 else 6, seed=seed)
         reference = d.reference_run(problem, device)
         result = d.launch(path, Path(work) / "out", modes=d.MODES, nproc=nproc, device=where, timeout=900)
     ddp_state = result.reports["torch-ddp"][0]["state_mb"] if result.ok("torch-ddp") else NAN

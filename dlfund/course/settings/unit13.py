@@ -1,0 +1,123 @@
+"""Unit 13, LoRA and LLaMA-Adapter: the settings of each tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlfund.course.settings.base import Settings, doc
+
+
+@dataclass(frozen=True)
+class LoRASettings(Settings):
+    """LoRA: notebook 04."""
+
+    targets: tuple[str, ...] = doc("projections in every attention layer that get a LoRA update")
+    rank: int = doc("the LoRA rank whose results are checked against the targets (one of the ranks compared)")
+    ranks: tuple[int, ...] = doc("LoRA ranks compared")
+    alpha_per_rank: float = doc("LoRA scale alpha divided by the rank, so alpha / r stays the same")
+
+
+@dataclass(frozen=True)
+class AdapterSettings(Settings):
+    """LLaMA-Adapter: notebooks 03 and 04."""
+
+    prompt_len: int = doc("learned prompt vectors per adapted layer")
+    layers: int = doc("top layers of the model that get an adapter")
+    steps: int = doc("training steps of the v1 adapter in notebook 03")
+
+
+@dataclass(frozen=True)
+class MemoryProbe(Settings):
+    """The batch whose peak memory is compared, notebook 04."""
+
+    batch: int = doc("sequences in the batch whose peak training memory is measured")
+    seq_len: int = doc("tokens per sequence in that batch")
+
+
+@dataclass(frozen=True)
+class RankStudy(Settings):
+    """The rank/alpha study on a small regression problem, notebook 01."""
+
+    dim: int = doc("inputs and outputs of the square layer being adapted")
+    true_rank: int = doc("rank of the weight change the LoRA layers must learn")
+    ranks: tuple[int, ...] = doc("LoRA ranks tried")
+    alphas: tuple[float, ...] = doc("LoRA scales alpha tried with each rank")
+    steps: int = doc("Adam steps of each fit")
+
+
+@dataclass(frozen=True)
+class Targets(Settings):
+    """What the full tier must reach in notebook 04 (nothing is checked in the smoke tier)."""
+
+    exact_match: float | None = doc("held-out exact match LoRA and both adapters must reach (None: not checked)")
+    trainable_percent: float | None = doc("percent of the parameters LoRA and the adapters must stay below (None: not "
+                                          "checked)")
+    memory_ratio: float | None = doc("LoRA's peak training memory as a share of full finetuning's, at most; GPU only "
+                                     "(None: not checked)")
+
+
+@dataclass(frozen=True)
+class Unit13(Settings):
+    """The settings of unit 13."""
+
+    data_seed: int = doc("seed of the generated instruction data, the same in every notebook")
+    n_train: int = doc("training examples generated")
+    train_subset: int | None = doc("first training examples actually trained on (None: all of them)")
+    n_test: int = doc("held-out examples scored by exact match after finetuning")
+    n_base_eval: int = doc("held-out examples the base model is scored on (notebook 02)")
+    max_new_tokens: int = doc("most tokens generated per answer when scoring exact match")
+    batch_size: int = doc("examples per training batch")
+    steps: int = doc("training steps of each method compared (notebook 04)")
+    warmup: int = doc("steps over which the learning rate rises linearly; then it stays constant")
+    n_val_loss: int = doc("held-out examples whose response-only loss is measured before and after training")
+    lr_full: float = doc("AdamW learning rate of full finetuning")
+    lr_lora: float = doc("AdamW learning rate of LoRA")
+    lr_adapter: float = doc("AdamW learning rate of the adapters")
+    lora: LoRASettings = doc("LoRA: notebook 04.")
+    adapter: AdapterSettings = doc("LLaMA-Adapter: notebooks 03 and 04.")
+    memory: MemoryProbe = doc("The batch whose peak memory is compared, notebook 04.")
+    study: RankStudy = doc("The rank/alpha study on a small regression problem, notebook 01.")
+    targets: Targets = doc("What the full tier must reach in notebook 04 (nothing is checked in the smoke tier).")
+
+
+SMOKE = Unit13(
+    data_seed=0,
+    n_train=64,
+    train_subset=4,
+    n_test=2,
+    n_base_eval=6,
+    max_new_tokens=8,
+    batch_size=2,
+    steps=2,
+    warmup=0,
+    n_val_loss=4,
+    lr_full=0.0001,
+    lr_lora=0.002,
+    lr_adapter=0.005,
+    lora=LoRASettings(targets=('q_proj', 'v_proj'), rank=8, ranks=(8,), alpha_per_rank=2.0),
+    adapter=AdapterSettings(prompt_len=10, layers=28, steps=3),
+    memory=MemoryProbe(batch=4, seq_len=512),
+    study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
+    targets=Targets(exact_match=None, trainable_percent=None, memory_ratio=None),
+)
+
+FULL = Unit13(
+    data_seed=0,
+    n_train=3000,
+    train_subset=None,
+    n_test=240,
+    n_base_eval=240,
+    max_new_tokens=16,
+    batch_size=16,
+    steps=800,
+    warmup=40,
+    n_val_loss=64,
+    lr_full=3e-05,
+    lr_lora=0.002,
+    lr_adapter=0.005,
+    lora=LoRASettings(targets=('q_proj', 'v_proj'), rank=8, ranks=(2, 8, 16), alpha_per_rank=2.0),
+    adapter=AdapterSettings(prompt_len=10, layers=28, steps=100),
+    memory=MemoryProbe(batch=4, seq_len=512),
+    study=RankStudy(dim=256, true_rank=4, ranks=(1, 2, 4, 8, 16), alphas=(1.0, 16.0), steps=400),
+    targets=Targets(exact_match=0.9, trainable_percent=1.0, memory_ratio=0.6),
+)

@@ -1,0 +1,38 @@
+"""Unit 14, Evaluation and next steps: the settings of each tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlfund.course.settings.base import Settings, doc
+
+
+@dataclass(frozen=True)
+class Unit14(Settings):
+    """The settings of unit 14."""
+
+    n_train: int | None = doc("Fashion-MNIST training images (None: all 60,000)")
+    n_test: int | None = doc("Fashion-MNIST test images the models are scored on (None: all 10,000)")
+    epochs: int = doc("passes over the training images for each model (Adam)")
+    batch_size: int = doc("images per training batch")
+    seeds: int = doc("retrainings with other seeds, to see how much the accuracy varies")
+    bootstrap: int = doc("resamples of the test set drawn for each bootstrap interval")
+
+
+SMOKE = Unit14(
+    n_train=2000,
+    n_test=1000,
+    epochs=2,
+    batch_size=128,
+    seeds=3,
+    bootstrap=1000,
+)
+
+FULL = Unit14(
+    n_train=None,
+    n_test=None,
+    epochs=15,
+    batch_size=128,
+    seeds=5,
+    bootstrap=2000,
+)
