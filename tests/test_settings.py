@@ -114,3 +114,10 @@ def test_the_run_reads_settings_as_attributes_and_lists_them(monkeypatch):
     assert {"gpt", "kv", "positions"} <= set(dir(cfg))
     with pytest.raises(AttributeError, match="unit 9 has no setting 'gpt_layers'"):
         cfg.gpt_layers
+
+
+def test_a_unit_can_check_how_its_settings_fit_together():
+    from dlfund.course.settings import unit13
+
+    with pytest.raises(ValueError, match=r"rank=4 must be one of the ranks compared, \(8,\)"):
+        dataclasses.replace(unit13.SMOKE.lora, rank=4)

@@ -16,6 +16,11 @@ class LoRASettings(Settings):
     ranks: tuple[int, ...] = doc("LoRA ranks compared")
     alpha_per_rank: float = doc("LoRA scale alpha divided by the rank, so alpha / r stays the same")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rank not in self.ranks:
+            raise ValueError(f"LoRASettings.rank={self.rank} must be one of the ranks compared, {self.ranks}")
+
 
 @dataclass(frozen=True)
 class AdapterSettings(Settings):
