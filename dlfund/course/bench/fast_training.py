@@ -46,7 +46,7 @@ def _sizes(tier: str) -> dict:
 
 def bench_precision(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
 
-    gpt = gpt_task(n_layer=c["gpt_layers"], n_embd=c["gpt_embd"], n_head=c["gpt_heads"], block_size=c["gpt_block"],
+    gpt = gpt_task(n_layers=c["gpt_layers"], dim=c["gpt_embd"], n_heads=c["gpt_heads"], context_length=c["gpt_block"],
                    batch_size=c["gpt_batch"], lr=c["gpt_lr"], corpus_chars=c["corpus_chars"], seed=seed)
     cnn = cnn_task(width=c["cnn_width"], batch_size=c["cnn_batch"], n_train=c["cnn_n_train"], n_test=c["cnn_n_test"],
                    lr=c["cnn_lr"], seed=seed)
@@ -85,8 +85,8 @@ def bench_precision(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
 def bench_compile(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
 
     precision = "bf16-mixed" if device.type == "cuda" and supported("bf16-mixed", device)[0] else "fp32"
-    task = gpt_task(n_layer=c["compile_layers"], n_embd=c["compile_embd"], n_head=4 if c["compile_embd"] < 384 else 6,
-                    block_size=c["compile_block"], batch_size=c["compile_batch"], corpus_chars=c["corpus_chars"],
+    task = gpt_task(n_layers=c["compile_layers"], dim=c["compile_embd"], n_heads=4 if c["compile_embd"] < 384 else 6,
+                    context_length=c["compile_block"], batch_size=c["compile_batch"], corpus_chars=c["corpus_chars"],
                     seed=seed)
 
     def make() -> torch.nn.Module:
@@ -102,7 +102,7 @@ def bench_compile(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
 
 def bench_memory(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
 
-    task = gpt_task(n_layer=c["gpt_layers"], n_embd=c["gpt_embd"], n_head=c["gpt_heads"], block_size=c["gpt_block"],
+    task = gpt_task(n_layers=c["gpt_layers"], dim=c["gpt_embd"], n_heads=c["gpt_heads"], context_length=c["gpt_block"],
                     batch_size=c["accum_batch"], corpus_chars=c["corpus_chars"], seed=seed)
     x, y = (t.to(device) for t in task.batch(0))
 
@@ -123,15 +123,16 @@ def bench_memory(c: dict, device: torch.device, seed: int = 0) -> list[Row]:
                 "saved MB", part.mb, whole.mb, part.mb / whole.mb, f"largest gradient difference {diff:.1e}")]
 
     with tempfile.TemporaryDirectory() as root:
-        found = find_batch_size(lambda: GPT(task.info["config"]), task.info["train_ids"], block_size=c["gpt_block"],
+        found = find_batch_size(lambda: GPT(task.info["config"]), task.info["train_ids"],
+                                context_length=c["gpt_block"],
                                 init=c["finder_init_batch"], max_trials=c["finder_max_trials"], device=device,
                                 root_dir=root)
     rows.append(Row("batch-size finder (Lightning)", f"GPT, T={c['gpt_block']}", "batch", found, c["finder_init_batch"],
                     found / c["finder_init_batch"], "CPU: bounded by max_trials, nothing raises out-of-memory"
                     if device.type != "cuda" else f"max_trials {c['finder_max_trials']}"))
 
-    config = GPTConfig(vocab_size=task.info["vocab_size"], block_size=c["ckpt_block"], n_layer=c["ckpt_layers"],
-                       n_head=4 if c["ckpt_embd"] < 384 else 12, n_embd=c["ckpt_embd"], dropout=0.0)
+    config = GPTConfig(vocab_size=task.info["vocab_size"], context_length=c["ckpt_block"], n_layers=c["ckpt_layers"],
+                       n_heads=4 if c["ckpt_embd"] < 384 else 12, dim=c["ckpt_embd"], dropout=0.0)
     ids = task.info["train_ids"]
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(len(ids) - c["ckpt_block"] - 1, (c["ckpt_batch"],), generator=gen).tolist()
@@ -162,8 +163,8 @@ def bench_distributed(c: dict, device: torch.device, seed: int = 0) -> list[Row]
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "problem.pt"
         problem = d.make_problem(path, steps=c["dist_steps"], global_batch=c["dist_global_batch"],
-                                 block_size=c["dist_block"], n_layer=c["dist_layers"], n_embd=c["dist_embd"],
-                                 n_head=2 if c["dist_embd"] < 384 else 6, seed=seed)
+                                 context_length=c["dist_block"], n_layers=c["dist_layers"], dim=c["dist_embd"],
+                                 n_heads=2 if c["dist_embd"] < 384 else 6, seed=seed)
         reference = d.reference_run(problem, device)
         result = d.launch(path, Path(work) / "out", modes=d.MODES, nproc=nproc, device=where, timeout=900)
     ddp_state = result.reports["torch-ddp"][0]["state_mb"] if result.ok("torch-ddp") else NAN
