@@ -76,7 +76,7 @@ def test_multi_head_versions_agree_with_torch(kind: str, causal: bool) -> None:
 
 
 def test_multi_head_is_single_heads_side_by_side() -> None:
-    """Head i of MultiHeadAttention is a single-head attention on features i·d..(i+1)·d, then out_proj."""
+    """Head i of MultiHeadAttention is a single-head attention on features i·d..(i+1)·d, then o_proj."""
     torch.manual_seed(2)
     w = _weights(DIM, seed=2)
     mha = MultiHeadAttention(DIM, HEADS)
@@ -138,18 +138,16 @@ def test_bad_input_is_rejected() -> None:
 
 
 def test_notebook_steps_match_the_library() -> None:
-    """The classes notebook 01 builds step by step compute what the library's versions compute."""
+    """The classes notebook 01 builds step by step, under the library's names, compute what the library's compute."""
     path = manifest.get_unit(9).notebook_path("01-attention-step-by-step")
-    nb = definitions(path, names=("SelfAttentionV1", "SelfAttentionV2", "CausalAttention", "MultiHeadAttentionV4",
-                                  "FusedAttention"))
+    library_classes = (RawSelfAttention, LinearSelfAttention, CausalSelfAttention, MultiHeadAttention,
+                       FusedMultiHeadAttention)
+    nb = definitions(path, names=tuple(cls.__name__ for cls in library_classes))
     torch.manual_seed(5)
     w = _weights(DIM, seed=5)
     x = torch.randn(2, 8, DIM)
-    pairs = [(nb["SelfAttentionV1"](DIM), RawSelfAttention(DIM)),
-             (nb["SelfAttentionV2"](DIM), LinearSelfAttention(DIM)),
-             (nb["CausalAttention"](DIM), CausalSelfAttention(DIM)),
-             (nb["MultiHeadAttentionV4"](DIM, HEADS), MultiHeadAttention(DIM, HEADS)),
-             (nb["FusedAttention"](DIM, HEADS), FusedMultiHeadAttention(DIM, HEADS))]
+    pairs = [(nb[cls.__name__](*args), cls(*args)) for cls, args in zip(
+        library_classes, [(DIM,), (DIM,), (DIM,), (DIM, HEADS), (DIM, HEADS)])]
     for mine, library in pairs:
         mine.load_state_dict(library.state_dict())         # the notebook keeps the library's parameter names
         load_attention_weights(library, w["q"], w["k"], w["v"], None if isinstance(library, LinearSelfAttention

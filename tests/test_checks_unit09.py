@@ -11,7 +11,7 @@ from check_helpers import rejects, solution, stub
 from dlfund.checks import CheckFailed, unit09
 from dlfund.models.attention import merge_heads as ref_merge
 from dlfund.models.attention import split_heads as ref_split
-from dlfund.models.gpt import KVCache
+from dlfund.models.transformer import KVCache
 
 # --- ex01: the causal mask ----------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ def _generate(cache_cls, *, feed: str = "last", prefill: bool = True):
     """Greedy generation with ``cache_cls``; ``feed="all"`` feeds the whole sequence every step, without cache."""
 
     def generate(model, idx, n):
-        caches = [cache_cls() for _ in model.blocks]
+        caches = [cache_cls() for _ in model.layers]
         steps = []
         with torch.no_grad():
             logits = model(idx if prefill else idx[:, -1:], caches)[:, -1]
@@ -241,6 +241,6 @@ def test_kv_cache_catches_a_cache_that_drops_old_positions_in_generation() -> No
                 self.k, self.v = self.k[..., -4:, :], self.v[..., -4:, :]
             return self.k, self.v
 
-    with pytest.raises(CheckFailed, match=r"(logits of step \d+ differ|longer than the model's block_size|"
+    with pytest.raises(CheckFailed, match=r"(logits of step \d+ differ|longer than the model's context_length|"
                                           r"raised)"):
         unit09.kv_cache(Window, _generate(Window), seed=0)

@@ -9,8 +9,8 @@ from check_helpers import rejects, solution, stub
 from torch import nn
 
 from dlfund.checks import unit12
-from dlfund.models.gpt import apply_rope, rope_tables
 from dlfund.models.llama import RMSNorm, repeat_kv
+from dlfund.models.transformer import apply_rope, rope_tables
 
 # --- ex01: RoPE ------------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from torch import nn
 
 from dlfund.checks import unit13
 from dlfund.models.attention import merge_heads, split_heads
-from dlfund.models.gpt import apply_rope, rope_tables
 from dlfund.models.llama import GroupedQueryAttention, repeat_kv
+from dlfund.models.transformer import apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
@@ -97,7 +97,7 @@ def adapter_variant(kind: str):
             self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
             n = 1 if kind == "one_gate_param" else config.n_heads
             self.adapter_gate = nn.Parameter(torch.randn(n) if kind == "random_gate" else torch.zeros(n))
-            self.theta = config.rope_theta
+            self.theta = config.rope_base
 
         def forward(self, x, rope, cache=None):
             q, k, v = self.project(x, rope)

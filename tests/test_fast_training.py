@@ -15,7 +15,7 @@ from dlfund.train.accumulate import accumulation_step, split_batch
 
 def tiny_gpt(seed: int = 0) -> GPT:
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.0))
+    return GPT(GPTConfig(vocab_size=20, context_length=16, n_layers=2, n_heads=2, dim=16, dropout=0.0))
 
 
 def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -75,8 +75,8 @@ def test_checkpointing_saves_less_and_keeps_gradients() -> None:
     assert out["checkpointed"]["max_grad_difference"] < 1e-6
     assert out["plain"]["peak_mb"] is None                 # no allocator peak on a CPU
     model = tiny_gpt()
-    memory.checkpoint_blocks(model.blocks)
-    assert all(isinstance(b, memory.Checkpointed) for b in model.blocks)
+    memory.checkpoint_blocks(model.layers)
+    assert all(isinstance(b, memory.Checkpointed) for b in model.layers)
     with torch.no_grad():
         assert model(x).shape == (4, 16, 20)
 
@@ -173,8 +173,8 @@ def test_compile_failure_falls_back_with_one_line(monkeypatch) -> None:
 def test_ddp_and_fsdp_on_two_cpu_processes_equal_one_process_on_the_global_batch(tmp_path) -> None:
     """torchrun starts 2 gloo ranks (a subprocess; loopback only): every mode's ranks end with identical
     weights, equal to a single process on the global batch; FSDP holds half the state per rank."""
-    problem = distributed.make_problem(tmp_path / "problem.pt", steps=3, global_batch=8, block_size=16, n_layer=1,
-                                       n_embd=16, n_head=2, corpus_chars=20_000)
+    problem = distributed.make_problem(tmp_path / "problem.pt", steps=3, global_batch=8, context_length=16, n_layers=1,
+                                       dim=16, n_heads=2, corpus_chars=20_000)
     reference = distributed.reference_run(problem)
     modes = ("torch-ddp", "fsdp", "fabric-ddp", "lightning-ddp", "fabric-fsdp2", "lightning-fsdp2", "lightning-fsdp")
     result = distributed.launch(tmp_path / "problem.pt", tmp_path / "out", modes=modes, nproc=2, timeout=240)
@@ -228,7 +228,7 @@ def test_batch_size_finder_and_memory_bench_rows(tmp_path) -> None:
     from dlfund.course.settings import override
 
     tokens = torch.randint(0, 20, (2_000,))
-    found = memory.find_batch_size(lambda: tiny_gpt(), tokens, block_size=16, init=2, max_trials=3, device="cpu",
+    found = memory.find_batch_size(lambda: tiny_gpt(), tokens, context_length=16, init=2, max_trials=3, device="cpu",
                                    root_dir=str(tmp_path))
     assert found == 8                                    # 2, 4, 8: three sizes ran, none ran out of memory
     sizes = override(speed._sizes("smoke"), {

@@ -7,22 +7,15 @@ import math
 import pytest
 import torch
 
-from dlfund.models.gpt import (
-    GPT,
-    GPTConfig,
-    KVCache,
-    apply_rope,
-    rope_tables,
-    sample_next,
-    sinusoidal_positions,
-)
+from dlfund.models.gpt import GPT, GPTConfig, sinusoidal_positions
+from dlfund.models.transformer import KVCache, apply_rope, rope_tables, sample_next
 from dlfund.text.chars import CharTokenizer, plain_play, random_windows, split_plays
 from dlfund.train.lm import evaluate_lm, train_lm
 
 
 def tiny(positions: str = "learned", **kwargs) -> GPT:
     torch.manual_seed(0)
-    settings = {"vocab_size": 17, "block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0,
+    settings = {"vocab_size": 17, "context_length": 32, "n_layers": 2, "n_heads": 2, "dim": 16, "dropout": 0.0,
                 "positions": positions}
     settings.update(kwargs)
     return GPT(GPTConfig(**settings)).eval()
@@ -49,7 +42,7 @@ def test_without_positions_the_last_token_ignores_order() -> None:
     """
     idx = torch.randint(0, 17, (1, 10))
     shuffled = torch.cat([idx[:, :-1][:, torch.randperm(9)], idx[:, -1:]], dim=1)
-    none, learned = tiny("none", n_layer=1), tiny("learned", n_layer=1)
+    none, learned = tiny("none", n_layers=1), tiny("learned", n_layers=1)
     torch.testing.assert_close(none(idx)[:, -1], none(shuffled)[:, -1], atol=1e-5, rtol=0)
     assert (learned(idx)[:, -1] - learned(shuffled)[:, -1]).abs().max() > 1e-4
 
@@ -78,15 +71,14 @@ def test_sinusoidal_table() -> None:
 def test_kv_cache_gives_the_same_logits_and_tokens(positions: str) -> None:
     model = tiny(positions)
     prompt = torch.randint(0, 17, (2, 5))
-    a, logits_a = model.generate(prompt, 20, use_cache=True, generator=torch.Generator().manual_seed(3),
-                                 return_logits=True)
-    b, logits_b = model.generate(prompt, 20, use_cache=False, generator=torch.Generator().manual_seed(3),
-                                 return_logits=True)
-    assert torch.equal(a, b)
-    assert logits_a.shape == (2, 20, 17)
-    torch.testing.assert_close(logits_a, logits_b, atol=1e-5, rtol=0)
-    # the same again, greedy, and the cache grows by one position per token
-    caches = [KVCache() for _ in model.blocks]
+    cached = list(model.stream(prompt, 20, temperature=1.0, generator=torch.Generator().manual_seed(3)))
+    plain = list(model.stream(prompt, 20, temperature=1.0, use_cache=False, generator=torch.Generator().manual_seed(3)))
+    assert len(cached) == len(plain) == 20 and cached[0].logits.shape == (2, 17) and cached[0].token.shape == (2,)
+    assert all(torch.equal(a.token, b.token) for a, b in zip(cached, plain))
+    torch.testing.assert_close(torch.stack([s.logits for s in cached], 1), torch.stack([s.logits for s in plain], 1),
+                               atol=1e-5, rtol=0)
+    # the cache grows by one position per token
+    caches = model.new_caches()
     model(prompt, caches)
     model(prompt[:, :1], caches)
     assert len(caches[0]) == 6 and caches[0].k.shape == (2, 2, 6, 8)
@@ -95,7 +87,7 @@ def test_kv_cache_gives_the_same_logits_and_tokens(positions: str) -> None:
 def test_kv_cache_chunked_prefill_matches() -> None:
     model = tiny("rope")
     idx = torch.randint(0, 17, (1, 12))
-    caches = [KVCache() for _ in model.blocks]
+    caches = [KVCache() for _ in model.layers]
     first = model(idx[:, :7], caches)
     second = model(idx[:, 7:], caches)                 # 5 new queries against 12 keys
     torch.testing.assert_close(torch.cat([first, second], dim=1), model(idx), atol=1e-5, rtol=0)
@@ -103,9 +95,9 @@ def test_kv_cache_chunked_prefill_matches() -> None:
 
 def test_clear_errors() -> None:
     model = tiny()
-    with pytest.raises(ValueError, match="longer than the model's block_size=32"):
+    with pytest.raises(ValueError, match="longer than the model's context_length=32"):
         model(torch.zeros(1, 33, dtype=torch.long))
-    with pytest.raises(ValueError, match="must fit in block_size=32"):
+    with pytest.raises(ValueError, match="must fit in context_length=32"):
         model.generate(torch.zeros(1, 30, dtype=torch.long), 5, use_cache=True)
     assert model.generate(torch.zeros(1, 30, dtype=torch.long), 5, use_cache=False).shape == (1, 35)
     with pytest.raises(ValueError, match=r"shape \(B, T\)"):
@@ -113,7 +105,7 @@ def test_clear_errors() -> None:
     with pytest.raises(ValueError, match="positions must be one of"):
         GPTConfig(vocab_size=5, positions="absolute")
     with pytest.raises(ValueError, match="head size 3 must be even"):
-        GPTConfig(vocab_size=5, n_embd=6, n_head=2, positions="rope")
+        GPTConfig(vocab_size=5, dim=6, n_heads=2, positions="rope")
 
 
 def test_sample_next() -> None:
@@ -150,24 +142,26 @@ def test_overfits_a_tiny_corpus() -> None:
     tok = CharTokenizer.from_text(text)
     data = tok.encode(text)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
-    before = evaluate_lm(model, data, block_size=16, batch_size=8, batches=2, device="cpu")
-    history = train_lm(model, data, data, block_size=16, batch_size=16, lr=1e-2, max_steps=150, warmup_steps=10,
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=16, n_layers=2, n_heads=2, dim=32, dropout=0.0))
+    before = evaluate_lm(model, data, context_length=16, batch_size=8, batches=2, device="cpu")
+    history = train_lm(model, data, data, context_length=16, batch_size=16, lr=1e-2, max_steps=150, warmup_steps=10,
                        eval_every=150, eval_batches=2, verbose=False)
     assert before > math.log(tok.vocab_size) - 0.5
     assert history.final_val_loss < 0.3, history.val_loss
 
 
 def test_notebook_gpt_matches_the_library() -> None:
-    """The GPT notebook 03 builds step by step computes what dlfund.models.gpt.GPT computes."""
+    """The GPT notebook 03 builds step by step, under the library's class and parameter names, computes
+    what dlfund.models.gpt.GPT computes."""
     from dlfund.course import manifest
     from dlfund.course.notebooks import definitions
 
     path = manifest.get_unit(9).notebook_path("03-gpt-on-shakespeare")
-    my_gpt = definitions(path, names=("MyGPT",))["MyGPT"]
+    nb = definitions(path, names=("GPTSelfAttention", "MLP", "GPTBlock", "GPT"))
     library = tiny(dropout=0.0)
-    mine = my_gpt(17, 32, 2, 2, 16, 0.0).eval()
-    mine.load_state_dict(library.state_dict())
+    mine = nb["GPT"](17, 32, 2, 2, 16, 0.0).eval()
+    mine.load_state_dict(library.state_dict())                       # strict: every parameter name matches
+    assert [type(m).__name__ for m in mine.modules()] == [type(m).__name__ for m in library.modules()]
     idx = torch.randint(0, 17, (2, 20))
     torch.testing.assert_close(mine(idx), library(idx), atol=1e-5, rtol=0)
 
@@ -175,7 +169,7 @@ def test_notebook_gpt_matches_the_library() -> None:
 def test_train_lm_stops_at_the_time_limit() -> None:
     data = torch.randint(0, 17, (2000,))
     model = tiny()
-    history = train_lm(model, data, data, block_size=16, batch_size=4, lr=1e-3, max_steps=10**6, time_limit_s=0.5,
+    history = train_lm(model, data, data, context_length=16, batch_size=4, lr=1e-3, max_steps=10**6, time_limit_s=0.5,
                        warmup_steps=5, eval_every=10**6, eval_batches=1, verbose=False)
     assert history.stopped_by == "time" and 0.5 <= history.seconds[-1] < 5
     assert len(history.val_loss) == 1 and history.total_steps > 1

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from dlfund.models.gpt import apply_rope, sample_next
 from dlfund.models.llama import Llama, LlamaConfig, RMSNorm, repeat_kv
 from dlfund.models.llama_weights import (
     WeightsError,
@@ -15,8 +14,9 @@ from dlfund.models.llama_weights import (
     permute_qk,
     unpermute_qk,
 )
+from dlfund.models.transformer import apply_rope, sample_next
 
-TINY = dict(vocab_size=50, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=64, max_seq_len=64)
+TINY = dict(vocab_size=50, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=64, context_length=64)
 
 
 def tiny(**overrides) -> Llama:
@@ -51,7 +51,7 @@ def test_input_errors():
         model(torch.zeros(5, dtype=torch.long))
     with pytest.raises(TypeError, match="integer token ids"):
         model(torch.zeros(1, 5))
-    with pytest.raises(ValueError, match="longer than the model's max_seq_len=64"):
+    with pytest.raises(ValueError, match="longer than the model's context_length=64"):
         model(torch.zeros(1, 65, dtype=torch.long))
 
 
@@ -87,12 +87,11 @@ def test_greedy_stream_equals_argmax_of_full_forward():
     for _ in range(10):
         nxt = model(seq)[:, -1].argmax(-1, keepdim=True)
         seq = torch.cat([seq, nxt], dim=1)
-    assert tokens == seq[0, 6:].tolist()
-    first = tokens[0]
-    assert model.generate(prompt, 10, stop_tokens=[first]) == [first]
-    seen = []
-    model.generate(prompt, 3, on_token=seen.append)
-    assert seen == tokens[:3]
+    assert torch.equal(tokens, seq)
+    first = int(tokens[0, 6])
+    assert model.generate(prompt, 10, stop_tokens=[first])[0, 6:].tolist() == [first]
+    streamed = [int(step.token[0]) for step in model.stream(prompt, 3)]
+    assert streamed == tokens[0, 6:9].tolist()
 
 
 def test_gqa_equals_multi_head_attention_with_shared_heads_copied():
@@ -223,5 +222,6 @@ def test_real_smollm2_answers_a_factual_question(tokenizer):
     assert model.num_parameters() == 134_515_008
     prompt = tokenizer.chat([{"role": "user", "content": "What is the capital of France?"}])
     ids = torch.tensor([tokenizer.encode(prompt)])
-    answer = tokenizer.decode(model.generate(ids, 20, stop_tokens=[tokenizer.im_end_id]), skip_special=True)
+    out = model.generate(ids, 20, stop_tokens=[tokenizer.im_end_id])
+    answer = tokenizer.decode(out[0, ids.shape[1]:].tolist(), skip_special=True)
     assert "Paris" in answer, answer

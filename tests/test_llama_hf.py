@@ -22,8 +22,8 @@ from dlfund.models.llama_weights import (
 )
 from dlfund.text.bpe import bytes_to_unicode
 
-TINY = {"vocab_size": 300, "dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 64, "max_seq_len": 64,
-            "rope_theta": 10000.0, "norm_eps": 1e-5}
+TINY = {"vocab_size": 300, "dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 64,
+        "context_length": 64, "rope_base": 10000.0, "norm_eps": 1e-5}
 GGUF_BLOCK = {v: k for k, v in {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
                                 "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
                                 "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
@@ -49,12 +49,12 @@ def write_gguf(model: Llama, path: Path) -> Path:
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-random-llama")
     w.add_block_count(c.n_layers)
-    w.add_context_length(c.max_seq_len)
+    w.add_context_length(c.context_length)
     w.add_embedding_length(c.dim)
     w.add_feed_forward_length(c.hidden_dim)
     w.add_head_count(c.n_heads)
     w.add_head_count_kv(c.n_kv_heads)
-    w.add_rope_freq_base(c.rope_theta)
+    w.add_rope_freq_base(c.rope_base)
     w.add_rope_dimension_count(c.head_dim)
     w.add_layer_norm_rms_eps(c.norm_eps)
     w.add_vocab_size(c.vocab_size)

@@ -6,8 +6,8 @@ import torch
 
 from dlfund.course import manifest
 from dlfund.course.notebooks import definitions
-from dlfund.models.gpt import apply_rope, rope_tables
 from dlfund.models.llama import RMSNorm
+from dlfund.models.transformer import apply_rope, rope_tables
 
 UNIT = manifest.get_unit(12)
 

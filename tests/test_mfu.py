@@ -10,7 +10,7 @@ import torch
 from dlfund.models.llama import Llama, LlamaConfig
 from dlfund.perf import mfu
 
-TINY = LlamaConfig(vocab_size=128, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=64, max_seq_len=64)
+TINY = LlamaConfig(vocab_size=128, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=64, context_length=64)
 
 
 def test_flops_per_token_is_6n_plus_attention():
@@ -39,7 +39,7 @@ def test_cpu_measurement_reports_flops_and_no_mfu(capsys):
     assert math.isclose(result.achieved_flops, result.flops_per_token * result.tokens_per_s)
     assert result.tokens_per_s == pytest.approx(2 * 16 / result.seconds_per_step)
     assert "MFU: no peak known for this CPU" in result.summary()
-    with pytest.raises(ValueError, match="exceeds the model's max_seq_len=64"):
+    with pytest.raises(ValueError, match="exceeds the model's context_length=64"):
         mfu.measure_mfu(Llama(TINY), batch=1, seq_len=65, steps=1, device="cpu")
 
 

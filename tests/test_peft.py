@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from dlfund.course import manifest
 from dlfund.course.notebooks import definitions
-from dlfund.models.llama import Llama, LlamaConfig
+from dlfund.models.llama import GroupedQueryAttention, Llama, LlamaConfig
 from dlfund.peft import adapter, lora
 from dlfund.peft.finetune import (
     Method,
@@ -25,7 +25,7 @@ from dlfund.peft.finetune import (
 def tiny(seed: int = 0) -> Llama:
     torch.manual_seed(seed)
     return Llama(LlamaConfig(vocab_size=61, dim=32, n_layers=3, n_heads=4, n_kv_heads=2, hidden_dim=64,
-                             max_seq_len=64)).eval()
+                             context_length=64)).eval()
 
 
 IDX = torch.randint(0, 61, (3, 12), generator=torch.Generator().manual_seed(1))
@@ -184,6 +184,29 @@ def test_gate_gets_a_gradient_at_init_and_prompts_do_not() -> None:
     F.cross_entropy(model(IDX).flatten(0, 1), IDX.flatten()).backward()
     attn = model.layers[-1].self_attn
     assert attn.adapter_gate.grad.abs().max() > 0 and attn.adapter_prompt.grad.abs().max() == 0
+
+
+def test_adapter_overrides_only_attend_and_shares_the_projections() -> None:
+    """LLaMA-Adapter changes one method of GroupedQueryAttention; projections, RoPE, cache and o_proj are shared."""
+    overridden = {name for name, value in vars(adapter.AdapterAttention).items()
+                  if callable(value) and name in vars(GroupedQueryAttention)}
+    assert overridden == {"__init__", "attend"}
+    model = tiny()
+    attn = model.layers[2].self_attn
+    adapter.add_adapter(model, prompt_len=3, n_layers=1)
+    new = model.layers[2].self_attn
+    assert all(getattr(new, p) is getattr(attn, p) for p in ("q_proj", "k_proj", "v_proj", "o_proj"))
+    assert new.adapter_prompt.device == attn.q_proj.weight.device and new.adapter_prompt.dtype == torch.float32
+    assert torch.equal(new.adapter_gate, torch.zeros(4)) and new.adapter_prompt.abs().sum() > 0
+    with torch.no_grad():
+        new.adapter_gate.uniform_(-0.5, 0.5)                        # gates open: the prompts change the output
+        x, rope = torch.randn(2, 7, 32), (model.rope_cos[:7], model.rope_sin[:7])
+        q, k, v = new.project(x, rope)
+        expected = attn.attend(q, k, v) + new.adapter_gate.view(1, -1, 1, 1) * new.prompt_attention(q)
+        torch.testing.assert_close(new.attend(q, k, v), expected)
+        assert not torch.allclose(new(x, rope), attn(x, rope), atol=1e-4)
+    prompt = IDX[:2, :6]                                            # generation: cached == recomputed
+    assert torch.equal(model.generate(prompt, 8), model.generate(prompt, 8, use_cache=False))
 
 
 def test_adapter_errors() -> None:

@@ -213,7 +213,7 @@ def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callab
 
 def _tiny_gpt(seed: int, positions: str) -> GPT:
     torch.manual_seed(seed)
-    config = GPTConfig(vocab_size=23, block_size=48, n_layer=2, n_head=2, n_embd=16, dropout=0.0, positions=positions)
+    config = GPTConfig(vocab_size=23, context_length=48, n_layers=2, n_heads=2, dim=16, dropout=0.0, positions=positions)
     return GPT(config).eval()
 
 
@@ -265,9 +265,9 @@ def kv_cache(cache_cls: type, generate: Callable[[GPT, Tensor, int], tuple[Tenso
         n = 12
         read: list[int] = []
         used: set[str] = set()
-        hooks = [model.tok_emb.register_forward_pre_hook(lambda _m, args, read=read: read.append(args[0].shape[1]))]
-        hooks += [block.attn.register_forward_pre_hook(lambda _m, args, used=used: used.add(type(args[2]).__name__))
-                  for block in model.blocks]
+        hooks = [model.embed_tokens.register_forward_pre_hook(lambda _m, args, read=read: read.append(args[0].shape[1]))]
+        hooks += [layer.self_attn.register_forward_pre_hook(
+            lambda _m, args, used=used: used.add(type(args[2]).__name__)) for layer in model.layers]
         call = f"{_name(generate)}(model ({positions} positions), prompt of shape {tuple(prompt.shape)}, {n})"
         try:
             result = call_learner(generate, model, prompt.clone(), n, what=call)

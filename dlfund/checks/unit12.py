@@ -22,8 +22,8 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
-from dlfund.models.gpt import apply_rope, rope_tables
 from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, RMSNorm, repeat_kv
+from dlfund.models.transformer import apply_rope, rope_tables
 
 __all__ = ["grouped_attention", "rms_norm", "rope"]
 
@@ -243,7 +243,7 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
 
     # the whole layer, with weights copied from a reference
     config = LlamaConfig(vocab_size=16, dim=h * d, n_layers=1, n_heads=h, n_kv_heads=h_kv, hidden_dim=16,
-                         max_seq_len=32)
+                         context_length=32)
     torch.manual_seed(seed)
     reference = GroupedQueryAttention(config)
 
@@ -254,7 +254,7 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
     mine = LearnerGQA(config)
     mine.load_state_dict(reference.state_dict())
     x = torch.randn(b, t, config.dim, generator=gen)
-    cos, sin = rope_tables(t, d, config.rope_theta)
+    cos, sin = rope_tables(t, d, config.rope_base)
     with torch.no_grad():
         expect_close(mine(x, (cos, sin)), reference(x, (cos, sin)),
                      f"GroupedQueryAttention with your attention and copied weights {where}", atol=1e-5, rtol=1e-4)

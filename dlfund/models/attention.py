@@ -10,6 +10,11 @@ Steps 1–3 are single-head maps ``(B, T, D) -> (B, T, D)`` without an output pr
 :class:`MultiHeadAttention` with one head and an identity output projection computes the same.
 :func:`attention_weights` and :func:`load_attention_weights` read and write every step's weights in
 one convention (``nn.Linear``'s ``(out, in)``), so tests and notebooks can copy weights across steps.
+
+Step 5 becomes the attention of unit 9's GPT, :class:`~dlfund.models.gpt.GPTSelfAttention` (same
+parameter names), which adds RoPE and a KV cache; with a cache the queries are the last positions of
+the keys and need the mask of :func:`~dlfund.models.transformer.causal_attention`. Step 5 itself keeps
+the one kernel call with ``is_causal``, as the lesson shows it.
 """
 
 from __future__ import annotations
@@ -134,7 +139,7 @@ class MultiHeadAttention(nn.Module):
     """Step 4. Multi-head attention: ``(B, T, D) -> (B, T, D)`` with ``heads`` heads of size ``D/heads``.
 
     q, k, v are split into heads ``(B, h, T, d)``, each head attends on its own, the heads are merged
-    back side by side ``(B, T, D)`` and mixed by ``out_proj``.
+    back side by side ``(B, T, D)`` and mixed by the output projection ``o_proj``.
     """
 
     def __init__(self, dim: int, heads: int, *, bias: bool = False, causal: bool = True,
@@ -146,7 +151,7 @@ class MultiHeadAttention(nn.Module):
         self.q_proj = nn.Linear(dim, dim, bias=bias)
         self.k_proj = nn.Linear(dim, dim, bias=bias)
         self.v_proj = nn.Linear(dim, dim, bias=bias)
-        self.out_proj = nn.Linear(dim, dim, bias=bias)
+        self.o_proj = nn.Linear(dim, dim, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -158,7 +163,7 @@ class MultiHeadAttention(nn.Module):
         if self.causal:
             scores = scores.masked_fill(~causal_mask(x.shape[1], x.device), float("-inf"))
         out = self.dropout(scores.softmax(dim=-1)) @ v                               # (B, h, T, d)
-        return self.out_proj(merge_heads(out))
+        return self.o_proj(merge_heads(out))
 
 
 class FusedMultiHeadAttention(nn.Module):
@@ -175,7 +180,7 @@ class FusedMultiHeadAttention(nn.Module):
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
         self.dim, self.heads, self.causal, self.dropout = dim, heads, causal, dropout
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.out_proj = nn.Linear(dim, dim, bias=bias)
+        self.o_proj = nn.Linear(dim, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.dim, type(self).__name__)
@@ -183,7 +188,7 @@ class FusedMultiHeadAttention(nn.Module):
         q, k, v = (split_heads(t, self.heads) for t in (q, k, v))                     # each (B, h, T, d)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
                                              dropout_p=self.dropout if self.training else 0.0)
-        return self.out_proj(merge_heads(out))
+        return self.o_proj(merge_heads(out))
 
 
 def attention_weights(module: nn.Module) -> dict[str, Tensor | None]:
@@ -199,10 +204,10 @@ def attention_weights(module: nn.Module) -> dict[str, Tensor | None]:
         return {"q": module.q_proj.weight, "k": module.k_proj.weight, "v": module.v_proj.weight, "out": None}
     if isinstance(module, MultiHeadAttention):
         return {"q": module.q_proj.weight, "k": module.k_proj.weight, "v": module.v_proj.weight,
-                "out": module.out_proj.weight}
+                "out": module.o_proj.weight}
     if isinstance(module, FusedMultiHeadAttention):
         q, k, v = module.qkv.weight.split(module.dim, dim=0)
-        return {"q": q, "k": k, "v": v, "out": module.out_proj.weight}
+        return {"q": q, "k": k, "v": v, "out": module.o_proj.weight}
     if isinstance(module, nn.MultiheadAttention):
         q, k, v = module.in_proj_weight.split(module.embed_dim, dim=0)
         return {"q": q, "k": k, "v": v, "out": module.out_proj.weight}
@@ -237,10 +242,10 @@ def load_attention_weights(module: nn.Module, q: Tensor, k: Tensor, v: Tensor, o
         module.q_proj.weight.copy_(q)
         module.k_proj.weight.copy_(k)
         module.v_proj.weight.copy_(v)
-        module.out_proj.weight.copy_(out)
+        module.o_proj.weight.copy_(out)
     elif isinstance(module, FusedMultiHeadAttention):
         module.qkv.weight.copy_(torch.cat([q, k, v]))
-        module.out_proj.weight.copy_(out)
+        module.o_proj.weight.copy_(out)
     elif isinstance(module, nn.MultiheadAttention):
         module.in_proj_weight.copy_(torch.cat([q, k, v]))
         module.out_proj.weight.copy_(out)

@@ -91,8 +91,8 @@ def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=meta["vocab_size"], dim=meta["embedding_length"], n_layers=meta["block_count"],
         n_heads=meta["head_count"], n_kv_heads=meta["head_count_kv"] or meta["head_count"],
-        hidden_dim=meta["feed_forward_length"], max_seq_len=meta["context_length"] or 2048,
-        rope_theta=_f32(meta["rope_freq_base"] or 10000.0), norm_eps=_f32(meta["rms_norm_eps"] or 1e-5),
+        hidden_dim=meta["feed_forward_length"], context_length=meta["context_length"] or 2048,
+        rope_base=_f32(meta["rope_freq_base"] or 10000.0), norm_eps=_f32(meta["rms_norm_eps"] or 1e-5),
         tie_embeddings=bool(meta["tied_embeddings"]),
     )
 
@@ -147,14 +147,16 @@ def load_state_dict(model: Llama, state: dict[str, Tensor], *, source: str = "ch
 
 def dequantised_cache_path(path: str | os.PathLike[str]) -> Path:
     """Where :func:`load_gguf` keeps the dequantised float32 tensors of a GGUF file: in the data cache,
-    named by the file's sha256 (a changed file gets a new entry, never a stale one)."""
+    named by the file's sha256 (a changed file gets a new entry, never a stale one) and by the layout
+    of the entry (``hf``: the configuration travels as Hugging Face's ``config.json``)."""
 
-    return cache_root() / "dequantised" / f"{Path(path).stem}.{sha256_file(path)[:16]}.safetensors"
+    return cache_root() / "dequantised" / f"{Path(path).stem}.{sha256_file(path)[:16]}.hf.safetensors"
 
 
 def cached_gguf_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict[str, Tensor]]:
     """:func:`config_from_gguf` and :func:`gguf_state_dict`, read from the on-disk cache when present,
-    else computed and cached (the config travels in the safetensors header).
+    else computed and cached. The config travels in the safetensors header as Hugging Face's
+    ``config.json`` (:func:`config_to_hf`), whose key names do not change with this library's.
 
     Parsing the GGUF file and dequantising SmolLM2 take seconds; reading the cached safetensors file
     takes a fraction of one. The cache file is written atomically (a temporary file renamed into
@@ -166,14 +168,14 @@ def cached_gguf_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict
     cached = dequantised_cache_path(path)
     if cached.is_file():
         with safe_open(str(cached), "pt") as f:
-            config = LlamaConfig(**json.loads(f.metadata()["dlfund_llama_config"]))
+            config = config_from_hf(json.loads(f.metadata()[HF_CONFIG]), source=str(cached))
         return config, load_file(str(cached))
     config = config_from_gguf(path)
     state = gguf_state_dict(path, config)
     try:
         with atomic_open(cached, "wb") as f:
             f.write(save(state, metadata={"source": Path(path).name,
-                                          "dlfund_llama_config": json.dumps(config.to_dict())}))
+                                          HF_CONFIG: json.dumps(config_to_hf(config))}))
     except OSError as err:
         print(f"could not cache the dequantised weights at {cached} ({err}): they will be dequantised again next time")
     return config, state
@@ -208,8 +210,10 @@ HF_WEIGHTS = "model.safetensors"
 def config_from_hf(raw: dict[str, Any], *, source: str = HF_CONFIG) -> LlamaConfig:
     """The :class:`LlamaConfig` of a Hugging Face ``config.json`` (already parsed), refusing what we do not compute.
 
-    Read: ``hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
-    rms_norm_eps, rope_theta, vocab_size, max_position_embeddings, tie_word_embeddings``.
+    Hugging Face's names for our :class:`LlamaConfig` fields: ``vocab_size``, ``hidden_size`` (``dim``),
+    ``intermediate_size`` (``hidden_dim``), ``num_hidden_layers`` (``n_layers``), ``num_attention_heads``
+    (``n_heads``), ``num_key_value_heads`` (``n_kv_heads``), ``max_position_embeddings`` (``context_length``),
+    ``rope_theta`` (``rope_base``), ``rms_norm_eps`` (``norm_eps``), ``tie_word_embeddings`` (``tie_embeddings``).
     """
     arch = raw.get("model_type")
     if arch not in (None, "llama"):
@@ -242,7 +246,7 @@ def config_from_hf(raw: dict[str, Any], *, source: str = HF_CONFIG) -> LlamaConf
         return LlamaConfig(
             vocab_size=raw["vocab_size"], dim=dim, n_layers=raw["num_hidden_layers"], n_heads=heads,
             n_kv_heads=raw.get("num_key_value_heads") or heads, hidden_dim=raw["intermediate_size"],
-            max_seq_len=raw.get("max_position_embeddings", 2048), rope_theta=float(rope_theta or 10000.0),
+            context_length=raw.get("max_position_embeddings", 2048), rope_base=float(rope_theta or 10000.0),
             norm_eps=float(raw.get("rms_norm_eps", 1e-6)), tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
         )
     except ValueError as err:
@@ -256,8 +260,8 @@ def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
         "hidden_size": config.dim, "intermediate_size": config.hidden_dim, "num_hidden_layers": config.n_layers,
         "num_attention_heads": config.n_heads, "num_key_value_heads": config.n_kv_heads,
         "head_dim": config.head_dim, "hidden_act": "silu", "rms_norm_eps": config.norm_eps,
-        "rope_theta": config.rope_theta, "rope_scaling": None, "vocab_size": config.vocab_size,
-        "max_position_embeddings": config.max_seq_len, "tie_word_embeddings": config.tie_embeddings,
+        "rope_theta": config.rope_base, "rope_scaling": None, "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.context_length, "tie_word_embeddings": config.tie_embeddings,
         "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
     }
 

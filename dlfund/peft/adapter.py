@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfund.models.attention import merge_heads, split_heads
-from dlfund.models.gpt import KVCache
+from dlfund.models.attention import split_heads
 from dlfund.models.llama import (
     GroupedQueryAttention,
     Llama,
@@ -40,12 +39,15 @@ Tensor = torch.Tensor
 
 ADAPTER_NAMES = ("adapter_prompt", "adapter_gate")
 V2_NAMES = ("adapter_bias", "adapter_scale")
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 class AdapterAttention(GroupedQueryAttention):
     """:class:`GroupedQueryAttention` plus ``prompt_len`` adaption prompts behind a zero-initialised gate.
 
-    ``adapter_prompt`` is ``(K, D)``; ``adapter_gate`` is ``(h,)``, one gate per query head.
+    ``adapter_prompt`` is ``(K, D)``; ``adapter_gate`` is ``(h,)``, one gate per query head. Only
+    :meth:`attend` changes: projections, RoPE, the KV cache (which holds the text only) and ``o_proj``
+    are the parent's.
     """
 
     def __init__(self, config: LlamaConfig, prompt_len: int) -> None:
@@ -53,19 +55,29 @@ class AdapterAttention(GroupedQueryAttention):
             raise ValueError(f"prompt_len must be at least 1, got {prompt_len}")
         super().__init__(config)
         self.prompt_len = prompt_len
-        # N(0, 1), as the original code's nn.Embedding; the gate, not a small init, makes step 0 exact.
-        self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
-        self.adapter_gate = nn.Parameter(torch.zeros(config.n_heads))
+        self.adapter_prompt = nn.Parameter(torch.empty(prompt_len, config.dim))
+        self.adapter_gate = nn.Parameter(torch.empty(config.n_heads))
+        self.reset_adapter()
+
+    def reset_adapter(self) -> None:
+        """Prompts ``N(0, 1)`` (as the original code's ``nn.Embedding``) and gates at zero: the gate, not a
+        small initialisation, makes the layer exactly the pretrained one at step 0."""
+        nn.init.normal_(self.adapter_prompt)
+        nn.init.zeros_(self.adapter_gate)
 
     @classmethod
     def from_attention(cls, attn: GroupedQueryAttention, config: LlamaConfig, prompt_len: int) -> AdapterAttention:
-        """An adapter attention that *shares* ``attn``'s projections (no copy of the pretrained weights)."""
-        new = cls(config, prompt_len)
-        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+        """An adapter attention that *shares* ``attn``'s projections (no copy of the pretrained weights).
+
+        The adapter's own parameters are created on ``attn``'s device, in float32 (they are the ones
+        that train, whatever the dtype of the frozen base).
+        """
+        with torch.device("meta"):          # shapes only: the projections built here are replaced at once
+            new = cls(config, prompt_len)
+        for name in PROJECTIONS:
             setattr(new, name, getattr(attn, name))
-        device = attn.q_proj.weight.device
-        new.adapter_prompt.data = new.adapter_prompt.data.to(device)
-        new.adapter_gate.data = new.adapter_gate.data.to(device)
+        new.to_empty(device=attn.q_proj.weight.device, recurse=False)     # the adapter's own parameters only
+        new.reset_adapter()
         return new
 
     def prompt_attention(self, q: Tensor) -> Tensor:
@@ -78,14 +90,11 @@ class AdapterAttention(GroupedQueryAttention):
         k, v = repeat_kv(k, groups).to(q.dtype), repeat_kv(v, groups).to(q.dtype)
         return F.scaled_dot_product_attention(q, k, v)                                 # its own softmax over K
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], cache: KVCache | None = None) -> Tensor:
-        q, k, v = self.project(x, rope)
-        if cache is not None:
-            k, v = cache.append(k, v)
-        y = self.attend(q, k, v)                                                       # (B, h, T, d)
-        gate = self.adapter_gate.view(1, -1, 1, 1)
-        y = y + (gate * self.prompt_attention(q)).to(y.dtype)
-        return self.o_proj(merge_heads(y))
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """The layer's causal attention over the text plus the gated attention to the prompts: ``(B, h, T_q, d)``."""
+        y = super().attend(q, k, v)
+        gate = self.adapter_gate.view(1, -1, 1, 1)                                     # one gate per head
+        return y + (gate * self.prompt_attention(q)).to(y.dtype)
 
 
 class ScaleBiasLinear(nn.Linear):

@@ -204,6 +204,6 @@ def exact_match(model: Llama, tokenizer: ChatTokenizer, examples: Sequence[Examp
         idx = torch.tensor([tokenizer.encode(prompt_text(tokenizer, ex, system))], device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             out = model.generate(idx, max_new_tokens, stop_tokens=[tokenizer.im_end_id])
-        answers.append(tokenizer.decode([t for t in out if t != tokenizer.im_end_id]))
+        answers.append(tokenizer.decode([t for t in out[0, idx.shape[1]:].tolist() if t != tokenizer.im_end_id]))
     score = sum(normalize(a) == normalize(e.response) for a, e in zip(answers, examples)) / len(examples)
     return score, answers

@@ -57,8 +57,8 @@ MODES = ("torch-ddp", "fsdp", "fabric-ddp", "lightning-ddp", "fabric-fsdp2", "li
 # --------------------------------------------------------------------------------------------- problem
 
 
-def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int, block_size: int = 32,
-                 n_layer: int = 2, n_embd: int = 32, n_head: int = 2, lr: float = 1e-3, seed: int = 0,
+def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int, context_length: int = 32,
+                 n_layers: int = 2, dim: int = 32, n_heads: int = 2, lr: float = 1e-3, seed: int = 0,
                  corpus_chars: int = 100_000) -> dict[str, Any]:
     """Write the training problem every rank reads: a small GPT (no dropout) and ``steps`` global batches
     of Shakespeare windows in a fixed order. Returns it."""
@@ -66,9 +66,9 @@ def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int,
     text = shakespeare_corpus()[0][:corpus_chars]
     tok = CharTokenizer.from_text(text)
     gen = torch.Generator().manual_seed(seed)
-    x, y = random_windows(tok.encode(text), block_size, steps * global_batch, generator=gen)
-    problem = {"model": {"vocab_size": tok.vocab_size, "block_size": block_size, "n_layer": n_layer,
-                         "n_embd": n_embd, "n_head": n_head, "dropout": 0.0},
+    x, y = random_windows(tok.encode(text), context_length, steps * global_batch, generator=gen)
+    problem = {"model": {"vocab_size": tok.vocab_size, "context_length": context_length, "n_layers": n_layers,
+                         "dim": dim, "n_heads": n_heads, "dropout": 0.0},
                "x": x.contiguous(), "y": y.contiguous(), "steps": steps, "global_batch": global_batch, "lr": lr,
                "seed": seed}
     _atomic_save(problem, Path(path))
@@ -175,7 +175,7 @@ def _shard_gpt(model: nn.Module, mesh: Any = None) -> nn.Module:
     """FSDP2 on a GPT: each block its own unit, then the rest (embeddings tied with the head, final norm)."""
     from torch.distributed.fsdp import fully_shard
 
-    for block in model.blocks:        # one all-gather per block: only one block's full weights at a time
+    for block in model.layers:        # one all-gather per block: only one block's full weights at a time
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
     return model

@@ -134,9 +134,9 @@ class Checkpointed(nn.Module):
 
 
 def checkpoint_blocks(blocks: nn.ModuleList) -> nn.ModuleList:
-    """Wrap every block of ``blocks`` (e.g. ``gpt.blocks``) in :class:`Checkpointed`, in place; returns it.
+    """Wrap every block of ``blocks`` (e.g. ``gpt.layers``) in :class:`Checkpointed`, in place; returns it.
 
-    The state-dict keys gain a ``.module`` part (``blocks.0.module.attn...``)."""
+    The state-dict keys gain a ``.module`` part (``layers.0.module.self_attn...``)."""
     for i, block in enumerate(blocks):
         if not isinstance(block, Checkpointed):
             blocks[i] = Checkpointed(block)
@@ -146,7 +146,7 @@ def checkpoint_blocks(blocks: nn.ModuleList) -> nn.ModuleList:
 def checkpoint_comparison(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
                           loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int = 5,
                           device: torch.device | str = "cpu") -> dict[str, dict[str, float | None]]:
-    """Forward + backward of ``make_model()`` (a model with a ``blocks`` ModuleList, e.g. unit 9's GPT) with and
+    """Forward + backward of ``make_model()`` (a model with a ``layers`` ModuleList, e.g. unit 9's GPT) with and
     without :func:`checkpoint_blocks`, from the same weights on the batch ``x``, ``y``.
 
     Returns ``{"plain": m, "checkpointed": m}`` with ``saved_mb`` (bytes saved for backward),
@@ -162,7 +162,7 @@ def checkpoint_comparison(make_model: Callable[[], nn.Module], x: torch.Tensor, 
     for name in ("plain", "checkpointed"):
         model = make_model().to(device)
         if name == "checkpointed":
-            checkpoint_blocks(model.blocks)  # type: ignore[arg-type]
+            checkpoint_blocks(model.layers)  # type: ignore[arg-type]
         with SavedTensorMeter(model) as meter:
             value = loss(model(x), y)
         value.backward()
@@ -182,7 +182,7 @@ def checkpoint_comparison(make_model: Callable[[], nn.Module], x: torch.Tensor, 
     return out
 
 
-def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *, block_size: int, init: int,
+def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *, context_length: int, init: int,
                     max_trials: int, device: torch.device | str, root_dir: str, lr: float = 1e-3) -> int:
     """Lightning's batch-size finder (``Tuner.scale_batch_size``, mode ``"power"``) on a language model: doubles
     the batch from ``init`` until a step runs out of memory or ``max_trials`` doublings succeeded, and
@@ -200,8 +200,8 @@ def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *
             return 1 << 20
 
         def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-            start = (i * 7919) % (len(tokens) - block_size - 1)
-            w = tokens[start:start + block_size + 1]
+            start = (i * 7919) % (len(tokens) - context_length - 1)
+            w = tokens[start:start + context_length + 1]
             return w[:-1], w[1:]
 
     class LitLM(pl.LightningModule):

@@ -120,8 +120,8 @@ def measure_mfu(model: Llama, *, batch: int, seq_len: int, steps: int = 10, warm
     if compile and device.type != "cuda":
         print(f"torch.compile is only used on CUDA: running eagerly on {device}")
         compile = False
-    if seq_len > model.config.max_seq_len:
-        raise ValueError(f"seq_len={seq_len} exceeds the model's max_seq_len={model.config.max_seq_len}")
+    if seq_len > model.config.context_length:
+        raise ValueError(f"seq_len={seq_len} exceeds the model's context_length={model.config.context_length}")
     model.to(device).train()
     net = torch.compile(model) if compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=device.type == "cuda")

@@ -249,28 +249,28 @@ def train_with_precision(task: Task, precision: str, *, steps: int, device: torc
 # ----------------------------------------------------------------------------------------------- tasks
 
 
-def gpt_task(*, n_layer: int, n_embd: int, n_head: int, block_size: int, batch_size: int, eval_batches: int = 4,
+def gpt_task(*, n_layers: int, dim: int, n_heads: int, context_length: int, batch_size: int, eval_batches: int = 4,
              lr: float = 1e-3, corpus_chars: int | None = None, seed: int = 0) -> Task:
     """Unit 9's character GPT on Shakespeare (no dropout): random training windows, validation loss on
     fixed windows of the held-out plays."""
 
     train_text, val_text = shakespeare_corpus()
     if corpus_chars is not None:
-        train_text, val_text = train_text[:corpus_chars], val_text[: max(corpus_chars // 10, 4 * block_size)]
+        train_text, val_text = train_text[:corpus_chars], val_text[: max(corpus_chars // 10, 4 * context_length)]
     tok = CharTokenizer.from_text(train_text + val_text)
     train_ids, val_ids = tok.encode(train_text), tok.encode(val_text)
-    config = GPTConfig(vocab_size=tok.vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
-                       n_embd=n_embd, dropout=0.0)
+    config = GPTConfig(vocab_size=tok.vocab_size, context_length=context_length, n_layers=n_layers, n_heads=n_heads,
+                       dim=dim, dropout=0.0)
     gen = torch.Generator().manual_seed(seed)
-    windows = [random_windows(train_ids, block_size, batch_size, generator=gen)]
+    windows = [random_windows(train_ids, context_length, batch_size, generator=gen)]
 
     def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         while len(windows) <= step:  # the same windows for every precision
-            windows.append(random_windows(train_ids, block_size, batch_size, generator=gen))
+            windows.append(random_windows(train_ids, context_length, batch_size, generator=gen))
         return windows[step]
 
     val_gen = torch.Generator().manual_seed(seed + 1)
-    val_windows = [random_windows(val_ids, block_size, batch_size, generator=val_gen) for _ in range(eval_batches)]
+    val_windows = [random_windows(val_ids, context_length, batch_size, generator=val_gen) for _ in range(eval_batches)]
 
     def evaluate(model: nn.Module, context: Callable[[], Any]) -> dict[str, float]:
         device = next(model.parameters()).device
@@ -280,7 +280,7 @@ def gpt_task(*, n_layer: int, n_embd: int, n_head: int, block_size: int, batch_s
                 total += lm_loss(model(x.to(device)), y.to(device)).item()
         return {"val_loss": total / len(val_windows)}
 
-    return Task(name=f"GPT {n_layer}×{n_embd}, T={block_size}, B={batch_size}", make_model=lambda: GPT(config),
+    return Task(name=f"GPT {n_layers}×{dim}, T={context_length}, B={batch_size}", make_model=lambda: GPT(config),
                 batch=batch, loss=lm_loss, evaluate=evaluate, lr=lr,
                 info={"vocab_size": tok.vocab_size, "config": config, "train_ids": train_ids, "tokenizer": tok})
 

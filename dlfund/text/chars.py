@@ -116,13 +116,16 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
-def random_windows(data: torch.Tensor, block_size: int, batch_size: int, *, generator: torch.Generator | None = None,
+def random_windows(data: torch.Tensor, context_length: int, batch_size: int, *,
+                   generator: torch.Generator | None = None,
                    device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random windows of a token stream ``(N,)``: inputs and next-token targets ``(B, T)``."""
-    if data.dim() != 1 or len(data) <= block_size:
-        raise ValueError(f"need a 1-D token stream longer than block_size={block_size}, got shape {tuple(data.shape)}")
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    offsets = torch.arange(block_size + 1)
+    """``batch_size`` random windows of a token stream ``(N,)``: inputs and next-token targets ``(B, T)``,
+    ``T = context_length``."""
+    if data.dim() != 1 or len(data) <= context_length:
+        raise ValueError(f"need a 1-D token stream longer than context_length={context_length}, "
+                         f"got shape {tuple(data.shape)}")
+    starts = torch.randint(len(data) - context_length, (batch_size,), generator=generator)
+    offsets = torch.arange(context_length + 1)
     windows = data[starts[:, None] + offsets]                                  # (B, T + 1)
     windows = windows.to(device, non_blocking=True)
     return windows[:, :-1], windows[:, 1:]

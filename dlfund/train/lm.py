@@ -33,7 +33,7 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_lm(model: nn.Module, data: torch.Tensor, *, block_size: int, batch_size: int, batches: int,
+def evaluate_lm(model: nn.Module, data: torch.Tensor, *, context_length: int, batch_size: int, batches: int,
                 device: torch.device | str, seed: int = 0, bf16: bool = False) -> float:
     """Mean next-token loss on ``batches`` fixed random windows of ``data`` (eval mode; restores the mode)."""
     device = torch.device(device)
@@ -42,7 +42,7 @@ def evaluate_lm(model: nn.Module, data: torch.Tensor, *, block_size: int, batch_
     gen = torch.Generator().manual_seed(seed)
     total = torch.zeros((), device=device)
     for _ in range(batches):
-        x, y = random_windows(data, block_size, batch_size, generator=gen, device=device)
+        x, y = random_windows(data, context_length, batch_size, generator=gen, device=device)
         with autocast_bf16(device, bf16):
             total += lm_loss(model(x), y)
     model.train(was_training)
@@ -73,7 +73,7 @@ class LMHistory:
         return self.steps[-1] if self.steps else 0
 
 
-def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, *, block_size: int,
+def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, *, context_length: int,
              batch_size: int, lr: float, max_steps: int, time_limit_s: float | None = None,
              warmup_steps: int = 100, min_lr_ratio: float = 0.1, weight_decay: float = 0.1,
              betas: tuple[float, float] = (0.9, 0.99), grad_clip: float = 1.0, eval_every: int = 250,
@@ -84,7 +84,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
 
     Args:
         train_data, val_data: 1-D token streams (int64), kept on the CPU; batches move to ``device``.
-        block_size, batch_size: the window length and the number of windows per step.
+        context_length, batch_size: the window length and the number of windows per step.
         lr, warmup_steps, min_lr_ratio: peak learning rate, linear warm-up, cosine decay to ``lr·min_lr_ratio``.
         max_steps, time_limit_s: stop after this many steps or this many seconds of training.
         eval_every, eval_batches: validation loss every ``eval_every`` steps (and at the end).
@@ -110,8 +110,8 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
     if verbose:
         limit = f" or {time_limit_s:.0f} s" if time_limit_s is not None else ""
         print(f"training on {device}: {'bf16 autocast' if use_bf16 else 'float32'}, "
-              f"{'torch.compile' if compile else 'eager'}; AdamW lr {lr:g}, batch {batch_size}×{block_size} tokens, "
-              f"up to {max_steps} steps{limit}")
+              f"{'torch.compile' if compile else 'eager'}; AdamW lr {lr:g}, "
+              f"batch {batch_size}×{context_length} tokens, up to {max_steps} steps{limit}")
 
     def learning_rate(step: int, elapsed: float) -> float:
         if step < warmup_steps:
@@ -130,7 +130,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
     while True:
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, elapsed)
-        x, y = random_windows(train_data, block_size, batch_size, generator=gen, device=device)
+        x, y = random_windows(train_data, context_length, batch_size, generator=gen, device=device)
         with autocast_bf16(device, use_bf16):
             loss = lm_loss(net(x), y)
         opt.zero_grad(set_to_none=True)
@@ -145,8 +145,8 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
         if step % eval_every == 0 or step == max_steps or out_of_time:
             synchronize(device)
             elapsed += time.perf_counter() - start
-            val = evaluate_lm(net, val_data, block_size=block_size, batch_size=batch_size,  # type: ignore[arg-type]
-                              batches=eval_batches, device=device, seed=seed + 1, bf16=use_bf16)
+            val = evaluate_lm(net, val_data, context_length=context_length,  # type: ignore[arg-type]
+                              batch_size=batch_size, batches=eval_batches, device=device, seed=seed + 1, bf16=use_bf16)
             history.steps.append(step)
             history.train_loss.append(loss_sum.item() / since)
             history.val_loss.append(val)
@@ -162,7 +162,7 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
                 break
             synchronize(device)
             start = time.perf_counter()
-    history.tokens_per_s = step * batch_size * block_size / elapsed
+    history.tokens_per_s = step * batch_size * context_length / elapsed
     if verbose:
         print(f"stopped by the {'step' if history.stopped_by == 'steps' else 'time'} limit after {step} steps, "
               f"{elapsed:.1f} s of training, {history.tokens_per_s:,.0f} tokens/s")

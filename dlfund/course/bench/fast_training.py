@@ -47,7 +47,7 @@ def _sizes(tier: str) -> Unit11:
 
 def bench_precision(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
-    gpt = gpt_task(n_layer=c.gpt.layers, n_embd=c.gpt.dim, n_head=c.gpt.heads, block_size=c.gpt.context,
+    gpt = gpt_task(n_layers=c.gpt.layers, dim=c.gpt.dim, n_heads=c.gpt.heads, context_length=c.gpt.context,
                    batch_size=c.gpt.batch, lr=c.gpt.lr, corpus_chars=c.corpus_chars, seed=seed)
     cnn = cnn_task(width=c.cnn.width, batch_size=c.cnn.batch, n_train=c.cnn.n_train, n_test=c.cnn.n_test,
                    lr=c.cnn.lr, seed=seed)
@@ -86,8 +86,8 @@ def bench_precision(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]
 def bench_compile(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
     precision = "bf16-mixed" if device.type == "cuda" and supported("bf16-mixed", device)[0] else "fp32"
-    task = gpt_task(n_layer=c.compile.layers, n_embd=c.compile.dim, n_head=4 if c.compile.dim < 384 else 6,
-                    block_size=c.compile.context, batch_size=c.compile.batch, corpus_chars=c.corpus_chars,
+    task = gpt_task(n_layers=c.compile.layers, dim=c.compile.dim, n_heads=4 if c.compile.dim < 384 else 6,
+                    context_length=c.compile.context, batch_size=c.compile.batch, corpus_chars=c.corpus_chars,
                     seed=seed)
 
     def make() -> torch.nn.Module:
@@ -103,7 +103,7 @@ def bench_compile(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
 def bench_memory(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
-    task = gpt_task(n_layer=c.gpt.layers, n_embd=c.gpt.dim, n_head=c.gpt.heads, block_size=c.gpt.context,
+    task = gpt_task(n_layers=c.gpt.layers, dim=c.gpt.dim, n_heads=c.gpt.heads, context_length=c.gpt.context,
                     batch_size=c.accum.batch, corpus_chars=c.corpus_chars, seed=seed)
     x, y = (t.to(device) for t in task.batch(0))
 
@@ -124,15 +124,16 @@ def bench_memory(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
                 "saved MB", part.mb, whole.mb, part.mb / whole.mb, f"largest gradient difference {diff:.1e}")]
 
     with tempfile.TemporaryDirectory() as root:
-        found = find_batch_size(lambda: GPT(task.info["config"]), task.info["train_ids"], block_size=c.gpt.context,
+        found = find_batch_size(lambda: GPT(task.info["config"]), task.info["train_ids"],
+                                context_length=c.gpt.context,
                                 init=c.finder.init_batch, max_trials=c.finder.max_trials, device=device,
                                 root_dir=root)
     rows.append(Row("batch-size finder (Lightning)", f"GPT, T={c.gpt.context}", "batch", found, c.finder.init_batch,
                     found / c.finder.init_batch, "CPU: bounded by max_trials, nothing raises out-of-memory"
                     if device.type != "cuda" else f"max_trials {c.finder.max_trials}"))
 
-    config = GPTConfig(vocab_size=task.info["vocab_size"], block_size=c.checkpointing.context, n_layer=c.checkpointing.layers,
-                       n_head=4 if c.checkpointing.dim < 384 else 12, n_embd=c.checkpointing.dim, dropout=0.0)
+    config = GPTConfig(vocab_size=task.info["vocab_size"], context_length=c.checkpointing.context, n_layers=c.checkpointing.layers,
+                       n_heads=4 if c.checkpointing.dim < 384 else 12, dim=c.checkpointing.dim, dropout=0.0)
     ids = task.info["train_ids"]
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(len(ids) - c.checkpointing.context - 1, (c.checkpointing.batch,), generator=gen).tolist()
@@ -163,8 +164,8 @@ def bench_distributed(c: Unit11, device: torch.device, seed: int = 0) -> list[Ro
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "problem.pt"
         problem = d.make_problem(path, steps=c.dist.steps, global_batch=c.dist.global_batch,
-                                 block_size=c.dist.context, n_layer=c.dist.layers, n_embd=c.dist.dim,
-                                 n_head=2 if c.dist.dim < 384 else 6, seed=seed)
+                                 context_length=c.dist.context, n_layers=c.dist.layers, dim=c.dist.dim,
+                                 n_heads=2 if c.dist.dim < 384 else 6, seed=seed)
         reference = d.reference_run(problem, device)
         result = d.launch(path, Path(work) / "out", modes=d.MODES, nproc=nproc, device=where, timeout=900)
     ddp_state = result.reports["torch-ddp"][0]["state_mb"] if result.ok("torch-ddp") else NAN

@@ -36,9 +36,9 @@ def hf_llama(model: Llama) -> Any:
     c = model.config
     hf_config = HFConfig(vocab_size=c.vocab_size, hidden_size=c.dim, intermediate_size=c.hidden_dim,
                          num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads,
-                         num_key_value_heads=c.n_kv_heads, max_position_embeddings=c.max_seq_len,
+                         num_key_value_heads=c.n_kv_heads, max_position_embeddings=c.context_length,
                          rms_norm_eps=c.norm_eps, tie_word_embeddings=c.tie_embeddings,
-                         rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
+                         rope_parameters={"rope_type": "default", "rope_theta": c.rope_base},
                          attn_implementation="sdpa")
     hf = LlamaForCausalLM(hf_config)
     state = {("lm_head.weight" if k == "lm_head.weight" else f"model.{k}"): v for k, v in model.state_dict().items()}
@@ -60,7 +60,7 @@ def _base_model(size: dict[str, Any], device: torch.device) -> tuple[Llama, str]
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=size["lora_vocab"], dim=size["lora_dim"], n_layers=size["lora_layers"],
                          n_heads=size["lora_heads"], n_kv_heads=size["lora_kv_heads"], hidden_dim=2 * size["lora_dim"],
-                         max_seq_len=size["lora_seq"])
+                         context_length=size["lora_seq"])
     return Llama(config).to(device), f"tiny LLaMA D={config.dim}, {config.n_layers} layers, random weights"
 
 

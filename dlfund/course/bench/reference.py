@@ -52,7 +52,7 @@ SIZES: dict[str, dict[str, Any]] = {
               "vit_batch": 32, "vit_dim": 48, "vit_depth": 2, "vit_heads": 4, "vit_steps": 3,
               "gpt_layers": 2, "gpt_dim": 64, "gpt_heads": 4, "gpt_block": 64, "gpt_batch": 8, "gpt_steps": 3,
               "llama": {"vocab_size": 256, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 128,
-                        "max_seq_len": 128},
+                        "context_length": 128},
               "llama_real_weights": False, "llama_seq": 64, "llama_batch": 4,
               "mfu_seq": 64, "mfu_batch": 2, "mfu_steps": 2, "mfu_compile": False,
               "lora_model": "tiny", "lora_vocab": 256, "lora_dim": 64, "lora_layers": 2, "lora_heads": 4,
@@ -128,11 +128,11 @@ def bench_vit(size: dict[str, Any], device: torch.device) -> list[Row]:
 def bench_gpt_precision(size: dict[str, Any], device: torch.device) -> list[Row]:
     """Unit 9's GPT training step: bf16 autocast and compile against fp32, tokens per second."""
 
-    cfg = GPTConfig(vocab_size=96, block_size=size["gpt_block"], n_layer=size["gpt_layers"],
-                    n_head=size["gpt_heads"], n_embd=size["gpt_dim"], dropout=0.0)
+    cfg = GPTConfig(vocab_size=96, context_length=size["gpt_block"], n_layers=size["gpt_layers"],
+                    n_heads=size["gpt_heads"], dim=size["gpt_dim"], dropout=0.0)
     torch.manual_seed(0)
     base = GPT(cfg).to(device)
-    idx = torch.randint(0, cfg.vocab_size, (size["gpt_batch"], cfg.block_size + 1), device=device)
+    idx = torch.randint(0, cfg.vocab_size, (size["gpt_batch"], cfg.context_length + 1), device=device)
     x, y = idx[:, :-1], idx[:, 1:]
     tokens = x.numel()
 
@@ -144,7 +144,7 @@ def bench_gpt_precision(size: dict[str, Any], device: torch.device) -> list[Row]
         return run
 
     fp32 = tokens / seconds_per_call(step(base, False), device, size["min_run_s"])
-    rows = [Row("GPT step: bf16 autocast vs fp32", f"{cfg.n_layer} layers, D={cfg.n_embd}, T={cfg.block_size}",
+    rows = [Row("GPT step: bf16 autocast vs fp32", f"{cfg.n_layers} layers, D={cfg.dim}, T={cfg.context_length}",
                 "tokens/s", tokens / seconds_per_call(step(base, True), device, size["min_run_s"]), fp32, 0.0)]
     if device.type == "cuda":
         compiled = torch.compile(base)

@@ -17,7 +17,7 @@ MODES="${MODES:-torch-ddp,fsdp,fabric-ddp,lightning-ddp,lightning-fsdp2}"
 mkdir -p "$SHARED/out"
 
 if [ "$NODE_RANK" = 0 ] && [ ! -f "$SHARED/problem.pt" ]; then
-    python -c "from dlfund.perf.distributed import make_problem; make_problem('$SHARED/problem.pt', steps=20, global_batch=$((8 * NNODES * GPUS_PER_NODE)), block_size=256, n_layer=6, n_embd=384, n_head=6)"
+    python -c "from dlfund.perf.distributed import make_problem; make_problem('$SHARED/problem.pt', steps=20, global_batch=$((8 * NNODES * GPUS_PER_NODE)), context_length=256, n_layers=6, dim=384, n_heads=6)"
 fi
 while [ ! -f "$SHARED/problem.pt" ]; do sleep 1; done   # the other nodes wait for node 0's file
 
