@@ -12,6 +12,7 @@ from dlfund.course import manifest
 from dlfund.course.notebooks import definitions
 from dlfund.models.llama import GroupedQueryAttention, Llama, LlamaConfig
 from dlfund.peft import adapter, lora
+from dlfund.peft.trainable import cast_frozen, train_only
 from dlfund.peft.finetune import (
     Method,
     build,
@@ -251,3 +252,32 @@ def test_train_lowers_the_loss_and_leaves_the_base_alone(method: Method) -> None
     assert sizes["grads"] == 4 * result.trainable
     with pytest.raises(ValueError, match="unknown method kind"):
         build(base, Method("x", "prefix", 1.0))
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter v1", "adapter v2"])
+def test_one_rule_decides_what_trains_and_what_is_saved(method: str) -> None:
+    """Freezing and saving use one function of the model: unfreezing a base weight by hand changes neither
+    the rule nor the checkpoint."""
+    model = tiny()
+    if method == "lora":
+        lora.inject_lora(model, ("q_proj", "v_proj"), r=2)
+        names, save = lora.lora_parameter_names(model), lora.lora_state_dict
+    else:
+        adapter.add_adapter(model, version=int(method[-1]), prompt_len=3, n_layers=2)
+        names, save = adapter.adapter_parameter_names(model), adapter.adapter_state_dict
+    assert names == {n for n, p in model.named_parameters() if p.requires_grad}
+    model.layers[0].mlp.up_proj.weight.requires_grad_(True)                # a hand-made change
+    assert set(save(model)) == names, "the checkpoint follows the rule, not requires_grad"
+    with pytest.raises(KeyError, match="has no parameters nope"):
+        train_only(model, {"nope"})
+
+
+def test_cast_frozen_keeps_tied_weights_tied_and_trainable_ones_in_float32() -> None:
+    model = tiny()
+    lora.inject_lora(model, ("q_proj",), r=2)
+    assert model.lm_head.weight is model.embed_tokens.weight
+    cast = cast_frozen(model, torch.bfloat16)
+    assert cast == sum(1 for p in model.parameters() if not p.requires_grad)
+    assert model.lm_head.weight is model.embed_tokens.weight and model.lm_head.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    assert cast_frozen(model, torch.bfloat16) == 0

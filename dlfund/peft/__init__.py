@@ -1,28 +1,37 @@
 """Parameter-efficient finetuning (unit 13): LoRA and LLaMA-Adapter written from scratch, and the
-instruction-tuning loop that compares them with full finetuning."""
+instruction-tuning loop that compares them with full finetuning.
+
+Each method decides what trains and what is saved with one function of the model
+(:func:`lora_parameter_names`, :func:`adapter_parameter_names`), used by both freezing and saving
+(:mod:`dlfund.peft.trainable`).
+"""
 
 from dlfund.peft.adapter import (
-                   AdapterAttention,
-                   ScaleBiasLinear,
-                   adapter_state_dict,
-                   add_adapter,
-                   mark_only_adapter_trainable,
+    AdapterAttention,
+    ScaleBiasLinear,
+    adapter_parameter_names,
+    adapter_state_dict,
+    add_adapter,
+    mark_only_adapter_trainable,
 )
 from dlfund.peft.lora import (
-                   LoRALinear,
-                   ParameterReport,
-                   inject_lora,
-                   load_lora,
-                   lora_state_dict,
-                   mark_only_lora_trainable,
-                   merge_lora,
-                   parameter_report,
-                   save_lora,
-                   unmerge_lora,
+    LoRALinear,
+    ParameterReport,
+    inject_lora,
+    load_lora,
+    lora_parameter_names,
+    lora_state_dict,
+    mark_only_lora_trainable,
+    merge_lora,
+    parameter_report,
+    save_lora,
+    unmerge_lora,
 )
+from dlfund.peft.trainable import cast_frozen, state_dict_of, train_only
 
 __all__ = [
-    "AdapterAttention", "LoRALinear", "ParameterReport", "ScaleBiasLinear", "add_adapter", "adapter_state_dict",
-    "inject_lora", "load_lora", "lora_state_dict", "mark_only_adapter_trainable", "mark_only_lora_trainable",
-    "merge_lora", "parameter_report", "save_lora", "unmerge_lora",
+    "AdapterAttention", "LoRALinear", "ParameterReport", "ScaleBiasLinear", "adapter_parameter_names", "add_adapter",
+    "adapter_state_dict", "cast_frozen", "inject_lora", "load_lora", "lora_parameter_names", "lora_state_dict",
+    "mark_only_adapter_trainable", "mark_only_lora_trainable", "merge_lora", "parameter_report", "save_lora",
+    "state_dict_of", "train_only", "unmerge_lora",
 ]

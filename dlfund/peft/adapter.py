@@ -32,8 +32,10 @@ from dlfund.models.llama import (
     RMSNorm,
     repeat_kv,
 )
+from dlfund.peft.trainable import state_dict_of, train_only
 
-__all__ = ["AdapterAttention", "ScaleBiasLinear", "add_adapter", "adapter_state_dict", "mark_only_adapter_trainable"]
+__all__ = ["AdapterAttention", "ScaleBiasLinear", "adapter_parameter_names", "add_adapter", "adapter_state_dict",
+           "mark_only_adapter_trainable"]
 
 Tensor = torch.Tensor
 
@@ -112,9 +114,12 @@ class ScaleBiasLinear(nn.Linear):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> ScaleBiasLinear:
+        """A layer that *shares* ``linear``'s weight and bias (no copy), with its own scale and bias."""
         w = linear.weight
-        layer = cls(linear.in_features, linear.out_features, bias=False, device=w.device, dtype=w.dtype)
-        layer.weight, layer.bias = w, linear.bias
+        layer = cls(linear.in_features, linear.out_features, bias=False, device=torch.device("meta"), dtype=w.dtype)
+        layer.weight, layer.bias = w, linear.bias          # the meta weight was never allocated
+        layer.adapter_bias = nn.Parameter(torch.zeros(linear.out_features, device=w.device))
+        layer.adapter_scale = nn.Parameter(torch.ones(linear.out_features, device=w.device))
         return layer
 
     def forward(self, x: Tensor) -> Tensor:
@@ -151,25 +156,24 @@ def add_adapter(model: Llama, *, version: int = 1, prompt_len: int = 10, n_layer
         block = model.layers[i]
         block.self_attn = AdapterAttention.from_attention(block.self_attn, model.config, prompt_len)
     if freeze:
-        mark_only_adapter_trainable(model, version)
+        mark_only_adapter_trainable(model)
     return prompted
 
 
-def _is_adapter(name: str, version: int) -> bool:
-    last = name.rsplit(".", 1)[-1]
-    return last in ADAPTER_NAMES or (version == 2 and last in V2_NAMES)
+def adapter_parameter_names(model: Llama) -> set[str]:
+    """What an adapter trains and saves, by name: prompts and gates (v1); plus every bias/scale of
+    :class:`ScaleBiasLinear` and every RMSNorm weight (v2, recognised by its ScaleBiasLinear layers)."""
+    v2 = any(isinstance(m, ScaleBiasLinear) for m in model.modules())
+    norms = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, RMSNorm)} if v2 else set()
+    own = ADAPTER_NAMES + (V2_NAMES if v2 else ())
+    return {n for n, _ in model.named_parameters(remove_duplicate=False) if n.rsplit(".", 1)[-1] in own or n in norms}
 
 
-def mark_only_adapter_trainable(model: Llama, version: int = 1) -> None:
-    """Only the adapter trains: prompts and gates (v1); plus bias/scale and every RMSNorm weight (v2)."""
-    for name, p in model.named_parameters():
-        p.requires_grad_(_is_adapter(name, version))
-    if version == 2:
-        for m in model.modules():
-            if isinstance(m, RMSNorm):
-                m.weight.requires_grad_(True)
+def mark_only_adapter_trainable(model: Llama) -> None:
+    """Only the adapter trains (:func:`adapter_parameter_names`); the rest of the model is frozen."""
+    train_only(model, adapter_parameter_names(model))
 
 
 def adapter_state_dict(model: Llama) -> dict[str, Tensor]:
-    """The trainable tensors by name (after :func:`add_adapter`): what an adapter checkpoint stores."""
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    """The adapter's tensors by name (:func:`adapter_parameter_names`): what an adapter checkpoint stores."""
+    return state_dict_of(model, adapter_parameter_names(model))

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from dlfund.models.llama import Llama
 from dlfund.peft.adapter import add_adapter
 from dlfund.peft.lora import inject_lora, parameter_report
+from dlfund.peft.trainable import cast_frozen
 from dlfund.text.instructions import (
     IGNORE_INDEX,
     SYSTEM_PROMPT,
@@ -153,9 +154,7 @@ def train(model: Llama, data: Iterator[tuple[Tensor, Tensor]], *, steps: int, lr
     if not trainable:
         raise ValueError("the model has no trainable parameters")
     if bf16_base and precision.startswith("bf16"):
-        for p in model.parameters():
-            if not p.requires_grad:
-                p.data = p.data.to(torch.bfloat16)
+        cast_frozen(model, torch.bfloat16)
     fabric = Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1, precision=precision)
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))

@@ -30,11 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlfund.peft.trainable import state_dict_of, train_only
+
 __all__ = [
+    "LORA_NAMES",
     "LoRALinear",
     "inject_lora",
     "load_lora",
     "lora_layers",
+    "lora_parameter_names",
     "lora_state_dict",
     "mark_only_lora_trainable",
     "merge_lora",
@@ -45,6 +49,9 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
+
+LORA_NAMES = ("lora_A", "lora_B")
+"""The names of the two low-rank matrices inside a :class:`LoRALinear`."""
 
 
 class LoRALinear(nn.Linear):
@@ -162,12 +169,16 @@ def lora_layers(model: nn.Module) -> list[LoRALinear]:
     return [m for m in model.modules() if isinstance(m, LoRALinear)]
 
 
+def lora_parameter_names(model: nn.Module) -> set[str]:
+    """The LoRA matrices of ``model`` by name (``...lora_A``, ``...lora_B``): what trains and what is saved."""
+    return {n for n, _ in model.named_parameters(remove_duplicate=False) if n.rsplit(".", 1)[-1] in LORA_NAMES}
+
+
 def mark_only_lora_trainable(model: nn.Module) -> None:
-    """``requires_grad`` off everywhere except the LoRA matrices ``lora_A`` and ``lora_B``."""
+    """``requires_grad`` off everywhere except the LoRA matrices (:func:`lora_parameter_names`)."""
     if not lora_layers(model):
         raise ValueError("the model has no LoRALinear layers: call inject_lora first")
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.endswith(("lora_A", "lora_B")))
+    train_only(model, lora_parameter_names(model))
 
 
 def merge_lora(model: nn.Module) -> int:
@@ -187,8 +198,8 @@ def unmerge_lora(model: nn.Module) -> int:
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, Tensor]:
-    """Only the LoRA tensors (``...lora_A``, ``...lora_B``), by their names in ``model``."""
-    return {k: v for k, v in model.state_dict().items() if k.endswith(("lora_A", "lora_B"))}
+    """Only the LoRA tensors (:func:`lora_parameter_names`), by their names in ``model``."""
+    return state_dict_of(model, lora_parameter_names(model))
 
 
 def save_lora(model: nn.Module, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> int:

@@ -22,6 +22,7 @@ from dlfund.data import DataUnavailableError
 from dlfund.models.llama import Llama, LlamaConfig
 from dlfund.models.llama_weights import load_gguf
 from dlfund.peft.lora import inject_lora, parameter_report
+from dlfund.peft.trainable import cast_frozen
 
 __all__ = ["bench_lora_vs_peft", "hf_llama"]
 
@@ -95,9 +96,7 @@ def bench_lora_vs_peft(size: dict[str, Any], device: torch.device) -> list:
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if bf16:                                           # the frozen base in bf16 on both sides, LoRA in float32
         for m in (ours, theirs):
-            for p in m.parameters():
-                if not p.requires_grad:
-                    p.data = p.data.to(torch.bfloat16)
+            cast_frozen(m, torch.bfloat16)
     ours.train(), theirs.train()
 
     def step(model: torch.nn.Module, forward: Any) -> Any:
