@@ -280,8 +280,9 @@ def numerical_grad(f: Callable[[list[float]], float], inputs: Sequence[float], e
     return grads
 
 
-def gradcheck(f: Callable[..., Value], inputs: Sequence[float], *, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3) -> bool:
+def gradcheck(
+    f: Callable[..., Value], inputs: Sequence[float], *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3
+) -> bool:
     """Check the gradients ``backward()`` gives for ``f(*values)`` against central differences.
 
     ``f`` takes one :class:`Value` per input and returns a Value. Each gradient must satisfy
@@ -304,8 +305,13 @@ def gradcheck(f: Callable[..., Value], inputs: Sequence[float], *, eps: float = 
 # drawing small graphs
 
 
-def draw_graph(nodes: Mapping[str, str], edges: Sequence[tuple[str, str, str]], *, ax: Axes | None = None,
-               colors: Mapping[str, str] | None = None) -> Axes:
+def draw_graph(
+    nodes: Mapping[str, str],
+    edges: Sequence[tuple[str, str, str]],
+    *,
+    ax: Axes | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> Axes:
     """Draw a small computation graph from left (inputs) to right (output).
 
     Args:
@@ -354,17 +360,45 @@ def draw_graph(nodes: Mapping[str, str], edges: Sequence[tuple[str, str, str]], 
     boxes = {}
     for n in names:
         face = (colors or {}).get(n, "#eeeeee")
-        boxes[n] = ax.text(*pos[n], nodes[n], ha="center", va="center", fontsize=9, zorder=3,
-                           bbox={"boxstyle": "round,pad=0.4", "fc": face, "ec": "0.3"})
+        boxes[n] = ax.text(
+            *pos[n],
+            nodes[n],
+            ha="center",
+            va="center",
+            fontsize=9,
+            zorder=3,
+            bbox={"boxstyle": "round,pad=0.4", "fc": face, "ec": "0.3"},
+        )
     for src, dst, text in edges:
         # drawn after the boxes (higher zorder), so that the arrow is clipped at their final outline
-        ax.annotate("", xy=pos[dst], xytext=pos[src], zorder=4,
-                    arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 1.2, "shrinkA": 0, "shrinkB": 0,
-                                "patchA": boxes[src].get_bbox_patch(), "patchB": boxes[dst].get_bbox_patch()})
+        ax.annotate(
+            "",
+            xy=pos[dst],
+            xytext=pos[src],
+            zorder=4,
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": "0.35",
+                "lw": 1.2,
+                "shrinkA": 0,
+                "shrinkB": 0,
+                "patchA": boxes[src].get_bbox_patch(),
+                "patchB": boxes[dst].get_bbox_patch(),
+            },
+        )
         if text:
             (x0, y0), (x1, y1) = pos[src], pos[dst]
-            ax.text(0.45 * x0 + 0.55 * x1, 0.45 * y0 + 0.55 * y1, text, ha="center", va="center", fontsize=8,
-                    color="tab:red", zorder=5, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
+            ax.text(
+                0.45 * x0 + 0.55 * x1,
+                0.45 * y0 + 0.55 * y1,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="tab:red",
+                zorder=5,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
+            )
     xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
     ax.set_xlim(min(xs) - 1.0, max(xs) + 1.0)
     ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)

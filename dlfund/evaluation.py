@@ -35,10 +35,20 @@ import torch
 from torch import nn
 
 __all__ = [
-    "ConfidenceInterval", "SeedVariation", "McNemarResult",
-    "as_correct", "correct_predictions", "z_value",
-    "normal_ci", "wilson_ci", "bootstrap_accuracies", "bootstrap_ci", "seed_variation",
-    "paired_bootstrap", "unpaired_bootstrap", "mcnemar",
+    "ConfidenceInterval",
+    "SeedVariation",
+    "McNemarResult",
+    "as_correct",
+    "correct_predictions",
+    "z_value",
+    "normal_ci",
+    "wilson_ci",
+    "bootstrap_accuracies",
+    "bootstrap_ci",
+    "seed_variation",
+    "paired_bootstrap",
+    "unpaired_bootstrap",
+    "mcnemar",
 ]
 
 CorrectLike = torch.Tensor | np.ndarray | Sequence[int] | Sequence[bool]
@@ -66,8 +76,7 @@ class ConfidenceInterval(NamedTuple):
         return self.lower <= value <= self.upper
 
     def __str__(self) -> str:
-        return (f"{self.estimate:.4f} [{self.lower:.4f}, {self.upper:.4f}] "
-                f"({self.level:.0%} {self.method} interval)")
+        return f"{self.estimate:.4f} [{self.lower:.4f}, {self.upper:.4f}] ({self.level:.0%} {self.method} interval)"
 
 
 class SeedVariation(NamedTuple):
@@ -117,14 +126,22 @@ def as_correct(correct: CorrectLike, name: str = "correct") -> torch.Tensor:
     bad = (t != 0) & (t != 1)
     if bool(bad.any()):
         first = t[bad][0].item()
-        raise ValueError(f"{name} must hold only 0/1 (or False/True), one per test example; found {first!r} "
-                         "(pass predictions == labels, not the predictions or probabilities)")
+        raise ValueError(
+            f"{name} must hold only 0/1 (or False/True), one per test example; found {first!r} "
+            "(pass predictions == labels, not the predictions or probabilities)"
+        )
     return t
 
 
 @torch.no_grad()
-def correct_predictions(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
-                        batch_size: int = 1024, device: torch.device | str | None = None) -> torch.Tensor:
+def correct_predictions(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Which test examples ``model`` classifies correctly: a bool tensor ``(N,)`` on the CPU.
 
     ``inputs (N, ...)`` go through the model in batches (in ``eval()`` mode, without gradients) on
@@ -136,8 +153,9 @@ def correct_predictions(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     if device is None:
         device = next(model.parameters()).device
     model.eval()
-    predictions = [model(inputs[i:i + batch_size].to(device)).argmax(dim=1).cpu()
-                   for i in range(0, len(inputs), batch_size)]
+    predictions = [
+        model(inputs[i : i + batch_size].to(device)).argmax(dim=1).cpu() for i in range(0, len(inputs), batch_size)
+    ]
     return torch.cat(predictions) == labels.cpu()
 
 
@@ -149,8 +167,10 @@ def z_value(level: float) -> float:
 
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
-        raise ValueError(f"level must be a probability in (0, 1) such as 0.95, found {level!r}"
-                         + (" (a percentage? use 0.95, not 95)" if 1 < level <= 100 else ""))
+        raise ValueError(
+            f"level must be a probability in (0, 1) such as 0.95, found {level!r}"
+            + (" (a percentage? use 0.95, not 95)" if 1 < level <= 100 else "")
+        )
 
 
 def normal_ci(correct: CorrectLike, level: float = 0.95) -> ConfidenceInterval:
@@ -199,7 +219,7 @@ def _resample_means(values: torch.Tensor, n_boot: int, generator: torch.Generato
     for start in range(0, n_boot, rows_per_block):
         rows = min(rows_per_block, n_boot - start)
         idx = torch.randint(0, n, (rows, n), generator=generator)  # (rows, N) example indices
-        means.append(values[idx].mean(dim=1))                      # (rows, N, K) -> (rows, K)
+        means.append(values[idx].mean(dim=1))  # (rows, N, K) -> (rows, K)
     return torch.cat(means)
 
 
@@ -263,13 +283,15 @@ def seed_variation(values: Sequence[float] | torch.Tensor | np.ndarray, level: f
 def _paired(correct_a: CorrectLike, correct_b: CorrectLike) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = as_correct(correct_a, "correct_a"), as_correct(correct_b, "correct_b")
     if a.shape != b.shape:
-        raise ValueError(f"correct_a and correct_b must score the same test examples, found lengths "
-                         f"{a.numel()} and {b.numel()}")
+        raise ValueError(
+            f"correct_a and correct_b must score the same test examples, found lengths {a.numel()} and {b.numel()}"
+        )
     return a, b
 
 
-def paired_bootstrap(correct_a: CorrectLike, correct_b: CorrectLike, n_boot: int = 1000, level: float = 0.95,
-                     seed: int = 0) -> ConfidenceInterval:
+def paired_bootstrap(
+    correct_a: CorrectLike, correct_b: CorrectLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> ConfidenceInterval:
     """Percentile bootstrap interval of ``accuracy(A) - accuracy(B)`` on the same test examples.
 
     Each resample draws one set of test examples (``idx``, the module's convention) and scores both
@@ -286,8 +308,9 @@ def paired_bootstrap(correct_a: CorrectLike, correct_b: CorrectLike, n_boot: int
     return ConfidenceInterval((a.mean() - b.mean()).item(), lower, upper, level, "paired bootstrap")
 
 
-def unpaired_bootstrap(correct_a: CorrectLike, correct_b: CorrectLike, n_boot: int = 1000, level: float = 0.95,
-                       seed: int = 0) -> ConfidenceInterval:
+def unpaired_bootstrap(
+    correct_a: CorrectLike, correct_b: CorrectLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> ConfidenceInterval:
     """The same interval, resampling each model's results *independently*: what not to do on a shared test set.
 
     Model A's resamples are drawn first, then model B's, from one generator

@@ -42,10 +42,21 @@ from dlfund.models.mlp import MLP
 from dlfund.utils.io import atomic_open, atomic_write_json
 
 __all__ = [
-    "ARCHITECTURES", "ExportFormatError", "WEIGHTS_FILE", "CONFIG_FILE", "FORMAT",
-    "save_for_inference", "load_for_inference", "read_config", "predict",
-    "export_program", "load_program", "export_onnx",
-    "PredictionServer", "start_server", "request_predictions",
+    "ARCHITECTURES",
+    "ExportFormatError",
+    "WEIGHTS_FILE",
+    "CONFIG_FILE",
+    "FORMAT",
+    "save_for_inference",
+    "load_for_inference",
+    "read_config",
+    "predict",
+    "export_program",
+    "load_program",
+    "export_onnx",
+    "PredictionServer",
+    "start_server",
+    "request_predictions",
 ]
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"MLP": MLP}
@@ -64,12 +75,16 @@ class ExportFormatError(ValueError):
 def _build(config: dict[str, Any], where: str) -> nn.Module:
     """The (untrained) model ``config`` describes: ``ARCHITECTURES[config["architecture"]](**rest)``."""
     if not isinstance(config, dict) or "architecture" not in config:
-        raise ExportFormatError(f"{where}: config must be a dict with an 'architecture' key (one of "
-                                f"{', '.join(ARCHITECTURES)}) and the model's constructor arguments; found {config!r}")
+        raise ExportFormatError(
+            f"{where}: config must be a dict with an 'architecture' key (one of "
+            f"{', '.join(ARCHITECTURES)}) and the model's constructor arguments; found {config!r}"
+        )
     name = config["architecture"]
     if name not in ARCHITECTURES:
-        raise ExportFormatError(f"{where}: unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)} "
-                                "(register a new one in dlfund.export.ARCHITECTURES)")
+        raise ExportFormatError(
+            f"{where}: unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)} "
+            "(register a new one in dlfund.export.ARCHITECTURES)"
+        )
     kwargs = {k: v for k, v in config.items() if k != "architecture"}
     try:
         return ARCHITECTURES[name](**kwargs)
@@ -82,16 +97,20 @@ def _match_state(model: nn.Module, state: dict[str, torch.Tensor], where: str) -
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-    shapes = [f"{k}: config gives {expected[k]}, weights have {found[k]}"
-              for k in sorted(expected.keys() & found.keys()) if expected[k] != found[k]]
+    shapes = [
+        f"{k}: config gives {expected[k]}, weights have {found[k]}"
+        for k in sorted(expected.keys() & found.keys())
+        if expected[k] != found[k]
+    ]
     if missing or extra or shapes:
         parts = ([f"missing tensors {missing}"] if missing else []) + ([f"unexpected tensors {extra}"] if extra else [])
         parts += [f"shape mismatch ({'; '.join(shapes)})"] if shapes else []
         raise ExportFormatError(f"{where}: the weights do not match the config: {', '.join(parts)}")
 
 
-def save_for_inference(model: nn.Module, path: str | Path, *, config: dict[str, Any],
-                       metadata: dict[str, Any] | None = None) -> Path:
+def save_for_inference(
+    model: nn.Module, path: str | Path, *, config: dict[str, Any], metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``model``'s weights and config to the folder ``path``; return the folder.
 
     Args:
@@ -116,9 +135,16 @@ def save_for_inference(model: nn.Module, path: str | Path, *, config: dict[str, 
     data = safetensors_bytes(state)
     with atomic_open(folder / WEIGHTS_FILE, "wb") as f:
         f.write(data)
-    record = {"format": FORMAT, "model": config, "metadata": metadata or {},
-              "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(data).hexdigest(),
-                          "parameters": sum(v.numel() for v in state.values())}}
+    record = {
+        "format": FORMAT,
+        "model": config,
+        "metadata": metadata or {},
+        "weights": {
+            "file": WEIGHTS_FILE,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "parameters": sum(v.numel() for v in state.values()),
+        },
+    }
     try:
         json.dumps(record)
     except TypeError as err:
@@ -132,11 +158,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
     folder = Path(path)
     file = folder / CONFIG_FILE
     if not folder.is_dir():
-        raise FileNotFoundError(f"no exported model at {folder}: expected a folder with {CONFIG_FILE} and "
-                                f"{WEIGHTS_FILE} (written by save_for_inference)")
+        raise FileNotFoundError(
+            f"no exported model at {folder}: expected a folder with {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE} (written by save_for_inference)"
+        )
     if not file.is_file():
-        raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: expected {CONFIG_FILE} and {WEIGHTS_FILE} "
-                                "(written by save_for_inference)")
+        raise FileNotFoundError(
+            f"{folder} has no {CONFIG_FILE}: expected {CONFIG_FILE} and {WEIGHTS_FILE} (written by save_for_inference)"
+        )
     try:
         record = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -161,8 +190,10 @@ def load_for_inference(path: str | Path, *, device: torch.device | str = "cpu") 
     data = weights.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != record["weights"]["sha256"]:
-        raise ExportFormatError(f"{weights} is corrupt or was changed after saving: its sha256 is {digest[:12]}…, "
-                                f"the config expects {record['weights']['sha256'][:12]}…")
+        raise ExportFormatError(
+            f"{weights} is corrupt or was changed after saving: its sha256 is {digest[:12]}…, "
+            f"the config expects {record['weights']['sha256'][:12]}…"
+        )
     from safetensors import SafetensorError
     from safetensors.torch import load as safetensors_load
 
@@ -178,8 +209,13 @@ def load_for_inference(path: str | Path, *, device: torch.device | str = "cpu") 
 
 
 @torch.inference_mode()
-def predict(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, *, batch_size: int = 1024,
-            device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Class predictions for ``inputs (N, ...)``: ``(labels (N,) int64, probabilities (N, C) float32)``, on the CPU.
 
     ``model`` maps a batch to logits ``(B, C)``: an ``nn.Module`` (put in ``eval()`` mode here) or
@@ -202,14 +238,15 @@ def predict(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
         raise ValueError("predict got no inputs: expected a tensor (N, ...) with N >= 1")
     probabilities = []
     for start in range(0, len(inputs), batch_size):
-        logits = model(inputs[start:start + batch_size].to(device))
+        logits = model(inputs[start : start + batch_size].to(device))
         probabilities.append(torch.softmax(logits.float(), dim=1).cpu())
     probs = torch.cat(probabilities)
     return probs.argmax(dim=1), probs
 
 
-def export_program(model: nn.Module, example: torch.Tensor, path: str | Path, *,
-                   dynamic_batch: bool = True) -> torch.export.ExportedProgram:
+def export_program(
+    model: nn.Module, example: torch.Tensor, path: str | Path, *, dynamic_batch: bool = True
+) -> torch.export.ExportedProgram:
     """Trace ``model`` with ``torch.export`` on ``example (B, ...)`` and save the program to ``path`` (``.pt2``).
 
     With ``dynamic_batch`` the first dimension is symbolic, so the program accepts any batch size;
@@ -234,12 +271,16 @@ def load_program(path: str | Path) -> nn.Module:
         raise FileNotFoundError(f"no exported program at {file} (written by export_program)")
     data = file.read_bytes()
     if not zipfile.is_zipfile(io.BytesIO(data)):  # checked first: torch.export.load logs a long traceback
-        raise ExportFormatError(f"{file} is not a torch.export program (.pt2 is a zip archive; this file is not): "
-                                "it is corrupt or another kind of file")
+        raise ExportFormatError(
+            f"{file} is not a torch.export program (.pt2 is a zip archive; this file is not): "
+            "it is corrupt or another kind of file"
+        )
     try:
         program = torch.export.load(io.BytesIO(data))
     except Exception as err:  # torch raises several kinds for a damaged archive
-        raise ExportFormatError(f"{file} could not be loaded as a torch.export program: {type(err).__name__}: {err}") from err
+        raise ExportFormatError(
+            f"{file} could not be loaded as a torch.export program: {type(err).__name__}: {err}"
+        ) from err
     return program.module()
 
 
@@ -296,9 +337,15 @@ class PredictionServer:
         self.close()
 
 
-def start_server(model: Callable[[torch.Tensor], torch.Tensor], *, input_shape: tuple[int, ...],
-                 classes: list[str] | tuple[str, ...] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, max_batch: int = 4096) -> PredictionServer:
+def start_server(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    input_shape: tuple[int, ...],
+    classes: list[str] | tuple[str, ...] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_batch: int = 4096,
+) -> PredictionServer:
     """Serve ``model`` on ``http://host:port`` from a background thread; return the running server.
 
     Only loopback addresses are accepted (this is a demonstration, not a hardened server: no
@@ -307,7 +354,9 @@ def start_server(model: Callable[[torch.Tensor], torch.Tensor], *, input_shape: 
     ``(1, 28, 28)``) and at most ``max_batch`` examples.
     """
     if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"start_server only listens on the local machine (127.0.0.1, localhost or ::1), found {host!r}")
+        raise ValueError(
+            f"start_server only listens on the local machine (127.0.0.1, localhost or ::1), found {host!r}"
+        )
     lock = threading.Lock()  # one prediction at a time: the model is shared by the handler threads
 
     class Handler(BaseHTTPRequestHandler):
@@ -334,11 +383,18 @@ def start_server(model: Callable[[torch.Tensor], torch.Tensor], *, input_shape: 
                 payload = json.loads(self.rfile.read(length) or b"null")
                 inputs = torch.tensor(payload["inputs"], dtype=torch.float32)
             except (ValueError, KeyError, TypeError) as err:
-                self._reply(400, {"error": f'expected JSON {{"inputs": [...]}} with numbers: {type(err).__name__}: {err}'})
+                self._reply(
+                    400, {"error": f'expected JSON {{"inputs": [...]}} with numbers: {type(err).__name__}: {err}'}
+                )
                 return
             if inputs.dim() != len(input_shape) + 1 or tuple(inputs.shape[1:]) != tuple(input_shape):
-                self._reply(400, {"error": f"expected inputs of shape (N, {', '.join(map(str, input_shape))}), "
-                                           f"found {tuple(inputs.shape)}"})
+                self._reply(
+                    400,
+                    {
+                        "error": f"expected inputs of shape (N, {', '.join(map(str, input_shape))}), "
+                        f"found {tuple(inputs.shape)}"
+                    },
+                )
                 return
             if not 1 <= len(inputs) <= max_batch:
                 self._reply(400, {"error": f"expected 1 to {max_batch} examples per request, found {len(inputs)}"})

@@ -34,9 +34,17 @@ def compress(data: bytes, suffix: str) -> bytes:
 
 def dataset(name: str, files: Mapping[str, bytes], sources: tuple[Source, ...], **kw) -> Dataset:
     """A registry entry whose hashes are those of ``files`` (the decompressed contents)."""
-    return Dataset(name=name, title=kw.pop("title", name.title()), description="test data", licence="MIT",
-                   citation="dlfund tests", size_mb=0.0, files={k: sha(v) for k, v in files.items()},
-                   sources=sources, **kw)
+    return Dataset(
+        name=name,
+        title=kw.pop("title", name.title()),
+        description="test data",
+        licence="MIT",
+        citation="dlfund tests",
+        size_mb=0.0,
+        files={k: sha(v) for k, v in files.items()},
+        sources=sources,
+        **kw,
+    )
 
 
 # ----------------------------------------------------------------------------- idx
@@ -73,11 +81,11 @@ def mnist_csv(n: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, bytes]
 
 
 REVIEWS_CSV = (
-    'category,text,movie_name,has_plot_and_reviews\n'
+    "category,text,movie_name,has_plot_and_reviews\n"
     'plot,"A bank manager loses his temper, and more.",some_film,True\n'
     'fresh,"A three-hour cinema master class.",a_grin_without_a_cat,False\n'
     'rotten,"Dull, ""clever"" and long.",some_film,True\n'
-    'fresh,Café society at its best.,other_film,False\n'
+    "fresh,Café society at its best.,other_film,False\n"
 ).encode()
 
 
@@ -91,8 +99,10 @@ def build_wheel(folder: Path, dist: str, version: str, members: Mapping[str, byt
     files = dict(members)
     files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode()
     files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: dlfund-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    record = [f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}"
-              for n, b in files.items()]
+    record = [
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}"
+        for n, b in files.items()
+    ]
     files[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{norm}-{version}-py3-none-any.whl"
@@ -132,8 +142,12 @@ def build_deb(path: Path, members: Mapping[str, bytes], data_name: str = "data.t
     data = _tar(members, comp) if comp is not None else b"\x28\xb5\x2f\xfd not really zstd"
     control = _tar({"control": b"Package: dataset-test\nVersion: 1\nArchitecture: all\n"}, "xz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"!<arch>\n" + _ar_member("debian-binary", b"2.0\n") + _ar_member("control.tar.xz", control)
-                     + _ar_member(data_name, data))
+    path.write_bytes(
+        b"!<arch>\n"
+        + _ar_member("debian-binary", b"2.0\n")
+        + _ar_member("control.tar.xz", control)
+        + _ar_member(data_name, data)
+    )
     return path
 
 
@@ -146,8 +160,11 @@ def fake_apt_get(bin_dir: Path, deb: Path, *, needs_update: bool = False) -> Pat
     bin_dir.mkdir(parents=True, exist_ok=True)
     marker = bin_dir / "updated"
     script = bin_dir / "apt-get"
-    gate = (f'if [ ! -e "{marker}" ]; then echo "E: Unable to locate package $2" >&2; exit 100; fi\n'
-            if needs_update else "")
+    gate = (
+        f'if [ ! -e "{marker}" ]; then echo "E: Unable to locate package $2" >&2; exit 100; fi\n'
+        if needs_update
+        else ""
+    )
     script.write_text(
         "#!/bin/sh\n"
         f'echo "$@" >> "{bin_dir / "calls.log"}"\n'

@@ -58,8 +58,9 @@ def imports(mods: dict[str, Path] | None = None) -> list[Import]:
         text = path.read_text(encoding="utf-8")
         lines = text.splitlines()
         tree = ast.parse(text)
-        in_function = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                       for n in ast.walk(f)}
+        in_function = {
+            id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(f)
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 assert node.level == 0, f"{path}:{node.lineno}: relative import; write it absolute"
@@ -69,7 +70,7 @@ def imports(mods: dict[str, Path] | None = None) -> list[Import]:
                 targets = [a.name for a in node.names]
             else:
                 continue
-            near = lines[max(0, node.lineno - 4):node.end_lineno]
+            near = lines[max(0, node.lineno - 4) : node.end_lineno]
             commented = any("#" in line for line in near)
             for target in targets:
                 while target not in mods and "." in target:
@@ -82,8 +83,9 @@ def imports(mods: dict[str, Path] | None = None) -> list[Import]:
 def layer_of(module: str, table: dict[str, int]) -> int:
     if module == "dlfund":
         return table["dlfund"]
-    best = max((p for p in table if p != "dlfund" and (module == p or module.startswith(p + "."))), key=len,
-               default=None)
+    best = max(
+        (p for p in table if p != "dlfund" and (module == p or module.startswith(p + "."))), key=len, default=None
+    )
     assert best is not None, f"{module} belongs to no layer: add its package to ARCHITECTURE.md's table"
     return table[best]
 
@@ -95,9 +97,12 @@ def test_every_package_has_a_layer():
 
 
 def upward(found: list[Import], table: dict[str, int]) -> list[str]:
-    return [f"{i.source} (line {i.line}, layer {layer_of(i.source, table)}) imports {i.target} "
-            f"(layer {layer_of(i.target, table)})"
-            for i in found if layer_of(i.target, table) > layer_of(i.source, table)]
+    return [
+        f"{i.source} (line {i.line}, layer {layer_of(i.source, table)}) imports {i.target} "
+        f"(layer {layer_of(i.target, table)})"
+        for i in found
+        if layer_of(i.target, table) > layer_of(i.source, table)
+    ]
 
 
 def test_no_import_goes_up_a_layer():
@@ -155,10 +160,12 @@ def test_the_cycle_finder_finds_cycles():
 def test_imports_inside_functions_are_few_and_say_why():
     lazy = [i for i in imports() if i.in_function]
     silent = [f"{i.source} line {i.line} imports {i.target}" for i in lazy if not i.commented]
-    assert not silent, "an import inside a function needs a comment saying why it is not at the top:\n" + \
-        "\n".join(silent)
-    assert len(lazy) <= MAX_LAZY, f"{len(lazy)} imports inside functions (at most {MAX_LAZY}): " + \
-        ", ".join(f"{i.source}->{i.target}" for i in lazy)
+    assert not silent, "an import inside a function needs a comment saying why it is not at the top:\n" + "\n".join(
+        silent
+    )
+    assert len(lazy) <= MAX_LAZY, f"{len(lazy)} imports inside functions (at most {MAX_LAZY}): " + ", ".join(
+        f"{i.source}->{i.target}" for i in lazy
+    )
 
 
 def test_a_bad_import_would_be_caught(tmp_path):
@@ -168,7 +175,8 @@ def test_a_bad_import_would_be_caught(tmp_path):
     mods = {**modules(), "dlfund.utils.io": planted}
     planted.write_text("from dlfund.course import manifest\n" + original, encoding="utf-8")
     assert upward(imports(mods), layers()) == [
-        "dlfund.utils.io (line 1, layer 0) imports dlfund.course.manifest (layer 7)"]
+        "dlfund.utils.io (line 1, layer 0) imports dlfund.course.manifest (layer 7)"
+    ]
     planted.write_text("from .net import block_network\n" + original, encoding="utf-8")
     with pytest.raises(AssertionError, match="relative import"):
         imports(mods)

@@ -44,12 +44,16 @@ def _build(kind: str, causal: bool, heads: int) -> nn.Module:
 def _torch_reference(x: torch.Tensor, w: dict[str, torch.Tensor], heads: int, causal: bool) -> torch.Tensor:
     ref = nn.MultiheadAttention(DIM, heads, bias=False, batch_first=True)
     load_attention_weights(ref, w["q"], w["k"], w["v"], w["out"])
-    mask = ~causal_mask(x.shape[1]) if causal else None      # nn.MultiheadAttention: True = not allowed
+    mask = ~causal_mask(x.shape[1]) if causal else None  # nn.MultiheadAttention: True = not allowed
     return ref(x, x, x, attn_mask=mask, need_weights=False)[0]
 
 
-SINGLE_HEAD_CASES = [(kind, causal) for kind in ("raw", "linear", "causal", "multihead", "fused")
-                     for causal in (True, False) if causal or kind != "causal"]  # CausalSelfAttention is always causal
+SINGLE_HEAD_CASES = [
+    (kind, causal)
+    for kind in ("raw", "linear", "causal", "multihead", "fused")
+    for causal in (True, False)
+    if causal or kind != "causal"
+]  # CausalSelfAttention is always causal
 
 
 @pytest.mark.parametrize(("kind", "causal"), SINGLE_HEAD_CASES)
@@ -100,15 +104,19 @@ def test_weights_round_trip_and_naive_matches_sdpa() -> None:
         assert torch.equal(value, w[name])
     q, k, v = torch.randn(3, 2, 4, 10, 8).unbind(0)
     for causal in (True, False):
-        torch.testing.assert_close(naive_attention(q, k, v, causal=causal),
-                                   F.scaled_dot_product_attention(q, k, v, is_causal=causal), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            naive_attention(q, k, v, causal=causal),
+            F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+            atol=1e-5,
+            rtol=0,
+        )
 
 
 def test_split_merge_heads() -> None:
     x = torch.arange(2 * 3 * 8.0).reshape(2, 3, 8)
     heads = split_heads(x, 2)
     assert heads.shape == (2, 2, 3, 4)
-    assert torch.equal(heads[:, 1], x[..., 4:])           # head 1 holds the second half of the features
+    assert torch.equal(heads[:, 1], x[..., 4:])  # head 1 holds the second half of the features
     assert torch.equal(merge_heads(heads), x)
     with pytest.raises(ValueError, match="not divisible by heads=3"):
         split_heads(x, 3)
@@ -116,8 +124,12 @@ def test_split_merge_heads() -> None:
 
 def test_causal_attention_ignores_the_future() -> None:
     torch.manual_seed(4)
-    for module in (RawSelfAttention(DIM, causal=True), CausalSelfAttention(DIM), MultiHeadAttention(DIM, HEADS),
-                   FusedMultiHeadAttention(DIM, HEADS)):
+    for module in (
+        RawSelfAttention(DIM, causal=True),
+        CausalSelfAttention(DIM),
+        MultiHeadAttention(DIM, HEADS),
+        FusedMultiHeadAttention(DIM, HEADS),
+    ):
         x = torch.randn(2, 10, DIM)
         changed = x.clone()
         changed[:, 6] += 5.0
@@ -140,17 +152,29 @@ def test_bad_input_is_rejected() -> None:
 def test_notebook_steps_match_the_library() -> None:
     """The classes notebook 01 builds step by step, under the library's names, compute what the library's compute."""
     path = manifest.get_unit(9).notebook_path("01-attention-step-by-step")
-    library_classes = (RawSelfAttention, LinearSelfAttention, CausalSelfAttention, MultiHeadAttention,
-                       FusedMultiHeadAttention)
+    library_classes = (
+        RawSelfAttention,
+        LinearSelfAttention,
+        CausalSelfAttention,
+        MultiHeadAttention,
+        FusedMultiHeadAttention,
+    )
     nb = definitions(path, names=tuple(cls.__name__ for cls in library_classes))
     torch.manual_seed(5)
     w = _weights(DIM, seed=5)
     x = torch.randn(2, 8, DIM)
-    pairs = [(nb[cls.__name__](*args), cls(*args)) for cls, args in zip(
-        library_classes, [(DIM,), (DIM,), (DIM,), (DIM, HEADS), (DIM, HEADS)])]
+    pairs = [
+        (nb[cls.__name__](*args), cls(*args))
+        for cls, args in zip(library_classes, [(DIM,), (DIM,), (DIM,), (DIM, HEADS), (DIM, HEADS)])
+    ]
     for mine, library in pairs:
-        mine.load_state_dict(library.state_dict())         # the notebook keeps the library's parameter names
-        load_attention_weights(library, w["q"], w["k"], w["v"], None if isinstance(library, LinearSelfAttention
-                                                                                  | RawSelfAttention) else w["out"])
+        mine.load_state_dict(library.state_dict())  # the notebook keeps the library's parameter names
+        load_attention_weights(
+            library,
+            w["q"],
+            w["k"],
+            w["v"],
+            None if isinstance(library, LinearSelfAttention | RawSelfAttention) else w["out"],
+        )
         mine.load_state_dict(library.state_dict())
         torch.testing.assert_close(mine(x), library(x), atol=1e-5, rtol=0)

@@ -68,7 +68,7 @@ def test_crop_pads_with_fill_and_shifts_within_padding() -> None:
     img = torch.randn(1, 6, 6)
     crop = RandomCrop(padding=2, fill=0.5, generator=gen(1))(img)
     padded = torch.nn.functional.pad(img, (2, 2, 2, 2), value=0.5)
-    assert any(torch.equal(crop, padded[:, dy:dy + 6, dx:dx + 6]) for dy in range(5) for dx in range(5))
+    assert any(torch.equal(crop, padded[:, dy : dy + 6, dx : dx + 6]) for dy in range(5) for dx in range(5))
 
 
 def test_crop_offsets_are_uniform() -> None:
@@ -111,8 +111,13 @@ def test_erasing_area_within_range() -> None:
 def test_usable_as_dataset_transform() -> None:
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
     labels = torch.arange(5)
-    ds = ImageDataset(images, labels, mean=0.3, std=0.35,
-                      transform=Compose([RandomCrop(2, fill=-0.3 / 0.35, generator=gen(0)), RandomErasing(generator=gen(1))]))
+    ds = ImageDataset(
+        images,
+        labels,
+        mean=0.3,
+        std=0.35,
+        transform=Compose([RandomCrop(2, fill=-0.3 / 0.35, generator=gen(0)), RandomErasing(generator=gen(1))]),
+    )
     x, y = ds[3]
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and y == 3
     assert "RandomCrop(padding=2" in repr(ds)

@@ -49,11 +49,24 @@ def apply(step: Step, xs: list[Any]) -> Any:
     """One step on Values or tensors: both support the same operators and method names."""
     a, b, c = xs[step.a], xs[step.b] if step.b >= 0 else None, step.c
     return {
-        "neg": lambda: -a, "exp": lambda: a.exp(), "log": lambda: a.log(), "tanh": lambda: a.tanh(),
-        "relu": lambda: a.relu(), "sigmoid": lambda: a.sigmoid(), "pow": lambda: a**c,
-        "add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b, "div": lambda: a / b,
-        "radd": lambda: c + a, "rsub": lambda: c - a, "rmul": lambda: c * a, "rdiv": lambda: c / a,
-        "add_c": lambda: a + c, "mul_c": lambda: a * c, "div_c": lambda: a / c,
+        "neg": lambda: -a,
+        "exp": lambda: a.exp(),
+        "log": lambda: a.log(),
+        "tanh": lambda: a.tanh(),
+        "relu": lambda: a.relu(),
+        "sigmoid": lambda: a.sigmoid(),
+        "pow": lambda: a**c,
+        "add": lambda: a + b,
+        "sub": lambda: a - b,
+        "mul": lambda: a * b,
+        "div": lambda: a / b,
+        "radd": lambda: c + a,
+        "rsub": lambda: c - a,
+        "rmul": lambda: c * a,
+        "rdiv": lambda: c / a,
+        "add_c": lambda: a + c,
+        "mul_c": lambda: a * c,
+        "div_c": lambda: a / c,
     }[step.op]()
 
 
@@ -121,8 +134,9 @@ def torch_grads(program: list[Step], inputs: list[float]) -> tuple[float, list[f
     return out.item(), [leaf.grad.item() for leaf in leaves]
 
 
-PROGRAMS = [random_program(random.Random(seed), n_inputs=3, n_steps=random.Random(seed).randint(3, 14))
-            for seed in range(300)]
+PROGRAMS = [
+    random_program(random.Random(seed), n_inputs=3, n_steps=random.Random(seed).randint(3, 14)) for seed in range(300)
+]
 
 
 def test_random_programs_use_every_operation_and_reuse_nodes() -> None:
@@ -160,17 +174,20 @@ def test_gradients_of_random_expressions_match_finite_differences() -> None:
 # --- individual rules and gradient accumulation -------------------------------------------------
 
 
-@pytest.mark.parametrize(("f", "df"), [
-    (lambda x: x / 4.0, lambda x: 0.25),
-    (lambda x: 3.0 / x, lambda x: -3.0 / x**2),
-    (lambda x: 5.0 - x, lambda x: -1.0),
-    (lambda x: x**3, lambda x: 3 * x**2),
-    (lambda x: x.exp(), math.exp),
-    (lambda x: x.log(), lambda x: 1 / x),
-    (lambda x: x.tanh(), lambda x: 1 - math.tanh(x) ** 2),
-    (lambda x: x.sigmoid(), lambda x: math.exp(-x) / (1 + math.exp(-x)) ** 2),
-    (lambda x: x.relu(), lambda x: 1.0),
-])
+@pytest.mark.parametrize(
+    ("f", "df"),
+    [
+        (lambda x: x / 4.0, lambda x: 0.25),
+        (lambda x: 3.0 / x, lambda x: -3.0 / x**2),
+        (lambda x: 5.0 - x, lambda x: -1.0),
+        (lambda x: x**3, lambda x: 3 * x**2),
+        (lambda x: x.exp(), math.exp),
+        (lambda x: x.log(), lambda x: 1 / x),
+        (lambda x: x.tanh(), lambda x: 1 - math.tanh(x) ** 2),
+        (lambda x: x.sigmoid(), lambda x: math.exp(-x) / (1 + math.exp(-x)) ** 2),
+        (lambda x: x.relu(), lambda x: 1.0),
+    ],
+)
 def test_local_derivatives(f: Callable[[Any], Any], df: Callable[[float], float]) -> None:
     x = Value(1.3)
     f(x).backward()
@@ -256,20 +273,23 @@ def test_repr_and_labels() -> None:
 # --- clear errors --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("make", "error", "message"), [
-    (lambda: Value(0.0).log(), ValueError, r"log of a non-positive value.*x > 0"),
-    (lambda: Value(-1.0).log(), ValueError, r"log of a non-positive value"),
-    (lambda: Value(2.0) ** Value(3.0), TypeError, r"exponent must be a constant int or float"),
-    (lambda: 2.0 ** Value(3.0), TypeError, r"only a constant exponent"),
-    (lambda: Value(-2.0) ** 0.5, ValueError, r"non-integer power"),
-    (lambda: Value(0.0) ** -1, ZeroDivisionError, r"zero to a negative power"),
-    (lambda: Value(1.0) / 0.0, ZeroDivisionError, r"division by zero"),
-    (lambda: 1.0 / Value(0.0), ZeroDivisionError, r"division by zero"),
-    (lambda: Value(800.0).exp(), OverflowError, r"exp\(800\) is too large"),
-    (lambda: Value("3"), TypeError, r"real number, got str"),
-    (lambda: Value(torch.tensor(1.0)), TypeError, r"real number, got Tensor"),
-    (lambda: Value(1.0) + "a", TypeError, r"unsupported operand"),
-])
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: Value(0.0).log(), ValueError, r"log of a non-positive value.*x > 0"),
+        (lambda: Value(-1.0).log(), ValueError, r"log of a non-positive value"),
+        (lambda: Value(2.0) ** Value(3.0), TypeError, r"exponent must be a constant int or float"),
+        (lambda: 2.0 ** Value(3.0), TypeError, r"only a constant exponent"),
+        (lambda: Value(-2.0) ** 0.5, ValueError, r"non-integer power"),
+        (lambda: Value(0.0) ** -1, ZeroDivisionError, r"zero to a negative power"),
+        (lambda: Value(1.0) / 0.0, ZeroDivisionError, r"division by zero"),
+        (lambda: 1.0 / Value(0.0), ZeroDivisionError, r"division by zero"),
+        (lambda: Value(800.0).exp(), OverflowError, r"exp\(800\) is too large"),
+        (lambda: Value("3"), TypeError, r"real number, got str"),
+        (lambda: Value(torch.tensor(1.0)), TypeError, r"real number, got Tensor"),
+        (lambda: Value(1.0) + "a", TypeError, r"unsupported operand"),
+    ],
+)
 def test_errors_are_clear(make: Callable[[], Any], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         make()
@@ -333,8 +353,26 @@ def test_draw_graph_places_inputs_left_of_outputs() -> None:
 def test_notebook_engine_matches_library() -> None:
     nb = definitions(UNIT.notebook_path("02-autograd-engine"), names=("Value",))
     NotebookValue = nb["Value"]
-    shared_ops = {"neg", "exp", "log", "tanh", "relu", "sigmoid", "pow", "add", "sub", "mul", "div",
-                  "radd", "rsub", "rmul", "rdiv", "add_c", "mul_c", "div_c"}
+    shared_ops = {
+        "neg",
+        "exp",
+        "log",
+        "tanh",
+        "relu",
+        "sigmoid",
+        "pow",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "radd",
+        "rsub",
+        "rmul",
+        "rdiv",
+        "add_c",
+        "mul_c",
+        "div_c",
+    }
     checked = 0
     for program, inputs in PROGRAMS[:150]:
         assert {s.op for s in program} <= shared_ops

@@ -60,9 +60,26 @@ def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
     assert "No results have been recorded yet" in book.results_markdown()
     unit = manifest.UNITS[0]
     (tmp_path / unit.dirname).mkdir()
-    (tmp_path / unit.dirname / "x.full.json").write_text(json.dumps({
-        "unit": unit.number, "notebook": "x", "metrics": {"test_acc": 0.987654, "curve": [1, 2]},
-        "provenance": {"tier": "full", "wall_s": 3.21, "peak_memory_mb": 512.0, "peak_memory_kind": "cuda_max_allocated",
-                       "device": "NVIDIA H100", "date": "2026-11-22T01:02:03+00:00", "commit": "abc123"}}))
+    (tmp_path / unit.dirname / "x.full.json").write_text(
+        json.dumps(
+            {
+                "unit": unit.number,
+                "notebook": "x",
+                "metrics": {"test_acc": 0.987654, "curve": [1, 2]},
+                "provenance": {
+                    "tier": "full",
+                    "wall_s": 3.21,
+                    "peak_memory_mb": 512.0,
+                    "peak_memory_kind": "cuda_max_allocated",
+                    "device": "NVIDIA H100",
+                    "date": "2026-11-22T01:02:03+00:00",
+                    "commit": "abc123",
+                },
+            }
+        )
+    )
     text = book.results_markdown()
-    assert "| x | full | test_acc=0.9877 | 3.2 s | 512 MB (cuda_max_allocated) | NVIDIA H100 | 2026-11-22 | abc123 |" in text
+    assert (
+        "| x | full | test_acc=0.9877 | 3.2 s | 512 MB (cuda_max_allocated) | NVIDIA H100 | 2026-11-22 | abc123 |"
+        in text
+    )

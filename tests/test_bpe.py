@@ -7,9 +7,22 @@ import pytest
 from dlfund.text.bpe import ByteLevelBPE, bytes_to_unicode
 
 EDGE_CASES = [
-    "Hello world", "  two  spaces\n\nnewlines\t\ttabs  ", "1234567 3.14159 1,000,000 -42", "naïve café 日本語 😀 Ω≈ç√",
-    "I'll don't 'twas O'er", "<|im_start|>user\nHi<|im_end|>\n", "a<|im_end|>b<|endoftext|>", "", " ", "\u00a0nbsp",
-    "ﬁ ligature", "x" * 60, "tab\tend\n", "UPPER lower MiXeD", "emoji👍🏽family👨‍👩‍👧", "\r\nwindows\r\n",
+    "Hello world",
+    "  two  spaces\n\nnewlines\t\ttabs  ",
+    "1234567 3.14159 1,000,000 -42",
+    "naïve café 日本語 😀 Ω≈ç√",
+    "I'll don't 'twas O'er",
+    "<|im_start|>user\nHi<|im_end|>\n",
+    "a<|im_end|>b<|endoftext|>",
+    "",
+    " ",
+    "\u00a0nbsp",
+    "ﬁ ligature",
+    "x" * 60,
+    "tab\tend\n",
+    "UPPER lower MiXeD",
+    "emoji👍🏽family👨‍👩‍👧",
+    "\r\nwindows\r\n",
 ]
 
 
@@ -29,9 +42,9 @@ def toy() -> ByteLevelBPE:
 
 def test_merges_follow_rank_not_position():
     bpe = toy()
-    assert bpe.merge("abc") == ["abc"]           # (a, b) rank 0 first, then (ab, c)
+    assert bpe.merge("abc") == ["abc"]  # (a, b) rank 0 first, then (ab, c)
     assert bpe.merge("bca") == ["bc", "a"]
-    assert bpe.merge("Ġabc") == ["Ġ", "abc"]     # (ab, c) rank 1 beats (Ġ, ab) rank 2
+    assert bpe.merge("Ġabc") == ["Ġ", "abc"]  # (ab, c) rank 1 beats (Ġ, ab) rank 2
     assert bpe.merge("Ġab") == ["Ġab"]
     assert bpe.tokenize("abc abc<|end|>1") == ["abc", "Ġ", "abc", "<|end|>", "1"]
     assert bpe.decode(bpe.encode("abc abc<|end|>1")) == "abc abc<|end|>1"
@@ -67,7 +80,7 @@ def test_equals_chat_tokenizer_on_shakespeare_and_edge_cases(real):
         ids = ours.encode(line)
         assert ids == ref.encode(line), line
         assert ours.decode(ids) == line == ref.decode(ids)
-    chunk = "\n".join(lines[:200])                        # a long text, newlines and all, in one call
+    chunk = "\n".join(lines[:200])  # a long text, newlines and all, in one call
     assert ours.encode(chunk) == ref.encode(chunk)
 
 

@@ -14,17 +14,17 @@ UNIT = manifest.get_unit(1)
 SEEDS = [0, 1]
 
 
-
-
-
-
-
-
 # --- ex01: early stopping -----------------------------------------------------------------------
 
 
-def early_stopping_variant(*, restore: bool = True, clone: bool = True, off_by_one: int = 0,
-                           ties_improve: bool = False, zero_based: bool = False):
+def early_stopping_variant(
+    *,
+    restore: bool = True,
+    clone: bool = True,
+    off_by_one: int = 0,
+    ties_improve: bool = False,
+    zero_based: bool = False,
+):
     """A learner's train_with_early_stopping with one typical mistake switched on."""
 
     def train(model, X_train, y_train, X_val, y_val, *, max_epochs, patience):
@@ -32,7 +32,9 @@ def early_stopping_variant(*, restore: bool = True, clone: bool = True, off_by_o
         for epoch in range(1, max_epochs + 1):
             model.train_epoch(X_train, y_train)
             val.append(int((model.predict(X_val) != y_val).sum()))
-            improved = best is None or (val[-1] <= val[best_epoch - 1] if ties_improve else val[-1] < val[best_epoch - 1])
+            improved = best is None or (
+                val[-1] <= val[best_epoch - 1] if ties_improve else val[-1] < val[best_epoch - 1]
+            )
             if improved:
                 best_epoch = epoch
                 best = (model.weight.clone(), model.bias.clone()) if clone else (model.weight, model.bias)
@@ -41,8 +43,11 @@ def early_stopping_variant(*, restore: bool = True, clone: bool = True, off_by_o
         if restore:
             model.weight.copy_(best[0])
             model.bias.copy_(best[1])
-        return {"val_mistakes": val, "best_epoch": best_epoch - 1 if zero_based else best_epoch,
-                "stopped_epoch": len(val)}
+        return {
+            "val_mistakes": val,
+            "best_epoch": best_epoch - 1 if zero_based else best_epoch,
+            "stopped_epoch": len(val),
+        }
 
     return train
 
@@ -64,8 +69,12 @@ def test_early_stopping_rejects_stub() -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_early_stopping_rejects_weights_not_restored(seed: int) -> None:
-    message = rejects(unit01.early_stopping, early_stopping_variant(restore=False), seed=seed,
-                      match="should hold the weights of the best epoch")
+    message = rejects(
+        unit01.early_stopping,
+        early_stopping_variant(restore=False),
+        seed=seed,
+        match="should hold the weights of the best epoch",
+    )
     assert "holds the weights of the last epoch" in message and ".clone()" in message
 
 
@@ -75,20 +84,36 @@ def test_early_stopping_rejects_saved_weights_without_clone() -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_early_stopping_rejects_off_by_one_patience(seed: int) -> None:
-    rejects(unit01.early_stopping, early_stopping_variant(off_by_one=1), seed=seed,
-            match=r"ran \d+ epochs, expected \d+ \(.*\); it runs one epoch too many before stopping: off by one")
-    rejects(unit01.early_stopping, early_stopping_variant(off_by_one=-1), seed=seed,
-            match=r"ran \d+ epochs, expected \d+ \(.*\); it stops one epoch too early: off by one")
+    rejects(
+        unit01.early_stopping,
+        early_stopping_variant(off_by_one=1),
+        seed=seed,
+        match=r"ran \d+ epochs, expected \d+ \(.*\); it runs one epoch too many before stopping: off by one",
+    )
+    rejects(
+        unit01.early_stopping,
+        early_stopping_variant(off_by_one=-1),
+        seed=seed,
+        match=r"ran \d+ epochs, expected \d+ \(.*\); it stops one epoch too early: off by one",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_early_stopping_rejects_ties_as_improvements(seed: int) -> None:
-    rejects(unit01.early_stopping, early_stopping_variant(ties_improve=True), seed=seed,
-            match=r"ran \d+ epochs, expected \d+ .*only equals the best validation mistakes.*strict improvements")
+    rejects(
+        unit01.early_stopping,
+        early_stopping_variant(ties_improve=True),
+        seed=seed,
+        match=r"ran \d+ epochs, expected \d+ .*only equals the best validation mistakes.*strict improvements",
+    )
 
 
 def test_early_stopping_rejects_zero_based_epochs() -> None:
-    rejects(unit01.early_stopping, early_stopping_variant(zero_based=True), match=r"best_epoch: expected \d+.*counted from 1")
+    rejects(
+        unit01.early_stopping,
+        early_stopping_variant(zero_based=True),
+        match=r"best_epoch: expected \d+.*counted from 1",
+    )
 
 
 def test_early_stopping_rejects_wrong_return_type() -> None:
@@ -127,8 +152,9 @@ def predictions_variant(init_weights, *, shared_generator: bool = False, ignore_
         rows = []
         for lr in lrs:
             model = Perceptron(X_train.shape[1])
-            weight, bias = init_weights(X_train.shape[1], init,
-                                        generator=gen if shared_generator else torch.Generator().manual_seed(seed))
+            weight, bias = init_weights(
+                X_train.shape[1], init, generator=gen if shared_generator else torch.Generator().manual_seed(seed)
+            )
             model.weight.copy_(weight)
             model.bias.copy_(bias)
             model.fit(X_train, y_train, epochs, 1.0 if ignore_lr else lr, stop_when_converged=False)
@@ -163,8 +189,12 @@ def test_random_init_rejects_global_rng_after_using_generator() -> None:
         torch.randn(1, generator=generator)  # touches the generator, but draws from the global RNG
         return scale * torch.randn(num_features), torch.zeros(())
 
-    rejects(unit01.random_init, init_weights, predictions_variant(init_weights),
-            match="two generators seeded alike .* gave different weights")
+    rejects(
+        unit01.random_init,
+        init_weights,
+        predictions_variant(init_weights),
+        match="two generators seeded alike .* gave different weights",
+    )
 
 
 def test_random_init_rejects_missing_scale() -> None:
@@ -180,35 +210,56 @@ def test_random_init_rejects_random_bias() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_init_rejects_shared_generator_across_learning_rates(seed: int) -> None:
     init = init_variant()
-    rejects(unit01.random_init, init, predictions_variant(init, shared_generator=True), seed=seed,
-            match="did not start from the same initial weights")
+    rejects(
+        unit01.random_init,
+        init,
+        predictions_variant(init, shared_generator=True),
+        seed=seed,
+        match="did not start from the same initial weights",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_init_rejects_ignored_learning_rate(seed: int) -> None:
     init = init_variant()
-    rejects(unit01.random_init, init, predictions_variant(init, ignore_lr=True), seed=seed,
-            match="every learning rate gave the same predictions.*is lr passed")
+    rejects(
+        unit01.random_init,
+        init,
+        predictions_variant(init, ignore_lr=True),
+        seed=seed,
+        match="every learning rate gave the same predictions.*is lr passed",
+    )
 
 
 def test_random_init_rejects_wrong_shape_and_dtype() -> None:
     init = init_variant()
     right = predictions_variant(init)
-    rejects(unit01.random_init, init, lambda *a, **k: right(*a, **k).T, match=r"expected shape \(4, 30\).*found \(30, 4\)")
+    rejects(
+        unit01.random_init, init, lambda *a, **k: right(*a, **k).T, match=r"expected shape \(4, 30\).*found \(30, 4\)"
+    )
     rejects(unit01.random_init, init, lambda *a, **k: right(*a, **k).float(), match="expected int64")
 
 
 # --- ex03: the learning rate --------------------------------------------------------------------
 
 
-def mistakes_variant(*, init: str = "random", fresh_model: bool = True, ignore_lr: bool = False,
-                     as_list: bool = False, transpose: bool = False):
+def mistakes_variant(
+    *,
+    init: str = "random",
+    fresh_model: bool = True,
+    ignore_lr: bool = False,
+    as_list: bool = False,
+    transpose: bool = False,
+):
     def mistakes_per_epoch(X, y, lrs, *, epochs, seed, scale=0.01):
         rows, model = [], None
         for lr in lrs:
             if fresh_model or model is None:
-                model = (Perceptron(X.shape[1], init="random", generator=torch.Generator().manual_seed(seed), scale=scale)
-                         if init == "random" else Perceptron(X.shape[1]))
+                model = (
+                    Perceptron(X.shape[1], init="random", generator=torch.Generator().manual_seed(seed), scale=scale)
+                    if init == "random"
+                    else Perceptron(X.shape[1])
+                )
             rows.append([model.train_epoch(X, y, 1.0 if ignore_lr else lr) for _ in range(epochs)])
         if as_list:
             return rows
@@ -230,28 +281,41 @@ def test_learning_rate_rejects_stub() -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_learning_rate_rejects_zero_init(seed: int) -> None:
-    rejects(unit01.learning_rate, mistakes_variant(init="zeros"), seed=seed,
-            match="starts from zeros, where the learning rate changes nothing")
+    rejects(
+        unit01.learning_rate,
+        mistakes_variant(init="zeros"),
+        seed=seed,
+        match="starts from zeros, where the learning rate changes nothing",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_learning_rate_rejects_continued_model(seed: int) -> None:
-    rejects(unit01.learning_rate, mistakes_variant(fresh_model=False), seed=seed,
-            match="continued training the previous learning rate's model")
+    rejects(
+        unit01.learning_rate,
+        mistakes_variant(fresh_model=False),
+        seed=seed,
+        match="continued training the previous learning rate's model",
+    )
 
 
 def test_learning_rate_rejects_ignored_lr() -> None:
-    rejects(unit01.learning_rate, mistakes_variant(ignore_lr=True),
-            match=r"every learning rate gave the mistakes of lr=1.*pass lr to train_epoch")
+    rejects(
+        unit01.learning_rate,
+        mistakes_variant(ignore_lr=True),
+        match=r"every learning rate gave the mistakes of lr=1.*pass lr to train_epoch",
+    )
 
 
 def test_learning_rate_rejects_list_and_transposed() -> None:
     rejects(unit01.learning_rate, mistakes_variant(as_list=True), match="expected a tensor.*found list")
-    rejects(unit01.learning_rate, mistakes_variant(transpose=True),
-            match=r"one row per learning rate.*transposed\?")
+    rejects(unit01.learning_rate, mistakes_variant(transpose=True), match=r"one row per learning rate.*transposed\?")
 
 
 def test_learning_rate_rejects_wrong_counts() -> None:
     right = mistakes_variant()
-    rejects(unit01.learning_rate, lambda *a, **k: right(*a, **k).cumsum(dim=1),
-            match=r"mistakes for lr=.* in epoch \d+: expected \d+, found \d+")
+    rejects(
+        unit01.learning_rate,
+        lambda *a, **k: right(*a, **k).cumsum(dim=1),
+        match=r"mistakes for lr=.* in epoch \d+: expected \d+, found \d+",
+    )

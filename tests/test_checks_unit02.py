@@ -14,12 +14,6 @@ UNIT = manifest.get_unit(2)
 SEEDS = [0, 1]
 
 
-
-
-
-
-
-
 # --- ex01: torch.where --------------------------------------------------------------------------
 
 WHERE = ("step", "leaky_relu", "clip")
@@ -56,19 +50,34 @@ def test_torch_where_rejects_stubs() -> None:
 
 
 def test_step_rejects_greater_or_equal() -> None:
-    rejects(unit02.torch_where, lambda z: torch.where(z >= 0, 1, 0), right_leaky_relu, right_clip,
-            match=r"at z == 0 expected 0, found 1.*use > rather than >=")
+    rejects(
+        unit02.torch_where,
+        lambda z: torch.where(z >= 0, 1, 0),
+        right_leaky_relu,
+        right_clip,
+        match=r"at z == 0 expected 0, found 1.*use > rather than >=",
+    )
 
 
 def test_step_rejects_bool_and_float_labels() -> None:
     rejects(unit02.torch_where, lambda z: z > 0, right_leaky_relu, right_clip, match="found torch.bool.*torch.where")
-    rejects(unit02.torch_where, lambda z: torch.where(z > 0, 1.0, 0.0), right_leaky_relu, right_clip,
-            match=r"expected dtype torch.int64 .*found torch.float32.*1 and 0, not 1.0 and 0.0")
+    rejects(
+        unit02.torch_where,
+        lambda z: torch.where(z > 0, 1.0, 0.0),
+        right_leaky_relu,
+        right_clip,
+        match=r"expected dtype torch.int64 .*found torch.float32.*1 and 0, not 1.0 and 0.0",
+    )
 
 
 def test_step_rejects_reversed_labels() -> None:
-    rejects(unit02.torch_where, lambda z: torch.where(z < 0, 1, 0), right_leaky_relu, right_clip,
-            match=r"labels are reversed")
+    rejects(
+        unit02.torch_where,
+        lambda z: torch.where(z < 0, 1, 0),
+        right_leaky_relu,
+        right_clip,
+        match=r"labels are reversed",
+    )
 
 
 def test_step_rejects_a_python_if_and_a_python_loop() -> None:
@@ -78,22 +87,48 @@ def test_step_rejects_a_python_if_and_a_python_loop() -> None:
     def loop_step(z):
         return torch.tensor([1 if v > 0 else 0 for v in z.flatten().tolist()], dtype=torch.int64).reshape(z.shape)
 
-    rejects(unit02.torch_where, if_step, right_leaky_relu, right_clip, match=r"ambiguous.*choose per element with torch.where")
+    rejects(
+        unit02.torch_where,
+        if_step,
+        right_leaky_relu,
+        right_clip,
+        match=r"ambiguous.*choose per element with torch.where",
+    )
     rejects(unit02.torch_where, loop_step, right_leaky_relu, right_clip, match="step uses a comprehension")
 
 
 def test_leaky_relu_rejects_relu_and_constant() -> None:
-    rejects(unit02.torch_where, right_step, lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.0), right_clip,
-            match="negative inputs became 0: that is ReLU")
-    rejects(unit02.torch_where, right_step, lambda x, negative_slope=0.01: torch.where(x > 0, x, negative_slope),
-            right_clip, match=r"negative inputs all became 0.01 \(negative_slope itself\)")
+    rejects(
+        unit02.torch_where,
+        right_step,
+        lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.0),
+        right_clip,
+        match="negative inputs became 0: that is ReLU",
+    )
+    rejects(
+        unit02.torch_where,
+        right_step,
+        lambda x, negative_slope=0.01: torch.where(x > 0, x, negative_slope),
+        right_clip,
+        match=r"negative inputs all became 0.01 \(negative_slope itself\)",
+    )
 
 
 def test_leaky_relu_rejects_reversed_condition_and_ignored_slope() -> None:
-    rejects(unit02.torch_where, right_step, lambda x, negative_slope=0.01: torch.where(x < 0, x, negative_slope * x),
-            right_clip, match="the condition is reversed")
-    rejects(unit02.torch_where, right_step, lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.01 * x), right_clip,
-            match="the negative_slope argument was ignored")
+    rejects(
+        unit02.torch_where,
+        right_step,
+        lambda x, negative_slope=0.01: torch.where(x < 0, x, negative_slope * x),
+        right_clip,
+        match="the condition is reversed",
+    )
+    rejects(
+        unit02.torch_where,
+        right_step,
+        lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.01 * x),
+        right_clip,
+        match="the negative_slope argument was ignored",
+    )
 
 
 def test_leaky_relu_rejects_changes_in_place_and_of_dtype() -> None:
@@ -120,12 +155,27 @@ def test_leaky_relu_rejects_a_loop() -> None:
 
 
 def test_clip_rejects_one_sided_and_swapped_bounds() -> None:
-    rejects(unit02.torch_where, right_step, right_leaky_relu, lambda x, low, high: torch.where(x < low, low, x),
-            match="values above high were left unchanged")
-    rejects(unit02.torch_where, right_step, right_leaky_relu, lambda x, low, high: torch.where(x > high, high, x),
-            match="values below low were left unchanged")
-    rejects(unit02.torch_where, right_step, right_leaky_relu,
-            lambda x, low, high: torch.where(x < low, high, torch.where(x > high, low, x)), match="bounds are swapped")
+    rejects(
+        unit02.torch_where,
+        right_step,
+        right_leaky_relu,
+        lambda x, low, high: torch.where(x < low, low, x),
+        match="values above high were left unchanged",
+    )
+    rejects(
+        unit02.torch_where,
+        right_step,
+        right_leaky_relu,
+        lambda x, low, high: torch.where(x > high, high, x),
+        match="values below low were left unchanged",
+    )
+    rejects(
+        unit02.torch_where,
+        right_step,
+        right_leaky_relu,
+        lambda x, low, high: torch.where(x < low, high, torch.where(x > high, low, x)),
+        match="bounds are swapped",
+    )
 
 
 def test_clip_rejects_float_bounds_on_integers_and_builtin_max() -> None:
@@ -136,14 +186,24 @@ def test_clip_rejects_float_bounds_on_integers_and_builtin_max() -> None:
     def builtin_max(x, low, high):
         return max(low, min(x, high))
 
-    rejects(unit02.torch_where, right_step, right_leaky_relu, float_bounds,
-            match=r"int64 x and int bounds.*expected dtype torch.int64 .*found torch.float32")
+    rejects(
+        unit02.torch_where,
+        right_step,
+        right_leaky_relu,
+        float_bounds,
+        match=r"int64 x and int bounds.*expected dtype torch.int64 .*found torch.float32",
+    )
     rejects(unit02.torch_where, right_step, right_leaky_relu, builtin_max, match=r"ambiguous.*torch.where")
 
 
 def test_clip_rejects_clamping_in_place() -> None:
-    rejects(unit02.torch_where, right_step, right_leaky_relu, lambda x, low, high: x.clamp_(low, high),
-            match="changed its input x in place")
+    rejects(
+        unit02.torch_where,
+        right_step,
+        right_leaky_relu,
+        lambda x, low, high: x.clamp_(low, high),
+        match="changed its input x in place",
+    )
 
 
 # --- ex02: the perceptron with matrix multiplication ----------------------------------------------
@@ -159,8 +219,16 @@ def right_multiclass(X, W, b):
     return (X @ W + b).argmax(dim=1)
 
 
-def ovr_variant(*, clone: bool = True, ge: bool = False, batch: bool = False, ignore_lr: bool = False,
-                total_mistakes: bool = False, transpose: bool = False, count_positive: bool = False):
+def ovr_variant(
+    *,
+    clone: bool = True,
+    ge: bool = False,
+    batch: bool = False,
+    ignore_lr: bool = False,
+    total_mistakes: bool = False,
+    transpose: bool = False,
+    count_positive: bool = False,
+):
     """A learner's ovr_train_epoch with one typical mistake switched on."""
 
     def ovr_train_epoch(W, b, X, y, lr=1.0):
@@ -200,69 +268,159 @@ def test_matmul_perceptron_accepts_fresh_data(capsys: pytest.CaptureFixture[str]
 
 
 def test_matmul_perceptron_rejects_stubs() -> None:
-    rejects(unit02.matmul_perceptron, stub, right_multiclass, ovr_variant(), match=r"predict\(X, w, b\).*not implemented")
+    rejects(
+        unit02.matmul_perceptron, stub, right_multiclass, ovr_variant(), match=r"predict\(X, w, b\).*not implemented"
+    )
     rejects(unit02.matmul_perceptron, right_predict, stub, ovr_variant(), match=r"predict_multiclass.*not implemented")
     rejects(unit02.matmul_perceptron, right_predict, right_multiclass, stub, match=r"ovr_train_epoch.*not implemented")
 
 
 def test_predict_rejects_greater_or_equal_and_missing_bias() -> None:
-    rejects(unit02.matmul_perceptron, lambda X, w, b: (X @ w + b >= 0).long(), right_multiclass, ovr_variant(),
-            match="net input is exactly 0 got label 1")
-    rejects(unit02.matmul_perceptron, lambda X, w, b: (X @ w > 0).long(), right_multiclass, ovr_variant(),
-            match="without the bias: add b")
+    rejects(
+        unit02.matmul_perceptron,
+        lambda X, w, b: (X @ w + b >= 0).long(),
+        right_multiclass,
+        ovr_variant(),
+        match="net input is exactly 0 got label 1",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        lambda X, w, b: (X @ w > 0).long(),
+        right_multiclass,
+        ovr_variant(),
+        match="without the bias: add b",
+    )
 
 
 def test_predict_rejects_wrong_types_shapes_and_loops() -> None:
     def loop_predict(X, w, b):
         return torch.tensor([int(x @ w + b > 0) for x in X])
 
-    rejects(unit02.matmul_perceptron, lambda X, w, b: X @ w + b > 0, right_multiclass, ovr_variant(),
-            match="found torch.bool")
-    rejects(unit02.matmul_perceptron, lambda X, w, b: X @ w + b, right_multiclass, ovr_variant(),
-            match="threshold the net input")
-    rejects(unit02.matmul_perceptron, lambda X, w, b: (w @ X + b > 0).long(), right_multiclass, ovr_variant(),
-            match="raised RuntimeError")
-    rejects(unit02.matmul_perceptron, loop_predict, right_multiclass, ovr_variant(), match="predict uses a comprehension")
+    rejects(
+        unit02.matmul_perceptron,
+        lambda X, w, b: X @ w + b > 0,
+        right_multiclass,
+        ovr_variant(),
+        match="found torch.bool",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        lambda X, w, b: X @ w + b,
+        right_multiclass,
+        ovr_variant(),
+        match="threshold the net input",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        lambda X, w, b: (w @ X + b > 0).long(),
+        right_multiclass,
+        ovr_variant(),
+        match="raised RuntimeError",
+    )
+    rejects(
+        unit02.matmul_perceptron, loop_predict, right_multiclass, ovr_variant(), match="predict uses a comprehension"
+    )
 
 
 def test_predict_multiclass_rejects_wrong_axis_scores_and_bias() -> None:
-    rejects(unit02.matmul_perceptron, right_predict, lambda X, W, b: (X @ W + b).argmax(dim=0), ovr_variant(),
-            match="argmax ran over the examples")
-    rejects(unit02.matmul_perceptron, right_predict, lambda X, W, b: X @ W + b, ovr_variant(),
-            match="found the scores' shape")
-    rejects(unit02.matmul_perceptron, right_predict, lambda X, W, b: (X @ W).argmax(dim=1), ovr_variant(),
-            match="without the bias: add b")
-    rejects(unit02.matmul_perceptron, right_predict, lambda X, W, b: (X @ W + b).argmin(dim=1), ovr_variant(),
-            match="smallest score")
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        lambda X, W, b: (X @ W + b).argmax(dim=0),
+        ovr_variant(),
+        match="argmax ran over the examples",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        lambda X, W, b: X @ W + b,
+        ovr_variant(),
+        match="found the scores' shape",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        lambda X, W, b: (X @ W).argmax(dim=1),
+        ovr_variant(),
+        match="without the bias: add b",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        lambda X, W, b: (X @ W + b).argmin(dim=1),
+        ovr_variant(),
+        match="smallest score",
+    )
 
 
 def test_predict_multiclass_rejects_a_squeezed_batch_of_one() -> None:
-    rejects(unit02.matmul_perceptron, right_predict, lambda X, W, b: (X @ W + b).argmax(dim=1).squeeze(), ovr_variant(),
-            match=r"expected shape \(1,\) for a batch of one, found \(\)")
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        lambda X, W, b: (X @ W + b).argmax(dim=1).squeeze(),
+        ovr_variant(),
+        match=r"expected shape \(1,\) for a batch of one, found \(\)",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_ovr_rejects_one_update_per_epoch(seed: int) -> None:
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(batch=True), seed=seed,
-            match="one update for the whole epoch.*loop over the rows of X, vectorise over the classes")
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(batch=True),
+        seed=seed,
+        match="one update for the whole epoch.*loop over the rows of X, vectorise over the classes",
+    )
 
 
 def test_ovr_rejects_greater_or_equal_and_ignored_lr() -> None:
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(ge=True),
-            match="exactly 0 were predicted as class 1")
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(ignore_lr=True),
-            match=r"the learning rate lr=0.5 was ignored")
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(ge=True),
+        match="exactly 0 were predicted as class 1",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(ignore_lr=True),
+        match=r"the learning rate lr=0.5 was ignored",
+    )
 
 
 def test_ovr_rejects_updating_the_callers_weights() -> None:
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(clone=False),
-            match="the W and b you were given changed.*clone")
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(clone=False),
+        match="the W and b you were given changed.*clone",
+    )
 
 
 def test_ovr_rejects_wrong_shapes_and_counts() -> None:
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(total_mistakes=True),
-            match=r"mistakes should be a tensor of shape \(4,\), one count per class, found int")
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(transpose=True),
-            match=r"W should have shape \(5, 4\).*transposed\?")
-    rejects(unit02.matmul_perceptron, right_predict, right_multiclass, ovr_variant(count_positive=True),
-            match=r"the weights are right, but the mistakes per class should be")
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(total_mistakes=True),
+        match=r"mistakes should be a tensor of shape \(4,\), one count per class, found int",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(transpose=True),
+        match=r"W should have shape \(5, 4\).*transposed\?",
+    )
+    rejects(
+        unit02.matmul_perceptron,
+        right_predict,
+        right_multiclass,
+        ovr_variant(count_positive=True),
+        match=r"the weights are right, but the mistakes per class should be",
+    )

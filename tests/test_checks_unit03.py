@@ -17,10 +17,6 @@ UNIT = manifest.get_unit(3)
 SEEDS = [0, 1]
 
 
-
-
-
-
 # --- ex01: backward of div and sigmoid ----------------------------------------------------------
 
 
@@ -99,18 +95,37 @@ def with_stub_backward(op: Any) -> Any:
 
 def test_backward_ops_rejects_stubs() -> None:
     div, sigmoid = solution(3, "ex01-backward-ops", "div", "sigmoid")
-    rejects(unit03.backward_ops, with_stub_backward(div), sigmoid,
-            match=r"_backward of div\(a, b\).*is not implemented yet.*write this backward")
-    rejects(unit03.backward_ops, div, with_stub_backward(sigmoid), match=r"_backward of sigmoid\(a\).*is not implemented yet")
+    rejects(
+        unit03.backward_ops,
+        with_stub_backward(div),
+        sigmoid,
+        match=r"_backward of div\(a, b\).*is not implemented yet.*write this backward",
+    )
+    rejects(
+        unit03.backward_ops,
+        div,
+        with_stub_backward(sigmoid),
+        match=r"_backward of sigmoid\(a\).*is not implemented yet",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_backward_ops_rejects_overwritten_gradients(seed: int) -> None:
-    message = rejects(unit03.backward_ops, div_variant("overwrite"), sigmoid_variant(), seed=seed,
-                      match=r"div\(a, b\).*a\.grad was overwritten")
+    message = rejects(
+        unit03.backward_ops,
+        div_variant("overwrite"),
+        sigmoid_variant(),
+        seed=seed,
+        match=r"div\(a, b\).*a\.grad was overwritten",
+    )
     assert "use +=, not =" in message and "accumulate, don't overwrite" in message
-    rejects(unit03.backward_ops, div_variant(), sigmoid_variant("overwrite"), seed=seed,
-            match=r"sigmoid\(a\).*a\.grad was overwritten.*use \+=, not =")
+    rejects(
+        unit03.backward_ops,
+        div_variant(),
+        sigmoid_variant("overwrite"),
+        seed=seed,
+        match=r"sigmoid\(a\).*a\.grad was overwritten.*use \+=, not =",
+    )
 
 
 def test_backward_ops_names_overwriting_in_an_expression_with_a_value_used_twice() -> None:
@@ -131,33 +146,60 @@ def test_backward_ops_names_overwriting_in_an_expression_with_a_value_used_twice
         out._backward = _backward
         return out
 
-    rejects(unit03.backward_ops, div_overwrite_only_when_shared, sigmoid_variant(),
-            match=r"div\(x, x\).*∂f/∂x should be .*torch.autograd; central differences.*x is used twice.*use \+=")
+    rejects(
+        unit03.backward_ops,
+        div_overwrite_only_when_shared,
+        sigmoid_variant(),
+        match=r"div\(x, x\).*∂f/∂x should be .*torch.autograd; central differences.*x is used twice.*use \+=",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_backward_ops_rejects_missing_upstream_gradient(seed: int) -> None:
-    rejects(unit03.backward_ops, div_variant("no out.grad"), sigmoid_variant(), seed=seed,
-            match=r"div.*did not include out\.grad.*Chain rule")
-    rejects(unit03.backward_ops, div_variant(), sigmoid_variant("no out.grad"), seed=seed,
-            match=r"sigmoid.*did not include out\.grad")
+    rejects(
+        unit03.backward_ops,
+        div_variant("no out.grad"),
+        sigmoid_variant(),
+        seed=seed,
+        match=r"div.*did not include out\.grad.*Chain rule",
+    )
+    rejects(
+        unit03.backward_ops,
+        div_variant(),
+        sigmoid_variant("no out.grad"),
+        seed=seed,
+        match=r"sigmoid.*did not include out\.grad",
+    )
 
 
 def test_backward_ops_rejects_wrong_derivatives() -> None:
     rejects(unit03.backward_ops, div_variant("sign"), sigmoid_variant(), match=r"b\.grad should grow by .*\(the sign")
     rejects(unit03.backward_ops, div_variant("swapped"), sigmoid_variant(), match="received each other's gradients")
-    rejects(unit03.backward_ops, div_variant(), sigmoid_variant("input"),
-            match=r"σ'\(a\) = σ\(a\)\(1 - σ\(a\)\) is written with the output")
+    rejects(
+        unit03.backward_ops,
+        div_variant(),
+        sigmoid_variant("input"),
+        match=r"σ'\(a\) = σ\(a\)\(1 - σ\(a\)\) is written with the output",
+    )
 
 
 def test_backward_ops_rejects_broken_graphs_and_forward() -> None:
-    rejects(unit03.backward_ops, div_variant("no children"), sigmoid_variant(),
-            match="must record its inputs as children")
-    rejects(unit03.backward_ops, div_variant("not attached"), sigmoid_variant(),
-            match=r"changed neither a\.grad nor b\.grad.*out\._backward = _backward")
+    rejects(
+        unit03.backward_ops, div_variant("no children"), sigmoid_variant(), match="must record its inputs as children"
+    )
+    rejects(
+        unit03.backward_ops,
+        div_variant("not attached"),
+        sigmoid_variant(),
+        match=r"changed neither a\.grad nor b\.grad.*out\._backward = _backward",
+    )
     rejects(unit03.backward_ops, div_variant(), sigmoid_variant("forward"), match=r"forward value should be σ\(a\)")
-    rejects(unit03.backward_ops, lambda a, b: a.data / b.data, sigmoid_variant(),
-            match="should return a dlfund.autograd.Value, found float")
+    rejects(
+        unit03.backward_ops,
+        lambda a, b: a.data / b.data,
+        sigmoid_variant(),
+        match="should return a dlfund.autograd.Value, found float",
+    )
 
 
 # --- ex02: standardisation ----------------------------------------------------------------------
@@ -244,25 +286,41 @@ def test_standardise_rejects_stubs() -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_standardise_rejects_test_or_all_data_statistics(seed: int) -> None:
-    message = rejects(unit03.standardise, *standardise_fns(split="all data"), seed=seed,
-                      match="statistics of all the data")
+    message = rejects(
+        unit03.standardise, *standardise_fns(split="all data"), seed=seed, match="statistics of all the data"
+    )
     assert "training statistics only" in message and "leaks" in message
-    rejects(unit03.standardise, *standardise_fns(split="test on its own"), seed=seed,
-            match="X_test was standardised with its own mean and std.*training statistics only")
-    rejects(unit03.standardise, *standardise_fns(split="fit on test"), seed=seed,
-            match="fitted on X_test; use training statistics only")
+    rejects(
+        unit03.standardise,
+        *standardise_fns(split="test on its own"),
+        seed=seed,
+        match="X_test was standardised with its own mean and std.*training statistics only",
+    )
+    rejects(
+        unit03.standardise,
+        *standardise_fns(split="fit on test"),
+        seed=seed,
+        match="fitted on X_test; use training statistics only",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_standardise_rejects_sample_std_and_variance(seed: int) -> None:
-    rejects(unit03.standardise, *standardise_fns(fit="sample"), seed=seed,
-            match=r"sample standard deviation \(dividing by N - 1.*population standard deviation.*correction=0")
+    rejects(
+        unit03.standardise,
+        *standardise_fns(fit="sample"),
+        seed=seed,
+        match=r"sample standard deviation \(dividing by N - 1.*population standard deviation.*correction=0",
+    )
     rejects(unit03.standardise, *standardise_fns(fit="variance"), seed=seed, match="this is the variance")
 
 
 def test_standardise_rejects_zero_variance_columns_left_at_zero() -> None:
-    rejects(unit03.standardise, *standardise_fns(fit="zeros"),
-            match=r"column \d+ is constant .*NaN or inf.*replace a std of exactly 0 by 1")
+    rejects(
+        unit03.standardise,
+        *standardise_fns(fit="zeros"),
+        match=r"column \d+ is constant .*NaN or inf.*replace a std of exactly 0 by 1",
+    )
 
 
 def test_standardise_rejects_wrong_shapes_dtypes_and_in_place_changes() -> None:
@@ -274,6 +332,5 @@ def test_standardise_rejects_wrong_shapes_dtypes_and_in_place_changes() -> None:
 
 
 def test_standardise_rejects_wrong_formula() -> None:
-    rejects(unit03.standardise, *standardise_fns(apply="own statistics"),
-            match="must use the mean and std it is given")
+    rejects(unit03.standardise, *standardise_fns(apply="own statistics"), match="must use the mean and std it is given")
     rejects(unit03.standardise, *standardise_fns(apply="no division"), match="not divided by std")

@@ -47,23 +47,33 @@ def fake_study(*, parameters: str = "right", order: str = "depth", accuracy: str
 
     def study(X_train, y_train, X_test, y_test, *, depths, widths, epochs, batch_size, lr, seed):
         d, c = X_train.shape[1], int(y_train.max()) + 1
-        grid = ([(dp, w) for dp in depths for w in widths] if order == "depth"
-                else [(dp, w) for w in widths for dp in depths])
+        grid = (
+            [(dp, w) for dp in depths for w in widths]
+            if order == "depth"
+            else [(dp, w) for w in widths for dp in depths]
+        )
         rows = []
         for depth, width in grid:
             sizes = [d, *[width] * depth, c]
-            count = {"right": mlp_parameters(d, [width] * depth, c),
-                     "weights only": sum(a * b for a, b in zip(sizes[:-1], sizes[1:])),
-                     "tensors": 2 * (depth + 1),
-                     "one layer more": mlp_parameters(d, [width] * (depth + 1), c),
-                     "no output layer": mlp_parameters(d, [width] * depth, c) - (width + 1) * c}[parameters]
+            count = {
+                "right": mlp_parameters(d, [width] * depth, c),
+                "weights only": sum(a * b for a, b in zip(sizes[:-1], sizes[1:])),
+                "tensors": 2 * (depth + 1),
+                "one layer more": mlp_parameters(d, [width] * (depth + 1), c),
+                "no output layer": mlp_parameters(d, [width] * depth, c) - (width + 1) * c,
+            }[parameters]
             train_acc, test_acc = round(0.95 * len(y_train)) / len(y_train), round(0.95 * len(y_test)) / len(y_test)
             if accuracy == "percent":
                 train_acc, test_acc = 100 * train_acc, 100 * test_acc
             elif accuracy == "train set as test":
                 test_acc = 229 / len(y_train)
-            row = {"depth": depth, "width": width, "parameters": count, "train_accuracy": train_acc,
-                   "test_accuracy": test_acc}
+            row = {
+                "depth": depth,
+                "width": width,
+                "parameters": count,
+                "train_accuracy": train_acc,
+                "test_accuracy": test_acc,
+            }
             if keys == "missing":
                 del row["test_accuracy"]
             elif keys == "extra":
@@ -84,32 +94,51 @@ def test_depth_width_rejects_stub() -> None:
     rejects(unit04.depth_width, stub, match=r"depth_width_study\(.*is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("mistake", "match"), [
-    ("weights only", r"expected \d+ parameters .*found \d+: that counts only the weight matrices; the biases"),
-    ("tensors", r"found \d+: that is the number of parameter \*tensors\*; count the numbers in them"),
-    ("one layer more", r"found \d+: that is the count of an MLP with \d hidden layers; depth = \d means"),
-    ("no output layer", r"found \d+: the output layer is missing"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "match"),
+    [
+        ("weights only", r"expected \d+ parameters .*found \d+: that counts only the weight matrices; the biases"),
+        ("tensors", r"found \d+: that is the number of parameter \*tensors\*; count the numbers in them"),
+        ("one layer more", r"found \d+: that is the count of an MLP with \d hidden layers; depth = \d means"),
+        ("no output layer", r"found \d+: the output layer is missing"),
+    ],
+)
 def test_depth_width_rejects_wrong_parameter_counts(mistake: str, match: str) -> None:
     rejects(unit04.depth_width, fake_study(parameters=mistake), match=match)
 
 
 def test_depth_width_rejects_width_major_order() -> None:
-    rejects(unit04.depth_width, fake_study(order="width"),
-            match=r"rows are in the wrong order: expected \(depth, width\) = .*depth-major")
+    rejects(
+        unit04.depth_width,
+        fake_study(order="width"),
+        match=r"rows are in the wrong order: expected \(depth, width\) = .*depth-major",
+    )
 
 
 def test_depth_width_rejects_percentages_and_the_wrong_set() -> None:
-    rejects(unit04.depth_width, fake_study(accuracy="percent"), match=r"train_accuracy = 9\d(\.\d+)? looks like a percentage")
-    rejects(unit04.depth_width, fake_study(accuracy="train set as test"),
-            match=r"test_accuracy = .* is not a whole number of correct examples out of the 101 test examples")
+    rejects(
+        unit04.depth_width,
+        fake_study(accuracy="percent"),
+        match=r"train_accuracy = 9\d(\.\d+)? looks like a percentage",
+    )
+    rejects(
+        unit04.depth_width,
+        fake_study(accuracy="train set as test"),
+        match=r"test_accuracy = .* is not a whole number of correct examples out of the 101 test examples",
+    )
 
 
 def test_depth_width_rejects_wrong_keys_and_types() -> None:
-    rejects(unit04.depth_width, fake_study(keys="missing"), match=r"row 0 should have exactly the keys .*missing \['test_accuracy'\]")
+    rejects(
+        unit04.depth_width,
+        fake_study(keys="missing"),
+        match=r"row 0 should have exactly the keys .*missing \['test_accuracy'\]",
+    )
     rejects(unit04.depth_width, fake_study(keys="extra"), match=r"unexpected \['seconds'\]")
     rejects(unit04.depth_width, lambda *a, **k: {"depth": 1}, match="expected a list of dicts .*found dict")
-    rejects(unit04.depth_width, lambda *a, **k: fake_study()(*a, **k)[:-1], match=r"expected 6 rows \(2 depths × 3 widths\)")
+    rejects(
+        unit04.depth_width, lambda *a, **k: fake_study()(*a, **k)[:-1], match=r"expected 6 rows \(2 depths × 3 widths\)"
+    )
 
 
 def test_depth_width_rejects_untrained_models() -> None:
@@ -120,9 +149,19 @@ def test_depth_width_rejects_untrained_models() -> None:
                 torch.manual_seed(seed)
                 model = MLP(X_train.shape[1], [width] * depth, int(y_train.max()) + 1)  # never trained
                 with torch.no_grad():
-                    acc = [(model(X).argmax(1) == y).float().mean().item() for X, y in ((X_train, y_train), (X_test, y_test))]
-                rows.append({"depth": depth, "width": width, "parameters": sum(p.numel() for p in model.parameters()),
-                             "train_accuracy": acc[0], "test_accuracy": acc[1]})
+                    acc = [
+                        (model(X).argmax(1) == y).float().mean().item()
+                        for X, y in ((X_train, y_train), (X_test, y_test))
+                    ]
+                rows.append(
+                    {
+                        "depth": depth,
+                        "width": width,
+                        "parameters": sum(p.numel() for p in model.parameters()),
+                        "train_accuracy": acc[0],
+                        "test_accuracy": acc[1],
+                    }
+                )
         return rows
 
     message = rejects(unit04.depth_width, untrained, match=r"(close to chance|trained models reach above 0\.9)")
@@ -132,8 +171,15 @@ def test_depth_width_rejects_untrained_models() -> None:
 # --- ex02: a custom Dataset ---------------------------------------------------------------------
 
 
-def dataset_variant(*, convert: str = "right", standardise: str = "right", channel: bool = True,
-                    label: str = "right", index: str = "right", transform: str = "right"):
+def dataset_variant(
+    *,
+    convert: str = "right",
+    standardise: str = "right",
+    channel: bool = True,
+    label: str = "right",
+    index: str = "right",
+    transform: str = "right",
+):
     """A learner's FashionDataset with one typical mistake switched on."""
 
     class Variant(Dataset):
@@ -154,9 +200,13 @@ def dataset_variant(*, convert: str = "right", standardise: str = "right", chann
             elif index == "value error" and not -n <= i < n:
                 raise ValueError("bad index")
             raw = self.images[i]
-            x = {"right": lambda: raw.float() / 255, "no divide": lambda: raw.float(),
-                 "integer division": lambda: (raw // 255).float(), "no convert": lambda: raw,
-                 "double": lambda: raw.double() / 255}[convert]()
+            x = {
+                "right": lambda: raw.float() / 255,
+                "no divide": lambda: raw.float(),
+                "integer division": lambda: (raw // 255).float(),
+                "no convert": lambda: raw,
+                "double": lambda: raw.double() / 255,
+            }[convert]()
             if transform == "before":
                 x = self.transform(x) if self.transform is not None else x
             if self.standardize:
@@ -195,44 +245,74 @@ def test_fashion_dataset_rejects_stub() -> None:
     rejects(unit04.fashion_dataset, Stub, match=r"Stub\(images, labels, standardize=False\).*is not implemented yet")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"convert": "no divide"}, r"values up to 255: convert to float and divide by 255"),
-    ({"convert": "integer division"}, r"only two distinct pixel values .*integer division .*convert the uint8 image to float first"),
-    ({"convert": "no convert"}, r"the image is still uint8: convert it to float32"),
-    ({"convert": "double"}, r"should be float32, found torch.float64 \(use .float\(\), not .double\(\)\)"),
-    ({"channel": False}, r"found \(28, 28\): add the channel dimension with .unsqueeze\(0\)"),
-    ({"standardise": "none"}, r"standardize=True\).*in \[0, 1\] but not standardised: with standardize=True subtract"),
-    ({"standardise": "per image"}, r"standardised each image with its own mean and std"),
-    ({"standardise": "before divide"}, r"standardised the 0-255 pixels: divide by 255 first"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"convert": "no divide"}, r"values up to 255: convert to float and divide by 255"),
+        (
+            {"convert": "integer division"},
+            r"only two distinct pixel values .*integer division .*convert the uint8 image to float first",
+        ),
+        ({"convert": "no convert"}, r"the image is still uint8: convert it to float32"),
+        ({"convert": "double"}, r"should be float32, found torch.float64 \(use .float\(\), not .double\(\)\)"),
+        ({"channel": False}, r"found \(28, 28\): add the channel dimension with .unsqueeze\(0\)"),
+        (
+            {"standardise": "none"},
+            r"standardize=True\).*in \[0, 1\] but not standardised: with standardize=True subtract",
+        ),
+        ({"standardise": "per image"}, r"standardised each image with its own mean and std"),
+        ({"standardise": "before divide"}, r"standardised the 0-255 pixels: divide by 255 first"),
+    ],
+)
 def test_fashion_dataset_rejects_conversion_mistakes(kwargs: dict, match: str) -> None:
     message = rejects(unit04.fashion_dataset, dataset_variant(**kwargs), match=match)
     assert "(data seed 0)" in message
 
 
 def test_fashion_dataset_rejects_label_mistakes() -> None:
-    rejects(unit04.fashion_dataset, dataset_variant(label="no long"),
-            match=r"labels.to\(torch.uint8\).*the label should be int64 .*found torch.uint8: convert with .long\(\)")
-    rejects(unit04.fashion_dataset, dataset_variant(label="python int"),
-            match=r"the label should be a 0-d int64 tensor \(labels\[index\].long\(\)\), found int")
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(label="no long"),
+        match=r"labels.to\(torch.uint8\).*the label should be int64 .*found torch.uint8: convert with .long\(\)",
+    )
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(label="python int"),
+        match=r"the label should be a 0-d int64 tensor \(labels\[index\].long\(\)\), found int",
+    )
 
 
 def test_fashion_dataset_rejects_index_mistakes() -> None:
-    rejects(unit04.fashion_dataset, dataset_variant(index="wrap"),
-            match=r"\[\d+\] returned an example; an index outside \[-\d+, \d+\) should raise IndexError.*do not wrap")
-    rejects(unit04.fashion_dataset, dataset_variant(index="no negatives"),
-            match=r"\[-1\] raised IndexError; negative indices count from the end")
-    rejects(unit04.fashion_dataset, dataset_variant(index="value error"),
-            match=r"raised ValueError: bad index; an index outside .* should raise IndexError")
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(index="wrap"),
+        match=r"\[\d+\] returned an example; an index outside \[-\d+, \d+\) should raise IndexError.*do not wrap",
+    )
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(index="no negatives"),
+        match=r"\[-1\] raised IndexError; negative indices count from the end",
+    )
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(index="value error"),
+        match=r"raised ValueError: bad index; an index outside .* should raise IndexError",
+    )
 
 
 def test_fashion_dataset_rejects_transform_mistakes() -> None:
     rejects(unit04.fashion_dataset, dataset_variant(transform="never"), match="the transform was never called")
-    rejects(unit04.fashion_dataset, dataset_variant(transform="before"),
-            match=r"transform should receive the normalised float32 image of shape \(1, 28, 28\); it received "
-                  r"torch.float32 \(28, 28\)")
-    rejects(unit04.fashion_dataset, dataset_variant(transform="ignored"),
-            match=r"the item should be transform\(image\), found the image without the transform")
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(transform="before"),
+        match=r"transform should receive the normalised float32 image of shape \(1, 28, 28\); it received "
+        r"torch.float32 \(28, 28\)",
+    )
+    rejects(
+        unit04.fashion_dataset,
+        dataset_variant(transform="ignored"),
+        match=r"the item should be transform\(image\), found the image without the transform",
+    )
 
 
 def test_fashion_dataset_rejects_wrong_length_and_non_dataset() -> None:

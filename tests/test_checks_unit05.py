@@ -14,11 +14,23 @@ from dlfund.checks import unit05
 # --- ex01: a LightningModule for regression ---------------------------------------------------------
 
 
-def regressor(*, loss: str = "mse", name: str = "train_loss", log: str = "epoch", optimizer: str = "adam",
-              output: str = "column", returns: bool = True, val_loss: str = "mse"):
+def regressor(
+    *,
+    loss: str = "mse",
+    name: str = "train_loss",
+    log: str = "epoch",
+    optimizer: str = "adam",
+    output: str = "column",
+    returns: bool = True,
+    val_loss: str = "mse",
+):
     """A learner's LitRegressor with one typical mistake switched on."""
-    losses = {"mse": F.mse_loss, "mae": F.l1_loss, "sum": lambda p, y: F.mse_loss(p, y, reduction="sum"),
-              "rmse": lambda p, y: F.mse_loss(p, y).sqrt()}
+    losses = {
+        "mse": F.mse_loss,
+        "mae": F.l1_loss,
+        "sum": lambda p, y: F.mse_loss(p, y, reduction="sum"),
+        "rmse": lambda p, y: F.mse_loss(p, y).sqrt(),
+    }
 
     class Variant(L.LightningModule):
         def __init__(self, in_features, hidden=32, lr=1e-3):
@@ -74,42 +86,67 @@ def test_regression_module_rejects_stub() -> None:
             super().__init__()
             raise NotImplementedError("build the network")
 
-    rejects(unit05.regression_module, Stub, match=r"Stub\(in_features=\d+, hidden=16, lr=.*is not implemented yet.*"
-                                                  r"hint: build the network")
+    rejects(
+        unit05.regression_module,
+        Stub,
+        match=r"Stub\(in_features=\d+, hidden=16, lr=.*is not implemented yet.*"
+        r"hint: build the network",
+    )
 
 
-@pytest.mark.parametrize(("mistake", "match"), [
-    ({"loss": "mae"}, r"expected the mean squared error .*: that is the mean absolute error \(F.l1_loss\)"),
-    ({"loss": "sum"}, r"that is the sum of the squared errors; use their mean"),
-    ({"loss": "rmse"}, r"that is the root of the mean squared error \(RMSE\)"),
-    ({"val_loss": "mae"}, r"the logged val_loss is .* but the mean squared error of the trained model .*: that is "
-                          r"the mean absolute error"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "match"),
+    [
+        ({"loss": "mae"}, r"expected the mean squared error .*: that is the mean absolute error \(F.l1_loss\)"),
+        ({"loss": "sum"}, r"that is the sum of the squared errors; use their mean"),
+        ({"loss": "rmse"}, r"that is the root of the mean squared error \(RMSE\)"),
+        (
+            {"val_loss": "mae"},
+            r"the logged val_loss is .* but the mean squared error of the trained model .*: that is "
+            r"the mean absolute error",
+        ),
+    ],
+)
 def test_regression_module_rejects_wrong_losses(mistake: dict, match: str) -> None:
     message = rejects(unit05.regression_module, regressor(**mistake), match=match)
     assert "(data seed 0)" in message
 
 
 def test_regression_module_rejects_logging_mistakes() -> None:
-    rejects(unit05.regression_module, regressor(log="none"),
-            match=r"'train_loss' was never logged; call self.log\('train_loss', loss, ...\) in training_step "
-                  r"\(logged: \['val_loss'\]\)")
+    rejects(
+        unit05.regression_module,
+        regressor(log="none"),
+        match=r"'train_loss' was never logged; call self.log\('train_loss', loss, ...\) in training_step "
+        r"\(logged: \['val_loss'\]\)",
+    )
     rejects(unit05.regression_module, regressor(name="loss"), match=r"'train_loss' was never logged.*logged: \['loss'")
-    rejects(unit05.regression_module, regressor(log="step"),
-            match=r"'train_loss' is logged for every step .*log only the mean over each epoch")
-    rejects(unit05.regression_module, regressor(log="both"),
-            match=r"'train_loss' is logged for every step \(on_step=True, .*on_step=False, on_epoch=True\)")
+    rejects(
+        unit05.regression_module,
+        regressor(log="step"),
+        match=r"'train_loss' is logged for every step .*log only the mean over each epoch",
+    )
+    rejects(
+        unit05.regression_module,
+        regressor(log="both"),
+        match=r"'train_loss' is logged for every step \(on_step=True, .*on_step=False, on_epoch=True\)",
+    )
 
 
 def test_regression_module_rejects_optimizer_mistakes() -> None:
     rejects(unit05.regression_module, regressor(optimizer="sgd"), match=r"expected torch.optim.Adam, found SGD")
-    rejects(unit05.regression_module, regressor(optimizer="fixed lr"),
-            match=r"expected Adam with lr=0.0\d+ \(the lr given to __init__.*found lr=0.001")
+    rejects(
+        unit05.regression_module,
+        regressor(optimizer="fixed lr"),
+        match=r"expected Adam with lr=0.0\d+ \(the lr given to __init__.*found lr=0.001",
+    )
 
 
 def test_regression_module_rejects_shape_and_return_mistakes() -> None:
-    rejects(unit05.regression_module, regressor(output="flat"),
-            match=r"expected predictions of shape \(5, 1\), found \(5,\): keep the output dimension")
+    rejects(
+        unit05.regression_module,
+        regressor(output="flat"),
+        match=r"expected predictions of shape \(5, 1\), found \(5,\): keep the output dimension",
+    )
     rejects(unit05.regression_module, regressor(returns=False), match=r"training_step returned None: return the loss")
 
     class NotLightning(nn.Module):
@@ -133,8 +170,16 @@ def test_regression_module_diagnoses_broadcasting() -> None:
 # --- ex02: a custom callback -------------------------------------------------------------------------
 
 
-def stopper(*, sanity: bool = True, compare: str = ">=", epoch_offset: int = 0, stop: bool = True,
-            monitor: str | None = None, hook: str = "on_validation_epoch_end", also: str | None = None):
+def stopper(
+    *,
+    sanity: bool = True,
+    compare: str = ">=",
+    epoch_offset: int = 0,
+    stop: bool = True,
+    monitor: str | None = None,
+    hook: str = "on_validation_epoch_end",
+    also: str | None = None,
+):
     """A learner's StopAtTarget with one typical mistake switched on."""
 
     def body(self, trainer, pl_module):
@@ -150,8 +195,13 @@ def stopper(*, sanity: bool = True, compare: str = ">=", epoch_offset: int = 0, 
 
     namespace = {
         "__init__": lambda self, target, monitor="val_acc": (
-            L.Callback.__init__(self), setattr(self, "target", target), setattr(self, "monitor", monitor),
-            setattr(self, "history", []), setattr(self, "stopped_epoch", None), None)[-1],
+            L.Callback.__init__(self),
+            setattr(self, "target", target),
+            setattr(self, "monitor", monitor),
+            setattr(self, "history", []),
+            setattr(self, "stopped_epoch", None),
+            None,
+        )[-1],
         hook: body,
     }
     if also is not None:
@@ -182,13 +232,22 @@ def test_custom_callback_rejects_stub() -> None:
 
 
 def test_custom_callback_rejects_wrong_hooks() -> None:
-    rejects(unit05.custom_callback, stopper(hook="on_train_epoch_end"),
-            match=r"should implement on_validation_epoch_end\(self, trainer, pl_module\); it implements "
-                  r"on_train_epoch_end: on_train_epoch_end — it runs after the training epoch")
-    rejects(unit05.custom_callback, stopper(also="on_train_batch_end"),
-            match=r"implements on_train_batch_end as well as on_validation_epoch_end")
-    rejects(unit05.custom_callback, stopper(hook="on_validation_end"),
-            match=r"it implements on_validation_end: on_validation_end — it runs after the whole validation loop")
+    rejects(
+        unit05.custom_callback,
+        stopper(hook="on_train_epoch_end"),
+        match=r"should implement on_validation_epoch_end\(self, trainer, pl_module\); it implements "
+        r"on_train_epoch_end: on_train_epoch_end — it runs after the training epoch",
+    )
+    rejects(
+        unit05.custom_callback,
+        stopper(also="on_train_batch_end"),
+        match=r"implements on_train_batch_end as well as on_validation_epoch_end",
+    )
+    rejects(
+        unit05.custom_callback,
+        stopper(hook="on_validation_end"),
+        match=r"it implements on_validation_end: on_validation_end — it runs after the whole validation loop",
+    )
 
     class NotACallback:
         def on_validation_epoch_end(self, trainer, pl_module):
@@ -199,19 +258,31 @@ def test_custom_callback_rejects_wrong_hooks() -> None:
 
 def test_custom_callback_rejects_sanity_check_and_comparison_mistakes() -> None:
     rejects(unit05.custom_callback, stopper(sanity=False), match=r"Lightning's sanity check .*trainer.sanity_checking")
-    message = rejects(unit05.custom_callback, stopper(compare=">"),
-                      match=r"reached the target .* but training went on .*value >= target")
+    message = rejects(
+        unit05.custom_callback,
+        stopper(compare=">"),
+        match=r"reached the target .* but training went on .*value >= target",
+    )
     assert "(data seed 0)" in message
 
 
 def test_custom_callback_rejects_stop_mistakes() -> None:
-    rejects(unit05.custom_callback, stopper(epoch_offset=1),
-            match=r"expected stopped_epoch = \d \(trainer.current_epoch of the epoch .* counted from 0\), found \d")
-    rejects(unit05.custom_callback, stopper(stop=False),
-            match=r"training went on|training ran \d epochs instead of \d: set trainer.should_stop = True")
+    rejects(
+        unit05.custom_callback,
+        stopper(epoch_offset=1),
+        match=r"expected stopped_epoch = \d \(trainer.current_epoch of the epoch .* counted from 0\), found \d",
+    )
+    rejects(
+        unit05.custom_callback,
+        stopper(stop=False),
+        match=r"training went on|training ran \d epochs instead of \d: set trainer.should_stop = True",
+    )
 
 
 def test_custom_callback_rejects_a_fixed_monitor() -> None:
-    rejects(unit05.custom_callback, stopper(monitor="val_acc"),
-            match=r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
-                  r"trainer.callback_metrics\[self.monitor\]")
+    rejects(
+        unit05.custom_callback,
+        stopper(monitor="val_acc"),
+        match=r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
+        r"trainer.callback_metrics\[self.monitor\]",
+    )

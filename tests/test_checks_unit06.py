@@ -45,14 +45,23 @@ def test_cosine_warmup_rejects_stub() -> None:
     rejects(unit06.cosine_warmup, stub, match=r"fn\(0, warmup_steps=\d+.*is not implemented yet")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"warmup": "from zero"}, r"fn\(0, .*expected .* \(during the warmup\), found 0: warmup off by one: step / warmup_steps"),
-    ({"warmup": "w+1"}, r"warmup off by one: divide by warmup_steps, not warmup_steps \+ 1"),
-    ({"span": "total"}, r"the cosine runs over total_steps; it should run over the total_steps - warmup_steps"),
-    ({"floor": "none"}, r"no floor: the multiplier should decay to min_lr_ratio"),
-    ({"floor": "times"}, r"the floor multiplies the cosine; it should be added"),
-    ({"clamp": False}, r"\(after total_steps\), found .*: past total_steps the cosine climbs back up: clamp progress"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"warmup": "from zero"},
+            r"fn\(0, .*expected .* \(during the warmup\), found 0: warmup off by one: step / warmup_steps",
+        ),
+        ({"warmup": "w+1"}, r"warmup off by one: divide by warmup_steps, not warmup_steps \+ 1"),
+        ({"span": "total"}, r"the cosine runs over total_steps; it should run over the total_steps - warmup_steps"),
+        ({"floor": "none"}, r"no floor: the multiplier should decay to min_lr_ratio"),
+        ({"floor": "times"}, r"the floor multiplies the cosine; it should be added"),
+        (
+            {"clamp": False},
+            r"\(after total_steps\), found .*: past total_steps the cosine climbs back up: clamp progress",
+        ),
+    ],
+)
 def test_cosine_warmup_rejects_typical_mistakes(kwargs: dict, match: str) -> None:
     message = rejects(unit06.cosine_warmup, schedule(**kwargs), match=match)
     assert "(seed 0)" in message
@@ -75,8 +84,10 @@ def groups_variant(kind: str = "right"):
             return [{"params": params, "weight_decay": weight_decay}]
         if kind == "by name":  # 'bias' in the name: norm scales are decayed
             named = list(model.named_parameters())
-            return [{"params": [p for n, p in named if "bias" not in n], "weight_decay": weight_decay},
-                    {"params": [p for n, p in named if "bias" in n], "weight_decay": 0.0}]
+            return [
+                {"params": [p for n, p in named if "bias" not in n], "weight_decay": weight_decay},
+                {"params": [p for n, p in named if "bias" in n], "weight_decay": 0.0},
+            ]
         decay = [p for p in params if p.ndim >= 2 and id(p) not in in_norms]
         no_decay = [p for p in params if not (p.ndim >= 2 and id(p) not in in_norms)]
         if kind == "twice":
@@ -128,24 +139,30 @@ def test_adamw_rejects_stubs() -> None:
     rejects(unit06.adamw_weight_decay, groups_variant(), stub, match=r"update_fn\(p, grad, .*is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("all decay", r"'conv.bias' is a bias and should get weight_decay 0.0"),
-    ("by name", r"'bn.weight' is a normalisation parameter .*should get weight_decay 0.0"),
-    ("twice", r"parameter 'conv.weight' is in more than one group"),
-    ("drop norms", r"parameters missing from every group: \['bn.weight', 'bn.bias', 'norm.weight', 'norm.bias'\]"),
-    ("no key", r"group 0 should have the keys 'params' and 'weight_decay'"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("all decay", r"'conv.bias' is a bias and should get weight_decay 0.0"),
+        ("by name", r"'bn.weight' is a normalisation parameter .*should get weight_decay 0.0"),
+        ("twice", r"parameter 'conv.weight' is in more than one group"),
+        ("drop norms", r"parameters missing from every group: \['bn.weight', 'bn.bias', 'norm.weight', 'norm.bias'\]"),
+        ("no key", r"group 0 should have the keys 'params' and 'weight_decay'"),
+    ],
+)
 def test_adamw_rejects_wrong_groups(kind: str, match: str) -> None:
     rejects(unit06.adamw_weight_decay, groups_variant(kind), update_variant(), match=match)
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("coupled", r"that is Adam with L2: the decay was added to the gradient"),
-    ("none", r"no weight decay was applied"),
-    ("no lr", r"the decay is missing the learning rate"),
-    ("no correction", r"no bias correction"),
-    ("in place", r"the inputs were changed in place"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("coupled", r"that is Adam with L2: the decay was added to the gradient"),
+        ("none", r"no weight decay was applied"),
+        ("no lr", r"the decay is missing the learning rate"),
+        ("no correction", r"no bias correction"),
+        ("in place", r"the inputs were changed in place"),
+    ],
+)
 def test_adamw_rejects_wrong_updates(kind: str, match: str) -> None:
     rejects(unit06.adamw_weight_decay, groups_variant(), update_variant(kind), match=match)
 

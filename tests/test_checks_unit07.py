@@ -29,7 +29,7 @@ def crop_variant(*, pad: str = "right", offsets: str = "right", rng: str = "gene
                 image[0, 0, 0] += 0.5
             if pad == "none":  # crop without padding: smaller image
                 dy, dx = torch.randint(0, 2 * p + 1, (2,), generator=self.generator).tolist()
-                return image[:, dy // 2:dy // 2 + h - 2 * p, dx // 2:dx // 2 + w - 2 * p]
+                return image[:, dy // 2 : dy // 2 + h - 2 * p, dx // 2 : dx // 2 + w - 2 * p]
             value = 0.0 if pad == "zeros" else self.fill
             extra = 2 * p if pad == "double" else p
             padded = F.pad(image, (extra,) * 4, value=value)
@@ -39,7 +39,7 @@ def crop_variant(*, pad: str = "right", offsets: str = "right", rng: str = "gene
                 dy, dx = self.fixed
             else:
                 dy, dx = torch.randint(0, high, (2,), generator=gen).tolist()
-            return padded[:, dy:dy + h, dx:dx + w]
+            return padded[:, dy : dy + h, dx : dx + w]
 
     Variant.__name__ = "MyRandomCrop"
     return Variant
@@ -67,16 +67,25 @@ def test_augmentation_rejects_stub() -> None:
     rejects(unit07.augmentation, Stub, match=r"Stub\(padding=\d.*is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"pad": "none"}, r"expected shape \(\d, \d+, 12\) \(the same as the input\), found .*pad first, then crop back"),
-    ({"pad": "zeros"}, r"padded with 0, but fill=-\d\.\d+ was asked for: pass value=self.fill to F.pad"),
-    ({"pad": "double"}, r"shifted the image by more than padding=\d pixels"),
-    ({"offsets": "exclusive"}, r"never took the value \d = 2·padding .*torch.randint\(low, high\) excludes high"),
-    ({"offsets": "one way"}, r"only ever moved one way along dy"),
-    ({"offsets": "fixed"}, r"moved the image by the same offset .* on all 300 calls .*draw a new random offset in __call__"),
-    ({"rng": "global"}, r"generators seeded alike gave different outputs .*generator=self.generator"),
-    ({"inplace": True}, r"(changed its input in place|is not a shifted copy)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"pad": "none"},
+            r"expected shape \(\d, \d+, 12\) \(the same as the input\), found .*pad first, then crop back",
+        ),
+        ({"pad": "zeros"}, r"padded with 0, but fill=-\d\.\d+ was asked for: pass value=self.fill to F.pad"),
+        ({"pad": "double"}, r"shifted the image by more than padding=\d pixels"),
+        ({"offsets": "exclusive"}, r"never took the value \d = 2·padding .*torch.randint\(low, high\) excludes high"),
+        ({"offsets": "one way"}, r"only ever moved one way along dy"),
+        (
+            {"offsets": "fixed"},
+            r"moved the image by the same offset .* on all 300 calls .*draw a new random offset in __call__",
+        ),
+        ({"rng": "global"}, r"generators seeded alike gave different outputs .*generator=self.generator"),
+        ({"inplace": True}, r"(changed its input in place|is not a shifted copy)"),
+    ],
+)
 def test_augmentation_rejects_typical_mistakes(kwargs: dict, match: str) -> None:
     message = rejects(unit07.augmentation, crop_variant(**kwargs), match=match)
     assert "seed 0" in message or "ImageDataset" in message or "in place" in message or "copy" in message
@@ -153,17 +162,20 @@ def test_conv_unfold_rejects_stub() -> None:
     rejects(unit07.conv_unfold, stub, match=r"conv2d_unfold\(x .*is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("mistake", "match"), [
-    ("bias missing", r"values differ from F.conv2d's .*: the bias is missing; add bias.view\(1, C_out, 1\)"),
-    ("padding ignored", r"expected shape .*: that is the shape without padding; pass padding=\d to F.unfold"),
-    ("stride ignored", r"expected shape .*: that is the shape with stride 1; pass stride=\d to F.unfold"),
-    ("channels last weight", r"the weight was flattened channels-last"),
-    ("not transposed", r"the weight was reshaped to \(C_in·kH·kW, C_out\) and transposed"),
-    ("flipped", r"the kernel is flipped: PyTorch's conv2d is a cross-correlation"),
-    ("reshape without transpose", r"the product was \(N, L, C_out\) and was reshaped straight to"),
-    ("detached", r"the output does not require grad"),
-    ("builtin", r"conv2d_unfold called F.conv2d \(or nn.Conv2d\): write it with F.unfold"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "match"),
+    [
+        ("bias missing", r"values differ from F.conv2d's .*: the bias is missing; add bias.view\(1, C_out, 1\)"),
+        ("padding ignored", r"expected shape .*: that is the shape without padding; pass padding=\d to F.unfold"),
+        ("stride ignored", r"expected shape .*: that is the shape with stride 1; pass stride=\d to F.unfold"),
+        ("channels last weight", r"the weight was flattened channels-last"),
+        ("not transposed", r"the weight was reshaped to \(C_in·kH·kW, C_out\) and transposed"),
+        ("flipped", r"the kernel is flipped: PyTorch's conv2d is a cross-correlation"),
+        ("reshape without transpose", r"the product was \(N, L, C_out\) and was reshaped straight to"),
+        ("detached", r"the output does not require grad"),
+        ("builtin", r"conv2d_unfold called F.conv2d \(or nn.Conv2d\): write it with F.unfold"),
+    ],
+)
 def test_conv_unfold_rejects_typical_mistakes(mistake: str, match: str) -> None:
     rejects(unit07.conv_unfold, conv_variant(mistake), match=match)
 

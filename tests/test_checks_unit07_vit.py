@@ -32,8 +32,11 @@ def variant(mistake: str = "none"):
             n, c, h, w = x.shape
             p = self.p
             grid = x[:, :, : h - h % p, : w - w % p].reshape(n, c, h // p, p, w // p, p)
-            order = {"column-major": (0, 4, 2, 1, 3, 5), "channels last": (0, 2, 4, 3, 5, 1),
-                     "pixel columns first": (0, 2, 4, 1, 5, 3)}.get(mistake, (0, 2, 4, 1, 3, 5))
+            order = {
+                "column-major": (0, 4, 2, 1, 3, 5),
+                "channels last": (0, 2, 4, 3, 5, 1),
+                "pixel columns first": (0, 2, 4, 1, 5, 3),
+            }.get(mistake, (0, 2, 4, 1, 3, 5))
             patches = grid.permute(*order).reshape(n, -1, c * p * p)
             if mistake == "plain reshape":
                 patches = x.reshape(n, -1, c * p * p)
@@ -84,20 +87,26 @@ def test_rejects_the_stub() -> None:
     rejects(patch_embedding, ForwardStub, match=r"on x of shape .*is not implemented yet.*hint: cut the patches")
 
 
-@pytest.mark.parametrize(("mistake", "match"), [
-    ("column-major", r"numbered column by column; number them row by row \(row-major\)"),
-    ("channels last", r"channels innermost, \(p, p, C\); flatten it channel first, \(C, p, p\)"),
-    ("pixel columns first", r"pixels inside each patch are flattened column by column"),
-    ("plain reshape", r"does not cut the image into p × p squares"),
-    ("no projection", r"the last dimension is C·p·p = \d+, the raw patch; project each patch"),
-    ("no proj attribute", r"found no attribute `proj`; .*self.proj = nn.Linear\(\d+, \d+\)"),
-    ("transposed output", r"that is \(N, dim, num_patches\); transpose"),
-    ("no bias", r"the bias of self.proj is missing"),
-    ("detached", r"the output does not require a gradient"),
-    ("no num_patches", r"set self.num_patches"),
-    ("no size check", r"returned an output without complaint.*raise a ValueError that says H and W \(\d+\) must be "
-                      r"divisible by patch_size"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "match"),
+    [
+        ("column-major", r"numbered column by column; number them row by row \(row-major\)"),
+        ("channels last", r"channels innermost, \(p, p, C\); flatten it channel first, \(C, p, p\)"),
+        ("pixel columns first", r"pixels inside each patch are flattened column by column"),
+        ("plain reshape", r"does not cut the image into p × p squares"),
+        ("no projection", r"the last dimension is C·p·p = \d+, the raw patch; project each patch"),
+        ("no proj attribute", r"found no attribute `proj`; .*self.proj = nn.Linear\(\d+, \d+\)"),
+        ("transposed output", r"that is \(N, dim, num_patches\); transpose"),
+        ("no bias", r"the bias of self.proj is missing"),
+        ("detached", r"the output does not require a gradient"),
+        ("no num_patches", r"set self.num_patches"),
+        (
+            "no size check",
+            r"returned an output without complaint.*raise a ValueError that says H and W \(\d+\) must be "
+            r"divisible by patch_size",
+        ),
+    ],
+)
 def test_rejects_typical_mistakes(mistake: str, match: str) -> None:
     message = rejects(patch_embedding, variant(mistake), match=match)
     assert "(seed 0)" in message
@@ -107,8 +116,11 @@ def test_rejects_a_crash_instead_of_a_value_error() -> None:
     class Crashes(variant("no size check")):
         def forward(self, x):
             n, c, h, w = x.shape
-            return self.proj(x.reshape(n, c, h // self.p, self.p, w // self.p, self.p)
-                             .permute(0, 2, 4, 1, 3, 5).reshape(n, -1, c * self.p**2))
+            return self.proj(
+                x.reshape(n, c, h // self.p, self.p, w // self.p, self.p)
+                .permute(0, 2, 4, 1, 3, 5)
+                .reshape(n, -1, c * self.p**2)
+            )
 
     rejects(patch_embedding, Crashes, match=r"raised RuntimeError: .*; raise a ValueError that says H and W")
 

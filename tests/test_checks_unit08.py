@@ -13,8 +13,9 @@ from dlfund.models.seq2seq import AdditiveAttention
 # --- ex01: additive attention ---------------------------------------------------------------------
 
 
-def attention_variant(*, mask: str = "before", dim: int = -1, tanh: bool = True, context: str = "keys",
-                      detach: bool = False):
+def attention_variant(
+    *, mask: str = "before", dim: int = -1, tanh: bool = True, context: str = "keys", detach: bool = False
+):
     """A learner's additive_attention with one typical mistake switched on."""
 
     def additive_attention(query, keys, m, W_q, W_k, v):
@@ -64,15 +65,21 @@ def test_attention_rejects_stub() -> None:
     rejects(unit08.additive_attention, stub, match=r"stub\(query .* is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"mask": "none"}, r"padded positions got weight .*equal a softmax without any mask.*float\('-inf'\) before the softmax"),
-    ({"mask": "multiply"}, r"padded positions got weight"),
-    ({"mask": "after"}, r"zeroed on padding after the softmax, so rows sum to .* not 1"),
-    ({"dim": 0}, r"(softmax ran over the batch dimension \(dim=0\)|padded positions got weight)"),
-    ({"tanh": False}, r"match scores without the tanh"),
-    ({"context": "projected"}, r"context should have shape \(B, Dk\).*sum the keys, not their projections"),
-    ({"detach": True}, r"no gradient reached (query|W_q|W_k|v)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"mask": "none"},
+            r"padded positions got weight .*equal a softmax without any mask.*float\('-inf'\) before the softmax",
+        ),
+        ({"mask": "multiply"}, r"padded positions got weight"),
+        ({"mask": "after"}, r"zeroed on padding after the softmax, so rows sum to .* not 1"),
+        ({"dim": 0}, r"(softmax ran over the batch dimension \(dim=0\)|padded positions got weight)"),
+        ({"tanh": False}, r"match scores without the tanh"),
+        ({"context": "projected"}, r"context should have shape \(B, Dk\).*sum the keys, not their projections"),
+        ({"detach": True}, r"no gradient reached (query|W_q|W_k|v)"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 3])
 def test_attention_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
     rejects(unit08.additive_attention, attention_variant(**kwargs), match=match, seed=seed)
@@ -85,15 +92,19 @@ def test_attention_softmax_over_batch_is_named() -> None:
 
 
 def test_attention_rejects_wrong_return_type() -> None:
-    rejects(unit08.additive_attention, lambda q, k, m, a, b, v: attention_variant()(q, k, m, a, b, v)[0],
-            match=r"should return a tuple \(context, weights\)")
+    rejects(
+        unit08.additive_attention,
+        lambda q, k, m, a, b, v: attention_variant()(q, k, m, a, b, v)[0],
+        match=r"should return a tuple \(context, weights\)",
+    )
 
 
 # --- ex02: GRU cell -----------------------------------------------------------------------------
 
 
-def gru_variant(*, order: str = "rzn", reset_after: bool = True, swap_mix: bool = False, names: bool = True,
-                zero_state: bool = True):
+def gru_variant(
+    *, order: str = "rzn", reset_after: bool = True, swap_mix: bool = False, names: bool = True, zero_state: bool = True
+):
     """A learner's MyGRUCell with one typical mistake switched on."""
 
     class MyGRUCell(nn.Module):
@@ -101,16 +112,32 @@ def gru_variant(*, order: str = "rzn", reset_after: bool = True, swap_mix: bool 
             super().__init__()
             self.hidden_size = hidden_size
             prefix = "" if names else "w_"
-            for name, shape in (("weight_ih", (3 * hidden_size, input_size)),
-                                ("weight_hh", (3 * hidden_size, hidden_size)),
-                                ("bias_ih", (3 * hidden_size,)), ("bias_hh", (3 * hidden_size,))):
+            for name, shape in (
+                ("weight_ih", (3 * hidden_size, input_size)),
+                ("weight_hh", (3 * hidden_size, hidden_size)),
+                ("bias_ih", (3 * hidden_size,)),
+                ("bias_hh", (3 * hidden_size,)),
+            ):
                 self.register_parameter(prefix + name, nn.Parameter(torch.randn(shape) * 0.1))
 
         def forward(self, x, h=None):
             if h is None:
-                h = torch.zeros(x.shape[0], self.hidden_size) if zero_state else torch.ones(x.shape[0], self.hidden_size)
-            return unit08.reference_gru(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, order=order,
-                                        reset_after=reset_after, swap_mix=swap_mix)
+                h = (
+                    torch.zeros(x.shape[0], self.hidden_size)
+                    if zero_state
+                    else torch.ones(x.shape[0], self.hidden_size)
+                )
+            return unit08.reference_gru(
+                x,
+                h,
+                self.weight_ih,
+                self.weight_hh,
+                self.bias_ih,
+                self.bias_hh,
+                order=order,
+                reset_after=reset_after,
+                swap_mix=swap_mix,
+            )
 
     return MyGRUCell
 
@@ -134,14 +161,17 @@ def test_gru_rejects_stub() -> None:
     rejects(unit08.gru_cell, Stub, match=r"Stub\(\d+, \d+\) is not implemented yet")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"order": "zrn"}, r"reset and update gates are swapped"),
-    ({"order": "nrz"}, r"order \(n, r, z\)"),
-    ({"reset_after": False}, r"reset gate multiplies h before W_hn"),
-    ({"swap_mix": True}, r"z and 1 - z are swapped"),
-    ({"names": False}, r"has no parameter 'weight_ih' \(found \['w_bias_hh'"),
-    ({"zero_state": False}, r"with no state given, start from zeros"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"order": "zrn"}, r"reset and update gates are swapped"),
+        ({"order": "nrz"}, r"order \(n, r, z\)"),
+        ({"reset_after": False}, r"reset gate multiplies h before W_hn"),
+        ({"swap_mix": True}, r"z and 1 - z are swapped"),
+        ({"names": False}, r"has no parameter 'weight_ih' \(found \['w_bias_hh'"),
+        ({"zero_state": False}, r"with no state given, start from zeros"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 5])
 def test_gru_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
     rejects(unit08.gru_cell, gru_variant(**kwargs), match=match, seed=seed)

@@ -16,8 +16,9 @@ from dlfund.models.transformer import KVCache
 # --- ex01: the causal mask ----------------------------------------------------------------------
 
 
-def causal_variant(*, diagonal: int = 0, fill: float = float("-inf"), after: bool = False, scale: bool = True,
-                   upper: bool = False):
+def causal_variant(
+    *, diagonal: int = 0, fill: float = float("-inf"), after: bool = False, scale: bool = True, upper: bool = False
+):
     """A learner's causal_attention with one typical mistake switched on."""
 
     def causal_attention(q, k, v):
@@ -41,23 +42,27 @@ def test_causal_mask_accepts_solution(seed: int, capsys: pytest.CaptureFixture[s
 
 def test_causal_mask_accepts_reference() -> None:
     unit09.causal_mask(causal_variant(), seed=5)
-    unit09.causal_mask(lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
-                       seed=6)
+    unit09.causal_mask(
+        lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True), seed=6
+    )
 
 
 def test_causal_mask_rejects_stub() -> None:
     rejects(unit09.causal_mask, stub, match=r"is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"diagonal": 1}, r"off by one and lets position i see position i \+ 1"),
-    ({"diagonal": -1}, r"returned NaN at position\(s\) \[0\].*Position i must see itself"),
-    ({"diagonal": 100}, r"no mask was applied"),
-    ({"fill": 0.0}, r"set to 0 instead of -inf"),
-    ({"after": True}, r"masked after the softmax"),
-    ({"scale": False}, r"not scaled: divide q·k by √d"),
-    ({"upper": True}, r"(triu instead of tril|returned NaN)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"diagonal": 1}, r"off by one and lets position i see position i \+ 1"),
+        ({"diagonal": -1}, r"returned NaN at position\(s\) \[0\].*Position i must see itself"),
+        ({"diagonal": 100}, r"no mask was applied"),
+        ({"fill": 0.0}, r"set to 0 instead of -inf"),
+        ({"after": True}, r"masked after the softmax"),
+        ({"scale": False}, r"not scaled: divide q·k by √d"),
+        ({"upper": True}, r"(triu instead of tril|returned NaN)"),
+    ],
+)
 def test_causal_mask_rejects_typical_mistakes(kwargs: dict, match: str) -> None:
     rejects(unit09.causal_mask, causal_variant(**kwargs), match=match)
 
@@ -120,18 +125,24 @@ def _merge_view(x):
 
 def _split_no_check(x, heads):
     b, t, d = x.shape
-    return x.reshape(b, t, heads, -1).transpose(1, 2) if d % heads == 0 else x[..., : d - d % heads].reshape(
-        b, t, heads, -1).transpose(1, 2)
+    return (
+        x.reshape(b, t, heads, -1).transpose(1, 2)
+        if d % heads == 0
+        else x[..., : d - d % heads].reshape(b, t, heads, -1).transpose(1, 2)
+    )
 
 
-@pytest.mark.parametrize(("split", "merge", "match"), [
-    (_direct_reshape, ref_merge, r"reshaped straight to \(B, h, T, d\), which mixes tokens and heads"),
-    (_no_transpose, ref_merge, r"= \(B, T, h, d\).*transpose\(1, 2\)"),
-    (_strided, ref_merge, r"every h-th feature"),
-    (ref_split, _merge_no_transpose, r"without moving the heads back"),
-    (ref_split, _merge_view, r"raised RuntimeError"),
-    (_split_no_check, ref_merge, r"did not raise: D=\d+ is not divisible by heads"),
-])
+@pytest.mark.parametrize(
+    ("split", "merge", "match"),
+    [
+        (_direct_reshape, ref_merge, r"reshaped straight to \(B, h, T, d\), which mixes tokens and heads"),
+        (_no_transpose, ref_merge, r"= \(B, T, h, d\).*transpose\(1, 2\)"),
+        (_strided, ref_merge, r"every h-th feature"),
+        (ref_split, _merge_no_transpose, r"without moving the heads back"),
+        (ref_split, _merge_view, r"raised RuntimeError"),
+        (_split_no_check, ref_merge, r"did not raise: D=\d+ is not divisible by heads"),
+    ],
+)
 def test_multi_head_rejects_typical_mistakes(split, merge, match: str) -> None:
     rejects(unit09.multi_head, split, merge, match=match)
 
@@ -178,7 +189,7 @@ def _generate(cache_cls, *, feed: str = "last", prefill: bool = True):
                 nxt = logits.argmax(-1, keepdim=True)
                 idx = torch.cat([idx, nxt], dim=1)
                 if step < n - 1:
-                    logits = (model(idx)[:, -1] if feed == "all" else model(nxt, caches)[:, -1])
+                    logits = model(idx)[:, -1] if feed == "all" else model(nxt, caches)[:, -1]
         return idx, torch.stack(steps, dim=1)
 
     generate.__name__ = "generate_greedy_cached"
@@ -220,13 +231,16 @@ def test_kv_cache_rejects_stub() -> None:
     rejects(unit09.kv_cache, KVCache, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("cache_cls", "kwargs", "match"), [
-    (NotAppended, {}, r"returned only the new keys.*the cache was not appended"),
-    (WrongAxis, {}, r"concatenate along the time axis, dim=-2"),
-    (ForgetsLength, {}, r"len\(cache\) should be 6, found 0"),
-    (KVCache, {"feed": "all"}, r"the model read \d+ tokens in all"),
-    (KVCache, {"prefill": False}, r"logits of step 0 differ.*run model\(idx, caches\) once on the prompt"),
-])
+@pytest.mark.parametrize(
+    ("cache_cls", "kwargs", "match"),
+    [
+        (NotAppended, {}, r"returned only the new keys.*the cache was not appended"),
+        (WrongAxis, {}, r"concatenate along the time axis, dim=-2"),
+        (ForgetsLength, {}, r"len\(cache\) should be 6, found 0"),
+        (KVCache, {"feed": "all"}, r"the model read \d+ tokens in all"),
+        (KVCache, {"prefill": False}, r"logits of step 0 differ.*run model\(idx, caches\) once on the prompt"),
+    ],
+)
 def test_kv_cache_rejects_typical_mistakes(cache_cls, kwargs: dict, match: str) -> None:
     rejects(unit09.kv_cache, cache_cls, _generate(cache_cls, **kwargs), match=match)
 
@@ -241,6 +255,9 @@ def test_kv_cache_catches_a_cache_that_drops_old_positions_in_generation() -> No
                 self.k, self.v = self.k[..., -4:, :], self.v[..., -4:, :]
             return self.k, self.v
 
-    with pytest.raises(CheckFailed, match=r"(logits of step \d+ differ|longer than the model's context_length|"
-                                          r"raised)"):
+    with pytest.raises(
+        CheckFailed,
+        match=r"(logits of step \d+ differ|longer than the model's context_length|"
+        r"raised)",
+    ):
         unit09.kv_cache(Window, _generate(Window), seed=0)

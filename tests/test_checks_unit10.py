@@ -16,17 +16,17 @@ def pooling_variant(kind: str):
 
     def mean_pooling(hidden, mask):
         m = mask.to(hidden.dtype)[..., None]
-        if kind == "all":                                   # forgot the mask
+        if kind == "all":  # forgot the mask
             return hidden.mean(dim=1)
-        if kind == "sum":                                   # forgot to divide
+        if kind == "sum":  # forgot to divide
             return (hidden * m).sum(1)
-        if kind == "by_T":                                  # divided by the padded length
+        if kind == "by_T":  # divided by the padded length
             return (hidden * m).sum(1) / hidden.shape[1]
-        if kind == "inverted":                              # mask read the wrong way round
+        if kind == "inverted":  # mask read the wrong way round
             return (hidden * (1 - m)).sum(1) / (1 - m).sum(1).clamp(min=1)
         if kind == "detach":
             return mean_pool(hidden.detach(), mask)
-        if kind == "float_mask":                            # returns float64
+        if kind == "float_mask":  # returns float64
             return mean_pool(hidden.double(), mask)
         if kind == "dim0":
             return (hidden * m).sum(0) / m.sum(0)
@@ -46,15 +46,18 @@ def test_pooling_rejects_stub() -> None:
     rejects(unit10.mean_pooling, stub, match=r"is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("all", r"mean over all T positions, padding included"),
-    ("sum", r"the sum over the real tokens, not their mean"),
-    ("by_T", r"divided by the padded length T"),
-    ("inverted", r"mean over the padded positions .*the mask is True at real tokens"),
-    ("detach", r"no gradient reached hidden"),
-    ("float_mask", r"should return torch.float32"),
-    ("dim0", r"should return shape \(B, H\)"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("all", r"mean over all T positions, padding included"),
+        ("sum", r"the sum over the real tokens, not their mean"),
+        ("by_T", r"divided by the padded length T"),
+        ("inverted", r"mean over the padded positions .*the mask is True at real tokens"),
+        ("detach", r"no gradient reached hidden"),
+        ("float_mask", r"should return torch.float32"),
+        ("dim0", r"should return shape \(B, H\)"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 3])
 def test_pooling_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit10.mean_pooling, pooling_variant(kind), match=match, seed=seed)
@@ -65,12 +68,12 @@ def test_pooling_rejects_typical_mistakes(kind: str, match: str, seed: int) -> N
 
 def freeze_variant(kind: str):
     def freeze(model, k):
-        if kind == "no_reset":                              # only switches things on
+        if kind == "no_reset":  # only switches things on
             if k is None:
                 model.requires_grad_(True)
                 return
             model.encoder.embeddings.requires_grad_(False)
-            for layer in model.encoder.layers[len(model.encoder.layers) - k:]:
+            for layer in model.encoder.layers[len(model.encoder.layers) - k :]:
                 layer.requires_grad_(True)
             model.head.requires_grad_(True)
             return
@@ -78,7 +81,7 @@ def freeze_variant(kind: str):
         if k is None:
             return
         layers = model.encoder.layers
-        chosen = layers[:k] if kind == "bottom" else layers[len(layers) - k:]
+        chosen = layers[:k] if kind == "bottom" else layers[len(layers) - k :]
         for layer in chosen:
             layer.requires_grad_(True)
         if kind != "head_frozen":
@@ -90,8 +93,10 @@ def freeze_variant(kind: str):
                 layer.norm1.requires_grad_(False)
 
     if kind == "none_frozen":
-        def freeze_none(model, k):                          # k=None treated as "head only"
+
+        def freeze_none(model, k):  # k=None treated as "head only"
             freeze_layers(model, 0 if k is None else k)
+
         return freeze_none
     return freeze
 
@@ -107,14 +112,17 @@ def test_freezing_rejects_stub() -> None:
     rejects(unit10.freezing, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("bottom", r"the bottom \d layers train, but the top ones should"),
-    ("head_frozen", r"the head must be trainable"),
-    ("embeddings_on", r"the embeddings should be frozen"),
-    ("no_reset", r"switch requires_grad off everywhere first"),
-    ("norms_frozen", r"a trainable layer should train all its parameters"),
-    ("none_frozen", r"with k=None every parameter should train"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("bottom", r"the bottom \d layers train, but the top ones should"),
+        ("head_frozen", r"the head must be trainable"),
+        ("embeddings_on", r"the embeddings should be frozen"),
+        ("no_reset", r"switch requires_grad off everywhere first"),
+        ("norms_frozen", r"a trainable layer should train all its parameters"),
+        ("none_frozen", r"with k=None every parameter should train"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 4])
 def test_freezing_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit10.freezing, freeze_variant(kind), match=match, seed=seed)
@@ -124,9 +132,19 @@ def test_count_trainable_solution() -> None:
     from dlfund.models.encoder import Encoder, EncoderClassifier, EncoderConfig
 
     count = solution(10, "ex02-freezing-layers", "count_trainable")
-    model = EncoderClassifier(Encoder(EncoderConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2,
-                                                    num_attention_heads=2, intermediate_size=8,
-                                                    max_position_embeddings=8)), 2)
+    model = EncoderClassifier(
+        Encoder(
+            EncoderConfig(
+                vocab_size=20,
+                hidden_size=8,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=8,
+                max_position_embeddings=8,
+            )
+        ),
+        2,
+    )
     freeze_layers(model, 0)
     assert count(model) == 8 * 2 + 2
     freeze_layers(model, None)

@@ -26,7 +26,7 @@ def accumulate_variant(kind: str):
     def accumulate(model, loss_fn, optimizer, x, y, k):
         if kind not in ("no_zero", "no_zero_no_divide", "zero_each", "zero_each_no_divide"):
             optimizer.zero_grad()
-        if kind == "whole_batch":                        # no micro-batches at all
+        if kind == "whole_batch":  # no micro-batches at all
             loss_fn(model(x), y).backward()
             optimizer.step()
             return
@@ -43,17 +43,21 @@ def accumulate_variant(kind: str):
             optimizer.step()
 
     if kind == "no_step":
+
         def no_step(model, loss_fn, optimizer, x, y, k):
             optimizer.zero_grad()
             for xs, ys in zip(x.chunk(k), y.chunk(k)):
                 (loss_fn(model(xs), ys) / k).backward()
+
         return no_step
     if kind == "half_data":
+
         def half(model, loss_fn, optimizer, x, y, k):
             optimizer.zero_grad()
             for xs, ys in list(zip(x.chunk(k), y.chunk(k)))[:-1]:
                 (loss_fn(model(xs), ys) / k).backward()
             optimizer.step()
+
         return half
     return accumulate
 
@@ -69,17 +73,20 @@ def test_accumulation_rejects_stub() -> None:
     rejects(unit11.accumulation, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("no_divide", r"the gradient is \d× the large batch's: divide each micro-batch's loss by the number of micro"),
-    ("zero_each", r"only the last micro-batch's gradient reached the step: zero the gradients once per step"),
-    ("zero_each_no_divide", r"only the last micro-batch's gradient .*and it was not divided"),
-    ("no_zero", r"gradients left in .grad from before the call: call optimizer.zero_grad\(\) once"),
-    ("no_zero_no_divide", r"left in .grad from before the call, and the gradient is \d× too large"),
-    ("step_each", r"called optimizer.step\(\) \d times: accumulate"),
-    ("whole_batch", r"ran the model on \d+ examples at once: split the batch"),
-    ("no_step", r"never called optimizer.step\(\)"),
-    ("half_data", r"the model saw \d+ examples in total, the batch has \d+"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("no_divide", r"the gradient is \d× the large batch's: divide each micro-batch's loss by the number of micro"),
+        ("zero_each", r"only the last micro-batch's gradient reached the step: zero the gradients once per step"),
+        ("zero_each_no_divide", r"only the last micro-batch's gradient .*and it was not divided"),
+        ("no_zero", r"gradients left in .grad from before the call: call optimizer.zero_grad\(\) once"),
+        ("no_zero_no_divide", r"left in .grad from before the call, and the gradient is \d× too large"),
+        ("step_each", r"called optimizer.step\(\) \d times: accumulate"),
+        ("whole_batch", r"ran the model on \d+ examples at once: split the batch"),
+        ("no_step", r"never called optimizer.step\(\)"),
+        ("half_data", r"the model saw \d+ examples in total, the batch has \d+"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 5])
 def test_accumulation_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit11.accumulation, accumulate_variant(kind), match=match, seed=seed)
@@ -101,16 +108,21 @@ def tiny_task() -> Task:
         with context():
             return {"val_loss": nn.functional.cross_entropy(model(xv.to(p.dtype)).float(), yv).item()}
 
-    return Task(name="tiny MLP", make_model=lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4)),
-                batch=lambda step: (x[(step % 4) * 16:(step % 4 + 1) * 16], y[(step % 4) * 16:(step % 4 + 1) * 16]),
-                loss=lambda out, t: nn.functional.cross_entropy(out.float(), t), evaluate=evaluate, lr=1e-2,
-                float_inputs=True)
+    return Task(
+        name="tiny MLP",
+        make_model=lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4)),
+        batch=lambda step: (x[(step % 4) * 16 : (step % 4 + 1) * 16], y[(step % 4) * 16 : (step % 4 + 1) * 16]),
+        loss=lambda out, t: nn.functional.cross_entropy(out.float(), t),
+        evaluate=evaluate,
+        lr=1e-2,
+        float_inputs=True,
+    )
 
 
 @pytest.fixture(scope="module")
 def measured_table() -> dict:
     study = solution(11, "ex02-precision-study", "study")
-    return study(tiny_task(), torch.device("cpu"), 6, 0)        # prints "tf32: CUDA only ..." and skips it
+    return study(tiny_task(), torch.device("cpu"), 6, 0)  # prints "tf32: CUDA only ..." and skips it
 
 
 def test_precision_table_accepts_the_solutions_measurements(measured_table: dict, capsys) -> None:
@@ -120,10 +132,12 @@ def test_precision_table_accepts_the_solutions_measurements(measured_table: dict
 
 
 def good_table() -> dict:
-    return {"fp32": {"step_ms": 10.0, "activation_mb": 8.0, "state_mb": 2.0, "val_loss": 3.0},
-            "fp16-mixed": {"step_ms": 30.0, "activation_mb": 5.0, "state_mb": 2.0, "val_loss": 3.01},
-            "bf16-mixed": {"step_ms": 20.0, "activation_mb": 5.0, "state_mb": 2.0, "val_loss": 3.0},
-            "bf16-true": {"step_ms": 20.0, "activation_mb": 4.5, "state_mb": 1.0, "val_loss": 3.05}}
+    return {
+        "fp32": {"step_ms": 10.0, "activation_mb": 8.0, "state_mb": 2.0, "val_loss": 3.0},
+        "fp16-mixed": {"step_ms": 30.0, "activation_mb": 5.0, "state_mb": 2.0, "val_loss": 3.01},
+        "bf16-mixed": {"step_ms": 20.0, "activation_mb": 5.0, "state_mb": 2.0, "val_loss": 3.0},
+        "bf16-true": {"step_ms": 20.0, "activation_mb": 4.5, "state_mb": 1.0, "val_loss": 3.05},
+    }
 
 
 def test_precision_table_accepts_a_plausible_table(capsys) -> None:
@@ -141,10 +155,10 @@ def broken(kind: str) -> dict:
         t["fp32"]["step_ms"] = -1.0
     elif kind == "faked_tf32":
         t["tf32"] = dict(t["fp32"])
-    elif kind == "swapped":                      # activation and state columns exchanged
+    elif kind == "swapped":  # activation and state columns exchanged
         for row in t.values():
             row["activation_mb"], row["state_mb"] = row["state_mb"], row["activation_mb"]
-    elif kind == "not_converted":                # bf16-true run with float32 weights
+    elif kind == "not_converted":  # bf16-true run with float32 weights
         t["bf16-true"]["state_mb"] = t["fp32"]["state_mb"]
     elif kind == "no_autocast":
         t["bf16-mixed"]["activation_mb"] = t["fp32"]["activation_mb"]
@@ -159,19 +173,22 @@ def broken(kind: str) -> dict:
     return t
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("missing", r"missing runs: fp16-mixed"),
-    ("nan", r"\['bf16-true'\]\['val_loss'\] = nan: .*NaN or inf"),
-    ("negative", r"\['fp32'\]\['step_ms'\] = -1.0: every measurement must be a finite positive number"),
-    ("faked_tf32", r"tf32 has numbers, but tf32: CUDA only.*never fake"),
-    ("swapped", r"activation memory: bf16-mixed .*columns swapped|state memory: .*columns swapped"),
-    ("not_converted", r"state memory: bf16-true .*model.to\(torch.bfloat16\)"),
-    ("no_autocast", r"activation memory: bf16-mixed .* is not below fp32's"),
-    ("diverged", r"fp16-mixed: validation loss 4.5 differs from fp32's 3 by 50%"),
-    ("unknown", r"unknown precision\(s\) \['fp8'\]"),
-    ("missing_column", r"table\['bf16-mixed'\] lacks val_loss"),
-    ("not_a_dict", r"should be a dict precision -> row"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("missing", r"missing runs: fp16-mixed"),
+        ("nan", r"\['bf16-true'\]\['val_loss'\] = nan: .*NaN or inf"),
+        ("negative", r"\['fp32'\]\['step_ms'\] = -1.0: every measurement must be a finite positive number"),
+        ("faked_tf32", r"tf32 has numbers, but tf32: CUDA only.*never fake"),
+        ("swapped", r"activation memory: bf16-mixed .*columns swapped|state memory: .*columns swapped"),
+        ("not_converted", r"state memory: bf16-true .*model.to\(torch.bfloat16\)"),
+        ("no_autocast", r"activation memory: bf16-mixed .* is not below fp32's"),
+        ("diverged", r"fp16-mixed: validation loss 4.5 differs from fp32's 3 by 50%"),
+        ("unknown", r"unknown precision\(s\) \['fp8'\]"),
+        ("missing_column", r"table\['bf16-mixed'\] lacks val_loss"),
+        ("not_a_dict", r"should be a dict precision -> row"),
+    ],
+)
 def test_precision_table_rejects_wrong_tables(kind: str, match: str) -> None:
     rejects(unit11.precision_table, broken(kind), match=match)
 
@@ -183,12 +200,15 @@ def test_precision_study_runs_the_learners_function(capsys) -> None:
     assert "✓ precision table" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("stub", r"study\(task, 'cpu', steps=6, seed=0\) is not implemented yet"),
-    ("none", r"returned None: return the table"),
-    ("missing", r"missing runs: fp16-mixed"),
-    ("faked_tf32", r"never fake"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("stub", r"study\(task, 'cpu', steps=6, seed=0\) is not implemented yet"),
+        ("none", r"returned None: return the table"),
+        ("missing", r"missing runs: fp16-mixed"),
+        ("faked_tf32", r"never fake"),
+    ],
+)
 def test_precision_study_rejects_stub_and_wrong_tables(kind: str, match: str) -> None:
     def study(task, device, steps, seed):
         if kind == "stub":

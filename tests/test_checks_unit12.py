@@ -37,11 +37,11 @@ def rope_variant(kind: str):
             return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2)
         if kind == "backwards":
             sin = -sin
-        if kind == "scaled":                        # not a rotation: lengths change
+        if kind == "scaled":  # not a rotation: lengths change
             return library_rope(x, positions, theta) * 1.5
-        if kind == "absolute":                      # adds a position-dependent vector: not relative
+        if kind == "absolute":  # adds a position-dependent vector: not relative
             return x + positions.float()[:, None] * 0.1
-        x1, x2 = x[..., : d // 2], x[..., d // 2:]
+        x1, x2 = x[..., : d // 2], x[..., d // 2 :]
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
 
     return rope
@@ -59,14 +59,17 @@ def test_rope_rejects_stub():
     rejects(unit12.rope, stub, match=r"is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("adjacent", r"rotates adjacent pairs \(0, 1\), \(2, 3\).*rotate half"),
-    ("backwards", r"rotates the wrong way"),
-    ("freq_i_over_d", r"frequencies theta\^\(-i/d\)"),
-    ("no_positions", r"ignores `positions`"),
-    ("scaled", r"vector lengths \(a rotation keeps them\)"),
-    ("absolute", r"vector lengths|must depend on the distance m - n only"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("adjacent", r"rotates adjacent pairs \(0, 1\), \(2, 3\).*rotate half"),
+        ("backwards", r"rotates the wrong way"),
+        ("freq_i_over_d", r"frequencies theta\^\(-i/d\)"),
+        ("no_positions", r"ignores `positions`"),
+        ("scaled", r"vector lengths \(a rotation keeps them\)"),
+        ("absolute", r"vector lengths|must depend on the distance m - n only"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 3])
 def test_rope_rejects_typical_mistakes(kind, match, seed):
     rejects(unit12.rope, rope_variant(kind), match=match, seed=seed)
@@ -76,7 +79,11 @@ def test_rope_rejects_a_fixed_theta():
     # seed chosen so that theta != 10000 is drawn; find one deterministically
     for seed in range(20):
         gen = torch.Generator().manual_seed(seed)
-        torch.randint(2, 4, (), generator=gen), torch.randint(5, 9, (), generator=gen), torch.randint(3, 7, (), generator=gen)
+        (
+            torch.randint(2, 4, (), generator=gen),
+            torch.randint(5, 9, (), generator=gen),
+            torch.randint(3, 7, (), generator=gen),
+        )
         if int(torch.randint(0, 3, (), generator=gen)) != 1:
             break
     rejects(unit12.rope, rope_variant("fixed_theta"), match=r"ignores `theta`", seed=seed)
@@ -133,18 +140,21 @@ def test_rmsnorm_rejects_stub():
     rejects(unit12.rms_norm, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("no_eps", r"forgets eps"),
-    ("eps_outside", r"adds eps outside the square root"),
-    ("layernorm", r"subtracts the mean like LayerNorm"),
-    ("sum", r"uses the sum of squares"),
-    ("dim0", r"averages over the wrong dimension"),
-    ("no_weight", r"forgets to multiply by weight"),
-    ("bias", r"exactly one parameter, `weight` \(no bias"),
-    ("init_zero", r"should start as ones"),
-    ("detach", r"no gradient reached x"),
-    ("float_out", r"should return the input's dtype bfloat16"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("no_eps", r"forgets eps"),
+        ("eps_outside", r"adds eps outside the square root"),
+        ("layernorm", r"subtracts the mean like LayerNorm"),
+        ("sum", r"uses the sum of squares"),
+        ("dim0", r"averages over the wrong dimension"),
+        ("no_weight", r"forgets to multiply by weight"),
+        ("bias", r"exactly one parameter, `weight` \(no bias"),
+        ("init_zero", r"should start as ones"),
+        ("detach", r"no gradient reached x"),
+        ("float_out", r"should return the input's dtype bfloat16"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 5])
 def test_rmsnorm_rejects_typical_mistakes(kind, match, seed):
     rejects(unit12.rms_norm, norm_variant(kind), match=match, seed=seed)
@@ -186,14 +196,17 @@ def test_gqa_rejects_stub():
     rejects(unit12.grouped_attention, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("repeat", r"key/value head i % h_kv.*repeat_interleave"),
-    ("not_causal", r"attend to the future"),
-    ("no_scale", r"forgets to scale the scores by 1/sqrt\(d\)"),
-    ("scale_d", r"scales the scores by 1/d"),
-    ("kv_only", r"should return \(B, h, T, d\)"),
-    ("detach", r"no gradient reached q"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("repeat", r"key/value head i % h_kv.*repeat_interleave"),
+        ("not_causal", r"attend to the future"),
+        ("no_scale", r"forgets to scale the scores by 1/sqrt\(d\)"),
+        ("scale_d", r"scales the scores by 1/d"),
+        ("kv_only", r"should return \(B, h, T, d\)"),
+        ("detach", r"no gradient reached q"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 4])
 def test_gqa_rejects_typical_mistakes(kind, match, seed):
     rejects(unit12.grouped_attention, gqa_variant(kind), match=match, seed=seed)

@@ -71,17 +71,20 @@ def test_lora_rejects_stub() -> None:
     rejects(unit13.lora_layer, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("alpha", r"scaled by α instead of α/r"),
-    ("no_scale", r"not scaled: multiply by α/r"),
-    ("r_over_alpha", r"scaled by r/α instead of α/r"),
-    ("A_zero", r"A is all zeros"),
-    ("B_random", r"B should start at zero .* B was initialised randomly"),
-    ("A_normal", r"A should be Kaiming-uniform"),
-    ("double", r"after merge\(\) the forward pass adds ΔW twice"),
-    ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
-    ("no_unmerge", r"unmerge\(\) should restore W"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("alpha", r"scaled by α instead of α/r"),
+        ("no_scale", r"not scaled: multiply by α/r"),
+        ("r_over_alpha", r"scaled by r/α instead of α/r"),
+        ("A_zero", r"A is all zeros"),
+        ("B_random", r"B should start at zero .* B was initialised randomly"),
+        ("A_normal", r"A should be Kaiming-uniform"),
+        ("double", r"after merge\(\) the forward pass adds ΔW twice"),
+        ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
+        ("no_unmerge", r"unmerge\(\) should restore W"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 3])
 def test_lora_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit13.lora_layer, lora_variant(kind), match=match, seed=seed)
@@ -114,7 +117,7 @@ def adapter_variant(kind: str):
                 return self.o_proj(merge_heads(F.scaled_dot_product_attention(q, kk, vv, attn_mask=allowed)))
             y = self.attend(q, k, v)
             if kind == "rope":
-                cos, sin = rope[0][:kp.shape[2]], rope[1][:kp.shape[2]]
+                cos, sin = rope[0][: kp.shape[2]], rope[1][: kp.shape[2]]
                 kp = apply_rope(kp, cos, sin)
             if kind == "causal":
                 extra = F.scaled_dot_product_attention(q, kp, vp, is_causal=True)
@@ -142,16 +145,19 @@ def test_adapter_rejects_stub() -> None:
     rejects(unit13.adapter_gate, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(("kind", "match"), [
-    ("random_gate", r"adapter_gate must start at zero"),
-    ("one_gate_param", r"one gate per query head"),
-    ("rope", r"rotated by RoPE"),
-    ("causal", r"causal mask"),
-    ("joint", r"share one softmax with the text"),
-    ("detached", r"the gate got no gradient"),
-    ("shared", r"one gate was used for all heads"),
-    ("tanh", r"went through tanh"),
-])
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("random_gate", r"adapter_gate must start at zero"),
+        ("one_gate_param", r"one gate per query head"),
+        ("rope", r"rotated by RoPE"),
+        ("causal", r"causal mask"),
+        ("joint", r"share one softmax with the text"),
+        ("detached", r"the gate got no gradient"),
+        ("shared", r"one gate was used for all heads"),
+        ("tanh", r"went through tanh"),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 5])
 def test_adapter_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit13.adapter_gate, adapter_variant(kind), match=match, seed=seed)

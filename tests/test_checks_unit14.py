@@ -30,12 +30,18 @@ def bootstrap_variant(mistake: str = "none"):
             idx = torch.randint(0, n, (n_boot, n), generator=g)
         accs = correct.float()[idx].mean(dim=1)
         alpha = 1 - level
-        q = {"wrong quantiles": [alpha, 1 - alpha], "hard-coded": [0.025, 0.975]}.get(mistake, [alpha / 2, 1 - alpha / 2])
+        q = {"wrong quantiles": [alpha, 1 - alpha], "hard-coded": [0.025, 0.975]}.get(
+            mistake, [alpha / 2, 1 - alpha / 2]
+        )
         lower, upper = torch.quantile(accs, torch.tensor(q)).tolist()
         if mistake == "std":
             return accs.std().item()
         if mistake == "normal":
-            z = 1.959963984540054 if level == 0.95 else float(torch.distributions.Normal(0, 1).icdf(torch.tensor(1 - alpha / 2)))
+            z = (
+                1.959963984540054
+                if level == 0.95
+                else float(torch.distributions.Normal(0, 1).icdf(torch.tensor(1 - alpha / 2)))
+            )
             mean = correct.float().mean().item()
             return mean - z * accs.std().item(), mean + z * accs.std().item()
         if mistake == "percent":
@@ -74,18 +80,24 @@ def test_bootstrap_ci_rejects_stub() -> None:
     rejects(unit14.bootstrap_ci, stub, match=r"bootstrap_ci\(correct \(N=\d+\).*is not implemented yet")
 
 
-@pytest.mark.parametrize(("mistake", "match"), [
-    ("without replacement", r"every resample has the test accuracy itself.*Sample \*with\* replacement \(torch.randint\)"),
-    ("wrong quantiles", r"these are the 5% and 95% quantiles; a 95% interval leaves 2.5% out on \*each\* side"),
-    ("std", r"returned one number .*not an interval"),
-    ("normal", r"accuracy ± z·std of the bootstrap accuracies .*percentile interval"),
-    ("transposed", r"the index tensor has shape \(N, n_boot\); the convention is \(n_boot, N\)"),
-    ("percent", r"looks like percentages; return fractions"),
-    ("swapped", r"lower .* > upper .*return \(lower, upper\) in that order"),
-    ("min max", r"smallest and largest bootstrap accuracy, not the quantiles"),
-    ("unseeded", r"two calls with the same seed gave different intervals.*torch.Generator\(\).manual_seed\(seed\)"),
-    ("in place", r"changed `correct` in place"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "match"),
+    [
+        (
+            "without replacement",
+            r"every resample has the test accuracy itself.*Sample \*with\* replacement \(torch.randint\)",
+        ),
+        ("wrong quantiles", r"these are the 5% and 95% quantiles; a 95% interval leaves 2.5% out on \*each\* side"),
+        ("std", r"returned one number .*not an interval"),
+        ("normal", r"accuracy ± z·std of the bootstrap accuracies .*percentile interval"),
+        ("transposed", r"the index tensor has shape \(N, n_boot\); the convention is \(n_boot, N\)"),
+        ("percent", r"looks like percentages; return fractions"),
+        ("swapped", r"lower .* > upper .*return \(lower, upper\) in that order"),
+        ("min max", r"smallest and largest bootstrap accuracy, not the quantiles"),
+        ("unseeded", r"two calls with the same seed gave different intervals.*torch.Generator\(\).manual_seed\(seed\)"),
+        ("in place", r"changed `correct` in place"),
+    ],
+)
 def test_bootstrap_ci_rejects_typical_mistakes(mistake: str, match: str) -> None:
     message = rejects(unit14.bootstrap_ci, bootstrap_variant(mistake), match=match)
     assert "(data seed 0)" in message
@@ -93,8 +105,11 @@ def test_bootstrap_ci_rejects_typical_mistakes(mistake: str, match: str) -> None
 
 def test_bootstrap_ci_rejects_quantiles_hard_coded_for_95_percent() -> None:
     # The second call uses another level; seed 0 picks one of 0.8, 0.9, 0.99.
-    rejects(unit14.bootstrap_ci, bootstrap_variant("hard-coded"),
-            match=r"level=0\.(8|9|99).*2.5% and 97.5% quantiles, right only for level = 0.95")
+    rejects(
+        unit14.bootstrap_ci,
+        bootstrap_variant("hard-coded"),
+        match=r"level=0\.(8|9|99).*2.5% and 97.5% quantiles, right only for level = 0.95",
+    )
 
 
 def test_bootstrap_ci_rejects_other_random_streams() -> None:
@@ -106,7 +121,11 @@ def test_bootstrap_ci_rejects_other_random_streams() -> None:
         accs = correct.float()[idx].mean(dim=1)
         return tuple(torch.quantile(accs, torch.tensor([(1 - level) / 2, (1 + level) / 2])).tolist())
 
-    rejects(unit14.bootstrap_ci, numpy_rng, match=r"expected \(lower, upper\) = .*Follow the convention: g = torch.Generator")
+    rejects(
+        unit14.bootstrap_ci,
+        numpy_rng,
+        match=r"expected \(lower, upper\) = .*Follow the convention: g = torch.Generator",
+    )
 
 
 # --- ex02: paired comparison ----------------------------------------------------------------------
@@ -142,7 +161,13 @@ def comparison_variant(mistake: str = "none"):
             better = "B" if lower > 0 else "A" if upper < 0 else "neither"
         else:
             better = "A" if lower > 0 else "B" if upper < 0 else "neither"
-        result: dict[str, Any] = {"difference": difference, "lower": lower, "upper": upper, "p_value": p, "better": better}
+        result: dict[str, Any] = {
+            "difference": difference,
+            "lower": lower,
+            "upper": upper,
+            "p_value": p,
+            "better": better,
+        }
         if mistake == "missing key":
             del result["p_value"]
         return result
@@ -164,15 +189,18 @@ def test_paired_comparison_rejects_stub() -> None:
     rejects(unit14.paired_comparison, stub, match=r"paired_comparison\(correct_a, correct_b .*is not implemented yet")
 
 
-@pytest.mark.parametrize(("mistake", "match"), [
-    ("swapped", r"the sign is swapped; the difference is accuracy\(A\) - accuracy\(B\)"),
-    ("unpaired", r"as wide as the paired one; the two models were resampled independently"),
-    ("totals", r"compares the two totals of correct answers.*only the discordant pairs"),
-    ("all examples", r"counts b out of all N examples.*test b out of b \+ c"),
-    ("sign of difference", r"expected better = 'neither', found '(A|B)': the interval .* contains 0"),
-    ("reversed decision", r"the decision is reversed"),
-    ("missing key", r"expected exactly the keys .*missing \['p_value'\]"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "match"),
+    [
+        ("swapped", r"the sign is swapped; the difference is accuracy\(A\) - accuracy\(B\)"),
+        ("unpaired", r"as wide as the paired one; the two models were resampled independently"),
+        ("totals", r"compares the two totals of correct answers.*only the discordant pairs"),
+        ("all examples", r"counts b out of all N examples.*test b out of b \+ c"),
+        ("sign of difference", r"expected better = 'neither', found '(A|B)': the interval .* contains 0"),
+        ("reversed decision", r"the decision is reversed"),
+        ("missing key", r"expected exactly the keys .*missing \['p_value'\]"),
+    ],
+)
 def test_paired_comparison_rejects_typical_mistakes(mistake: str, match: str) -> None:
     message = rejects(unit14.paired_comparison, comparison_variant(mistake), match=match)
     assert "(data seed 0)" in message
@@ -187,5 +215,8 @@ def test_paired_comparison_rejects_chi_square_and_wrong_types() -> None:
 
     rejects(unit14.paired_comparison, chi_square, match=r"chi-square approximation; the exercise asks for the exact")
     rejects(unit14.paired_comparison, lambda *args: (0.1, 0.0, 0.2), match=r"expected a dict with keys")
-    rejects(unit14.paired_comparison,
-            lambda *args: {**comparison_variant()(*args), "better": "model A"}, match=r"better should be one of")
+    rejects(
+        unit14.paired_comparison,
+        lambda *args: {**comparison_variant()(*args), "better": "model A"},
+        match=r"better should be one of",
+    )

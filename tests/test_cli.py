@@ -113,7 +113,10 @@ def test_units_settings_prints_both_tiers_with_their_meaning(capsys):
     code, out, _ = run_cli(capsys, "units", "--settings", "7")
     assert code == 0
     row = next(line for line in out.splitlines() if line.strip().startswith("vit.dim "))
-    smoke, full = manifest.get_unit(7).tier_settings("smoke").vit.dim, manifest.get_unit(7).tier_settings("full").vit.dim
+    smoke, full = (
+        manifest.get_unit(7).tier_settings("smoke").vit.dim,
+        manifest.get_unit(7).tier_settings("full").vit.dim,
+    )
     assert row.split()[1:3] == [str(smoke), str(full)] and len(row.split()) > 3, "value in each tier, then the meaning"
     code, _, err = run_cli(capsys, "units", "--settings", "99")
     assert code == 2 and "no unit '99'" in err

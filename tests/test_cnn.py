@@ -16,14 +16,17 @@ from dlfund.models.resnet import ResidualBlock, ResNet
 UNIT = manifest.get_unit(7)
 
 
-@pytest.mark.parametrize(("shape", "kernel", "stride", "padding", "bias"), [
-    ((2, 3, 8, 8), (4, 3, 3, 3), 1, 0, False),
-    ((2, 3, 8, 8), (4, 3, 3, 3), 1, 1, True),
-    ((1, 2, 9, 7), (5, 2, 3, 2), 2, 1, True),
-    ((3, 1, 10, 11), (2, 1, 5, 5), 3, 2, False),
-    ((2, 4, 6, 5), (3, 4, 1, 1), (2, 1), (0, 1), True),
-    ((1, 1, 4, 4), (1, 1, 4, 4), 1, 0, True),
-])
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride", "padding", "bias"),
+    [
+        ((2, 3, 8, 8), (4, 3, 3, 3), 1, 0, False),
+        ((2, 3, 8, 8), (4, 3, 3, 3), 1, 1, True),
+        ((1, 2, 9, 7), (5, 2, 3, 2), 2, 1, True),
+        ((3, 1, 10, 11), (2, 1, 5, 5), 3, 2, False),
+        ((2, 4, 6, 5), (3, 4, 1, 1), (2, 1), (0, 1), True),
+        ((1, 1, 4, 4), (1, 1, 4, 4), 1, 0, True),
+    ],
+)
 def test_conv2d_unfold_matches_conv2d_values_and_gradients(shape, kernel, stride, padding, bias) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -98,8 +101,9 @@ def test_resnet_shapes_parameters_zero_init_and_gradients() -> None:
         n = 9 * a * b + 9 * b * b + 4 * b
         return n + (a * b + 2 * b if stride != 1 or a != b else 0)
 
-    expected = (9 * 8 + 16) + sum(block_params(a, b, s) for a, b, s in
-                                  [(8, 8, 1), (8, 8, 1), (8, 16, 2), (16, 16, 1), (16, 32, 2), (32, 32, 1)])
+    expected = (9 * 8 + 16) + sum(
+        block_params(a, b, s) for a, b, s in [(8, 8, 1), (8, 8, 1), (8, 16, 2), (16, 16, 1), (16, 32, 2), (32, 32, 1)]
+    )
     assert _params(model) == expected + 32 * 10 + 10
     F.cross_entropy(model(x), torch.arange(3)).backward()
     # at zero init the second conv of each block gets no gradient through bn2 (weight 0) but bn2 itself does
@@ -112,7 +116,11 @@ def test_conv_notebook_matches_library() -> None:
     """Notebook 02 builds convolution with loops, then with unfold: both equal the library's function."""
     found = definitions(UNIT.notebook_path("02-convolution-by-hand"), names=("conv2d_loops", "conv2d_unfold"))
     gen = torch.Generator().manual_seed(1)
-    x, w, b = torch.randn(2, 2, 7, 6, generator=gen), torch.randn(3, 2, 3, 3, generator=gen), torch.randn(3, generator=gen)
+    x, w, b = (
+        torch.randn(2, 2, 7, 6, generator=gen),
+        torch.randn(3, 2, 3, 3, generator=gen),
+        torch.randn(3, generator=gen),
+    )
     expected = conv2d_unfold(x, w, b, stride=2, padding=1)
     torch.testing.assert_close(found["conv2d_loops"](x, w, b, stride=2, padding=1), expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(found["conv2d_unfold"](x, w, b, stride=2, padding=1), expected, atol=1e-5, rtol=1e-5)

@@ -79,8 +79,24 @@ def test_setup_shows_the_recorded_measurement(tmp_path, monkeypatch, capsys):
     unit = manifest.get_unit(1)
     path = results.result_path(tmp_path, unit, "02-perceptron-python", "smoke")
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"unit": 1, "notebook": "02-perceptron-python", "metrics": {"acc": 1.0},
-                                "provenance": {"wall_s": 12.3, "peak_memory_mb": 456.0, "peak_memory_kind": "process_max_rss",
-                                               "device": "CPU (x86_64, 2 cores)", "date": "2026-11-22T00:00:00+00:00"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "unit": 1,
+                "notebook": "02-perceptron-python",
+                "metrics": {"acc": 1.0},
+                "provenance": {
+                    "wall_s": 12.3,
+                    "peak_memory_mb": 456.0,
+                    "peak_memory_kind": "process_max_rss",
+                    "device": "CPU (x86_64, 2 cores)",
+                    "date": "2026-11-22T00:00:00+00:00",
+                },
+            }
+        )
+    )
     dlfund.setup(unit=1, notebook="02-perceptron-python", tier="smoke")
-    assert "last measured 12 s, peak memory 456 MB (process_max_rss) on CPU (x86_64, 2 cores), 2026-11-22" in capsys.readouterr().out
+    assert (
+        "last measured 12 s, peak memory 456 MB (process_max_rss) on CPU (x86_64, 2 cores), 2026-11-22"
+        in capsys.readouterr().out
+    )

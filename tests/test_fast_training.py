@@ -57,8 +57,8 @@ def test_saved_tensor_meter_counts_activations_not_parameters() -> None:
     x = torch.randn(8, 100, requires_grad=True)
     with memory.SavedTensorMeter(lin) as meter:
         torch.relu(lin(x))
-    assert meter.bytes == 8 * 100 * 4 + 8 * 10 * 4     # the input of the matmul, relu's output; not the weight
-    with memory.SavedTensorMeter() as everything:       # without a model: the weight counts too
+    assert meter.bytes == 8 * 100 * 4 + 8 * 10 * 4  # the input of the matmul, relu's output; not the weight
+    with memory.SavedTensorMeter() as everything:  # without a model: the weight counts too
         torch.relu(lin(x))
     assert everything.bytes == meter.bytes + 100 * 10 * 4
     with memory.SavedTensorMeter(lin) as half, torch.autocast("cpu", dtype=torch.bfloat16):
@@ -73,7 +73,7 @@ def test_checkpointing_saves_less_and_keeps_gradients() -> None:
     out = memory.checkpoint_comparison(tiny_gpt, x, y, lm_loss, steps=2)
     assert out["checkpointed"]["saved_mb"] < 0.6 * out["plain"]["saved_mb"]
     assert out["checkpointed"]["max_grad_difference"] < 1e-6
-    assert out["plain"]["peak_mb"] is None                 # no allocator peak on a CPU
+    assert out["plain"]["peak_mb"] is None  # no allocator peak on a CPU
     model = tiny_gpt()
     memory.checkpoint_blocks(model.layers)
     assert all(isinstance(b, memory.Checkpointed) for b in model.layers)
@@ -90,7 +90,7 @@ def test_state_bytes_counts_parameters_gradients_and_adamw_state() -> None:
     opt.step()
     sizes = memory.state_bytes(model, opt)
     assert sizes["gradients"] == 4 * n
-    assert sizes["optimizer"] == 2 * 4 * n + 2 * 4      # exp_avg, exp_avg_sq, and one float32 step per parameter
+    assert sizes["optimizer"] == 2 * 4 * n + 2 * 4  # exp_avg, exp_avg_sq, and one float32 step per parameter
 
 
 # --- precision -------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_supported_and_contexts_on_cpu() -> None:
 
 def test_underflow_fraction() -> None:
     values = torch.tensor([1e-9, 1e-8, 1e-3, 0.0, 1.0])
-    assert precision.underflow_fraction(values) == 0.5            # 1e-9 and 1e-8 of the four non-zero
+    assert precision.underflow_fraction(values) == 0.5  # 1e-9 and 1e-8 of the four non-zero
     assert precision.underflow_fraction(values, scale=65536.0) == 0.0
     assert precision.underflow_fraction(values, torch.bfloat16) == 0.0
     assert precision.underflow_fraction(torch.zeros(3)) == 0.0
@@ -123,10 +123,12 @@ def test_underflow_fraction() -> None:
 def test_train_with_precision_measures_and_bf16_true_halves_the_state() -> None:
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 20, (4, 16), generator=gen), torch.randint(0, 20, (4, 16), generator=gen)
-    task = precision.Task("tiny", lambda: tiny_gpt(), lambda step: (x, y), lm_loss,
-                          lambda model, ctx: {"val_loss": 1.0}, lr=1e-2)
-    runs = {p: precision.train_with_precision(task, p, steps=4, device="cpu") for p in ("fp32", "bf16-true",
-                                                                                       "fp16-mixed")}
+    task = precision.Task(
+        "tiny", lambda: tiny_gpt(), lambda step: (x, y), lm_loss, lambda model, ctx: {"val_loss": 1.0}, lr=1e-2
+    )
+    runs = {
+        p: precision.train_with_precision(task, p, steps=4, device="cpu") for p in ("fp32", "bf16-true", "fp16-mixed")
+    }
     for r in runs.values():
         assert r.step_ms > 0 and r.saved_mb > 0 and r.peak_memory_mb is None and r.last_loss < r.first_loss
     assert runs["bf16-true"].state_mb == pytest.approx(runs["fp32"].state_mb / 2, rel=0.01)
@@ -144,7 +146,7 @@ def test_fp16_activation_gradients_underflow_without_a_scale() -> None:
     ctx = precision.precision_context("fp16-mixed", "cpu")
     scaled = activation_zero_share(precision.activation_gradients(model, x, x, tiny_loss, context=ctx, scale=65536.0))
     assert plain > scaled
-    assert all(p.grad is None for p in model.parameters())         # left as they were
+    assert all(p.grad is None for p in model.parameters())  # left as they were
 
 
 def activation_zero_share(grads: list[torch.Tensor]) -> float:
@@ -173,8 +175,16 @@ def test_compile_failure_falls_back_with_one_line(monkeypatch) -> None:
 def test_ddp_and_fsdp_on_two_cpu_processes_equal_one_process_on_the_global_batch(tmp_path) -> None:
     """torchrun starts 2 gloo ranks (a subprocess; loopback only): every mode's ranks end with identical
     weights, equal to a single process on the global batch; FSDP holds half the state per rank."""
-    problem = distributed.make_problem(tmp_path / "problem.pt", steps=3, global_batch=8, context_length=16, n_layers=1,
-                                       dim=16, n_heads=2, corpus_chars=20_000)
+    problem = distributed.make_problem(
+        tmp_path / "problem.pt",
+        steps=3,
+        global_batch=8,
+        context_length=16,
+        n_layers=1,
+        dim=16,
+        n_heads=2,
+        corpus_chars=20_000,
+    )
     reference = distributed.reference_run(problem)
     modes = ("torch-ddp", "fsdp", "fabric-ddp", "lightning-ddp", "fabric-fsdp2", "lightning-fsdp2", "lightning-fsdp")
     result = distributed.launch(tmp_path / "problem.pt", tmp_path / "out", modes=modes, nproc=2, timeout=240)
@@ -210,8 +220,10 @@ def test_cli_bench_fast_training_suite_records_with_provenance(tmp_path, monkeyp
     from dlfund.course.bench import fast_training as speed
     from dlfund.course.bench.common import Row
 
-    rows = [Row("precision: GPT", "bf16-mixed", "step ms", 5.0, 10.0, 0.5, "val_loss 3.1"),
-            Row("precision: GPT", "tf32", "step ms", math.nan, math.nan, math.nan, "tf32: CUDA only")]
+    rows = [
+        Row("precision: GPT", "bf16-mixed", "step ms", 5.0, 10.0, 0.5, "val_loss 3.1"),
+        Row("precision: GPT", "tf32", "step ms", math.nan, math.nan, math.nan, "tf32: CUDA only"),
+    ]
     monkeypatch.setattr(speed, "run", lambda tier, device: rows)
     monkeypatch.setattr(manifest, "RESULTS_DIR", tmp_path)
     assert cli.main(["bench", "--suite", "fast-training", "--record"]) == 0
@@ -228,13 +240,20 @@ def test_batch_size_finder_and_memory_bench_rows(tmp_path) -> None:
     from dlfund.course.settings import override
 
     tokens = torch.randint(0, 20, (2_000,))
-    found = memory.find_batch_size(lambda: tiny_gpt(), tokens, context_length=16, init=2, max_trials=3, device="cpu",
-                                   root_dir=str(tmp_path))
-    assert found == 8                                    # 2, 4, 8: three sizes ran, none ran out of memory
-    sizes = override(speed._sizes("smoke"), {
-        "gpt": {"layers": 1, "dim": 16, "heads": 2, "context": 16}, "accum": {"batch": 8, "micro": 2},
-        "finder": {"init_batch": 2, "max_trials": 2},
-        "checkpointing": {"layers": 2, "dim": 16, "context": 16, "batch": 2, "steps": 1}, "corpus_chars": 20_000})
+    found = memory.find_batch_size(
+        lambda: tiny_gpt(), tokens, context_length=16, init=2, max_trials=3, device="cpu", root_dir=str(tmp_path)
+    )
+    assert found == 8  # 2, 4, 8: three sizes ran, none ran out of memory
+    sizes = override(
+        speed._sizes("smoke"),
+        {
+            "gpt": {"layers": 1, "dim": 16, "heads": 2, "context": 16},
+            "accum": {"batch": 8, "micro": 2},
+            "finder": {"init_batch": 2, "max_trials": 2},
+            "checkpointing": {"layers": 2, "dim": 16, "context": 16, "batch": 2, "steps": 1},
+            "corpus_chars": 20_000,
+        },
+    )
     rows = {(r.benchmark, r.metric): r for r in speed.bench_memory(sizes, torch.device("cpu"))}
     accumulation = rows["gradient accumulation", "saved MB"]
     assert accumulation.ours < accumulation.reference and "gradient difference" in accumulation.note

@@ -15,8 +15,15 @@ from dlfund.train.lm import evaluate_lm, train_lm
 
 def tiny(positions: str = "learned", **kwargs) -> GPT:
     torch.manual_seed(0)
-    settings = {"vocab_size": 17, "context_length": 32, "n_layers": 2, "n_heads": 2, "dim": 16, "dropout": 0.0,
-                "positions": positions}
+    settings = {
+        "vocab_size": 17,
+        "context_length": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "dim": 16,
+        "dropout": 0.0,
+        "positions": positions,
+    }
     settings.update(kwargs)
     return GPT(GPTConfig(**settings)).eval()
 
@@ -57,7 +64,7 @@ def test_rope_scores_depend_on_relative_position_only() -> None:
     torch.testing.assert_close(score(5, 2), score(40, 37), atol=1e-5, rtol=0)
     torch.testing.assert_close(score(0, 0), q @ k, atol=1e-5, rtol=0)
     assert abs(score(5, 2) - score(5, 3)) > 1e-4
-    torch.testing.assert_close(apply_rope(q, cos[9], sin[9]).norm(), q.norm())       # a rotation
+    torch.testing.assert_close(apply_rope(q, cos[9], sin[9]).norm(), q.norm())  # a rotation
 
 
 def test_sinusoidal_table() -> None:
@@ -75,8 +82,9 @@ def test_kv_cache_gives_the_same_logits_and_tokens(positions: str) -> None:
     plain = list(model.stream(prompt, 20, temperature=1.0, use_cache=False, generator=torch.Generator().manual_seed(3)))
     assert len(cached) == len(plain) == 20 and cached[0].logits.shape == (2, 17) and cached[0].token.shape == (2,)
     assert all(torch.equal(a.token, b.token) for a, b in zip(cached, plain))
-    torch.testing.assert_close(torch.stack([s.logits for s in cached], 1), torch.stack([s.logits for s in plain], 1),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.stack([s.logits for s in cached], 1), torch.stack([s.logits for s in plain], 1), atol=1e-5, rtol=0
+    )
     # the cache grows by one position per token
     caches = model.new_caches()
     model(prompt, caches)
@@ -89,7 +97,7 @@ def test_kv_cache_chunked_prefill_matches() -> None:
     idx = torch.randint(0, 17, (1, 12))
     caches = [KVCache() for _ in model.layers]
     first = model(idx[:, :7], caches)
-    second = model(idx[:, 7:], caches)                 # 5 new queries against 12 keys
+    second = model(idx[:, 7:], caches)  # 5 new queries against 12 keys
     torch.testing.assert_close(torch.cat([first, second], dim=1), model(idx), atol=1e-5, rtol=0)
 
 
@@ -113,7 +121,7 @@ def test_sample_next() -> None:
     assert sample_next(logits, temperature=0).item() == 1
     gen = torch.Generator().manual_seed(0)
     draws = torch.stack([sample_next(logits, top_k=2, generator=gen) for _ in range(300)])
-    assert set(draws.unique().tolist()) == {1, 2}                        # top-2 only
+    assert set(draws.unique().tolist()) == {1, 2}  # top-2 only
     cold = torch.stack([sample_next(logits, temperature=0.05, generator=gen) for _ in range(50)])
     assert (cold == 1).all()
     with pytest.raises(ValueError, match="temperature must be"):
@@ -144,8 +152,19 @@ def test_overfits_a_tiny_corpus() -> None:
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=16, n_layers=2, n_heads=2, dim=32, dropout=0.0))
     before = evaluate_lm(model, data, context_length=16, batch_size=8, batches=2, device="cpu")
-    history = train_lm(model, data, data, context_length=16, batch_size=16, lr=1e-2, max_steps=150, warmup_steps=10,
-                       eval_every=150, eval_batches=2, verbose=False)
+    history = train_lm(
+        model,
+        data,
+        data,
+        context_length=16,
+        batch_size=16,
+        lr=1e-2,
+        max_steps=150,
+        warmup_steps=10,
+        eval_every=150,
+        eval_batches=2,
+        verbose=False,
+    )
     assert before > math.log(tok.vocab_size) - 0.5
     assert history.final_val_loss < 0.3, history.val_loss
 
@@ -160,7 +179,7 @@ def test_notebook_gpt_matches_the_library() -> None:
     nb = definitions(path, names=("GPTSelfAttention", "MLP", "GPTBlock", "GPT"))
     library = tiny(dropout=0.0)
     mine = nb["GPT"](17, 32, 2, 2, 16, 0.0).eval()
-    mine.load_state_dict(library.state_dict())                       # strict: every parameter name matches
+    mine.load_state_dict(library.state_dict())  # strict: every parameter name matches
     assert [type(m).__name__ for m in mine.modules()] == [type(m).__name__ for m in library.modules()]
     idx = torch.randint(0, 17, (2, 20))
     torch.testing.assert_close(mine(idx), library(idx), atol=1e-5, rtol=0)
@@ -169,8 +188,20 @@ def test_notebook_gpt_matches_the_library() -> None:
 def test_train_lm_stops_at_the_time_limit() -> None:
     data = torch.randint(0, 17, (2000,))
     model = tiny()
-    history = train_lm(model, data, data, context_length=16, batch_size=4, lr=1e-3, max_steps=10**6, time_limit_s=0.5,
-                       warmup_steps=5, eval_every=10**6, eval_batches=1, verbose=False)
+    history = train_lm(
+        model,
+        data,
+        data,
+        context_length=16,
+        batch_size=4,
+        lr=1e-3,
+        max_steps=10**6,
+        time_limit_s=0.5,
+        warmup_steps=5,
+        eval_every=10**6,
+        eval_batches=1,
+        verbose=False,
+    )
     assert history.stopped_by == "time" and 0.5 <= history.seconds[-1] < 5
     assert len(history.val_loss) == 1 and history.total_steps > 1
 
@@ -182,6 +213,6 @@ def test_shakespeare_validation_plays_are_unseen() -> None:
     plays = load_shakespeare()
     train, val = shakespeare_corpus()
     for name in VALIDATION_PLAYS:
-        speech = plain_play(plays[name])[3000:3200]        # a passage from inside the held-out play
+        speech = plain_play(plays[name])[3000:3200]  # a passage from inside the held-out play
         assert speech in val and speech not in train
-    assert "**" not in train and "  \n" not in train       # the Markdown is gone
+    assert "**" not in train and "  \n" not in train  # the Markdown is gone

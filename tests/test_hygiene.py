@@ -45,17 +45,20 @@ def test_code_is_offline_portable_and_parses(unit, name, kind, path):
 def test_structure_title_setup_and_closing(unit, name, kind, path):
     nb = notebooks.read(path)
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), "first cell: a '# Title' markdown cell"
+    assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), (
+        "first cell: a '# Title' markdown cell"
+    )
     code = notebooks.code_cells(nb)
     assert code, "a notebook without code"
     setup = re.search(r"dlfund\.setup\(\s*unit\s*=\s*(\d+)\s*,\s*notebook\s*=\s*[\"']([^\"']+)[\"']", code[0])
-    assert setup, "the first code cell must call dlfund.setup(unit=N, notebook=\"<name>\")"
+    assert setup, 'the first code cell must call dlfund.setup(unit=N, notebook="<name>")'
     assert (int(setup.group(1)), setup.group(2)) == (unit.number, name), "setup() names another notebook"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     if kind == "lecture":
         assert any("cfg.record(" in c for c in code), "a lecture notebook records its key metrics with cfg.record()"
-        assert "what we saw" in nb.cells[-1].source.lower() or "what we saw" in nb.cells[-2].source.lower(), \
+        assert "what we saw" in nb.cells[-1].source.lower() or "what we saw" in nb.cells[-2].source.lower(), (
             "a lecture notebook closes with a 'What we saw' section"
+        )
     if kind in ("solution", "exercise"):
         ex = next(e for e in unit.exercises if e.name == name)
         joined = "\n".join(code)
@@ -113,4 +116,6 @@ def test_datasets_used_are_listed_in_the_manifest(unit, name, kind, path):
     code = "\n".join(notebooks.code_cells(notebooks.read(path)))
     used = {dataset for pattern, dataset in DATA_CALLS.items() if re.search(pattern, code)}
     used |= set(re.findall(r"load_sklearn\(\s*[\"']([\w-]+)[\"']", code))
-    assert used <= set(unit.datasets), f"the notebook reads {sorted(used - set(unit.datasets))}, not in the unit's datasets"
+    assert used <= set(unit.datasets), (
+        f"the notebook reads {sorted(used - set(unit.datasets))}, not in the unit's datasets"
+    )

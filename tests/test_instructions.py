@@ -41,8 +41,12 @@ def test_answers_are_exact() -> None:
 def test_held_out_shakespeare_comes_from_other_plays() -> None:
     train, held = ins.shakespeare_speeches(False), ins.shakespeare_speeches(True)
     assert {p for p, _, _ in train}.isdisjoint({p for p, _, _ in held})
-    assert {p for p, _, _ in held} == {"comedies/twelfth-night", "histories/richard-ii", "romances/the-tempest",
-                                       "tragedies/hamlet"}
+    assert {p for p, _, _ in held} == {
+        "comedies/twelfth-night",
+        "histories/richard-ii",
+        "romances/the-tempest",
+        "tragedies/hamlet",
+    }
 
 
 def test_generate_errors() -> None:
@@ -71,7 +75,7 @@ def test_template_and_encoding_with_the_real_tokenizer() -> None:
     ids, mask = ins.encode_example(tok, ex)
     response = [i for i, m in zip(ids, mask) if m]
     assert tok.decode(response) == "42<|im_end|>" and response[-1] == tok.im_end_id
-    assert not any(mask[:len(tok.encode(text))])
+    assert not any(mask[: len(tok.encode(text))])
     idx, targets = ins.collate([(ids, mask)], pad_id=tok.im_end_id)
     assert torch.equal(targets[targets != -100], torch.tensor(response))
 

@@ -40,7 +40,7 @@ def fake_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor
     labels = labels[torch.randperm(n, generator=gen)]
     images = torch.randint(0, 80, (n, 28, 28), generator=gen, dtype=torch.uint8)
     for c in range(10):
-        images[labels == c, 2 * c: 2 * c + 6, :] += 150
+        images[labels == c, 2 * c : 2 * c + 6, :] += 150
     return images, labels
 
 
@@ -51,8 +51,15 @@ def fake_data(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def trainer(max_epochs: int = 2, **kwargs) -> L.Trainer:
-    return L.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, **kwargs)
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
 
 
 def small_dm(**kwargs) -> FashionMNISTDataModule:
@@ -65,6 +72,7 @@ def mlp() -> MLP:
 
 
 # --- LitClassifier -----------------------------------------------------------------------------------
+
 
 def test_forward_hparams_and_optimizer() -> None:
     model = mlp()
@@ -134,8 +142,9 @@ def test_checkpoint_reload_gives_identical_predictions(tmp_path) -> None:
     reloaded.eval()
     with torch.no_grad():
         assert torch.equal(lit(x), reloaded(x))
-    assert torch.equal(torch.cat(trainer().predict(reloaded, datamodule=dm)),
-                       torch.cat(trainer().predict(lit, datamodule=dm)))
+    assert torch.equal(
+        torch.cat(trainer().predict(reloaded, datamodule=dm)), torch.cat(trainer().predict(lit, datamodule=dm))
+    )
 
 
 def test_two_seeded_deterministic_runs_give_identical_metrics() -> None:
@@ -153,6 +162,7 @@ def test_two_seeded_deterministic_runs_give_identical_metrics() -> None:
 
 
 # --- FashionMNISTDataModule --------------------------------------------------------------------------
+
 
 def test_split_sizes_are_disjoint_and_stratified() -> None:
     dm = small_dm(n_train=500, n_val=300, n_test=150)
@@ -202,11 +212,15 @@ def test_batches_and_seeded_shuffling() -> None:
     reseeded.setup("fit")
     assert not torch.equal(first_image(dm), first_image(reseeded)), "another seed, another order"
     loader = dm.train_dataloader()
-    assert torch.cat([y for _, y in loader]).tolist() != torch.cat([y for _, y in loader]).tolist(), \
+    assert torch.cat([y for _, y in loader]).tolist() != torch.cat([y for _, y in loader]).tolist(), (
         "each epoch (each pass over one loader) is shuffled afresh"
+    )
     # validation, test and predict keep the dataset order
-    for make, subset in ((dm.val_dataloader, dm.val_set), (dm.test_dataloader, dm.test_set),
-                         (dm.predict_dataloader, dm.test_set)):
+    for make, subset in (
+        (dm.val_dataloader, dm.val_set),
+        (dm.test_dataloader, dm.test_set),
+        (dm.predict_dataloader, dm.test_set),
+    ):
         labels = torch.cat([y for _, y in make()])
         assert torch.equal(labels, torch.stack([subset[i][1] for i in range(len(subset))]))
 
@@ -221,6 +235,7 @@ def test_train_transform_applies_to_training_images_only() -> None:
 
 # --- parity with the notebook that builds the LightningModule step by step --------------------------
 
+
 def test_notebook_module_matches_the_library() -> None:
     from dlfund.course import manifest
     from dlfund.course.notebooks import definitions
@@ -230,13 +245,18 @@ def test_notebook_module_matches_the_library() -> None:
     torch.manual_seed(0)
     initial = mlp()
     results = []
-    for module in (MyLitClassifier(copy.deepcopy(initial), lr=2e-3),
-                   LitClassifier(copy.deepcopy(initial), num_classes=10, lr=2e-3)):
+    for module in (
+        MyLitClassifier(copy.deepcopy(initial), lr=2e-3),
+        LitClassifier(copy.deepcopy(initial), num_classes=10, lr=2e-3),
+    ):
         t = trainer(max_epochs=2)
         t.fit(module, datamodule=small_dm())
-        results.append(({k: float(v) for k, v in t.callback_metrics.items() if k in ("train_loss", "val_loss",
-                                                                                    "val_acc")},
-                        torch.cat([p.detach().flatten() for p in module.model.parameters()])))
+        results.append(
+            (
+                {k: float(v) for k, v in t.callback_metrics.items() if k in ("train_loss", "val_loss", "val_acc")},
+                torch.cat([p.detach().flatten() for p in module.model.parameters()]),
+            )
+        )
     (notebook_metrics, notebook_weights), (library_metrics, library_weights) = results
     assert set(notebook_metrics) == {"train_loss", "val_loss", "val_acc"}
     for key, value in notebook_metrics.items():

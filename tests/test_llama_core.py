@@ -34,12 +34,15 @@ def test_forward_shapes_and_tied_head():
     assert untied.num_parameters() - model.num_parameters() == 50 * 32
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(dim=30), "not divisible by n_heads"),
-    (dict(n_kv_heads=3), "multiple of n_kv_heads"),
-    (dict(dim=36, n_heads=4, n_kv_heads=2), "must be even"),
-    (dict(n_layers=0), "n_layers must be positive"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(dim=30), "not divisible by n_heads"),
+        (dict(n_kv_heads=3), "multiple of n_kv_heads"),
+        (dict(dim=36, n_heads=4, n_kv_heads=2), "must be even"),
+        (dict(n_layers=0), "n_layers must be positive"),
+    ],
+)
 def test_config_errors(bad, message):
     with pytest.raises(ValueError, match=message):
         LlamaConfig(**{**TINY, **bad})
@@ -60,7 +63,7 @@ def test_rmsnorm_formula_and_float32_inside():
     with torch.no_grad():
         norm.weight.copy_(torch.arange(1.0, 9.0))
     x = torch.randn(2, 3, 8)
-    expected = x / torch.sqrt((x ** 2).mean(-1, keepdim=True) + 1e-5) * norm.weight
+    expected = x / torch.sqrt((x**2).mean(-1, keepdim=True) + 1e-5) * norm.weight
     torch.testing.assert_close(norm(x), expected)
     xb = x.to(torch.bfloat16)
     out = norm.to(torch.bfloat16)(xb)
@@ -76,7 +79,7 @@ def test_kv_cache_gives_the_same_logits_as_recomputing():
     pieces = [model(idx[:, :5], caches), model(idx[:, 5:6], caches), model(idx[:, 6:], caches)]
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
     assert len(caches[0]) == 12
-    assert caches[0].k.shape == (2, 2, 12, 8)          # the cache holds the 2 key/value heads, not 4
+    assert caches[0].k.shape == (2, 2, 12, 8)  # the cache holds the 2 key/value heads, not 4
 
 
 def test_greedy_stream_equals_argmax_of_full_forward():
@@ -101,14 +104,14 @@ def test_gqa_equals_multi_head_attention_with_shared_heads_copied():
     state = gqa.state_dict()
     d = gqa.config.head_dim
     for name in list(state):
-        if name.endswith(("k_proj.weight", "v_proj.weight")):       # (h_kv·d, D) -> (h·d, D)
+        if name.endswith(("k_proj.weight", "v_proj.weight")):  # (h_kv·d, D) -> (h·d, D)
             w = state[name].reshape(2, d, -1)
             state[name] = w.repeat_interleave(2, dim=0).reshape(4 * d, -1)
     mha.load_state_dict(state)
     idx = torch.randint(0, 50, (2, 9))
     torch.testing.assert_close(gqa(idx), mha(idx), atol=1e-5, rtol=1e-5)
     x = torch.arange(4.0).reshape(1, 2, 2, 1)
-    assert repeat_kv(x, 2)[0, :, 0, 0].tolist() == [0.0, 0.0, 2.0, 2.0]     # heads of one group adjacent
+    assert repeat_kv(x, 2)[0, :, 0, 0].tolist() == [0.0, 0.0, 2.0, 2.0]  # heads of one group adjacent
 
 
 def test_unpermute_inverts_llama_cpp_permutation_and_matters():
@@ -125,8 +128,8 @@ def test_unpermute_inverts_llama_cpp_permutation_and_matters():
     rope = (model.rope_cos[:10], model.rope_sin[:10])
 
     def scores(q_w, k_w, rotate):
-        q = (x @ q_w.T).reshape(1, 10, -1, 8).transpose(1, 2)                       # (1, 4, 10, 8)
-        k = (x @ k_w.T).reshape(1, 10, -1, 8).transpose(1, 2)                       # (1, 2, 10, 8)
+        q = (x @ q_w.T).reshape(1, 10, -1, 8).transpose(1, 2)  # (1, 4, 10, 8)
+        k = (x @ k_w.T).reshape(1, 10, -1, 8).transpose(1, 2)  # (1, 2, 10, 8)
         if rotate:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         return q @ repeat_kv(k, 2).transpose(-2, -1)
@@ -135,14 +138,14 @@ def test_unpermute_inverts_llama_cpp_permutation_and_matters():
     q_p, k_p = permute_qk(q_w, 4), permute_qk(k_w, 2)
     torch.testing.assert_close(scores(q_p, k_p, False), scores(q_w, k_w, False), atol=1e-4, rtol=1e-4)
     right, wrong = scores(q_w, k_w, True), scores(q_p, k_p, True)
-    torch.testing.assert_close(wrong[..., 0, 0], right[..., 0, 0], atol=1e-4, rtol=1e-4)   # position 0: no rotation
+    torch.testing.assert_close(wrong[..., 0, 0], right[..., 0, 0], atol=1e-4, rtol=1e-4)  # position 0: no rotation
     assert (wrong - right).abs().max() > 0.1 * right.abs().max()
 
 
 def test_load_state_dict_is_strict_and_says_what_is_wrong():
     model = tiny()
     state = dict(model.state_dict())
-    load_state_dict(tiny(), state)                                 # round trip works
+    load_state_dict(tiny(), state)  # round trip works
     missing = {k: v for k, v in state.items() if "layers.1.mlp.up_proj" not in k}
     with pytest.raises(WeightsError, match=r"missing \['layers.1.mlp.up_proj.weight'\]"):
         load_state_dict(tiny(), missing)
@@ -188,7 +191,7 @@ def test_gguf_config_is_smollm2_135m():
 def test_tokenizer_round_trip_digits_and_special_tokens(tokenizer):
     text = "Hello world,  12345 ünïcode — 日本語!\n\tTo be, or not to be"
     assert tokenizer.decode(tokenizer.encode(text)) == text
-    assert tokenizer.tokens("in 2024") == ["in", "Ġ", "2", "0", "2", "4"]          # digits one by one
+    assert tokenizer.tokens("in 2024") == ["in", "Ġ", "2", "0", "2", "4"]  # digits one by one
     ids = tokenizer.encode("<|im_start|>user\nhi<|im_end|>")
     assert ids[0] == tokenizer.token_id("<|im_start|>") == 1
     assert ids[-1] == tokenizer.im_end_id == 2
@@ -204,13 +207,18 @@ def test_chat_template_matches_the_one_in_the_file(tokenizer):
     template = jinja2.Template(tokenizer.vocab.chat_template)
     conversations = [
         [{"role": "user", "content": "What is 2+3?"}],
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-         {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Name a colour."}],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Name a colour."},
+        ],
     ]
     for messages in conversations:
         for gen in (True, False):
             assert tokenizer.chat(messages, add_generation_prompt=gen) == template.render(
-                messages=messages, add_generation_prompt=gen)
+                messages=messages, add_generation_prompt=gen
+            )
     with pytest.raises(ValueError, match="message 0 must be"):
         tokenizer.chat([{"role": "robot", "content": "x"}])
 
@@ -223,5 +231,5 @@ def test_real_smollm2_answers_a_factual_question(tokenizer):
     prompt = tokenizer.chat([{"role": "user", "content": "What is the capital of France?"}])
     ids = torch.tensor([tokenizer.encode(prompt)])
     out = model.generate(ids, 20, stop_tokens=[tokenizer.im_end_id])
-    answer = tokenizer.decode(out[0, ids.shape[1]:].tolist(), skip_special=True)
+    answer = tokenizer.decode(out[0, ids.shape[1] :].tolist(), skip_special=True)
     assert "Paris" in answer, answer

@@ -22,19 +22,37 @@ from dlfund.models.llama_weights import (
 )
 from dlfund.text.bpe import bytes_to_unicode
 
-TINY = {"vocab_size": 300, "dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 64,
-        "context_length": 64, "rope_base": 10000.0, "norm_eps": 1e-5}
-GGUF_BLOCK = {v: k for k, v in {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
-                                "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-                                "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
-                                "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-                                "ffn_down": "mlp.down_proj"}.items()}
+TINY = {
+    "vocab_size": 300,
+    "dim": 32,
+    "n_layers": 2,
+    "n_heads": 4,
+    "n_kv_heads": 2,
+    "hidden_dim": 64,
+    "context_length": 64,
+    "rope_base": 10000.0,
+    "norm_eps": 1e-5,
+}
+GGUF_BLOCK = {
+    v: k
+    for k, v in {
+        "attn_norm": "input_layernorm",
+        "attn_q": "self_attn.q_proj",
+        "attn_k": "self_attn.k_proj",
+        "attn_v": "self_attn.v_proj",
+        "attn_output": "self_attn.o_proj",
+        "ffn_norm": "post_attention_layernorm",
+        "ffn_gate": "mlp.gate_proj",
+        "ffn_up": "mlp.up_proj",
+        "ffn_down": "mlp.down_proj",
+    }.items()
+}
 
 
 def tiny_model(seed: int = 0, **overrides) -> Llama:
     torch.manual_seed(seed)
     model = Llama(LlamaConfig(**{**TINY, **overrides})).eval()
-    with torch.no_grad():                       # random norms too, so a swapped or missing norm shows
+    with torch.no_grad():  # random norms too, so a swapped or missing norm shows
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
@@ -74,7 +92,7 @@ def write_gguf(model: Llama, path: Path) -> Path:
     w.add_tensor("output_norm.weight", state.pop("norm.weight").numpy())
     if "lm_head.weight" in state:
         w.add_tensor("output.weight", state.pop("lm_head.weight").numpy())
-    for name, t in state.items():                         # layers.{i}.{kind}.weight
+    for name, t in state.items():  # layers.{i}.{kind}.weight
         _, i, *kind, last = name.split(".")
         kind = ".".join(kind)
         if kind == "self_attn.q_proj":
@@ -112,7 +130,7 @@ def test_gguf_round_trip(tmp_path, tied):
 
 def test_gguf_without_unpermuting_gives_other_logits(tmp_path, monkeypatch):
     model = tiny_model()
-    with torch.no_grad():                       # sharper attention, so that scores matter
+    with torch.no_grad():  # sharper attention, so that scores matter
         for layer in model.layers:
             layer.self_attn.q_proj.weight.mul_(25)
             layer.self_attn.k_proj.weight.mul_(25)
@@ -148,20 +166,23 @@ def test_hf_folder_round_trip(tmp_path, tied):
     loaded = load_hf(folder)
     assert loaded.config == model.config
     assert torch.equal(loaded(tokens()), model(tokens()))
-    save_hf(tiny_model(seed=5, tie_embeddings=tied), folder)           # overwrite in place, atomically
+    save_hf(tiny_model(seed=5, tie_embeddings=tied), folder)  # overwrite in place, atomically
     assert not torch.equal(load_hf(folder)(tokens()), model(tokens()))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]      # no temporary folders left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folders left behind
 
 
-@pytest.mark.parametrize(("change", "match"), [
-    ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
-    ({"attention_bias": True}, "attention_bias=true is not supported"),
-    ({"mlp_bias": True}, "mlp_bias=true is not supported"),
-    ({"hidden_act": "gelu"}, "hidden_act 'gelu' is not supported"),
-    ({"head_dim": 16}, "head_dim=16 with 4 heads does not make hidden_size=32"),
-    ({"model_type": "mistral"}, "model_type 'mistral', expected 'llama'"),
-    ({"num_key_value_heads": 3}, "multiple of n_kv_heads=3"),
-])
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
+        ({"attention_bias": True}, "attention_bias=true is not supported"),
+        ({"mlp_bias": True}, "mlp_bias=true is not supported"),
+        ({"hidden_act": "gelu"}, "hidden_act 'gelu' is not supported"),
+        ({"head_dim": 16}, "head_dim=16 with 4 heads does not make hidden_size=32"),
+        ({"model_type": "mistral"}, "model_type 'mistral', expected 'llama'"),
+        ({"num_key_value_heads": 3}, "multiple of n_kv_heads=3"),
+    ],
+)
 def test_hf_unsupported_configs_are_clear_errors(tmp_path, change, match):
     folder = save_hf(tiny_model(), tmp_path / "ckpt")
     raw = json.loads((folder / "config.json").read_text())
@@ -233,13 +254,12 @@ def test_real_smollm2_logits_equal_transformers(tmp_path):
     from dlfund.text.llama_tokenizer import ChatTokenizer
 
     ours = load_gguf()
-    ref = transformers.LlamaForCausalLM.from_pretrained(save_hf(ours, tmp_path / "smollm2"),
-                                                        dtype=torch.float32).eval()
+    ref = transformers.LlamaForCausalLM.from_pretrained(save_hf(ours, tmp_path / "smollm2"), dtype=torch.float32).eval()
     from dlfund.text.chars import shakespeare_corpus
 
     tok = ChatTokenizer.from_gguf()
     chat = tok.encode(tok.chat([{"role": "user", "content": "What is the capital of France?"}]))
-    x = torch.tensor([chat + tok.encode(shakespeare_corpus()[1][:3000])[:300]])      # positions up to ~340
+    x = torch.tensor([chat + tok.encode(shakespeare_corpus()[1][:3000])[:300]])  # positions up to ~340
     with torch.no_grad():
         diff = (ours(x) - ref(x).logits).abs().max().item()
     print(f"SmolLM2-135M, {x.shape[1]} tokens: max |logits diff| vs LlamaForCausalLM {diff:.2e}")
@@ -252,12 +272,12 @@ def test_dequantised_weights_are_cached_by_content(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("DLFUND_DATA_DIR", str(tmp_path / "cache"))
     model = tiny_model()
     path = write_gguf(model, tmp_path / "tiny.gguf")
-    load_gguf(path)                                                   # an arbitrary file: not cached by default
+    load_gguf(path)  # an arbitrary file: not cached by default
     assert not (tmp_path / "cache").exists()
     first = load_gguf(path, cache=True)
     cached = llama_weights.dequantised_cache_path(path)
     assert cached.is_file() and cached.parent == tmp_path / "cache" / "dequantised"
-    assert [p.name for p in cached.parent.iterdir()] == [cached.name]   # no temporary file left
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary file left
 
     def no_dequantising(*args, **kwargs):
         raise AssertionError("the cache should have been used")
@@ -265,11 +285,12 @@ def test_dequantised_weights_are_cached_by_content(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(llama_weights, "gguf_state_dict", no_dequantising)
     second = load_gguf(path, cache=True)
     with torch.no_grad():
-        assert torch.equal(first(tokens()), second(tokens())) and torch.allclose(second(tokens()), model(tokens()),
-                                                                                 atol=1e-5)
+        assert torch.equal(first(tokens()), second(tokens())) and torch.allclose(
+            second(tokens()), model(tokens()), atol=1e-5
+        )
     monkeypatch.undo()
     monkeypatch.setenv("DLFUND_DATA_DIR", str(tmp_path / "cache"))
-    write_gguf(tiny_model(seed=7), path)                             # new content: a new cache entry
+    write_gguf(tiny_model(seed=7), path)  # new content: a new cache entry
     assert llama_weights.dequantised_cache_path(path) != cached
     with torch.no_grad():
         assert torch.allclose(load_gguf(path, cache=True)(tokens()), tiny_model(seed=7)(tokens()), atol=1e-5)

@@ -110,8 +110,10 @@ def test_docstring_example() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_logistic_regression_notebook_matches_library(seed: int) -> None:
-    nb = definitions(UNIT.notebook_path("03-logistic-regression"),
-                     names=("bce_loss", "gradients", "train_by_hand", "train_with_autograd"))
+    nb = definitions(
+        UNIT.notebook_path("03-logistic-regression"),
+        names=("bce_loss", "gradients", "train_by_hand", "train_with_autograd"),
+    )
     X, y = data(seed=seed)
     w, b = params(X.shape[1], seed)
     assert torch.allclose(nb["bce_loss"](w, b, X, y), logistic.loss(w, b, X, y), rtol=1e-14)

@@ -20,13 +20,19 @@ def test_flops_per_token_is_6n_plus_attention():
     with torch.device("meta"):
         n_smol = Llama(smol).num_parameters()
     per_token = mfu.flops_per_token(smol, n_smol, 1024)
-    assert 0.9e9 < per_token < 1.1e9          # ≈ 6 × 134.5M + 12 × 30 × 576 × 1024
+    assert 0.9e9 < per_token < 1.1e9  # ≈ 6 × 134.5M + 12 × 30 × 576 × 1024
 
 
-@pytest.mark.parametrize(("name", "peak"), [
-    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H200", 989e12),
-    ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA GeForce GTX 1080", None),
-])
+@pytest.mark.parametrize(
+    ("name", "peak"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA GeForce GTX 1080", None),
+    ],
+)
 def test_peak_table_by_device_name(monkeypatch, name, peak):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
     assert mfu.peak_bf16_flops(torch.device("cuda", 0)) == (peak, name)
@@ -74,7 +80,7 @@ def test_bench_rows_for_llama_and_mfu(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_transformers)
     (skipped,) = reference.bench_llama(size, torch.device("cpu"))
     assert "transformers is not installed: skipped" in skipped.note and math.isnan(skipped.ours)
-    assert capsys.readouterr().out.count("\n") == 1      # one printed line
+    assert capsys.readouterr().out.count("\n") == 1  # one printed line
 
 
 def test_bench_llama_parity_against_transformers():

@@ -22,8 +22,9 @@ UNIT = manifest.get_unit(4)
 # --- the model ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("in_features", "hidden", "out_features"),
-                         [(784, [256, 128], 10), (10, [64, 64], 1), (5, [], 3), (3, [7, 1, 4], 2)])
+@pytest.mark.parametrize(
+    ("in_features", "hidden", "out_features"), [(784, [256, 128], 10), (10, [64, 64], 1), (5, [], 3), (3, [7, 1, 4], 2)]
+)
 def test_shapes_and_parameter_count(in_features: int, hidden: list[int], out_features: int) -> None:
     model = MLP(in_features, hidden, out_features)
     out = model(torch.randn(6, in_features))
@@ -90,16 +91,19 @@ def test_trains_on_xor() -> None:
     assert torch.equal(model(X).argmax(dim=1), y)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"in_features": 0}, ValueError, "in_features must be a positive int"),
-    ({"out_features": 2.5}, ValueError, "out_features must be a positive int"),
-    ({"hidden": 64}, TypeError, "hidden must be a sequence"),
-    ({"hidden": "64"}, TypeError, "hidden must be a sequence"),
-    ({"hidden": [64, 0]}, ValueError, "every hidden width must be a positive int"),
-    ({"activation": "swish"}, ValueError, "unknown activation 'swish'"),
-    ({"activation": 3}, TypeError, "activation must be a name or a callable"),
-    ({"dropout": 1.0}, ValueError, r"dropout must be a probability in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"in_features": 0}, ValueError, "in_features must be a positive int"),
+        ({"out_features": 2.5}, ValueError, "out_features must be a positive int"),
+        ({"hidden": 64}, TypeError, "hidden must be a sequence"),
+        ({"hidden": "64"}, TypeError, "hidden must be a sequence"),
+        ({"hidden": [64, 0]}, ValueError, "every hidden width must be a positive int"),
+        ({"activation": "swish"}, ValueError, "unknown activation 'swish'"),
+        ({"activation": 3}, TypeError, "activation must be a name or a callable"),
+        ({"dropout": 1.0}, ValueError, r"dropout must be a probability in \[0, 1\)"),
+    ],
+)
 def test_bad_construction_raises_clear_errors(kwargs: dict, error: type[Exception], message: str) -> None:
     args = {"in_features": 4, "hidden": [8], "out_features": 2} | kwargs
     with pytest.raises(error, match=message):
@@ -133,8 +137,9 @@ def test_classifier_notebook_mlp_matches_library(seed: int) -> None:
 
 @pytest.mark.parametrize("scale", [1.0, 50.0, 1000.0])
 def test_softmax_notebook_functions_match_torch(scale: float) -> None:
-    nb = definitions(UNIT.notebook_path("01-softmax-regression"),
-                     names=("softmax", "log_softmax", "cross_entropy", "softmax_naive"))
+    nb = definitions(
+        UNIT.notebook_path("01-softmax-regression"), names=("softmax", "log_softmax", "cross_entropy", "softmax_naive")
+    )
     gen = torch.Generator().manual_seed(int(scale))
     z = scale * torch.randn(64, 10, generator=gen)
     targets = torch.randint(0, 10, (64,), generator=gen)
@@ -164,8 +169,9 @@ def test_batchnorm_layers_order_and_default_off() -> None:
     model = MLP(4, [8, 6], 3, batchnorm=True, dropout=0.1)
     kinds = [type(m).__name__ for m in model.layers]
     assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-    assert sum(p.numel() for p in model.parameters()) == sum(
-        p.numel() for p in MLP(4, [8, 6], 3).parameters()) + 2 * (8 + 6)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in MLP(4, [8, 6], 3).parameters()) + 2 * (
+        8 + 6
+    )
 
 
 def test_batchnorm_train_uses_batch_statistics_and_eval_running_ones() -> None:

@@ -41,8 +41,9 @@ def test_groups_decay_only_weight_matrices_and_kernels() -> None:
     groups = param_groups(m, 0.1)
     assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
     assert ids(groups[0]["params"]) == ids([m.conv.weight, m.head.weight])
-    assert ids(groups[1]["params"]) == ids([m.emb.weight, m.conv.bias, m.ln.weight, m.ln.bias, m.bn.weight, m.bn.bias,
-                                           m.head.bias, m.gate])
+    assert ids(groups[1]["params"]) == ids(
+        [m.emb.weight, m.conv.bias, m.ln.weight, m.ln.bias, m.bn.weight, m.bn.bias, m.head.bias, m.gate]
+    )
     everything = [p for g in groups for p in g["params"]]
     assert len(everything) == len(ids(everything))  # each parameter once
     assert ids(everything) == ids(p for p in m.parameters() if p.requires_grad)  # frozen ones left out
@@ -70,7 +71,9 @@ def test_errors() -> None:
         make_optimizer("adam", MLP(2, [], 2), 0.0)
 
 
-@pytest.mark.parametrize(("name", "cls"), [("sgd", torch.optim.SGD), ("Adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize(
+    ("name", "cls"), [("sgd", torch.optim.SGD), ("Adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)]
+)
 def test_make_optimizer(name: str, cls: type) -> None:
     model = MLP(4, [8], 3, batchnorm=True)
     opt = make_optimizer(name, model, 0.01, weight_decay=0.1)

@@ -25,8 +25,9 @@ from dlfund.peft.finetune import (
 
 def tiny(seed: int = 0) -> Llama:
     torch.manual_seed(seed)
-    return Llama(LlamaConfig(vocab_size=61, dim=32, n_layers=3, n_heads=4, n_kv_heads=2, hidden_dim=64,
-                             context_length=64)).eval()
+    return Llama(
+        LlamaConfig(vocab_size=61, dim=32, n_layers=3, n_heads=4, n_kv_heads=2, hidden_dim=64, context_length=64)
+    ).eval()
 
 
 IDX = torch.randint(0, 61, (3, 12), generator=torch.Generator().manual_seed(1))
@@ -77,7 +78,7 @@ def test_merged_forward_equals_unmerged_and_unmerge_restores_w() -> None:
         assert lora.merge_lora(model) == 12
         assert all(layer.merged for layer in lora.lora_layers(model))
         merged = model(IDX)
-        lora.merge_lora(model)                                # idempotent
+        lora.merge_lora(model)  # idempotent
         assert torch.allclose(model(IDX), unmerged, atol=1e-5)
     assert torch.allclose(merged, unmerged, atol=1e-5)
     lora.unmerge_lora(model)
@@ -154,7 +155,7 @@ def test_adapter_is_the_base_model_at_initialisation(version: int) -> None:
     with torch.no_grad():
         assert torch.equal(model(IDX), base(IDX))
         caches = model.new_caches()
-        stepwise = torch.cat([model(IDX[:1, t:t + 1], caches) for t in range(IDX.shape[1])], dim=1)
+        stepwise = torch.cat([model(IDX[:1, t : t + 1], caches) for t in range(IDX.shape[1])], dim=1)
     assert torch.allclose(stepwise, base(IDX[:1]), atol=1e-5)
 
 
@@ -164,8 +165,9 @@ def test_only_adapter_parameters_train(version: int) -> None:
     adapter.add_adapter(model, version=version, prompt_len=3, n_layers=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    allowed = ("adapter_prompt", "adapter_gate") + (("adapter_bias", "adapter_scale", "norm.weight",
-                                                     "layernorm.weight") if version == 2 else ())
+    allowed = ("adapter_prompt", "adapter_gate") + (
+        ("adapter_bias", "adapter_scale", "norm.weight", "layernorm.weight") if version == 2 else ()
+    )
     assert trainable and all(n.endswith(allowed) for n in trainable)
     if version == 2:
         assert any("layernorm" in n for n in trainable) and any(n.endswith("adapter_scale") for n in trainable)
@@ -189,8 +191,11 @@ def test_gate_gets_a_gradient_at_init_and_prompts_do_not() -> None:
 
 def test_adapter_overrides_only_attend_and_shares_the_projections() -> None:
     """LLaMA-Adapter changes one method of GroupedQueryAttention; projections, RoPE, cache and o_proj are shared."""
-    overridden = {name for name, value in vars(adapter.AdapterAttention).items()
-                  if callable(value) and name in vars(GroupedQueryAttention)}
+    overridden = {
+        name
+        for name, value in vars(adapter.AdapterAttention).items()
+        if callable(value) and name in vars(GroupedQueryAttention)
+    }
     assert overridden == {"__init__", "attend"}
     model = tiny()
     attn = model.layers[2].self_attn
@@ -200,13 +205,13 @@ def test_adapter_overrides_only_attend_and_shares_the_projections() -> None:
     assert new.adapter_prompt.device == attn.q_proj.weight.device and new.adapter_prompt.dtype == torch.float32
     assert torch.equal(new.adapter_gate, torch.zeros(4)) and new.adapter_prompt.abs().sum() > 0
     with torch.no_grad():
-        new.adapter_gate.uniform_(-0.5, 0.5)                        # gates open: the prompts change the output
+        new.adapter_gate.uniform_(-0.5, 0.5)  # gates open: the prompts change the output
         x, rope = torch.randn(2, 7, 32), (model.rope_cos[:7], model.rope_sin[:7])
         q, k, v = new.project(x, rope)
         expected = attn.attend(q, k, v) + new.adapter_gate.view(1, -1, 1, 1) * new.prompt_attention(q)
         torch.testing.assert_close(new.attend(q, k, v), expected)
         assert not torch.allclose(new(x, rope), attn(x, rope), atol=1e-4)
-    prompt = IDX[:2, :6]                                            # generation: cached == recomputed
+    prompt = IDX[:2, :6]  # generation: cached == recomputed
     assert torch.equal(model.generate(prompt, 8), model.generate(prompt, 8, use_cache=False))
 
 
@@ -235,9 +240,15 @@ def test_response_loss_equals_masked_cross_entropy() -> None:
         response_loss(model, IDX, torch.full_like(IDX, -100))
 
 
-@pytest.mark.parametrize("method", [Method("full", "full", 3e-3), Method("lora", "lora", 3e-2, {"r": 4, "alpha": 8}),
-                                    Method("v1", "adapter", 3e-2, {"version": 1, "prompt_len": 4}),
-                                    Method("v2", "adapter", 3e-2, {"version": 2})])
+@pytest.mark.parametrize(
+    "method",
+    [
+        Method("full", "full", 3e-3),
+        Method("lora", "lora", 3e-2, {"r": 4, "alpha": 8}),
+        Method("v1", "adapter", 3e-2, {"version": 1, "prompt_len": 4}),
+        Method("v2", "adapter", 3e-2, {"version": 2}),
+    ],
+)
 def test_train_lowers_the_loss_and_leaves_the_base_alone(method: Method) -> None:
     base = tiny()
     snapshot = copy.deepcopy(base.state_dict())
@@ -266,7 +277,7 @@ def test_one_rule_decides_what_trains_and_what_is_saved(method: str) -> None:
         adapter.add_adapter(model, version=int(method[-1]), prompt_len=3, n_layers=2)
         names, save = adapter.adapter_parameter_names(model), adapter.adapter_state_dict
     assert names == {n for n, p in model.named_parameters() if p.requires_grad}
-    model.layers[0].mlp.up_proj.weight.requires_grad_(True)                # a hand-made change
+    model.layers[0].mlp.up_proj.weight.requires_grad_(True)  # a hand-made change
     assert set(save(model)) == names, "the checkpoint follows the rule, not requires_grad"
     with pytest.raises(KeyError, match="has no parameters nope"):
         train_only(model, {"nope"})

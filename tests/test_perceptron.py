@@ -153,8 +153,9 @@ def test_bad_construction_raises_clear_errors() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_vectorised_notebook_matches_library(seed: int) -> None:
-    nb = definitions(UNIT.notebook_path("03-perceptron-vectorised"),
-                     names=("train_epoch_torch", "predict_one", "predict_all"))
+    nb = definitions(
+        UNIT.notebook_path("03-perceptron-vectorised"), names=("train_epoch_torch", "predict_one", "predict_all")
+    )
     X, y = overlapping_data(n=60, d=6, seed=seed)
     model = Perceptron(6)
     w, b = torch.zeros(6), torch.zeros(())

@@ -48,6 +48,7 @@ def norm(text: str) -> str:
 
 # --- the bank -------------------------------------------------------------------------------------
 
+
 def test_bank_files_have_exactly_the_schema_fields_with_the_right_types():
     files = bank.bank_files()
     assert files, "no bank files shipped"
@@ -104,11 +105,22 @@ def test_the_answer_key_is_not_stored_in_plain_text():
 
 @pytest.mark.parametrize(
     "unit",
-    [pytest.param(u.number, id=f"unit{u.number:02d}",
-                  marks=[pytest.mark.xfail(reason=f"unit {u.number}'s quiz questions are not written yet "
-                                                  "(PENDING_UNITS in tests/test_quiz.py)", strict=True)]
-                  if u.number in PENDING_UNITS else [])
-     for u in manifest.UNITS],
+    [
+        pytest.param(
+            u.number,
+            id=f"unit{u.number:02d}",
+            marks=[
+                pytest.mark.xfail(
+                    reason=f"unit {u.number}'s quiz questions are not written yet "
+                    "(PENDING_UNITS in tests/test_quiz.py)",
+                    strict=True,
+                )
+            ]
+            if u.number in PENDING_UNITS
+            else [],
+        )
+        for u in manifest.UNITS
+    ],
 )
 def test_every_manifest_unit_has_a_bank_with_enough_questions(unit):
     path = bank.BANK_DIR / f"unit{unit:02d}.yaml"
@@ -143,8 +155,11 @@ def test_no_question_gives_its_answer_away(questions):
         positions = Counter(key_of(q) for q in qs)
         assert len(positions) > 1, f"unit {unit}: every right answer is in the same position"
         assert max(positions.values()) <= len(qs) / 2, f"unit {unit}: right answers bunch in one position"
-        longest = [q.id for q in qs
-                   if all(len(q.choices[key_of(q)]) > len(c) for i, c in enumerate(q.choices) if i != key_of(q))]
+        longest = [
+            q.id
+            for q in qs
+            if all(len(q.choices[key_of(q)]) > len(c) for i, c in enumerate(q.choices) if i != key_of(q))
+        ]
         assert len(longest) <= len(qs) / 2, f"unit {unit}: the right answer is the longest in {longest}"
 
 
@@ -159,24 +174,34 @@ def write_bank(tmp_path: Path, name: str, entries: list[dict]) -> Path:
 def entry(qid="u01-q01", unit=1, right=0, **changes) -> dict:
     choices = ["alpha answer", "beta answer", "gamma answer"]
     salt = "ab" * 16
-    e = {"id": qid, "unit": unit, "section": "02-perceptron-python §3", "question": "Which one is right here?",
-         "choices": choices, "explanation": "Because it is.", "salt": salt,
-         "answer_hash": bank.answer_hash(salt, qid, choices[right])}
+    e = {
+        "id": qid,
+        "unit": unit,
+        "section": "02-perceptron-python §3",
+        "question": "Which one is right here?",
+        "choices": choices,
+        "explanation": "Because it is.",
+        "salt": salt,
+        "answer_hash": bank.answer_hash(salt, qid, choices[right]),
+    }
     e.update(changes)
     return e
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"explanation": None}, "field 'explanation' must be a non-empty string"),
-    ({"unit": "1"}, "field 'unit' must be an integer"),
-    ({"unit": 2}, "field 'unit' is 2, but the file is for unit 1"),
-    ({"id": "q1"}, "field 'id' must look like 'u01-q01'"),
-    ({"choices": ["only", "two"]}, "field 'choices' must be a list of 3 to 5 strings"),
-    ({"choices": ["same", "same", "other"]}, "field 'choices' has the same text twice"),
-    ({"salt": "xyz"}, "field 'salt' must be at least 16 lowercase hex digits"),
-    ({"answer_hash": "0" * 64}, "field 'answer_hash' matches 0 choices"),
-    ({"explaination": "typo"}, "unknown field(s) explaination"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"explanation": None}, "field 'explanation' must be a non-empty string"),
+        ({"unit": "1"}, "field 'unit' must be an integer"),
+        ({"unit": 2}, "field 'unit' is 2, but the file is for unit 1"),
+        ({"id": "q1"}, "field 'id' must look like 'u01-q01'"),
+        ({"choices": ["only", "two"]}, "field 'choices' must be a list of 3 to 5 strings"),
+        ({"choices": ["same", "same", "other"]}, "field 'choices' has the same text twice"),
+        ({"salt": "xyz"}, "field 'salt' must be at least 16 lowercase hex digits"),
+        ({"answer_hash": "0" * 64}, "field 'answer_hash' matches 0 choices"),
+        ({"explaination": "typo"}, "unknown field(s) explaination"),
+    ],
+)
 def test_bank_errors_name_the_file_the_question_and_the_field(tmp_path, changes, message):
     path = write_bank(tmp_path, "unit01.yaml", [entry(), entry("u01-q02", **changes)])
     with pytest.raises(BankError) as err:
@@ -202,15 +227,32 @@ def test_bank_errors_for_missing_fields_bad_names_and_duplicate_ids(tmp_path):
 
 # --- the author tool ------------------------------------------------------------------------------
 
-DRAFT = {"questions": [
-    {"id": "u09-q01", "unit": 9, "section": "01-attention §1", "question": "What does the causal mask hide?",
-     "choices": ["future positions", "past positions", "padding only"], "answer": 1,
-     "explanation": "Position t may only look at positions up to t."},
-    {"id": "u09-q02", "unit": 9, "section": "01-attention §2", "question": "Why divide the scores by sqrt(d)?",
-     "choices": ["to make them integers", "to keep their variance near 1 so softmax does not saturate",
-                 "to speed up the matmul"], "answer": 2,
-     "explanation": "Dot products of d-dimensional vectors have variance proportional to d."},
-]}
+DRAFT = {
+    "questions": [
+        {
+            "id": "u09-q01",
+            "unit": 9,
+            "section": "01-attention §1",
+            "question": "What does the causal mask hide?",
+            "choices": ["future positions", "past positions", "padding only"],
+            "answer": 1,
+            "explanation": "Position t may only look at positions up to t.",
+        },
+        {
+            "id": "u09-q02",
+            "unit": 9,
+            "section": "01-attention §2",
+            "question": "Why divide the scores by sqrt(d)?",
+            "choices": [
+                "to make them integers",
+                "to keep their variance near 1 so softmax does not saturate",
+                "to speed up the matmul",
+            ],
+            "answer": 2,
+            "explanation": "Dot products of d-dimensional vectors have variance proportional to d.",
+        },
+    ]
+}
 
 
 def test_author_round_trips_a_draft(tmp_path, capsys):
@@ -247,8 +289,19 @@ def test_author_refuses_bad_drafts(tmp_path, capsys):
 
 
 def test_author_warns_about_giveaways():
-    qs = [bank.Question(f"u09-q0{i}", 9, "s", "q?", ("a much longer right answer", "b", "c"), "e", "ab" * 8,
-                        bank.answer_hash("ab" * 8, f"u09-q0{i}", "a much longer right answer")) for i in (1, 2)]
+    qs = [
+        bank.Question(
+            f"u09-q0{i}",
+            9,
+            "s",
+            "q?",
+            ("a much longer right answer", "b", "c"),
+            "e",
+            "ab" * 8,
+            bank.answer_hash("ab" * 8, f"u09-q0{i}", "a much longer right answer"),
+        )
+        for i in (1, 2)
+    ]
     warnings = author.lint(qs)
     assert any("every right answer is choice 1" in w for w in warnings)
     assert any("the longest choice in 2 of 2" in w for w in warnings)
@@ -256,15 +309,24 @@ def test_author_warns_about_giveaways():
 
 # --- drawing and grading --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("text, expected", [("1", 0), (" 3 \n", 2), ("4", 3)])
 def test_parse_answer_accepts_choice_numbers(text, expected):
     assert session.parse_answer(text, 4) == expected
 
 
-@pytest.mark.parametrize("text, message", [("", "no answer given"), ("   ", "no answer given"),
-                                           ("0", "0 is not one of the choices"), ("99", "99 is not one"),
-                                           ("-1", "-1 is not one"), ("abc", "'abc' is not a number"),
-                                           ("2.5", "'2.5' is not a number")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "no answer given"),
+        ("   ", "no answer given"),
+        ("0", "0 is not one of the choices"),
+        ("99", "99 is not one"),
+        ("-1", "-1 is not one"),
+        ("abc", "'abc' is not a number"),
+        ("2.5", "'2.5' is not a number"),
+    ],
+)
 def test_parse_answer_explains_bad_input(text, message):
     with pytest.raises(session.InvalidAnswer, match=re.escape(message)) as err:
         session.parse_answer(text, 4)
@@ -306,6 +368,7 @@ def test_grading_counts_unanswered_as_not_correct(questions):
 
 # --- the interactive loop, scripted ---------------------------------------------------------------
 
+
 class Learner:
     """A scripted learner: answers each question through ``input_fn`` by reading the question id
     from what was printed. ``policy(question, n)`` returns the text typed (or raises EOFError)."""
@@ -344,8 +407,14 @@ def wrong(q, n):
 
 def test_scripted_exam_that_passes_writes_a_verified_certificate(questions, tmp_path):
     learner = Learner(questions, right)
-    report = session.exam(name="Ada Lovelace", seed=3, out_dir=tmp_path, input_fn=learner.input_fn,
-                          print_fn=learner.print_fn, bank=questions)
+    report = session.exam(
+        name="Ada Lovelace",
+        seed=3,
+        out_dir=tmp_path,
+        input_fn=learner.input_fn,
+        print_fn=learner.print_fn,
+        bank=questions,
+    )
     assert report.total == 25 and report.correct == 25 and report.passed and report.exit_code == 0
     assert report.certificate is not None and report.certificate.parent == tmp_path
     assert "Score: 25 of 25 correct (100%)" in learner.output and "PASSED" in learner.output
@@ -358,8 +427,9 @@ def test_scripted_exam_that_passes_writes_a_verified_certificate(questions, tmp_
 
 def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(questions, tmp_path):
     learner = Learner(questions, lambda q, n: right(q, n) if n <= 19 else wrong(q, n))  # 19/25 = 76%
-    report = session.exam(name="Ada", seed=4, out_dir=tmp_path, input_fn=learner.input_fn,
-                          print_fn=learner.print_fn, bank=questions)
+    report = session.exam(
+        name="Ada", seed=4, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+    )
     assert (report.correct, report.total, report.passed, report.exit_code) == (19, 25, False, report_module.EXIT_FAILED)
     assert report.certificate is None and list(tmp_path.iterdir()) == []
     out = learner.output
@@ -375,8 +445,9 @@ def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(questions, t
 
 def test_exactly_the_pass_mark_passes(questions, tmp_path):
     learner = Learner(questions, lambda q, n: right(q, n) if n <= 20 else wrong(q, n))  # 20/25 = 80%
-    report = session.exam(name="Ada", seed=5, out_dir=tmp_path, input_fn=learner.input_fn,
-                          print_fn=learner.print_fn, bank=questions)
+    report = session.exam(
+        name="Ada", seed=5, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+    )
     assert report.correct == 20 and report.passed and report.certificate.exists()
 
 
@@ -389,11 +460,17 @@ def test_bad_inputs_are_re_asked_and_eof_mid_exam_stops_cleanly(questions, tmp_p
         return next(script, right(q, n))
 
     learner = Learner(questions, policy)
-    report = session.exam(name="Ada", seed=6, out_dir=tmp_path, input_fn=learner.input_fn,
-                          print_fn=learner.print_fn, bank=questions)
+    report = session.exam(
+        name="Ada", seed=6, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+    )
     out = learner.output
-    for message in ("no answer given", "0 is not one of the choices", "99 is not one of the choices",
-                    "'abc' is not a number", "'2.5' is not a number"):
+    for message in (
+        "no answer given",
+        "0 is not one of the choices",
+        "99 is not one of the choices",
+        "'abc' is not a number",
+        "'2.5' is not a number",
+    ):
         assert message in out
     assert report.answered == 7 and report.correct == 7 and not report.complete
     assert report.exit_code == report_module.EXIT_INCOMPLETE and not report.passed
@@ -402,8 +479,13 @@ def test_bad_inputs_are_re_asked_and_eof_mid_exam_stops_cleanly(questions, tmp_p
     assert "not answered (18)" in out and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("error, why", [(KeyboardInterrupt, "interrupted"),  # Ctrl-C
-                                        (NotImplementedError, "this frontend cannot read answers")])  # headless kernel
+@pytest.mark.parametrize(
+    "error, why",
+    [
+        (KeyboardInterrupt, "interrupted"),  # Ctrl-C
+        (NotImplementedError, "this frontend cannot read answers"),
+    ],
+)  # headless kernel
 def test_ctrl_c_or_no_input_stops_cleanly_too(questions, error, why):
     def policy(q, n):
         if n > 2:
@@ -420,13 +502,20 @@ def test_a_pass_without_a_name_asks_for_one(questions, tmp_path):
     unit1 = [q for q in questions if q.unit == 1]
     typed = iter([str(key_of(q) + 1) for q in session.select_unit(unit1, 1, seed=2)] + ["  Grace   Hopper "])
     lines: list[str] = []
-    report = session.quiz(1, seed=2, out_dir=tmp_path, input_fn=lambda prompt: next(typed),
-                          print_fn=lambda *a: lines.append(" ".join(map(str, a))), bank=questions)
+    report = session.quiz(
+        1,
+        seed=2,
+        out_dir=tmp_path,
+        input_fn=lambda prompt: next(typed),
+        print_fn=lambda *a: lines.append(" ".join(map(str, a))),
+        bank=questions,
+    )
     assert report.passed and certificate.verify_certificate(report.certificate)["name"] == "Grace Hopper"
     # EOF instead of a name: a pass, but no certificate, and a message saying why
     learner = Learner(questions, right)
-    report = session.quiz(1, seed=2, out_dir=tmp_path / "none", input_fn=learner.input_fn,
-                          print_fn=learner.print_fn, bank=questions)
+    report = session.quiz(
+        1, seed=2, out_dir=tmp_path / "none", input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+    )
     assert report.passed and report.certificate is None
     assert "No certificate written: no name given" in learner.output
 
@@ -444,6 +533,7 @@ def test_quiz_from_a_notebook_uses_input(questions, monkeypatch, tmp_path):
 
 # --- the certificate ------------------------------------------------------------------------------
 
+
 def passed_report(questions, n=6):
     qs = [q for q in questions if q.unit == 3][:n]
     return session.grade("Unit 3 quiz: Backpropagation and autograd", qs, [key_of(q) for q in qs], seed=42)
@@ -457,8 +547,15 @@ def test_certificate_shows_name_date_score_ids_and_checksum(questions, tmp_path)
     data = certificate.verify_certificate(path)
     assert path.name.startswith("ada-lovelace-unit-3-quiz-") and path.suffix == ".html"
     assert data["date"] == when.astimezone().date().isoformat() and data["date"] in text
-    for expected in ("Ada Lovelace", "Unit 3 quiz: Backpropagation and autograd", "6 of 6 correct (100%)",
-                     "Pass mark", "80%", data["checksum"], "self-assessment, not an accredited qualification"):
+    for expected in (
+        "Ada Lovelace",
+        "Unit 3 quiz: Backpropagation and autograd",
+        "6 of 6 correct (100%)",
+        "Pass mark",
+        "80%",
+        data["checksum"],
+        "self-assessment, not an accredited qualification",
+    ):
         assert expected in text
     assert ", ".join(report.question_ids) in text
     assert data["checksum"] == certificate.checksum({k: v for k, v in data.items() if k != "checksum"})
@@ -466,12 +563,15 @@ def test_certificate_shows_name_date_score_ids_and_checksum(questions, tmp_path)
     assert verify.main([str(path)]) == 0
 
 
-@pytest.mark.parametrize("edit", [
-    ("6 of 6 correct (100%)", "9 of 6 correct (150%)"),          # the visible score
-    ('"correct": 6', '"correct": 5'),                            # the embedded data
-    (">Ada Lovelace<", ">Charles Babbage<"),                      # the visible name
-    ('"seed": 42', '"seed": 43'),                                 # a field only in the data
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("6 of 6 correct (100%)", "9 of 6 correct (150%)"),  # the visible score
+        ('"correct": 6', '"correct": 5'),  # the embedded data
+        (">Ada Lovelace<", ">Charles Babbage<"),  # the visible name
+        ('"seed": 42', '"seed": 43'),  # a field only in the data
+    ],
+)
 def test_tampering_is_detected(questions, tmp_path, edit):
     path = certificate.write_certificate(passed_report(questions), "Ada Lovelace", tmp_path)
     text = path.read_text(encoding="utf-8")
@@ -505,6 +605,7 @@ def test_no_certificate_for_a_failed_attempt_or_without_a_name(questions, tmp_pa
 
 # --- the command line -----------------------------------------------------------------------------
 
+
 def run_cli(monkeypatch, capsys, stdin: str, *argv):
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     code = cli.main(list(argv))
@@ -514,8 +615,20 @@ def run_cli(monkeypatch, capsys, stdin: str, *argv):
 
 def test_cli_quiz_passes_and_writes_a_certificate(questions, monkeypatch, capsys, tmp_path):
     answers = "".join(f"{key_of(q) + 1}\n" for q in session.select_unit(questions, 2, seed=8))
-    code, out, err = run_cli(monkeypatch, capsys, "abc\n" + answers, "quiz", "--unit", "tensors",
-                             "--name", "Test", "--seed", "8", "--out", str(tmp_path))
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "abc\n" + answers,
+        "quiz",
+        "--unit",
+        "tensors",
+        "--name",
+        "Test",
+        "--seed",
+        "8",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0, out + err
     assert "'abc' is not a number" in out and "PASSED" in out
     (cert,) = tmp_path.glob("*.html")
@@ -525,8 +638,20 @@ def test_cli_quiz_passes_and_writes_a_certificate(questions, monkeypatch, capsys
 
 def test_cli_exam_that_fails_and_one_cut_short(questions, monkeypatch, capsys, tmp_path):
     drawn = session.draw_exam(questions, 5, seed=2)
-    code, out, err = run_cli(monkeypatch, capsys, "".join(f"{wrong(q, 0)}\n" for q in drawn), "exam",
-                             "--questions", "5", "--seed", "2", "--name", "T", "--out", str(tmp_path))
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "".join(f"{wrong(q, 0)}\n" for q in drawn),
+        "exam",
+        "--questions",
+        "5",
+        "--seed",
+        "2",
+        "--name",
+        "T",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 1 and "Score: 0 of 5 correct (0%)" in out and "not passed" in out
     code, out, err = run_cli(monkeypatch, capsys, "1\n", "exam", "--seed", "2", "--out", str(tmp_path))
     assert code == 3 and "Stopped (end of input) after 1 of 25 questions" in out and "Traceback" not in out + err
@@ -543,7 +668,9 @@ def test_cli_usage_errors(monkeypatch, capsys):
     assert code == 2 and "no unit '99'" in err
     code, _, err = run_cli(monkeypatch, capsys, "", "exam", "--questions", "0")
     assert code == 2 and "--questions must be at least 1" in err
-    missing = next((u.number for u in manifest.UNITS if not (bank.BANK_DIR / f"unit{u.number:02d}.yaml").exists()), None)
+    missing = next(
+        (u.number for u in manifest.UNITS if not (bank.BANK_DIR / f"unit{u.number:02d}.yaml").exists()), None
+    )
     if missing is not None:
         code, _, err = run_cli(monkeypatch, capsys, "", "quiz", "--unit", str(missing))
         assert code == 2 and f"no questions for unit {missing}" in err

@@ -45,12 +45,15 @@ def test_record_reference_when_asked(cfg, tmp_path, monkeypatch, capsys):
     assert "reference" in out and "0.5" in out  # the second run is shown beside the first
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"x": math.nan}, "finite"),
-    ({"x": torch.ones(2)}, "shape \\(2,\\)"),
-    ({"x": object()}, "type object"),
-    ({}, "at least one metric"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"x": math.nan}, "finite"),
+        ({"x": torch.ones(2)}, "shape \\(2,\\)"),
+        ({"x": object()}, "type object"),
+        ({}, "at least one metric"),
+    ],
+)
 def test_bad_metrics_are_refused(cfg, bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
         cfg.record(bad)
@@ -66,6 +69,7 @@ def test_corrupt_reference_is_a_clear_error(tmp_path, monkeypatch):
 
 
 # --- which recorded results are current (dlfund run --skip-current) ---------------------------------
+
 
 def _git(root, *args):
     import subprocess
@@ -92,10 +96,18 @@ def repo(tmp_path, monkeypatch):
     unit = manifest.get_unit(1)
 
     def write(**prov):
-        payload = {"unit": 1, "notebook": "nb", "metrics": {"acc": 0.9},
-                   "settings": clean_metric(dataclasses.asdict(unit.tier_settings("full")), "settings"),
-                   "provenance": {"device_type": "cuda", "commit": _git(root, "rev-parse", "--short=12", "HEAD"),
-                                  "wall_s": 12.5, **prov}}
+        payload = {
+            "unit": 1,
+            "notebook": "nb",
+            "metrics": {"acc": 0.9},
+            "settings": clean_metric(dataclasses.asdict(unit.tier_settings("full")), "settings"),
+            "provenance": {
+                "device_type": "cuda",
+                "commit": _git(root, "rev-parse", "--short=12", "HEAD"),
+                "wall_s": 12.5,
+                **prov,
+            },
+        }
         path = results.result_path(manifest.RESULTS_DIR, unit, "nb", "full")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload))
@@ -131,10 +143,14 @@ def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
     unit, notebook, write = repo
     items = runner.unit_notebooks(unit)
     current = items[0][0]
-    monkeypatch.setattr(runner, "stale_reason",
-                        lambda u, name, path, tier, device: None if name == current else "no recorded result")
-    monkeypatch.setattr(runner, "load", lambda u, name, tier: {"metrics": {"acc": 0.9},
-                                                                "provenance": {"wall_s": 12.5, "commit": "c0ffee"}})
+    monkeypatch.setattr(
+        runner, "stale_reason", lambda u, name, path, tier, device: None if name == current else "no recorded result"
+    )
+    monkeypatch.setattr(
+        runner,
+        "load",
+        lambda u, name, tier: {"metrics": {"acc": 0.9}, "provenance": {"wall_s": 12.5, "commit": "c0ffee"}},
+    )
     executed = []
 
     def fake_execute(path, out, **kwargs):

@@ -36,7 +36,9 @@ class CrashAfterEpoch(L.Callback):
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:  # noqa: ANN001
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:  # noqa: ANN001
         if trainer.current_epoch == self.epoch + 1 and batch_idx == 1:
             raise Crash(f"killed during epoch {self.epoch + 1}")
 
@@ -52,8 +54,9 @@ def module() -> RecipeClassifier:
     torch.manual_seed(1)
     # dropout and batchnorm: randomness and running statistics must both be restored
     net = MLP(6, [16], 3, dropout=0.3, batchnorm=True)
-    return RecipeClassifier(net, num_classes=3, lr=0.02, optimizer="adamw", weight_decay=0.05,
-                            scheduler="cosine", warmup_ratio=0.2)
+    return RecipeClassifier(
+        net, num_classes=3, lr=0.02, optimizer="adamw", weight_decay=0.05, scheduler="cosine", warmup_ratio=0.2
+    )
 
 
 def run(root: Path, *, crash_after: int | None = None, ckpt_path: str | None = None) -> tuple[dict, RecipeClassifier]:
@@ -61,14 +64,27 @@ def run(root: Path, *, crash_after: int | None = None, ckpt_path: str | None = N
     callbacks: list[L.Callback] = [ModelCheckpoint(dirpath=root / "checkpoints", save_last=True), StepSeed(seed=7)]
     if crash_after is not None:
         callbacks.append(CrashAfterEpoch(crash_after))
-    trainer = L.Trainer(max_epochs=EPOCHS, default_root_dir=root, plugins=[AtomicCheckpointIO()], callbacks=callbacks,
-                        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, deterministic=True)
+    trainer = L.Trainer(
+        max_epochs=EPOCHS,
+        default_root_dir=root,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=callbacks,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+    )
     lit = module()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few batches, no workers: Lightning's advice does not apply here
-        trainer.fit(lit, epoch_shuffled_loader(train, batch_size=32, seed=3), DataLoader(val, batch_size=64),
-                    ckpt_path=ckpt_path)
+        trainer.fit(
+            lit,
+            epoch_shuffled_loader(train, batch_size=32, seed=3),
+            DataLoader(val, batch_size=64),
+            ckpt_path=ckpt_path,
+        )
     return {k: float(v) for k, v in trainer.callback_metrics.items()}, lit
 
 

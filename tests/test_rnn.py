@@ -80,7 +80,9 @@ def test_bag_of_embeddings_ignores_padding():
 def test_classifier_learns_a_separable_task():
     """Label = whether token 3 occurs: a GRU learns it from 200 examples."""
     gen = torch.Generator().manual_seed(0)
-    seqs = [torch.randint(4, 12, (int(torch.randint(2, 9, (), generator=gen)),), generator=gen).tolist() for _ in range(200)]
+    seqs = [
+        torch.randint(4, 12, (int(torch.randint(2, 9, (), generator=gen)),), generator=gen).tolist() for _ in range(200)
+    ]
     labels = []
     for s in seqs:
         if torch.rand((), generator=gen) < 0.5:
@@ -138,8 +140,15 @@ def tiny_task():
 
 def make(src_vocab, tgt_vocab, attention=True):
     torch.manual_seed(0)
-    return Seq2Seq(len(src_vocab), len(tgt_vocab), embed_dim=8, hidden_size=16, attention=attention,
-                   sos_id=tgt_vocab.stoi[SOS], eos_id=tgt_vocab.stoi[EOS])
+    return Seq2Seq(
+        len(src_vocab),
+        len(tgt_vocab),
+        embed_dim=8,
+        hidden_size=16,
+        attention=attention,
+        sos_id=tgt_vocab.stoi[SOS],
+        eos_id=tgt_vocab.stoi[EOS],
+    )
 
 
 @pytest.mark.parametrize("attention", [True, False])

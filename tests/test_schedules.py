@@ -29,13 +29,13 @@ def optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
 
 def test_reference_values() -> None:
     f = lambda s: cosine_with_warmup(s, warmup_steps=10, total_steps=110, min_lr_ratio=0.1)  # noqa: E731
-    assert f(0) == pytest.approx(0.1)        # (0 + 1) / 10: the first step already moves
-    assert f(4) == pytest.approx(0.5)        # mid-warmup
-    assert f(9) == pytest.approx(1.0)        # last warmup step: the full rate
-    assert f(10) == pytest.approx(1.0)       # the cosine starts at the top
-    assert f(60) == pytest.approx(0.55)      # half-way through the cosine: (1 + 0.1) / 2
-    assert f(110) == pytest.approx(0.1)      # the floor at total_steps
-    assert f(500) == pytest.approx(0.1)      # and it stays there
+    assert f(0) == pytest.approx(0.1)  # (0 + 1) / 10: the first step already moves
+    assert f(4) == pytest.approx(0.5)  # mid-warmup
+    assert f(9) == pytest.approx(1.0)  # last warmup step: the full rate
+    assert f(10) == pytest.approx(1.0)  # the cosine starts at the top
+    assert f(60) == pytest.approx(0.55)  # half-way through the cosine: (1 + 0.1) / 2
+    assert f(110) == pytest.approx(0.1)  # the floor at total_steps
+    assert f(500) == pytest.approx(0.1)  # and it stays there
     assert cosine_with_warmup(0, warmup_steps=0, total_steps=4) == 1.0
 
 
@@ -63,12 +63,15 @@ def test_lambda_lr_state_dict_round_trip() -> None:
     assert restored.get_last_lr() == sched.get_last_lr()
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"step": -1, "warmup_steps": 2, "total_steps": 5}, "step must be an int >= 0"),
-    ({"step": 0, "warmup_steps": 5, "total_steps": 5}, r"total_steps \(5\) must be larger than warmup_steps \(5\)"),
-    ({"step": 0, "warmup_steps": 1, "total_steps": 5, "min_lr_ratio": 1.5}, r"min_lr_ratio must be in \[0, 1\]"),
-    ({"step": 1.5, "warmup_steps": 1, "total_steps": 5}, "step must be an int"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"step": -1, "warmup_steps": 2, "total_steps": 5}, "step must be an int >= 0"),
+        ({"step": 0, "warmup_steps": 5, "total_steps": 5}, r"total_steps \(5\) must be larger than warmup_steps \(5\)"),
+        ({"step": 0, "warmup_steps": 1, "total_steps": 5, "min_lr_ratio": 1.5}, r"min_lr_ratio must be in \[0, 1\]"),
+        ({"step": 1.5, "warmup_steps": 1, "total_steps": 5}, "step must be an int"),
+    ],
+)
 def test_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         cosine_with_warmup(**kwargs)

@@ -18,7 +18,8 @@ from dlfund.course.settings import Settings, explain, flatten, override
 from dlfund.course.settings.base import doc
 
 RUN_ATTRIBUTES = {f.name for f in dataclasses.fields(RunConfig)} | {
-    name for name in dir(RunConfig) if not name.startswith("_")}
+    name for name in dir(RunConfig) if not name.startswith("_")
+}
 
 
 def unit_notebooks(unit: manifest.Unit) -> list:
@@ -41,7 +42,7 @@ def cfg_chains(source: str) -> set[tuple[str, ...]]:
             if isinstance(inner, ast.Name) and inner.id == "cfg":
                 chains.add(tuple(reversed(names)))
     # keep the longest chains only (cfg.vit.dim also yields cfg.vit)
-    return {c for c in chains if not any(len(o) > len(c) and o[:len(c)] == c for o in chains)}
+    return {c for c in chains if not any(len(o) > len(c) and o[: len(c)] == c for o in chains)}
 
 
 @pytest.mark.parametrize("unit", manifest.UNITS, ids=lambda u: u.dirname)
@@ -53,12 +54,15 @@ def test_every_setting_a_notebook_reads_exists(unit):
             head = chain[0]
             if head in RUN_ATTRIBUTES:
                 continue
-            assert hasattr(settings, head), f"{path.name} reads cfg.{'.'.join(chain)}: unit {unit.number} has no " \
-                                            f"setting {head!r} (settings: {', '.join(flatten(settings))})"
+            assert hasattr(settings, head), (
+                f"{path.name} reads cfg.{'.'.join(chain)}: unit {unit.number} has no "
+                f"setting {head!r} (settings: {', '.join(flatten(settings))})"
+            )
             value = getattr(settings, head)
             if len(chain) > 1 and isinstance(value, Settings):
-                assert hasattr(value, chain[1]), f"{path.name} reads cfg.{'.'.join(chain)}: the group {head!r} " \
-                                                 f"has no {chain[1]!r}"
+                assert hasattr(value, chain[1]), (
+                    f"{path.name} reads cfg.{'.'.join(chain)}: the group {head!r} has no {chain[1]!r}"
+                )
 
 
 def test_the_static_check_finds_chains():
@@ -108,8 +112,14 @@ def test_a_wrong_type_or_name_fails_when_the_settings_are_built():
 
 def test_the_run_reads_settings_as_attributes_and_lists_them(monkeypatch):
     unit = manifest.get_unit(9)
-    cfg = RunConfig(unit=unit, notebook="03-gpt-on-shakespeare", tier="smoke", device=torch.device("cpu"), seed=0,
-                    settings=unit.tier_settings("smoke"))
+    cfg = RunConfig(
+        unit=unit,
+        notebook="03-gpt-on-shakespeare",
+        tier="smoke",
+        device=torch.device("cpu"),
+        seed=0,
+        settings=unit.tier_settings("smoke"),
+    )
     assert cfg.gpt.layers == unit.tier_settings("smoke").gpt.layers
     assert {"gpt", "kv", "positions"} <= set(dir(cfg))
     with pytest.raises(AttributeError, match="unit 9 has no setting 'gpt_layers'"):

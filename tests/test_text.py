@@ -40,15 +40,18 @@ def test_vocab_build_orders_by_frequency_and_maps_unknown_tokens():
     assert Vocab.build(corpus).itos[2:] == ["b", "a", "c", "d"]  # ties alphabetical: deterministic
 
 
-@pytest.mark.parametrize(("args", "kwargs", "error", "match"), [
-    (("abc",), {}, TypeError, "expects a list of token strings, got str"),
-    (({"a": 1},), {}, TypeError, "expects a list of token strings, got dict"),
-    (([PAD, UNK, 3],), {}, TypeError, "tokens must be str, found int"),
-    (([PAD, UNK, "a", "a"],), {}, ValueError, "unique, found duplicates: \\['a'\\]"),
-    ((["a", UNK],), {}, ValueError, "pad token '<pad>' is not in the vocabulary"),
-    (([PAD, UNK],), {"pad": "[PAD]"}, ValueError, "pad token '\\[PAD\\]' is not in the vocabulary"),
-    (([PAD, "a"],), {}, ValueError, "unk token '<unk>' is not in the vocabulary"),
-])
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        (("abc",), {}, TypeError, "expects a list of token strings, got str"),
+        (({"a": 1},), {}, TypeError, "expects a list of token strings, got dict"),
+        (([PAD, UNK, 3],), {}, TypeError, "tokens must be str, found int"),
+        (([PAD, UNK, "a", "a"],), {}, ValueError, "unique, found duplicates: \\['a'\\]"),
+        ((["a", UNK],), {}, ValueError, "pad token '<pad>' is not in the vocabulary"),
+        (([PAD, UNK],), {"pad": "[PAD]"}, ValueError, "pad token '\\[PAD\\]' is not in the vocabulary"),
+        (([PAD, "a"],), {}, ValueError, "unk token '<unk>' is not in the vocabulary"),
+    ],
+)
 def test_vocab_rejects_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         Vocab(*args, **kwargs)
@@ -107,12 +110,20 @@ def test_group_split_keeps_groups_apart():
         group_split(["a", "a", "b"])
 
 
-@pytest.mark.parametrize(("n", "words"), [
-    (0, "zero"), (7, "seven"), (15, "fifteen"), (40, "forty"), (305, "three hundred five"),
-    (12019, "twelve thousand nineteen"), (2000005, "two million five"),
-    (342506, "three hundred forty two thousand five hundred six"),
-    (1_000_000_000_001, "one trillion one"),
-])
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [
+        (0, "zero"),
+        (7, "seven"),
+        (15, "fifteen"),
+        (40, "forty"),
+        (305, "three hundred five"),
+        (12019, "twelve thousand nineteen"),
+        (2000005, "two million five"),
+        (342506, "three hundred forty two thousand five hundred six"),
+        (1_000_000_000_001, "one trillion one"),
+    ],
+)
 def test_number_to_words(n, words):
     assert number_to_words(n) == words
 

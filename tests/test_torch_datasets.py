@@ -81,14 +81,17 @@ def test_batches_through_subset_and_dataloader() -> None:
     assert xb.shape == (4, 1, 28, 28) and xb.dtype == torch.float32 and yb.tolist() == [4, 5, 6, 7]
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"images": torch.zeros(3, 28, 28)}, TypeError, r"\(N, H, W\) uint8 tensor, got \(3, 28, 28\) torch.float32"),
-    ({"images": torch.zeros(3, 784, dtype=torch.uint8)}, TypeError, "uint8 tensor"),
-    ({"labels": torch.zeros(3)}, TypeError, r"labels must be \(3,\) integers"),
-    ({"labels": torch.zeros(4, dtype=torch.int64)}, TypeError, r"labels must be \(3,\) integers"),
-    ({"mean": 0.5}, ValueError, "give both mean and std"),
-    ({"mean": 0.5, "std": 0.0}, ValueError, "std must be positive"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"images": torch.zeros(3, 28, 28)}, TypeError, r"\(N, H, W\) uint8 tensor, got \(3, 28, 28\) torch.float32"),
+        ({"images": torch.zeros(3, 784, dtype=torch.uint8)}, TypeError, "uint8 tensor"),
+        ({"labels": torch.zeros(3)}, TypeError, r"labels must be \(3,\) integers"),
+        ({"labels": torch.zeros(4, dtype=torch.int64)}, TypeError, r"labels must be \(3,\) integers"),
+        ({"mean": 0.5}, ValueError, "give both mean and std"),
+        ({"mean": 0.5, "std": 0.0}, ValueError, "std must be positive"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(kwargs: dict, error: type[Exception], message: str) -> None:
     args = {"images": torch.zeros(3, 28, 28, dtype=torch.uint8), "labels": torch.zeros(3, dtype=torch.int64)} | kwargs
     with pytest.raises(error, match=message):

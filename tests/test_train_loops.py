@@ -75,14 +75,26 @@ def test_fit_learns_and_records_history(capsys: pytest.CaptureFixture[str]) -> N
     torch.manual_seed(0)
     X, y = blobs()
     model = MLP(5, [16], 3)
-    history = fit(model, loader(X, y), loader(X, y, seed=None), torch.optim.Adam(model.parameters(), lr=0.01),
-                  nn.CrossEntropyLoss(), "cpu", epochs=4)
+    history = fit(
+        model,
+        loader(X, y),
+        loader(X, y, seed=None),
+        torch.optim.Adam(model.parameters(), lr=0.01),
+        nn.CrossEntropyLoss(),
+        "cpu",
+        epochs=4,
+    )
     assert isinstance(history, History) and history.epochs == 4
     assert len(history.val_loss) == len(history.val_accuracy) == len(history.epoch_seconds) == 4
     assert history.train_loss[-1] < history.train_loss[0] and history.val_accuracy[-1] > 0.9
     assert history.total_seconds == pytest.approx(sum(history.epoch_seconds))
-    assert history.rows()[0]["epoch"] == 1 and set(history.rows()[0]) == {"epoch", "train_loss", "val_loss",
-                                                                         "val_accuracy", "seconds"}
+    assert history.rows()[0]["epoch"] == 1 and set(history.rows()[0]) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+    }
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 4 and out[0].startswith("epoch 1/4: train loss") and "val accuracy" in out[0]
 
@@ -90,12 +102,24 @@ def test_fit_learns_and_records_history(capsys: pytest.CaptureFixture[str]) -> N
 def test_fit_without_validation_and_quiet(capsys: pytest.CaptureFixture[str]) -> None:
     X, y = blobs()
     model = nn.Linear(5, 3)
-    history = fit(model, loader(X, y), None, torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy, "cpu",
-                  epochs=2, verbose=False)
+    history = fit(
+        model,
+        loader(X, y),
+        None,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        F.cross_entropy,
+        "cpu",
+        epochs=2,
+        verbose=False,
+    )
     assert all(math.isnan(v) for v in history.val_loss + history.val_accuracy)
     assert capsys.readouterr().out == ""
-    assert fit(model, loader(X, y), None, torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy, "cpu",
-               epochs=0).epochs == 0
+    assert (
+        fit(
+            model, loader(X, y), None, torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy, "cpu", epochs=0
+        ).epochs
+        == 0
+    )
 
 
 def test_clear_errors() -> None:
@@ -115,8 +139,16 @@ def test_fit_is_reproducible() -> None:
     def run() -> list[float]:
         torch.manual_seed(1)
         model = MLP(5, [8], 3)
-        return fit(model, loader(X, y, seed=7), None, torch.optim.Adam(model.parameters()), F.cross_entropy, "cpu",
-                   epochs=3, verbose=False).train_loss
+        return fit(
+            model,
+            loader(X, y, seed=7),
+            None,
+            torch.optim.Adam(model.parameters()),
+            F.cross_entropy,
+            "cpu",
+            epochs=3,
+            verbose=False,
+        ).train_loss
 
     assert run() == run()
 

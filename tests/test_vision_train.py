@@ -32,8 +32,14 @@ def toy_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def small_model() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                         nn.Flatten(), nn.Linear(16, 2))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 2),
+    )
 
 
 def test_tensor_batches_shapes_normalisation_and_order() -> None:
@@ -59,8 +65,7 @@ def test_tensor_batches_seeded_shuffle_and_augment() -> None:
     x1 = torch.cat([x for x, _ in TensorBatches(images, labels, batch_size=5, mean=0, std=1, shuffle=True, seed=1)])
     assert not torch.equal(x1, torch.cat([x for x, _ in TensorBatches(images, labels, batch_size=5, mean=0, std=1)]))
     assert not torch.equal(epoch_a1, epoch_a2)  # a new order every epoch
-    flip = TensorBatches(images, labels, batch_size=20, mean=0, std=1,
-                         augment=RandomHorizontalFlip(p=1.0))
+    flip = TensorBatches(images, labels, batch_size=20, mean=0, std=1, augment=RandomHorizontalFlip(p=1.0))
     x, _ = next(iter(flip))
     assert torch.equal(x, images.float().unsqueeze(1).div(255).flip(-1))
 
@@ -81,8 +86,9 @@ def test_tensor_batches_from_dataset_and_bad_input() -> None:
 
 
 @pytest.mark.parametrize(("optimizer", "schedule", "lr"), [("sgd", "onecycle", 0.2), ("adamw", "cosine", 0.02)])
-def test_train_classifier_learns_and_measures(optimizer: str, schedule: str, lr: float,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_classifier_learns_and_measures(
+    optimizer: str, schedule: str, lr: float, capsys: pytest.CaptureFixture[str]
+) -> None:
     torch.manual_seed(0)
     images, labels = toy_images(256)
     test_images, test_labels = toy_images(64, seed=1)
@@ -90,8 +96,18 @@ def test_train_classifier_learns_and_measures(optimizer: str, schedule: str, lr:
     test = TensorBatches(test_images, test_labels, batch_size=64, mean=0.2, std=0.3)
     model = small_model()
     before = evaluate_accuracy(model, test, "cpu")
-    history = train_classifier(model, train, test, epochs=3, lr=lr, device="cpu", optimizer=optimizer,
-                               schedule=schedule, label_smoothing=0.1, target_accuracy=0.9)
+    history = train_classifier(
+        model,
+        train,
+        test,
+        epochs=3,
+        lr=lr,
+        device="cpu",
+        optimizer=optimizer,
+        schedule=schedule,
+        label_smoothing=0.1,
+        target_accuracy=0.9,
+    )
     assert isinstance(history, VisionHistory) and history.epochs == 3
     assert history.train_loss[-1] < history.train_loss[0]
     assert history.final_accuracy >= 0.9 and history.final_accuracy == evaluate_accuracy(model, test, "cpu")
@@ -109,8 +125,19 @@ def test_train_classifier_learns_and_measures(optimizer: str, schedule: str, lr:
 def test_train_classifier_falls_back_loudly_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     images, labels = toy_images(32)
     train = TensorBatches(images, labels, batch_size=16, mean=0.2, std=0.3)
-    history = train_classifier(small_model(), train, train, epochs=1, lr=0.1, device="cpu", bf16=True,
-                               compile=True, channels_last=True, target_accuracy=1.01, verbose=True)
+    history = train_classifier(
+        small_model(),
+        train,
+        train,
+        epochs=1,
+        lr=0.1,
+        device="cpu",
+        bf16=True,
+        compile=True,
+        channels_last=True,
+        target_accuracy=1.01,
+        verbose=True,
+    )
     out = capsys.readouterr().out
     assert "bf16 autocast is not supported on cpu: training in float32" in out
     assert "torch.compile is only used on CUDA" in out and "did not reach" in out

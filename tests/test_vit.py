@@ -23,7 +23,9 @@ TINY = {"image_size": 12, "patch_size": 4, "in_channels": 1, "num_classes": 5, "
 # --- patch embedding ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("image_size", "patch_size", "in_channels", "dim"), [(28, 4, 1, 32), (28, 7, 1, 8), (12, 3, 3, 10)])
+@pytest.mark.parametrize(
+    ("image_size", "patch_size", "in_channels", "dim"), [(28, 4, 1, 32), (28, 7, 1, 8), (12, 3, 3, 10)]
+)
 def test_patch_embedding_equals_strided_conv(image_size: int, patch_size: int, in_channels: int, dim: int) -> None:
     torch.manual_seed(0)
     embed = PatchEmbedding(image_size, patch_size, in_channels, dim)
@@ -123,8 +125,16 @@ def test_encoder_block_is_pre_norm_residual() -> None:
 # --- the ViT ------------------------------------------------------------------------------------
 
 
-def vit_parameters(image_size: int, patch_size: int, in_channels: int, num_classes: int, dim: int, depth: int,
-                   heads: int, mlp_ratio: float = 2.0) -> int:
+def vit_parameters(
+    image_size: int,
+    patch_size: int,
+    in_channels: int,
+    num_classes: int,
+    dim: int,
+    depth: int,
+    heads: int,
+    mlp_ratio: float = 2.0,
+) -> int:
     """Count by hand: patch projection, class token, positions, blocks, final norm, head."""
     patches = (image_size // patch_size) ** 2
     hidden = int(mlp_ratio * dim)
@@ -133,9 +143,14 @@ def vit_parameters(image_size: int, patch_size: int, in_channels: int, num_class
     return embed + depth * block + 2 * dim + (dim + 1) * num_classes
 
 
-@pytest.mark.parametrize("settings", [TINY, {**TINY, "patch_size": 6, "in_channels": 3, "heads": 2, "depth": 1},
-                                      {"image_size": 28, "patch_size": 7, "in_channels": 1, "num_classes": 10,
-                                       "dim": 32, "depth": 3, "heads": 4}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        TINY,
+        {**TINY, "patch_size": 6, "in_channels": 3, "heads": 2, "depth": 1},
+        {"image_size": 28, "patch_size": 7, "in_channels": 1, "num_classes": 10, "dim": 32, "depth": 3, "heads": 4},
+    ],
+)
 def test_vit_shapes_features_and_parameter_count(settings: dict) -> None:
     torch.manual_seed(0)
     model = ViT(**settings)

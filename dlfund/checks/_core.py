@@ -30,7 +30,9 @@ def call_learner(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -
         return fn(*args, **kwargs)
     except NotImplementedError as err:
         hint = f" (hint: {err})" if str(err) else ""
-        raise CheckFailed(f"{what} is not implemented yet: replace the `raise NotImplementedError` line{hint}") from None
+        raise CheckFailed(
+            f"{what} is not implemented yet: replace the `raise NotImplementedError` line{hint}"
+        ) from None
     except CheckFailed:
         raise
     except Exception as err:  # the learner's code crashed: say where, keep the original as the cause
@@ -46,8 +48,7 @@ def expect_close(found: Any, expected: Any, what: str, *, atol: float = 1e-6, rt
             found = torch.as_tensor(found)
         except (TypeError, ValueError, RuntimeError):
             raise CheckFailed(f"{what}: expected a tensor, found {type(found).__name__}") from None
-    expect(found.shape == expected.shape,
-           f"{what}: expected shape {tuple(expected.shape)}, found {tuple(found.shape)}")
+    expect(found.shape == expected.shape, f"{what}: expected shape {tuple(expected.shape)}, found {tuple(found.shape)}")
     expect(found.dtype == expected.dtype, f"{what}: expected dtype {expected.dtype}, found {found.dtype}")
     found_cpu, expected_cpu = found.detach().cpu(), expected.detach().cpu()
     if expected_cpu.dtype.is_floating_point:

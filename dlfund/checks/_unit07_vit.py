@@ -46,15 +46,23 @@ def _wrong_patches(x: Tensor, p: int) -> dict[str, Tensor]:
 
 
 _DIAGNOSES = {
-    "column-major": ("the patches are numbered column by column; number them row by row (row-major): patch "
-                     "r·(W/p) + c is the one in patch row r, patch column c, as conv(x).flatten(2) orders them"),
-    "channels last": ("each patch is flattened pixel by pixel with the channels innermost, (p, p, C); flatten "
-                      "it channel first, (C, p, p), the layout of a Conv2d weight (dim, C, p, p)"),
-    "pixel columns first": ("the pixels inside each patch are flattened column by column; flatten each "
-                            "channel's p × p block row by row, as x[n, :, rows, cols].reshape(-1) does"),
-    "plain reshape": ("x.reshape(N, -1, C·p·p) does not cut the image into p × p squares: it takes runs of "
-                      "consecutive pixels (parts of rows); split H and W into (H/p, p) and (W/p, p) first, "
-                      "then move the two patch-grid dimensions in front"),
+    "column-major": (
+        "the patches are numbered column by column; number them row by row (row-major): patch "
+        "r·(W/p) + c is the one in patch row r, patch column c, as conv(x).flatten(2) orders them"
+    ),
+    "channels last": (
+        "each patch is flattened pixel by pixel with the channels innermost, (p, p, C); flatten "
+        "it channel first, (C, p, p), the layout of a Conv2d weight (dim, C, p, p)"
+    ),
+    "pixel columns first": (
+        "the pixels inside each patch are flattened column by column; flatten each "
+        "channel's p × p block row by row, as x[n, :, rows, cols].reshape(-1) does"
+    ),
+    "plain reshape": (
+        "x.reshape(N, -1, C·p·p) does not cut the image into p × p squares: it takes runs of "
+        "consecutive pixels (parts of rows); split H and W into (H/p, p) and (W/p, p) first, "
+        "then move the two patch-grid dimensions in front"
+    ),
 }
 
 
@@ -64,21 +72,26 @@ def _describe(cls: Any) -> str:
 
 def _build(cls: Any, image_size: int, patch_size: int, in_channels: int, dim: int) -> tuple[nn.Module, str]:
     call = f"{_describe(cls)}(image_size={image_size}, patch_size={patch_size}, in_channels={in_channels}, dim={dim})"
-    module = call_learner(cls, image_size=image_size, patch_size=patch_size, in_channels=in_channels, dim=dim,
-                          what=call)
+    module = call_learner(
+        cls, image_size=image_size, patch_size=patch_size, in_channels=in_channels, dim=dim, what=call
+    )
     expect(isinstance(module, nn.Module), f"{call}: expected an nn.Module, found {type(module).__name__}")
     return module, call
 
 
 def _projection(module: nn.Module, call: str, in_features: int, dim: int) -> nn.Linear:
     proj = getattr(module, "proj", None)
-    expect(proj is not None,
-           f"{call}: found no attribute `proj`; each flattened patch of C·p·p = {in_features} numbers is projected "
-           f"to dim = {dim} numbers by self.proj = nn.Linear({in_features}, {dim})")
+    expect(
+        proj is not None,
+        f"{call}: found no attribute `proj`; each flattened patch of C·p·p = {in_features} numbers is projected "
+        f"to dim = {dim} numbers by self.proj = nn.Linear({in_features}, {dim})",
+    )
     expect(isinstance(proj, nn.Linear), f"{call}: self.proj should be an nn.Linear, found {type(proj).__name__}")
-    expect(proj.in_features == in_features and proj.out_features == dim,
-           f"{call}: self.proj should be nn.Linear({in_features}, {dim}) (C·p·p inputs, dim outputs), found "
-           f"nn.Linear({proj.in_features}, {proj.out_features})")
+    expect(
+        proj.in_features == in_features and proj.out_features == dim,
+        f"{call}: self.proj should be nn.Linear({in_features}, {dim}) (C·p·p inputs, dim outputs), found "
+        f"nn.Linear({proj.in_features}, {proj.out_features})",
+    )
     return proj
 
 
@@ -93,19 +106,25 @@ def _as_conv(proj: nn.Linear, in_channels: int, patch_size: int) -> nn.Conv2d:
     return conv
 
 
-def _check_one(cls: Any, gen: torch.Generator, where: str, *, image_size: int, patch_size: int,
-               in_channels: int, dim: int) -> None:
+def _check_one(
+    cls: Any, gen: torch.Generator, where: str, *, image_size: int, patch_size: int, in_channels: int, dim: int
+) -> None:
     p, c, s = patch_size, in_channels, image_size
     module, call = _build(cls, s, p, c, dim)
     call = f"{call} {where}"
     proj = _projection(module, call, c * p * p, dim)
     n_patches = (s // p) ** 2
     found_n = getattr(module, "num_patches", None)
-    expect(found_n is not None, f"{call}: set self.num_patches (the ViT sizes its positional embedding with it): "
-                                f"(image_size / patch_size)² = {n_patches}")
-    expect(isinstance(found_n, int) and not isinstance(found_n, bool) and found_n == n_patches,
-           f"{call}: self.num_patches should be the int (image_size / patch_size)² = ({s} / {p})² = {n_patches}, "
-           f"found {found_n!r}")
+    expect(
+        found_n is not None,
+        f"{call}: set self.num_patches (the ViT sizes its positional embedding with it): "
+        f"(image_size / patch_size)² = {n_patches}",
+    )
+    expect(
+        isinstance(found_n, int) and not isinstance(found_n, bool) and found_n == n_patches,
+        f"{call}: self.num_patches should be the int (image_size / patch_size)² = ({s} / {p})² = {n_patches}, "
+        f"found {found_n!r}",
+    )
 
     n = int(torch.randint(2, 5, (), generator=gen))
     x = torch.randn(n, c, s, s, generator=gen).requires_grad_(True)
@@ -115,14 +134,18 @@ def _check_one(cls: Any, gen: torch.Generator, where: str, *, image_size: int, p
     if tuple(out.shape) != expected_shape:
         hint = ""
         if tuple(out.shape) == (n, n_patches, c * p * p):
-            hint = (f": the last dimension is C·p·p = {c * p * p}, the raw patch; project each patch to dim = {dim} "
-                    "numbers with self.proj")
+            hint = (
+                f": the last dimension is C·p·p = {c * p * p}, the raw patch; project each patch to dim = {dim} "
+                "numbers with self.proj"
+            )
         elif tuple(out.shape) == (n, dim, n_patches):
             hint = ": that is (N, dim, num_patches); transpose to put the patches before the features"
         elif tuple(out.shape) == (n, dim, s // p, s // p):
             hint = ": that is the convolution's grid (N, dim, H/p, W/p); flatten the grid and transpose"
-        raise CheckFailed(f"{call}: on x of shape {tuple(x.shape)} expected output shape (N, (H/p)·(W/p), dim) = "
-                          f"{expected_shape}, found {tuple(out.shape)}{hint}")
+        raise CheckFailed(
+            f"{call}: on x of shape {tuple(x.shape)} expected output shape (N, (H/p)·(W/p), dim) = "
+            f"{expected_shape}, found {tuple(out.shape)}{hint}"
+        )
     expect(out.dtype == torch.float32, f"{call}: expected a float32 output, found {out.dtype}")
 
     with torch.no_grad():
@@ -134,12 +157,16 @@ def _check_one(cls: Any, gen: torch.Generator, where: str, *, image_size: int, p
         with torch.no_grad():
             for mistake, patches in _wrong_patches(x, p).items():
                 if patches.shape == reference_patches(x, p).shape and torch.allclose(
-                        out, F.linear(patches, proj.weight, proj.bias), atol=1e-5, rtol=1e-4):
+                    out, F.linear(patches, proj.weight, proj.bias), atol=1e-5, rtol=1e-4
+                ):
                     raise CheckFailed(f"{call}: {_DIAGNOSES[mistake]}")
-            if proj.bias is not None and torch.allclose(out, F.linear(reference_patches(x, p), proj.weight),
-                                                        atol=1e-5, rtol=1e-4):
-                raise CheckFailed(f"{call}: the bias of self.proj is missing from the output; apply self.proj "
-                                  "(weight and bias) to the patches")
+            if proj.bias is not None and torch.allclose(
+                out, F.linear(reference_patches(x, p), proj.weight), atol=1e-5, rtol=1e-4
+            ):
+                raise CheckFailed(
+                    f"{call}: the bias of self.proj is missing from the output; apply self.proj "
+                    "(weight and bias) to the patches"
+                )
         diff = (out.detach() - by_conv).abs()
         raise CheckFailed(
             f"{call}: the output differs from the strided convolution Conv2d({c}, {dim}, kernel_size={p}, "
@@ -149,42 +176,56 @@ def _check_one(cls: Any, gen: torch.Generator, where: str, *, image_size: int, p
         )
 
     # Gradients: the embedding must be differentiable all the way to the image and to proj.
-    expect(out.requires_grad, f"{call}: the output does not require a gradient; compute it with self.proj outside "
-                              "torch.no_grad() and without .detach()")
+    expect(
+        out.requires_grad,
+        f"{call}: the output does not require a gradient; compute it with self.proj outside "
+        "torch.no_grad() and without .detach()",
+    )
     g = torch.randn(out.shape, generator=gen)
     grads = torch.autograd.grad((out * g).sum(), [x, proj.weight], allow_unused=True)
     x_ref = x.detach().clone().requires_grad_(True)
     ref_grads = torch.autograd.grad((conv(x_ref).flatten(2).transpose(1, 2) * g).sum(), [x_ref, conv.weight])
     expect(grads[0] is not None, f"{call}: no gradient reaches the input image; do not detach it")
     expect(grads[1] is not None, f"{call}: no gradient reaches self.proj.weight; compute the output with self.proj")
-    expect(torch.allclose(grads[0], ref_grads[0], atol=1e-5, rtol=1e-4),
-           f"{call}: the gradient with respect to the image differs from the strided convolution's")
-    expect(torch.allclose(grads[1], ref_grads[1].reshape(dim, -1), atol=1e-4, rtol=1e-4),
-           f"{call}: the gradient with respect to self.proj.weight differs from the strided convolution's")
+    expect(
+        torch.allclose(grads[0], ref_grads[0], atol=1e-5, rtol=1e-4),
+        f"{call}: the gradient with respect to the image differs from the strided convolution's",
+    )
+    expect(
+        torch.allclose(grads[1], ref_grads[1].reshape(dim, -1), atol=1e-4, rtol=1e-4),
+        f"{call}: the gradient with respect to self.proj.weight differs from the strided convolution's",
+    )
 
 
 def _check_not_divisible(cls: Any, gen: torch.Generator, where: str) -> None:
     p = int(torch.randint(3, 5, (), generator=gen))  # 3 or 4
     s = p * int(torch.randint(2, 5, (), generator=gen)) + int(torch.randint(1, p, (), generator=gen))
     c, dim = 1, 8
-    call = (f"{_describe(cls)}(image_size={s}, patch_size={p}, in_channels={c}, dim={dim}), then forward on "
-            f"x of shape (2, {c}, {s}, {s}) {where}")
-    advice = (f"raise a ValueError that says H and W ({s}) must be divisible by patch_size ({p}), in __init__ "
-              "or in forward")
+    call = (
+        f"{_describe(cls)}(image_size={s}, patch_size={p}, in_channels={c}, dim={dim}), then forward on "
+        f"x of shape (2, {c}, {s}, {s}) {where}"
+    )
+    advice = (
+        f"raise a ValueError that says H and W ({s}) must be divisible by patch_size ({p}), in __init__ or in forward"
+    )
     try:
         module = cls(image_size=s, patch_size=p, in_channels=c, dim=dim)
         module(torch.randn(2, c, s, s, generator=gen))
     except ValueError as err:
-        expect(bool(str(err).strip()), f"{call}: raised ValueError without a message; say what was expected "
-                                       "and what was found")
+        expect(
+            bool(str(err).strip()),
+            f"{call}: raised ValueError without a message; say what was expected and what was found",
+        )
         return
     except NotImplementedError as err:
         hint = f" (hint: {err})" if str(err) else ""
         raise CheckFailed(f"{call}: is not implemented yet{hint}") from None
     except Exception as err:
         raise CheckFailed(f"{call}: raised {type(err).__name__}: {err}; {advice}") from err
-    raise CheckFailed(f"{call}: returned an output without complaint, silently dropping or misplacing the pixels "
-                      f"that do not fill a whole patch; {advice}")
+    raise CheckFailed(
+        f"{call}: returned an output without complaint, silently dropping or misplacing the pixels "
+        f"that do not fill a whole patch; {advice}"
+    )
 
 
 def patch_embedding(cls: Callable[..., nn.Module], *, seed: int | None = None) -> None:
@@ -213,5 +254,7 @@ def patch_embedding(cls: Callable[..., nn.Module], *, seed: int | None = None) -
         _check_one(cls, gen, where, **trial)
     _check_not_divisible(cls, gen, where)
     sizes = ", ".join(f"{t['in_channels']}×{t['image_size']}×{t['image_size']}/p{t['patch_size']}" for t in trials)
-    passed(f"patch embedding: shapes, row-major patch order and equality with the strided Conv2d "
-           f"(values and gradients) for {sizes}; ValueError for an indivisible size")
+    passed(
+        f"patch embedding: shapes, row-major patch order and equality with the strided Conv2d "
+        f"(values and gradients) for {sizes}; ValueError for an indivisible size"
+    )

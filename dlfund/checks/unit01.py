@@ -75,8 +75,10 @@ def _diagnose_stop(val: list[int], patience: int, max_epochs: int) -> str:
     if n == _stop_epoch(val, patience + 1, max_epochs):
         return "; it runs one epoch too many before stopping: off by one in the patience test?"
     if n == _stop_epoch(val, patience, max_epochs, ties_improve=True):
-        return ("; it counts an epoch that only equals the best validation mistakes as an improvement: "
-                "count only strict improvements (<)")
+        return (
+            "; it counts an epoch that only equals the best validation mistakes as an improvement: "
+            "count only strict improvements (<)"
+        )
     return ""
 
 
@@ -140,12 +142,15 @@ def early_stopping(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         model = Perceptron(data[0].shape[1])
         out = call_learner(fn, model, *data, max_epochs=max_epochs, patience=patience, what=call)
         _compare_early_stopping(out, model, ref, states, max_epochs, patience, f"{call} {where}")
-    passed(f"early stopping: stopping epoch, best epoch, validation mistakes and restored weights match "
-           f"the reference on {len(cases)} fresh data sets")
+    passed(
+        f"early stopping: stopping epoch, best epoch, validation mistakes and restored weights match "
+        f"the reference on {len(cases)} fresh data sets"
+    )
 
 
-def _compare_early_stopping(out: Any, model: Perceptron, ref: dict[str, Any], states: list[State],
-                            max_epochs: int, patience: int, call: str) -> None:
+def _compare_early_stopping(
+    out: Any, model: Perceptron, ref: dict[str, Any], states: list[State], max_epochs: int, patience: int, call: str
+) -> None:
     keys = ("val_mistakes", "best_epoch", "stopped_epoch")
     expect(isinstance(out, dict), f"{call}: expected a dict with keys {keys}, found {type(out).__name__}")
     missing = [k for k in keys if k not in out]
@@ -154,49 +159,72 @@ def _compare_early_stopping(out: Any, model: Perceptron, ref: dict[str, Any], st
     try:
         val = [int(v) for v in val]
     except (TypeError, ValueError):
-        raise CheckFailed(f"{call}: val_mistakes should be a list of ints (one per epoch run), "
-                          f"found {type(val).__name__}") from None
+        raise CheckFailed(
+            f"{call}: val_mistakes should be a list of ints (one per epoch run), found {type(val).__name__}"
+        ) from None
     exp_val, best, stop = ref["val_mistakes"], ref["best_epoch"], ref["stopped_epoch"]
     common = min(len(val), len(exp_val))
     for epoch in range(1, common + 1):
-        expect(val[epoch - 1] == exp_val[epoch - 1],
-               f"{call}: validation mistakes after epoch {epoch}: expected {exp_val[epoch - 1]}, found "
-               f"{val[epoch - 1]} (train one epoch with model.train_epoch, then count "
-               f"model.predict(X_val) != y_val)")
+        expect(
+            val[epoch - 1] == exp_val[epoch - 1],
+            f"{call}: validation mistakes after epoch {epoch}: expected {exp_val[epoch - 1]}, found "
+            f"{val[epoch - 1]} (train one epoch with model.train_epoch, then count "
+            f"model.predict(X_val) != y_val)",
+        )
     if len(val) != len(exp_val):
-        rule = (f"the best epoch was {best} and patience is {patience}, so training stops at epoch {stop}"
-                if stop < max_epochs else f"no stop was due before max_epochs={max_epochs}")
-        raise CheckFailed(f"{call}: ran {len(val)} epochs, expected {stop} ({rule})"
-                          f"{_diagnose_stop(val, patience, max_epochs)}")
-    expect(int(out["best_epoch"]) == best,
-           f"{call}: best_epoch: expected {best} (the first epoch with the fewest validation mistakes, "
-           f"counted from 1), found {out['best_epoch']}")
-    expect(int(out["stopped_epoch"]) == stop,
-           f"{call}: stopped_epoch: expected {stop} (the number of epochs run), found {out['stopped_epoch']}")
+        rule = (
+            f"the best epoch was {best} and patience is {patience}, so training stops at epoch {stop}"
+            if stop < max_epochs
+            else f"no stop was due before max_epochs={max_epochs}"
+        )
+        raise CheckFailed(
+            f"{call}: ran {len(val)} epochs, expected {stop} ({rule}){_diagnose_stop(val, patience, max_epochs)}"
+        )
+    expect(
+        int(out["best_epoch"]) == best,
+        f"{call}: best_epoch: expected {best} (the first epoch with the fewest validation mistakes, "
+        f"counted from 1), found {out['best_epoch']}",
+    )
+    expect(
+        int(out["stopped_epoch"]) == stop,
+        f"{call}: stopped_epoch: expected {stop} (the number of epochs run), found {out['stopped_epoch']}",
+    )
     held = _state(model)
     if not _same(held, states[best]):
         matches = [e for e, s in enumerate(states) if _same(held, s)]
         if matches and matches[-1] == stop:
-            found = (f"the weights of the last epoch ({stop}): keep a copy (.clone()) of the weights when "
-                     "validation improves and copy it back into the model before returning")
+            found = (
+                f"the weights of the last epoch ({stop}): keep a copy (.clone()) of the weights when "
+                "validation improves and copy it back into the model before returning"
+            )
         elif matches and matches[-1] == 0:
             found = "its initial weights: train and restore the model you were given, not a new one"
         elif matches:
             found = f"the weights after epoch {matches[-1]}"
         else:
-            found = ("weights that match no epoch (a saved copy that was not cloned changes with the model: "
-                     "use .clone())")
-        raise CheckFailed(f"{call}: after returning, the model should hold the weights of the best epoch "
-                          f"({best}); it holds {found}")
+            found = (
+                "weights that match no epoch (a saved copy that was not cloned changes with the model: use .clone())"
+            )
+        raise CheckFailed(
+            f"{call}: after returning, the model should hold the weights of the best epoch ({best}); it holds {found}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # ex02: random initialisation
 
 
-def _init_reference_predictions(init_fn: Callable[..., Any], X_train: Tensor, y_train: Tensor, X_test: Tensor,
-                                lrs: Sequence[float], init: str, seed: int, epochs: int,
-                                shared_generator: bool = False) -> Tensor:
+def _init_reference_predictions(
+    init_fn: Callable[..., Any],
+    X_train: Tensor,
+    y_train: Tensor,
+    X_test: Tensor,
+    lrs: Sequence[float],
+    init: str,
+    seed: int,
+    epochs: int,
+    shared_generator: bool = False,
+) -> Tensor:
     """The test predictions per learning rate, using the learner's (already checked) ``init_fn``."""
     shared = torch.Generator().manual_seed(seed)
     rows = []
@@ -212,9 +240,11 @@ def _init_reference_predictions(init_fn: Callable[..., Any], X_train: Tensor, y_
 
 
 def _check_init_output(out: Any, d: int, call: str) -> State:
-    expect(isinstance(out, tuple) and len(out) == 2,
-           f"{call}: expected a tuple (weight, bias), found {type(out).__name__}"
-           + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    expect(
+        isinstance(out, tuple) and len(out) == 2,
+        f"{call}: expected a tuple (weight, bias), found {type(out).__name__}"
+        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
+    )
     weight, bias = out
     for name, value, shape in (("weight", weight, (d,)), ("bias", bias, ())):
         expect(isinstance(value, torch.Tensor), f"{call}: {name} should be a tensor, found {type(value).__name__}")
@@ -224,8 +254,9 @@ def _check_init_output(out: Any, d: int, call: str) -> State:
     return weight, bias
 
 
-def random_init(init_weights: Callable[..., Any], predictions_per_learning_rate: Callable[..., Any], *,
-                seed: int | None = None) -> None:
+def random_init(
+    init_weights: Callable[..., Any], predictions_per_learning_rate: Callable[..., Any], *, seed: int | None = None
+) -> None:
     """Check ``init_weights(num_features, init, *, generator=None, scale=0.01) -> (weight (D,), bias ())``
     and ``predictions_per_learning_rate(X_train, y_train, X_test, lrs, *, init, seed, epochs) -> (len(lrs), N)``.
     """
@@ -250,27 +281,40 @@ def random_init(init_weights: Callable[..., Any], predictions_per_learning_rate:
             before = g.get_state()
             call = f"init_weights({d}, 'random', generator=torch.Generator().manual_seed({seed_}))"
             out = _check_init_output(call_learner(init_weights, d, "random", generator=g, what=call), d, call)
-            expect(not torch.equal(before, g.get_state()),
-                   f"{call}: the generator was not used (its state did not change): "
-                   "draw the weights with torch.randn(..., generator=generator)")
+            expect(
+                not torch.equal(before, g.get_state()),
+                f"{call}: the generator was not used (its state did not change): "
+                "draw the weights with torch.randn(..., generator=generator)",
+            )
             outs.append(out[0])
     finally:
         torch.random.set_rng_state(global_state)
     call = "init_weights(D, 'random', generator=...)"
-    expect(torch.equal(outs[0], outs[1]),
-           f"{call}: two generators seeded alike ({s1}) gave different weights: the draw must come from the "
-           "generator alone (pass generator=generator to every random call), not from the global RNG")
-    expect(not torch.equal(outs[0], outs[2]),
-           f"{call}: generators seeded {s1} and {s2} gave the same weights: draw them with the generator")
+    expect(
+        torch.equal(outs[0], outs[1]),
+        f"{call}: two generators seeded alike ({s1}) gave different weights: the draw must come from the "
+        "generator alone (pass generator=generator to every random call), not from the global RNG",
+    )
+    expect(
+        not torch.equal(outs[0], outs[2]),
+        f"{call}: generators seeded {s1} and {s2} gave the same weights: draw them with the generator",
+    )
     expect(bool(torch.all(outs[0] != 0)), f"{call}: random weights should all be non-zero draws from a normal")
     for scale in (0.01, 0.5):
         call = f"init_weights({d}, 'random', generator=..., scale={scale})"
-        w, _ = _check_init_output(call_learner(init_weights, d, "random", generator=torch.Generator().manual_seed(s1),
-                                               scale=scale, what=call), d, call)
+        w, _ = _check_init_output(
+            call_learner(
+                init_weights, d, "random", generator=torch.Generator().manual_seed(s1), scale=scale, what=call
+            ),
+            d,
+            call,
+        )
         std, mean = float(w.std()), float(w.mean())
-        expect(abs(std / scale - 1) < 0.1,
-               f"{call}: the weights should have standard deviation {scale} (scale × standard normal draws), "
-               f"found {std:.4g}")
+        expect(
+            abs(std / scale - 1) < 0.1,
+            f"{call}: the weights should have standard deviation {scale} (scale × standard normal draws), "
+            f"found {std:.4g}",
+        )
         expect(abs(mean) < 5 * scale / d**0.5, f"{call}: the weights should have mean 0, found {mean:.4g}")
 
     # predictions per learning rate
@@ -280,59 +324,100 @@ def random_init(init_weights: Callable[..., Any], predictions_per_learning_rate:
         X_train, y_train, X_test = X[:60], y[:60], X[60:]
         epochs = int(torch.randint(2, 5, (), generator=gen))
         init_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
-        ref_random = _init_reference_predictions(init_weights, X_train, y_train, X_test, lrs, "random", init_seed, epochs)
-        shared = _init_reference_predictions(init_weights, X_train, y_train, X_test, lrs, "random", init_seed, epochs,
-                                             shared_generator=True)
-        lr_ignored = _init_reference_predictions(init_weights, X_train, y_train, X_test, [1.0] * len(lrs), "random",
-                                                 init_seed, epochs)
+        ref_random = _init_reference_predictions(
+            init_weights, X_train, y_train, X_test, lrs, "random", init_seed, epochs
+        )
+        shared = _init_reference_predictions(
+            init_weights, X_train, y_train, X_test, lrs, "random", init_seed, epochs, shared_generator=True
+        )
+        lr_ignored = _init_reference_predictions(
+            init_weights, X_train, y_train, X_test, [1.0] * len(lrs), "random", init_seed, epochs
+        )
         answers = [ref_random, shared, lr_ignored]
-        if all(not torch.equal(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]):
+        if all(not torch.equal(a, b) for i, a in enumerate(answers) for b in answers[i + 1 :]):
             break
     else:  # pragma: no cover
         raise RuntimeError("could not build an informative random-init case; please report this")
     for init in ("zeros", "random"):
-        call = (f"predictions_per_learning_rate(X_train, y_train, X_test, lrs={list(lrs)}, init={init!r}, "
-                f"seed={init_seed}, epochs={epochs}) {where}")
-        expected = (ref_random if init == "random" else
-                    _init_reference_predictions(init_weights, X_train, y_train, X_test, lrs, init, init_seed, epochs))
-        out = call_learner(predictions_per_learning_rate, X_train, y_train, X_test, list(lrs), init=init,
-                           seed=init_seed, epochs=epochs, what=call)
+        call = (
+            f"predictions_per_learning_rate(X_train, y_train, X_test, lrs={list(lrs)}, init={init!r}, "
+            f"seed={init_seed}, epochs={epochs}) {where}"
+        )
+        expected = (
+            ref_random
+            if init == "random"
+            else _init_reference_predictions(init_weights, X_train, y_train, X_test, lrs, init, init_seed, epochs)
+        )
+        out = call_learner(
+            predictions_per_learning_rate,
+            X_train,
+            y_train,
+            X_test,
+            list(lrs),
+            init=init,
+            seed=init_seed,
+            epochs=epochs,
+            what=call,
+        )
         expect(isinstance(out, torch.Tensor), f"{call}: expected a tensor, found {type(out).__name__}")
-        expect(tuple(out.shape) == tuple(expected.shape),
-               f"{call}: expected shape {tuple(expected.shape)} (one row of test predictions per learning rate), "
-               f"found {tuple(out.shape)}")
+        expect(
+            tuple(out.shape) == tuple(expected.shape),
+            f"{call}: expected shape {tuple(expected.shape)} (one row of test predictions per learning rate), "
+            f"found {tuple(out.shape)}",
+        )
         expect(out.dtype == torch.int64, f"{call}: expected int64 labels 0/1 (from model.predict), found {out.dtype}")
         if torch.equal(out, expected):
             continue
         if init == "random" and torch.equal(out, shared):
-            raise CheckFailed(f"{call}: the learning rates did not start from the same initial weights: seed a new "
-                              "torch.Generator().manual_seed(seed) for each learning rate, so lr is the only change")
+            raise CheckFailed(
+                f"{call}: the learning rates did not start from the same initial weights: seed a new "
+                "torch.Generator().manual_seed(seed) for each learning rate, so lr is the only change"
+            )
         if init == "random" and (torch.equal(out, lr_ignored) or all(torch.equal(out[0], r) for r in out[1:])):
-            raise CheckFailed(f"{call}: every learning rate gave the same predictions; with random initial weights "
-                              "they should differ: is lr passed to the training (model.fit(..., lr) or train_epoch)?")
+            raise CheckFailed(
+                f"{call}: every learning rate gave the same predictions; with random initial weights "
+                "they should differ: is lr passed to the training (model.fit(..., lr) or train_epoch)?"
+            )
         bad = [i for i in range(len(lrs)) if not torch.equal(out[i], expected[i])]
         i = bad[0]
-        raise CheckFailed(f"{call}: the predictions for lr={lrs[i]} differ from the reference at "
-                          f"{int((out[i] != expected[i]).sum())} of {expected.shape[1]} test points (start each "
-                          f"learning rate from init_weights(D, init, generator=torch.Generator().manual_seed(seed)), "
-                          f"train {epochs} epochs with that lr, predict X_test)")
-    passed("random init: zeros and seeded normal weights are right, and the predictions per learning rate match "
-           "the reference for both initialisations")
+        raise CheckFailed(
+            f"{call}: the predictions for lr={lrs[i]} differ from the reference at "
+            f"{int((out[i] != expected[i]).sum())} of {expected.shape[1]} test points (start each "
+            f"learning rate from init_weights(D, init, generator=torch.Generator().manual_seed(seed)), "
+            f"train {epochs} epochs with that lr, predict X_test)"
+        )
+    passed(
+        "random init: zeros and seeded normal weights are right, and the predictions per learning rate match "
+        "the reference for both initialisations"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # ex03: the learning rate
 
 
-def _mistakes_reference(X: Tensor, y: Tensor, lrs: Sequence[float], epochs: int, seed: int, scale: float, *,
-                        init: str = "random", fresh_model: bool = True, shared_generator: bool = False) -> Tensor:
+def _mistakes_reference(
+    X: Tensor,
+    y: Tensor,
+    lrs: Sequence[float],
+    epochs: int,
+    seed: int,
+    scale: float,
+    *,
+    init: str = "random",
+    fresh_model: bool = True,
+    shared_generator: bool = False,
+) -> Tensor:
     shared = torch.Generator().manual_seed(seed)
     rows, model = [], None
     for lr in lrs:
         if fresh_model or model is None:
             gen = shared if shared_generator else torch.Generator().manual_seed(seed)
-            model = (Perceptron(X.shape[1], init="random", generator=gen, scale=scale) if init == "random"
-                     else Perceptron(X.shape[1]))
+            model = (
+                Perceptron(X.shape[1], init="random", generator=gen, scale=scale)
+                if init == "random"
+                else Perceptron(X.shape[1])
+            )
         rows.append([model.train_epoch(X, y, lr) for _ in range(epochs)])
     return torch.tensor(rows, dtype=torch.int64)
 
@@ -357,40 +442,59 @@ def learning_rate(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         }
         rows_differ = any(not torch.equal(expected[0], r) for r in expected[1:])
         answers = [expected, *wrong.values()]
-        if rows_differ and all(not torch.equal(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]):
+        if rows_differ and all(not torch.equal(a, b) for i, a in enumerate(answers) for b in answers[i + 1 :]):
             break
     else:  # pragma: no cover
         raise RuntimeError("could not build an informative learning-rate case; please report this")
     call = f"mistakes_per_epoch(X, y, lrs={list(lrs)}, epochs={epochs}, seed={init_seed}, scale={scale}) {where}"
     out = call_learner(fn, X, y, list(lrs), epochs=epochs, seed=init_seed, scale=scale, what=call)
-    expect(isinstance(out, torch.Tensor), f"{call}: expected a tensor of shape {tuple(expected.shape)}, "
-                                          f"found {type(out).__name__} (build it with torch.tensor(rows))")
+    expect(
+        isinstance(out, torch.Tensor),
+        f"{call}: expected a tensor of shape {tuple(expected.shape)}, "
+        f"found {type(out).__name__} (build it with torch.tensor(rows))",
+    )
     if tuple(out.shape) == tuple(expected.shape)[::-1]:
-        raise CheckFailed(f"{call}: expected shape {tuple(expected.shape)} (one row per learning rate, one column "
-                          f"per epoch), found {tuple(out.shape)}: transposed?")
-    expect(tuple(out.shape) == tuple(expected.shape),
-           f"{call}: expected shape {tuple(expected.shape)} (one row per learning rate, one column per epoch), "
-           f"found {tuple(out.shape)}")
+        raise CheckFailed(
+            f"{call}: expected shape {tuple(expected.shape)} (one row per learning rate, one column "
+            f"per epoch), found {tuple(out.shape)}: transposed?"
+        )
+    expect(
+        tuple(out.shape) == tuple(expected.shape),
+        f"{call}: expected shape {tuple(expected.shape)} (one row per learning rate, one column per epoch), "
+        f"found {tuple(out.shape)}",
+    )
     expect(out.dtype == torch.int64, f"{call}: expected dtype torch.int64 (counts of mistakes), found {out.dtype}")
     if torch.equal(out, expected):
         passed(f"learning rate: mistakes per epoch match the reference for {len(lrs)} learning rates on fresh data")
         return
     if torch.equal(out, wrong["lr ignored"]):
-        raise CheckFailed(f"{call}: every learning rate gave the mistakes of lr=1 (expected first column "
-                          f"{expected[:, 0].tolist()}, found {out[:, 0].tolist()}): pass lr to train_epoch(X, y, lr)")
+        raise CheckFailed(
+            f"{call}: every learning rate gave the mistakes of lr=1 (expected first column "
+            f"{expected[:, 0].tolist()}, found {out[:, 0].tolist()}): pass lr to train_epoch(X, y, lr)"
+        )
     if torch.equal(out, wrong["zeros"]):
-        raise CheckFailed(f"{call}: your counts match a perceptron that starts from zeros, where the learning rate "
-                          "changes nothing (ex02); start from random weights: Perceptron(D, init='random', "
-                          "generator=torch.Generator().manual_seed(seed), scale=scale)")
+        raise CheckFailed(
+            f"{call}: your counts match a perceptron that starts from zeros, where the learning rate "
+            "changes nothing (ex02); start from random weights: Perceptron(D, init='random', "
+            "generator=torch.Generator().manual_seed(seed), scale=scale)"
+        )
     if torch.equal(out, wrong["continued"]):
-        raise CheckFailed(f"{call}: each learning rate continued training the previous learning rate's model; "
-                          "create a fresh Perceptron for every learning rate")
+        raise CheckFailed(
+            f"{call}: each learning rate continued training the previous learning rate's model; "
+            "create a fresh Perceptron for every learning rate"
+        )
     if torch.equal(out, wrong["shared"]):
-        raise CheckFailed(f"{call}: the learning rates did not start from the same initial weights; seed a new "
-                          "torch.Generator().manual_seed(seed) for each learning rate")
+        raise CheckFailed(
+            f"{call}: the learning rates did not start from the same initial weights; seed a new "
+            "torch.Generator().manual_seed(seed) for each learning rate"
+        )
     if all(torch.equal(out[0], r) for r in out[1:]):
-        raise CheckFailed(f"{call}: every learning rate gave the same mistakes per epoch, expected them to differ "
-                          f"(expected first column {expected[:, 0].tolist()}): is lr passed to train_epoch?")
+        raise CheckFailed(
+            f"{call}: every learning rate gave the same mistakes per epoch, expected them to differ "
+            f"(expected first column {expected[:, 0].tolist()}): is lr passed to train_epoch?"
+        )
     i, e = (int(v) for v in torch.nonzero(out != expected)[0])
-    raise CheckFailed(f"{call}: mistakes for lr={lrs[i]} in epoch {e + 1}: expected {int(expected[i, e])}, found "
-                      f"{int(out[i, e])} (count the mistakes train_epoch returns in each epoch)")
+    raise CheckFailed(
+        f"{call}: mistakes for lr={lrs[i]} in epoch {e + 1}: expected {int(expected[i, e])}, found "
+        f"{int(out[i, e])} (count the mistakes train_epoch returns in each epoch)"
+    )

@@ -48,15 +48,19 @@ def _python_loop(fn: Callable[..., Any]) -> str | None:
         if isinstance(node, ast.While) and mentions(node.test):
             return "a while loop"
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and any(
-                mentions(g.iter) for g in node.generators):
+            mentions(g.iter) for g in node.generators
+        ):
             return "a comprehension"
     return None
 
 
 def _no_loop(fn: Callable[..., Any], name: str, instead: str) -> None:
     loop = _python_loop(fn)
-    expect(loop is None, f"{name} uses {loop} over the elements of its input: the task is to work on whole tensors "
-                         f"without a Python loop ({instead})")
+    expect(
+        loop is None,
+        f"{name} uses {loop} over the elements of its input: the task is to work on whole tensors "
+        f"without a Python loop ({instead})",
+    )
 
 
 def _call(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
@@ -65,14 +69,17 @@ def _call(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> Any:
         return call_learner(fn, *args, what=what, **kwargs)
     except CheckFailed as err:
         if "ambiguous" in str(err):
-            raise CheckFailed(f"{err}. A Python `if` (or `and`, `or`, `max`, `min`) needs one True/False, but a "
-                              "comparison of tensors gives one per element: choose per element with "
-                              "torch.where(condition, a, b)") from None
+            raise CheckFailed(
+                f"{err}. A Python `if` (or `and`, `or`, `max`, `min`) needs one True/False, but a "
+                "comparison of tensors gives one per element: choose per element with "
+                "torch.where(condition, a, b)"
+            ) from None
         raise
 
 
-def _tensor_like(out: Any, *, shape: tuple[int, ...], dtype: torch.dtype, what: str, shape_hint: str = "",
-                 dtype_hint: str = "") -> Tensor:
+def _tensor_like(
+    out: Any, *, shape: tuple[int, ...], dtype: torch.dtype, what: str, shape_hint: str = "", dtype_hint: str = ""
+) -> Tensor:
     expect(isinstance(out, torch.Tensor), f"{what}: expected a tensor, found {type(out).__name__}")
     expect(tuple(out.shape) == shape, f"{what}: expected shape {shape}{shape_hint}, found {tuple(out.shape)}")
     expect(out.dtype == dtype, f"{what}: expected dtype {dtype}{dtype_hint}, found {out.dtype}")
@@ -80,18 +87,26 @@ def _tensor_like(out: Any, *, shape: tuple[int, ...], dtype: torch.dtype, what: 
 
 
 def _unchanged(before: Tensor, after: Tensor, name: str, what: str) -> None:
-    expect(torch.equal(before, after),
-           f"{what}: your function changed its input {name} in place; return a new tensor instead "
-           f"(torch.where returns one; x.clone() copies)")
+    expect(
+        torch.equal(before, after),
+        f"{what}: your function changed its input {name} in place; return a new tensor instead "
+        f"(torch.where returns one; x.clone() copies)",
+    )
 
 
 def _first_difference(found: Tensor, expected: Tensor, inputs: dict[str, Tensor]) -> str:
     """Where ``found`` and ``expected`` first differ, with the inputs at that position."""
-    bad = (found != expected) if not found.dtype.is_floating_point else ~torch.isclose(found, expected, rtol=1e-2, atol=1e-3)
+    bad = (
+        (found != expected)
+        if not found.dtype.is_floating_point
+        else ~torch.isclose(found, expected, rtol=1e-2, atol=1e-3)
+    )
     idx = tuple(int(i) for i in torch.nonzero(bad)[0])
     shown = ", ".join(f"{k}={v[idx].item():.4g}" for k, v in inputs.items() if v.shape == found.shape)
-    return (f"at index {idx}{' (' + shown + ')' if shown else ''}: expected {expected[idx].item():.6g}, "
-            f"found {found[idx].item():.6g}; {int(bad.sum())} of {found.numel()} elements differ")
+    return (
+        f"at index {idx}{' (' + shown + ')' if shown else ''}: expected {expected[idx].item():.6g}, "
+        f"found {found[idx].item():.6g}; {int(bad.sum())} of {found.numel()} elements differ"
+    )
 
 
 def _random_with_zeros(gen: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
@@ -109,8 +124,14 @@ def _random_with_zeros(gen: torch.Generator, shape: tuple[int, ...], dtype: torc
 
 def _check_step(step: Callable[..., Any], gen: torch.Generator, where: str) -> None:
     _no_loop(step, "step", "torch.where(z > 0, 1, 0) labels every element at once")
-    cases = [((40,), torch.float32), ((3, 4, 5), torch.float32), ((), torch.float32), ((0, 3), torch.float32),
-             ((6, 7), torch.float64), ((25,), torch.bfloat16)]
+    cases = [
+        ((40,), torch.float32),
+        ((3, 4, 5), torch.float32),
+        ((), torch.float32),
+        ((0, 3), torch.float32),
+        ((6, 7), torch.float64),
+        ((25,), torch.bfloat16),
+    ]
     for shape, dtype in cases:
         z = _random_with_zeros(gen, shape, dtype)
         before = z.clone()
@@ -119,19 +140,26 @@ def _check_step(step: Callable[..., Any], gen: torch.Generator, where: str) -> N
         expect(isinstance(out, torch.Tensor), f"{what}: expected a tensor, found {type(out).__name__}")
         expect(tuple(out.shape) == shape, f"{what}: expected shape {shape} (the same as z), found {tuple(out.shape)}")
         if out.dtype == torch.bool:
-            raise CheckFailed(f"{what}: expected dtype torch.int64 (labels 0/1), found torch.bool: a comparison gives "
-                              "True/False; turn it into labels with torch.where(z > 0, 1, 0) (or .long())")
-        expect(out.dtype == torch.int64, f"{what}: expected dtype torch.int64 (labels 0/1, whatever z's dtype), found "
-                                         f"{out.dtype}: use integer values in torch.where (1 and 0, not 1.0 and 0.0)")
+            raise CheckFailed(
+                f"{what}: expected dtype torch.int64 (labels 0/1), found torch.bool: a comparison gives "
+                "True/False; turn it into labels with torch.where(z > 0, 1, 0) (or .long())"
+            )
+        expect(
+            out.dtype == torch.int64,
+            f"{what}: expected dtype torch.int64 (labels 0/1, whatever z's dtype), found "
+            f"{out.dtype}: use integer values in torch.where (1 and 0, not 1.0 and 0.0)",
+        )
         _unchanged(before, z, "z", what)
         expected = (z > 0).long()
         if torch.equal(out, expected):
             continue
         zeros = z == 0
         if bool(zeros.any()) and bool((out[zeros] == 1).any()) and torch.equal(out[~zeros], expected[~zeros]):
-            raise CheckFailed(f"{what}: at z == 0 expected 0, found 1 (at {int((out[zeros] == 1).sum())} of the "
-                              f"{int(zeros.sum())} zeros): the perceptron predicts class 1 only when z > 0, so use > "
-                              "rather than >=")
+            raise CheckFailed(
+                f"{what}: at z == 0 expected 0, found 1 (at {int((out[zeros] == 1).sum())} of the "
+                f"{int(zeros.sum())} zeros): the perceptron predicts class 1 only when z > 0, so use > "
+                "rather than >="
+            )
         if torch.equal(out, (z < 0).long()):
             raise CheckFailed(f"{what}: the labels are reversed (1 where z < 0): class 1 is where z > 0")
         raise CheckFailed(f"{what}: {_first_difference(out, expected, {'z': z})}")
@@ -142,23 +170,39 @@ def _leaky(x: Tensor, slope: float) -> Tensor:
 
 
 def _tolerance(dtype: torch.dtype) -> dict[str, float]:
-    return {torch.float64: {"rtol": 1e-12, "atol": 1e-12}, torch.float32: {"rtol": 1e-6, "atol": 1e-7},
-            torch.float16: {"rtol": 1e-3, "atol": 1e-4}, torch.bfloat16: {"rtol": 1e-2, "atol": 1e-3}}[dtype]
+    return {
+        torch.float64: {"rtol": 1e-12, "atol": 1e-12},
+        torch.float32: {"rtol": 1e-6, "atol": 1e-7},
+        torch.float16: {"rtol": 1e-3, "atol": 1e-4},
+        torch.bfloat16: {"rtol": 1e-2, "atol": 1e-3},
+    }[dtype]
 
 
 def _check_leaky_relu(leaky_relu: Callable[..., Any], gen: torch.Generator, where: str) -> None:
     _no_loop(leaky_relu, "leaky_relu", "torch.where(x > 0, x, negative_slope * x) does every element at once")
     slope = round(float(torch.empty(()).uniform_(0.05, 0.3, generator=gen)), 3)
-    cases = [((50,), torch.float32, None), ((3, 4, 5), torch.float32, slope), ((), torch.float32, slope),
-             ((6, 7), torch.float64, slope), ((30,), torch.bfloat16, slope), ((4, 9), torch.float16, None)]
+    cases = [
+        ((50,), torch.float32, None),
+        ((3, 4, 5), torch.float32, slope),
+        ((), torch.float32, slope),
+        ((6, 7), torch.float64, slope),
+        ((30,), torch.bfloat16, slope),
+        ((4, 9), torch.float16, None),
+    ]
     for shape, dtype, s in cases:
         x = _random_with_zeros(gen, shape, dtype)
         before = x.clone()
         call = "leaky_relu(x)" if s is None else f"leaky_relu(x, negative_slope={s})"
         what = f"{call} for x of shape {shape} and dtype {dtype} {where}"
         out = _call(leaky_relu, x, what=what) if s is None else _call(leaky_relu, x, negative_slope=s, what=what)
-        _tensor_like(out, shape=shape, dtype=dtype, what=what, shape_hint=" (the same as x)",
-                     dtype_hint=" (the same as x: a Python number times a tensor keeps the tensor's dtype)")
+        _tensor_like(
+            out,
+            shape=shape,
+            dtype=dtype,
+            what=what,
+            shape_hint=" (the same as x)",
+            dtype_hint=" (the same as x: a Python number times a tensor keeps the tensor's dtype)",
+        )
         _unchanged(before, x, "x", what)
         used = 0.01 if s is None else s
         expected = _leaky(x, used)
@@ -166,20 +210,31 @@ def _check_leaky_relu(leaky_relu: Callable[..., Any], gen: torch.Generator, wher
             continue
         negative = x < 0
         if torch.equal(out, torch.where(x > 0, x, torch.zeros((), dtype=dtype))):
-            raise CheckFailed(f"{what}: negative inputs became 0: that is ReLU; leaky ReLU keeps a small slope, "
-                              "negative_slope * x, for them")
-        if bool(negative.any()) and torch.allclose(out[negative], torch.full_like(x[negative], used), **_tolerance(dtype)):
-            raise CheckFailed(f"{what}: negative inputs all became {used} (negative_slope itself); they should be "
-                              "negative_slope * x")
+            raise CheckFailed(
+                f"{what}: negative inputs became 0: that is ReLU; leaky ReLU keeps a small slope, "
+                "negative_slope * x, for them"
+            )
+        if bool(negative.any()) and torch.allclose(
+            out[negative], torch.full_like(x[negative], used), **_tolerance(dtype)
+        ):
+            raise CheckFailed(
+                f"{what}: negative inputs all became {used} (negative_slope itself); they should be negative_slope * x"
+            )
         if torch.allclose(out, torch.where(x < 0, x, used * x), **_tolerance(dtype)):
-            raise CheckFailed(f"{what}: positive inputs were scaled and negative ones passed through: the condition "
-                              "is reversed (keep x where x > 0)")
+            raise CheckFailed(
+                f"{what}: positive inputs were scaled and negative ones passed through: the condition "
+                "is reversed (keep x where x > 0)"
+            )
         if s is not None and torch.allclose(out, _leaky(x, 0.01), **_tolerance(dtype)):
-            raise CheckFailed(f"{what}: the result matches negative_slope=0.01: the negative_slope argument was ignored")
+            raise CheckFailed(
+                f"{what}: the result matches negative_slope=0.01: the negative_slope argument was ignored"
+            )
         if s is None and bool(negative.any()):
             ratio = (out[negative].double() / x[negative].double()).median().item()
-            raise CheckFailed(f"{what}: without a negative_slope argument the slope should default to 0.01; negative "
-                              f"inputs were multiplied by about {ratio:.4g}")
+            raise CheckFailed(
+                f"{what}: without a negative_slope argument the slope should default to 0.01; negative "
+                f"inputs were multiplied by about {ratio:.4g}"
+            )
         raise CheckFailed(f"{what}: {_first_difference(out, expected, {'x': x})}")
 
 
@@ -199,32 +254,43 @@ def _check_clip(clip: Callable[..., Any], gen: torch.Generator, where: str) -> N
         tensors = {"x": x, **{k: v for k, v in (("low", low), ("high", high)) if isinstance(v, torch.Tensor)}}
         before = {k: v.clone() for k, v in tensors.items()}
         show = lambda v: f"tensor of shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else repr(v)  # noqa: E731
-        what = f"clip(x, {show(low)}, {show(high)}) for x of shape {tuple(x.shape)} and dtype {x.dtype}, {label} {where}"
+        what = (
+            f"clip(x, {show(low)}, {show(high)}) for x of shape {tuple(x.shape)} and dtype {x.dtype}, {label} {where}"
+        )
         out = _call(clip, x, low, high, what=what)
-        _tensor_like(out, shape=tuple(x.shape), dtype=x.dtype, what=what,
-                     shape_hint=" (the same as x: the bounds broadcast against x)",
-                     dtype_hint=" (the same as x: pass Python numbers or tensors of x's dtype to torch.where; "
-                                "float(low) would turn integers into floats)")
+        _tensor_like(
+            out,
+            shape=tuple(x.shape),
+            dtype=x.dtype,
+            what=what,
+            shape_hint=" (the same as x: the bounds broadcast against x)",
+            dtype_hint=" (the same as x: pass Python numbers or tensors of x's dtype to torch.where; "
+            "float(low) would turn integers into floats)",
+        )
         for k, v in tensors.items():
             _unchanged(before[k], v, k, what)
         expected = torch.clamp(x, min=low, max=high)
         if torch.equal(out, expected):
             continue
         if torch.equal(out, torch.clamp(x, min=low)):
-            raise CheckFailed(f"{what}: values above high were left unchanged: clip both ends "
-                              "(a second torch.where for x > high)")
+            raise CheckFailed(
+                f"{what}: values above high were left unchanged: clip both ends (a second torch.where for x > high)"
+            )
         if torch.equal(out, torch.clamp(x, max=high)):
-            raise CheckFailed(f"{what}: values below low were left unchanged: clip both ends "
-                              "(a torch.where for x < low)")
+            raise CheckFailed(
+                f"{what}: values below low were left unchanged: clip both ends (a torch.where for x < low)"
+            )
         swapped = torch.where(x < low, high, torch.where(x > high, low, x))
         if torch.equal(out, swapped):
-            raise CheckFailed(f"{what}: values below low became high and values above high became low: "
-                              "the bounds are swapped")
+            raise CheckFailed(
+                f"{what}: values below low became high and values above high became low: the bounds are swapped"
+            )
         raise CheckFailed(f"{what}: {_first_difference(out, expected, {'x': x})}")
 
 
-def torch_where(step: Callable[..., Any], leaky_relu: Callable[..., Any], clip: Callable[..., Any], *,
-                seed: int | None = None) -> None:
+def torch_where(
+    step: Callable[..., Any], leaky_relu: Callable[..., Any], clip: Callable[..., Any], *, seed: int | None = None
+) -> None:
     """Check ``step(z) -> int64 labels``, ``leaky_relu(x, negative_slope=0.01)`` and ``clip(x, low, high)``,
     each written with ``torch.where`` on whole tensors: shapes, dtypes, inputs left unchanged, values
     (including exactly 0 and exactly at a bound)."""
@@ -234,8 +300,10 @@ def torch_where(step: Callable[..., Any], leaky_relu: Callable[..., Any], clip: 
     _check_step(step, gen, where)
     _check_leaky_relu(leaky_relu, gen, where)
     _check_clip(clip, gen, where)
-    passed("torch.where: step, leaky_relu and clip match the reference on fresh tensors of several shapes and dtypes, "
-           "including the values at 0 and at the bounds")
+    passed(
+        "torch.where: step, leaky_relu and clip match the reference on fresh tensors of several shapes and dtypes, "
+        "including the values at 0 and at the bounds"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,20 +326,33 @@ def _perceptron(weight: Tensor, bias: Tensor) -> Perceptron:
 def _check_predict(predict: Callable[..., Any], gen: torch.Generator, where: str) -> None:
     _no_loop(predict, "predict", "X @ w + b gives the net inputs of all examples at once")
     n, d = 60, 5
-    cases = [("whole-number data", _integer_data(gen, n, d), _integer_data(gen, d), _integer_data(gen)),
-             ("random data", torch.randn(n, 12, generator=gen), torch.randn(12, generator=gen), torch.randn((), generator=gen))]
+    cases = [
+        ("whole-number data", _integer_data(gen, n, d), _integer_data(gen, d), _integer_data(gen)),
+        (
+            "random data",
+            torch.randn(n, 12, generator=gen),
+            torch.randn(12, generator=gen),
+            torch.randn((), generator=gen),
+        ),
+    ]
     for label, X, w, b in cases:
         what = f"predict(X, w, b) with X {tuple(X.shape)}, w {tuple(w.shape)}, b {tuple(b.shape)}, {label} {where}"
         before = {"X": X.clone(), "w": w.clone(), "b": b.clone()}
         out = _call(predict, X, w, b, what=what)
         expect(isinstance(out, torch.Tensor), f"{what}: expected a tensor, found {type(out).__name__}")
-        expect(tuple(out.shape) == (n,), f"{what}: expected shape ({n},), one label per row of X, found {tuple(out.shape)}")
+        expect(
+            tuple(out.shape) == (n,), f"{what}: expected shape ({n},), one label per row of X, found {tuple(out.shape)}"
+        )
         if out.dtype == torch.bool:
-            raise CheckFailed(f"{what}: expected int64 labels 0/1, found torch.bool: convert the comparison with "
-                              ".long() or torch.where(z > 0, 1, 0)")
+            raise CheckFailed(
+                f"{what}: expected int64 labels 0/1, found torch.bool: convert the comparison with "
+                ".long() or torch.where(z > 0, 1, 0)"
+            )
         if out.dtype.is_floating_point:
-            raise CheckFailed(f"{what}: expected int64 labels 0/1, found {out.dtype}: threshold the net input "
-                              "(z > 0) instead of returning it")
+            raise CheckFailed(
+                f"{what}: expected int64 labels 0/1, found {out.dtype}: threshold the net input "
+                "(z > 0) instead of returning it"
+            )
         expect(out.dtype == torch.int64, f"{what}: expected dtype torch.int64, found {out.dtype}")
         for k, v in before.items():
             _unchanged(v, {"X": X, "w": w, "b": b}[k], k, what)
@@ -280,8 +361,10 @@ def _check_predict(predict: Callable[..., Any], gen: torch.Generator, where: str
             continue
         z = X @ w + b
         if torch.equal(out, (z >= 0).long()):
-            raise CheckFailed(f"{what}: examples whose net input is exactly 0 got label 1; the perceptron predicts "
-                              "1 only when z > 0 (use >, not >=)")
+            raise CheckFailed(
+                f"{what}: examples whose net input is exactly 0 got label 1; the perceptron predicts "
+                "1 only when z > 0 (use >, not >=)"
+            )
         if torch.equal(out, (X @ w > 0).long()):
             raise CheckFailed(f"{what}: the labels match X @ w > 0 without the bias: add b")
         raise CheckFailed(f"{what}: the labels differ from Perceptron.predict {_first_difference(out, expected, {})}")
@@ -296,40 +379,56 @@ def _check_predict_multiclass(predict_multiclass: Callable[..., Any], gen: torch
         out = _call(predict_multiclass, X, W, b, what=what)
         expect(isinstance(out, torch.Tensor), f"{what}: expected a tensor, found {type(out).__name__}")
         if tuple(out.shape) == (c,) and n != c:
-            raise CheckFailed(f"{what}: expected shape ({n},), one class per example, found ({c},): the argmax ran over "
-                              "the examples (dim=0); take it over the classes, dim=1")
+            raise CheckFailed(
+                f"{what}: expected shape ({n},), one class per example, found ({c},): the argmax ran over "
+                "the examples (dim=0); take it over the classes, dim=1"
+            )
         if tuple(out.shape) == (n, c):
-            raise CheckFailed(f"{what}: expected shape ({n},), found the scores' shape ({n}, {c}): return the index "
-                              "of the largest score of each row (argmax over dim=1)")
+            raise CheckFailed(
+                f"{what}: expected shape ({n},), found the scores' shape ({n}, {c}): return the index "
+                "of the largest score of each row (argmax over dim=1)"
+            )
         if tuple(out.shape) == () and n == 1:
-            raise CheckFailed(f"{what}: expected shape (1,) for a batch of one, found (): an argmax without dim= (or a "
-                              "squeeze) dropped the batch dimension; use argmax(dim=1)")
-        expect(tuple(out.shape) == (n,), f"{what}: expected shape ({n},), one class per example, found {tuple(out.shape)}")
+            raise CheckFailed(
+                f"{what}: expected shape (1,) for a batch of one, found (): an argmax without dim= (or a "
+                "squeeze) dropped the batch dimension; use argmax(dim=1)"
+            )
+        expect(
+            tuple(out.shape) == (n,), f"{what}: expected shape ({n},), one class per example, found {tuple(out.shape)}"
+        )
         expect(out.dtype == torch.int64, f"{what}: expected int64 class indices, found {out.dtype}")
         scores = torch.stack([_perceptron(W[:, k], b[k]).net_input(X) for k in range(c)], dim=1)  # C perceptrons
         expected = scores.argmax(dim=1)
         if torch.equal(out, expected):
             continue
         if torch.equal(out, (X @ W).argmax(dim=1)):
-            raise CheckFailed(f"{what}: the classes match argmax(X @ W) without the bias: add b (shape (C,) "
-                              "broadcasts over the rows)")
+            raise CheckFailed(
+                f"{what}: the classes match argmax(X @ W) without the bias: add b (shape (C,) broadcasts over the rows)"
+            )
         if torch.equal(out, scores.argmin(dim=1)):
-            raise CheckFailed(f"{what}: you picked the class with the smallest score; the prediction is the largest "
-                              "(argmax)")
-        raise CheckFailed(f"{what}: the classes differ from the argmax of the {c} perceptrons' net inputs "
-                          f"{_first_difference(out, expected, {})}")
+            raise CheckFailed(
+                f"{what}: you picked the class with the smallest score; the prediction is the largest (argmax)"
+            )
+        raise CheckFailed(
+            f"{what}: the classes differ from the argmax of the {c} perceptrons' net inputs "
+            f"{_first_difference(out, expected, {})}"
+        )
 
 
 def _ovr_reference(W: Tensor, b: Tensor, X: Tensor, y: Tensor, lr: float) -> tuple[Tensor, Tensor, Tensor]:
     """C library perceptrons, one per class (class c against the rest), each trained for one epoch."""
     models = [_perceptron(W[:, c], b[c]) for c in range(W.shape[1])]
     mistakes = [m.train_epoch(X, (y == c).long(), lr) for c, m in enumerate(models)]
-    return (torch.stack([m.weight for m in models], dim=1), torch.stack([m.bias for m in models]),
-            torch.tensor(mistakes, dtype=torch.int64))
+    return (
+        torch.stack([m.weight for m in models], dim=1),
+        torch.stack([m.bias for m in models]),
+        torch.tensor(mistakes, dtype=torch.int64),
+    )
 
 
-def _ovr_variant(W: Tensor, b: Tensor, X: Tensor, y: Tensor, lr: float, *, batch: bool = False,
-                 ge: bool = False) -> tuple[Tensor, Tensor]:
+def _ovr_variant(
+    W: Tensor, b: Tensor, X: Tensor, y: Tensor, lr: float, *, batch: bool = False, ge: bool = False
+) -> tuple[Tensor, Tensor]:
     """Typical wrong versions: one update per epoch from the starting weights, or >= as the threshold."""
     T = (y[:, None] == torch.arange(W.shape[1])).float()  # (N, C) targets 0/1
     if batch:
@@ -346,60 +445,88 @@ def _ovr_variant(W: Tensor, b: Tensor, X: Tensor, y: Tensor, lr: float, *, batch
 
 def _check_ovr(ovr_train_epoch: Callable[..., Any], gen: torch.Generator, where: str) -> None:
     n, d, c = 36, 5, 4
-    cases = [("zero initial weights", torch.zeros(d, c), torch.zeros(c), 1.0),
-             ("whole-number initial weights", _integer_data(gen, d, c), _integer_data(gen, c), 1.0),
-             ("zero initial weights", torch.zeros(d, c), torch.zeros(c), 0.5)]
+    cases = [
+        ("zero initial weights", torch.zeros(d, c), torch.zeros(c), 1.0),
+        ("whole-number initial weights", _integer_data(gen, d, c), _integer_data(gen, c), 1.0),
+        ("zero initial weights", torch.zeros(d, c), torch.zeros(c), 0.5),
+    ]
     for label, W0, b0, lr in cases:
         X, y = _integer_data(gen, n, d), torch.randint(0, c, (n,), generator=gen)
         y[:c] = torch.randperm(c, generator=gen)  # every class occurs
-        what = (f"ovr_train_epoch(W, b, X, y, lr={lr}) with W {tuple(W0.shape)}, b {tuple(b0.shape)}, X {tuple(X.shape)}, "
-                f"{c} classes, {label} {where}")
+        what = (
+            f"ovr_train_epoch(W, b, X, y, lr={lr}) with W {tuple(W0.shape)}, b {tuple(b0.shape)}, X {tuple(X.shape)}, "
+            f"{c} classes, {label} {where}"
+        )
         W_in, b_in = W0.clone(), b0.clone()
         out = _call(ovr_train_epoch, W_in, b_in, X, y, lr=lr, what=what)
-        expect(isinstance(out, (tuple, list)) and len(out) == 3,
-               f"{what}: expected a tuple (W, b, mistakes), found {type(out).__name__}"
-               + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+        expect(
+            isinstance(out, (tuple, list)) and len(out) == 3,
+            f"{what}: expected a tuple (W, b, mistakes), found {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
+        )
         W, b, mistakes = out
         expect(isinstance(W, torch.Tensor), f"{what}: W should be a tensor, found {type(W).__name__}")
         if tuple(W.shape) == (c, d):
-            raise CheckFailed(f"{what}: W should have shape ({d}, {c}) (features, classes), found ({c}, {d}): "
-                              "transposed? torch.outer(x, error) is (D, C)")
+            raise CheckFailed(
+                f"{what}: W should have shape ({d}, {c}) (features, classes), found ({c}, {d}): "
+                "transposed? torch.outer(x, error) is (D, C)"
+            )
         _tensor_like(W, shape=(d, c), dtype=torch.float32, what=f"{what}: W", shape_hint=" (features, classes)")
         _tensor_like(b, shape=(c,), dtype=torch.float32, what=f"{what}: b", shape_hint=" (one bias per class)")
-        expect(isinstance(mistakes, torch.Tensor) and tuple(mistakes.shape) == (c,),
-               f"{what}: mistakes should be a tensor of shape ({c},), one count per class, found "
-               + (f"shape {tuple(mistakes.shape)}" if isinstance(mistakes, torch.Tensor) else type(mistakes).__name__))
+        expect(
+            isinstance(mistakes, torch.Tensor) and tuple(mistakes.shape) == (c,),
+            f"{what}: mistakes should be a tensor of shape ({c},), one count per class, found "
+            + (f"shape {tuple(mistakes.shape)}" if isinstance(mistakes, torch.Tensor) else type(mistakes).__name__),
+        )
         expect(mistakes.dtype == torch.int64, f"{what}: mistakes should be int64 counts, found {mistakes.dtype}")
-        expect(torch.equal(W_in, W0) and torch.equal(b_in, b0),
-               f"{what}: the W and b you were given changed: start with W = W.clone(), b = b.clone() and update "
-               "the copies, so the caller keeps its weights")
+        expect(
+            torch.equal(W_in, W0) and torch.equal(b_in, b0),
+            f"{what}: the W and b you were given changed: start with W = W.clone(), b = b.clone() and update "
+            "the copies, so the caller keeps its weights",
+        )
         W_ref, b_ref, m_ref = _ovr_reference(W0, b0, X, y, lr)
         if torch.allclose(W, W_ref, atol=1e-5) and torch.allclose(b, b_ref, atol=1e-5):
             if not torch.equal(mistakes, m_ref):
-                raise CheckFailed(f"{what}: the weights are right, but the mistakes per class should be "
-                                  f"{m_ref.tolist()}, found {mistakes.tolist()} (count, per class, the examples whose "
-                                  "error was not 0)")
+                raise CheckFailed(
+                    f"{what}: the weights are right, but the mistakes per class should be "
+                    f"{m_ref.tolist()}, found {mistakes.tolist()} (count, per class, the examples whose "
+                    "error was not 0)"
+                )
             continue
-        for kind, (W_v, b_v) in {"batch": _ovr_variant(W0, b0, X, y, lr, batch=True),
-                                 "ge": _ovr_variant(W0, b0, X, y, lr, ge=True),
-                                 "lr": _ovr_variant(W0, b0, X, y, 1.0) if lr != 1.0 else (None, None)}.items():
+        for kind, (W_v, b_v) in {
+            "batch": _ovr_variant(W0, b0, X, y, lr, batch=True),
+            "ge": _ovr_variant(W0, b0, X, y, lr, ge=True),
+            "lr": _ovr_variant(W0, b0, X, y, 1.0) if lr != 1.0 else (None, None),
+        }.items():
             if W_v is not None and torch.allclose(W, W_v, atol=1e-5) and torch.allclose(b, b_v, atol=1e-5):
-                raise CheckFailed(f"{what}: " + {
-                    "batch": "the weights match one update for the whole epoch, computed from predictions made with "
-                             "the starting weights. The perceptron updates after every example, and the next "
-                             "prediction uses the updated weights: loop over the rows of X, vectorise over the classes",
-                    "ge": "examples whose net input is exactly 0 were predicted as class 1 (>=); the perceptron "
-                          "predicts 1 only when z > 0",
-                    "lr": f"the weights match lr=1.0: the learning rate lr={lr} was ignored (scale the update by lr)",
-                }[kind])
-        col = int(torch.nonzero(~torch.isclose(W, W_ref, atol=1e-5).all(dim=0) | ~torch.isclose(b, b_ref, atol=1e-5))[0])
-        raise CheckFailed(f"{what}: the weights differ from {c} library perceptrons trained one example at a time "
-                          f"(class k against the rest, target 1 where y == k); first wrong column: class {col}, bias "
-                          f"expected {b_ref[col].item():.4g}, found {b[col].item():.4g}")
+                raise CheckFailed(
+                    f"{what}: "
+                    + {
+                        "batch": "the weights match one update for the whole epoch, computed from predictions made with "
+                        "the starting weights. The perceptron updates after every example, and the next "
+                        "prediction uses the updated weights: loop over the rows of X, vectorise over the classes",
+                        "ge": "examples whose net input is exactly 0 were predicted as class 1 (>=); the perceptron "
+                        "predicts 1 only when z > 0",
+                        "lr": f"the weights match lr=1.0: the learning rate lr={lr} was ignored (scale the update by lr)",
+                    }[kind]
+                )
+        col = int(
+            torch.nonzero(~torch.isclose(W, W_ref, atol=1e-5).all(dim=0) | ~torch.isclose(b, b_ref, atol=1e-5))[0]
+        )
+        raise CheckFailed(
+            f"{what}: the weights differ from {c} library perceptrons trained one example at a time "
+            f"(class k against the rest, target 1 where y == k); first wrong column: class {col}, bias "
+            f"expected {b_ref[col].item():.4g}, found {b[col].item():.4g}"
+        )
 
 
-def matmul_perceptron(predict: Callable[..., Any], predict_multiclass: Callable[..., Any],
-                      ovr_train_epoch: Callable[..., Any], *, seed: int | None = None) -> None:
+def matmul_perceptron(
+    predict: Callable[..., Any],
+    predict_multiclass: Callable[..., Any],
+    ovr_train_epoch: Callable[..., Any],
+    *,
+    seed: int | None = None,
+) -> None:
     """Check ``predict(X, w, b) -> (N,)``, ``predict_multiclass(X, W, b) -> (N,)`` and
     ``ovr_train_epoch(W, b, X, y, lr=1.0) -> (W, b, mistakes)`` against :class:`Perceptron`."""
     seed = fresh_seed(seed)
@@ -408,5 +535,7 @@ def matmul_perceptron(predict: Callable[..., Any], predict_multiclass: Callable[
     _check_predict(predict, gen, where)
     _check_predict_multiclass(predict_multiclass, gen, where)
     _check_ovr(ovr_train_epoch, gen, where)
-    passed("matmul perceptron: predict, predict_multiclass and ovr_train_epoch match the library Perceptron on fresh "
-           "data, including net inputs of exactly 0")
+    passed(
+        "matmul perceptron: predict, predict_multiclass and ovr_train_epoch match the library Perceptron on fresh "
+        "data, including net inputs of exactly 0"
+    )

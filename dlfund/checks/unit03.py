@@ -29,8 +29,10 @@ def _close(a: float, b: float, rel: float = 1e-9) -> bool:
 # ---------------------------------------------------------------------------------------------
 # ex01: backward of division and of the sigmoid
 
-_ACCUMULATE = ("use +=, not =: a value used in several places (or twice, as in div(x, x)) must receive the sum "
-               "of the contributions of all its uses (accumulate, don't overwrite)")
+_ACCUMULATE = (
+    "use +=, not =: a value used in several places (or twice, as in div(x, x)) must receive the sum "
+    "of the contributions of all its uses (accumulate, don't overwrite)"
+)
 
 
 def _draw(rng: random.Random) -> float:
@@ -41,8 +43,11 @@ def _draw(rng: random.Random) -> float:
 def _expect_value(out: Any, call: str, inputs: tuple[Value, ...], op_hint: str) -> Value:
     expect(isinstance(out, Value), f"{call} should return a dlfund.autograd.Value, found {type(out).__name__}")
     missing = [i for i, v in enumerate(inputs) if not any(c is v for c in out.children)]
-    expect(not missing, f"{call}: the result must record its inputs as children, or backward() never reaches "
-                        f"them: create it as {op_hint}")
+    expect(
+        not missing,
+        f"{call}: the result must record its inputs as children, or backward() never reaches "
+        f"them: create it as {op_hint}",
+    )
     return out
 
 
@@ -55,7 +60,9 @@ def _check_div_local(div: Callable[..., Any], rng: random.Random, where: str) ->
     a, b = Value(x, label="a"), Value(y, label="b")
     call = f"div(a, b) with a = {x:.4g}, b = {y:.4g} {where}"
     out = _expect_value(call_learner(div, a, b, what=call), call, (a, b), "Value(a.data / b.data, (a, b), '/')")
-    expect(_close(out.data, x / y, 1e-12), f"{call}: the forward value should be a / b = {x / y:.6g}, found {out.data:.6g}")
+    expect(
+        _close(out.data, x / y, 1e-12), f"{call}: the forward value should be a / b = {x / y:.6g}, found {out.data:.6g}"
+    )
 
     # Earlier contributions already in a.grad, b.grad (from other uses), and an upstream gradient ≠ 1
     ga0, gb0, g = 0.5 + rng.random(), -(0.5 + rng.random()), rng.choice((-1, 1)) * rng.uniform(1.5, 3.0)
@@ -63,24 +70,33 @@ def _check_div_local(div: Callable[..., Any], rng: random.Random, where: str) ->
     _run_backward(out, call)
     da, db = a.grad - ga0, b.grad - gb0  # what this operation added
     want_da, want_db = g / y, -g * x / y**2
-    setup = (f"{call}: with out.grad = {g:.4g}, and a.grad = {ga0:.4g}, b.grad = {gb0:.4g} already holding "
-             "the contributions of other uses")
+    setup = (
+        f"{call}: with out.grad = {g:.4g}, and a.grad = {ga0:.4g}, b.grad = {gb0:.4g} already holding "
+        "the contributions of other uses"
+    )
     if a.grad == ga0 and b.grad == gb0:
-        raise CheckFailed(f"{setup}, out._backward() changed neither a.grad nor b.grad: it must add "
-                          "∂out/∂a · out.grad to a.grad and ∂out/∂b · out.grad to b.grad "
-                          "(and the operation must set out._backward = _backward)")
+        raise CheckFailed(
+            f"{setup}, out._backward() changed neither a.grad nor b.grad: it must add "
+            "∂out/∂a · out.grad to a.grad and ∂out/∂b · out.grad to b.grad "
+            "(and the operation must set out._backward = _backward)"
+        )
     for name, found, before, want in (("a", a.grad, ga0, want_da), ("b", b.grad, gb0, want_db)):
         if _close(found, want) and not _close(found, before + want):
-            raise CheckFailed(f"{setup}, {name}.grad was overwritten: it now holds {found:.6g}, this operation's "
-                              f"contribution alone, and the earlier {before:.4g} is lost; {_ACCUMULATE}")
+            raise CheckFailed(
+                f"{setup}, {name}.grad was overwritten: it now holds {found:.6g}, this operation's "
+                f"contribution alone, and the earlier {before:.4g} is lost; {_ACCUMULATE}"
+            )
     if _close(da, 1 / y) or _close(db, -x / y**2):
-        raise CheckFailed(f"{setup}: the gradients did not include out.grad. Chain rule: "
-                          "∂L/∂a = ∂L/∂out · ∂out/∂a, so a.grad += out.grad / b.data (and likewise for b)")
+        raise CheckFailed(
+            f"{setup}: the gradients did not include out.grad. Chain rule: "
+            "∂L/∂a = ∂L/∂out · ∂out/∂a, so a.grad += out.grad / b.data (and likewise for b)"
+        )
     if _close(da, want_db) and _close(db, want_da):
         raise CheckFailed(f"{setup}: a and b received each other's gradients: ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = -a/b²")
     if not _close(da, want_da):
-        raise CheckFailed(f"{setup}: a.grad should grow by out.grad · ∂(a/b)/∂a = out.grad / b = {want_da:.6g}, "
-                          f"it grew by {da:.6g}")
+        raise CheckFailed(
+            f"{setup}: a.grad should grow by out.grad · ∂(a/b)/∂a = out.grad / b = {want_da:.6g}, it grew by {da:.6g}"
+        )
     if not _close(db, want_db):
         hint = {
             "sign": (-want_db, "the sign: ∂(a/b)/∂b = -a/b², negative where a/b > 0"),
@@ -88,8 +104,10 @@ def _check_div_local(div: Callable[..., Any], rng: random.Random, where: str) ->
             "not squared": (-g * x / y, "∂(a/b)/∂b = -a/b²: b must be squared"),
         }
         named = next((text for value, text in hint.values() if _close(db, value)), "")
-        raise CheckFailed(f"{setup}: b.grad should grow by out.grad · ∂(a/b)/∂b = -out.grad · a / b² = "
-                          f"{want_db:.6g}, it grew by {db:.6g}" + (f" ({named})" if named else ""))
+        raise CheckFailed(
+            f"{setup}: b.grad should grow by out.grad · ∂(a/b)/∂b = -out.grad · a / b² = "
+            f"{want_db:.6g}, it grew by {db:.6g}" + (f" ({named})" if named else "")
+        )
 
 
 def _check_sigmoid_local(sigmoid: Callable[..., Any], rng: random.Random, where: str) -> None:
@@ -98,46 +116,75 @@ def _check_sigmoid_local(sigmoid: Callable[..., Any], rng: random.Random, where:
     call = f"sigmoid(a) with a = {x:.4g} {where}"
     out = _expect_value(call_learner(sigmoid, a, what=call), call, (a,), "Value(s, (a,), 'σ')")
     s = 1 / (1 + math.exp(-x))
-    expect(_close(out.data, s, 1e-12), f"{call}: the forward value should be σ(a) = 1 / (1 + exp(-a)) = {s:.6g}, "
-                                       f"found {out.data:.6g}")
+    expect(
+        _close(out.data, s, 1e-12),
+        f"{call}: the forward value should be σ(a) = 1 / (1 + exp(-a)) = {s:.6g}, found {out.data:.6g}",
+    )
     ga0, g = 0.5 + rng.random(), rng.choice((-1, 1)) * rng.uniform(1.5, 3.0)
     a.grad, out.grad = ga0, g
     _run_backward(out, call)
     da, want = a.grad - ga0, g * s * (1 - s)
     setup = f"{call}: with out.grad = {g:.4g}, and a.grad = {ga0:.4g} already holding the contributions of other uses"
     if a.grad == ga0:
-        raise CheckFailed(f"{setup}, out._backward() did not change a.grad: it must add σ'(a) · out.grad to it "
-                          "(and sigmoid must set out._backward = _backward)")
+        raise CheckFailed(
+            f"{setup}, out._backward() did not change a.grad: it must add σ'(a) · out.grad to it "
+            "(and sigmoid must set out._backward = _backward)"
+        )
     if _close(a.grad, want):
-        raise CheckFailed(f"{setup}, a.grad was overwritten: it now holds {a.grad:.6g}, this operation's contribution "
-                          f"alone, and the earlier {ga0:.4g} is lost; {_ACCUMULATE}")
+        raise CheckFailed(
+            f"{setup}, a.grad was overwritten: it now holds {a.grad:.6g}, this operation's contribution "
+            f"alone, and the earlier {ga0:.4g} is lost; {_ACCUMULATE}"
+        )
     if _close(da, want):
         return
     hint = {
         "no out.grad": (s * (1 - s), "the gradient did not include out.grad (chain rule: a.grad += σ'(a) · out.grad)"),
-        "input": (g * x * (1 - x), "σ'(a) = σ(a)(1 - σ(a)) is written with the output s = out.data, not with the input a"),
+        "input": (
+            g * x * (1 - x),
+            "σ'(a) = σ(a)(1 - σ(a)) is written with the output s = out.data, not with the input a",
+        ),
         "sign": (-want, "the sign: σ'(a) = σ(a)(1 - σ(a)) is positive"),
         "s only": (g * s, "σ'(a) = σ(a)(1 - σ(a)): the factor (1 - σ(a)) is missing"),
         "1-s only": (g * (1 - s), "σ'(a) = σ(a)(1 - σ(a)): the factor σ(a) is missing"),
     }
     named = next((text for value, text in hint.values() if _close(da, value)), "")
-    raise CheckFailed(f"{setup}: a.grad should grow by out.grad · σ(a)(1 - σ(a)) = {want:.6g}, it grew by "
-                      f"{da:.6g}" + (f": {named}" if named else ""))
+    raise CheckFailed(
+        f"{setup}: a.grad should grow by out.grad · σ(a)(1 - σ(a)) = {want:.6g}, it grew by "
+        f"{da:.6g}" + (f": {named}" if named else "")
+    )
 
 
-def _expressions(div: Callable[..., Any], sigmoid: Callable[..., Any]) -> list[tuple[str, Callable[..., Any], Callable[..., Any], bool]]:
+def _expressions(
+    div: Callable[..., Any], sigmoid: Callable[..., Any]
+) -> list[tuple[str, Callable[..., Any], Callable[..., Any], bool]]:
     """(text, on Values with the learner's ops, on tensors, whether x is used twice)."""
     return [
         ("div(x, x)", lambda x, y: div(x, x) + y, lambda x, y: x / x + y, True),
         ("sigmoid(x) * x", lambda x, y: sigmoid(x) * x + y, lambda x, y: torch.sigmoid(x) * x + y, True),
-        ("div(sigmoid(x), x) + x * y", lambda x, y: div(sigmoid(x), x) + x * y,
-         lambda x, y: torch.sigmoid(x) / x + x * y, True),
-        ("x * y + div(sigmoid(x), y)", lambda x, y: x * y + div(sigmoid(x), y),
-         lambda x, y: x * y + torch.sigmoid(x) / y, True),
-        ("div(x * y + 1, sigmoid(y) + 0.5)", lambda x, y: div(x * y + 1, sigmoid(y) + 0.5),
-         lambda x, y: (x * y + 1) / (torch.sigmoid(y) + 0.5), False),
-        ("sigmoid(div(x, y)) * sigmoid(y)", lambda x, y: sigmoid(div(x, y)) * sigmoid(y),
-         lambda x, y: torch.sigmoid(x / y) * torch.sigmoid(y), False),
+        (
+            "div(sigmoid(x), x) + x * y",
+            lambda x, y: div(sigmoid(x), x) + x * y,
+            lambda x, y: torch.sigmoid(x) / x + x * y,
+            True,
+        ),
+        (
+            "x * y + div(sigmoid(x), y)",
+            lambda x, y: x * y + div(sigmoid(x), y),
+            lambda x, y: x * y + torch.sigmoid(x) / y,
+            True,
+        ),
+        (
+            "div(x * y + 1, sigmoid(y) + 0.5)",
+            lambda x, y: div(x * y + 1, sigmoid(y) + 0.5),
+            lambda x, y: (x * y + 1) / (torch.sigmoid(y) + 0.5),
+            False,
+        ),
+        (
+            "sigmoid(div(x, y)) * sigmoid(y)",
+            lambda x, y: sigmoid(div(x, y)) * sigmoid(y),
+            lambda x, y: torch.sigmoid(x / y) * torch.sigmoid(y),
+            False,
+        ),
     ]
 
 
@@ -152,17 +199,26 @@ def _check_expressions(div: Callable[..., Any], sigmoid: Callable[..., Any], rng
         tx, ty = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, y))
         t_out = on_tensors(tx, ty)
         t_out.backward()
-        expect(_close(out.data, t_out.item(), 1e-12),
-               f"{call}: the forward value should be {t_out.item():.10g}, found {out.data:.10g}")
+        expect(
+            _close(out.data, t_out.item(), 1e-12),
+            f"{call}: the forward value should be {t_out.item():.10g}, found {out.data:.10g}",
+        )
         numerical = numerical_grad(lambda xs: on_values(Value(xs[0]), Value(xs[1])).data, [x, y])
-        for name, found, exact, num in (("x", vx.grad, tx.grad.item(), numerical[0]),
-                                        ("y", vy.grad, ty.grad.item(), numerical[1])):
+        for name, found, exact, num in (
+            ("x", vx.grad, tx.grad.item(), numerical[0]),
+            ("y", vy.grad, ty.grad.item(), numerical[1]),
+        ):
             if _close(found, exact) and abs(found - num) <= 1e-6 + 1e-5 * abs(num):
                 continue
-            twice = f"; x is used twice here, so its gradient is the sum over both uses: {_ACCUMULATE}" \
-                if reused and name == "x" else ""
-            raise CheckFailed(f"{call}: ∂f/∂{name} should be {exact:.10g} (torch.autograd; central differences "
-                              f"give {num:.10g}), found {found:.10g}{twice}")
+            twice = (
+                f"; x is used twice here, so its gradient is the sum over both uses: {_ACCUMULATE}"
+                if reused and name == "x"
+                else ""
+            )
+            raise CheckFailed(
+                f"{call}: ∂f/∂{name} should be {exact:.10g} (torch.autograd; central differences "
+                f"give {num:.10g}), found {found:.10g}{twice}"
+            )
         checked += 1
     return checked
 
@@ -183,8 +239,10 @@ def backward_ops(div: Callable[..., Any], sigmoid: Callable[..., Any], *, seed: 
         _check_div_local(div, rng, where)
         _check_sigmoid_local(sigmoid, rng, where)
     checked = _check_expressions(div, sigmoid, rng, where)
-    passed(f"backward ops: div and sigmoid give the right gradients, accumulate them (+=), and agree with "
-           f"torch.autograd and central differences in {checked} expressions on fresh inputs")
+    passed(
+        f"backward ops: div and sigmoid give the right gradients, accumulate them (+=), and agree with "
+        f"torch.autograd and central differences in {checked} expressions on fresh inputs"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +264,11 @@ def _features(gen: torch.Generator, n: int, d: int, dtype: torch.dtype, constant
 
 
 def _as_pair(out: Any, call: str, names: str) -> tuple[Any, Any]:
-    expect(isinstance(out, (tuple, list)) and len(out) == 2,
-           f"{call}: expected a tuple {names}, found {type(out).__name__}"
-           + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    expect(
+        isinstance(out, (tuple, list)) and len(out) == 2,
+        f"{call}: expected a tuple {names}, found {type(out).__name__}"
+        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
+    )
     return out[0], out[1]
 
 
@@ -239,32 +299,40 @@ def _check_fit(fit: Callable[..., Any], X: Tensor, constant: int, where: str) ->
         raise CheckFailed(f"{call}: mean of column {j} should be {ref_mean[j].item():.6g}, found {mean[j].item():.6g}")
     found_c = std[constant].item()
     if found_c != 1.0:
-        raise CheckFailed(f"{call}: column {constant} is constant (all values {X[0, constant].item():g}), so its "
-                          f"standard deviation is 0 and dividing by it gives NaN or inf; fit_standardiser must "
-                          f"replace a std of exactly 0 by 1 (as scikit-learn's StandardScaler does), found std "
-                          f"{found_c:.6g} for that column")
+        raise CheckFailed(
+            f"{call}: column {constant} is constant (all values {X[0, constant].item():g}), so its "
+            f"standard deviation is 0 and dividing by it gives NaN or inf; fit_standardiser must "
+            f"replace a std of exactly 0 by 1 (as scikit-learn's StandardScaler does), found std "
+            f"{found_c:.6g} for that column"
+        )
     others = [j for j in range(d) if j != constant]
     found, want = std[others], ref_std[others]
     if torch.allclose(found, want, **tol):
         return
     sample = X[:, others].std(dim=0, correction=1)
     if torch.allclose(found, sample, **tol):
-        raise CheckFailed(f"{call}: you computed the sample standard deviation (dividing by N - 1 = {n - 1}, torch's "
-                          f"default for .std()); standardising uses the population standard deviation, dividing by "
-                          f"N = {n}: X.std(dim=0, correction=0), as scikit-learn's StandardScaler does")
+        raise CheckFailed(
+            f"{call}: you computed the sample standard deviation (dividing by N - 1 = {n - 1}, torch's "
+            f"default for .std()); standardising uses the population standard deviation, dividing by "
+            f"N = {n}: X.std(dim=0, correction=0), as scikit-learn's StandardScaler does"
+        )
     if torch.allclose(found, want**2, **tol):
         raise CheckFailed(f"{call}: this is the variance; the standard deviation is its square root")
     j = others[int((found - want).abs().argmax())]
-    raise CheckFailed(f"{call}: std of column {j} should be {ref_std[j].item():.6g} (population standard deviation, "
-                      f"dividing by N), found {std[j].item():.6g}")
+    raise CheckFailed(
+        f"{call}: std of column {j} should be {ref_std[j].item():.6g} (population standard deviation, "
+        f"dividing by N), found {std[j].item():.6g}"
+    )
 
 
 def _check_apply(standardise: Callable[..., Any], X: Tensor, mean: Tensor, std: Tensor, where: str) -> None:
     call = f"standardise(X, mean, std) with X of shape {tuple(X.shape)}, {X.dtype} {where}"
     before = X.clone()
     out = call_learner(standardise, X, mean, std, what=call)
-    expect(torch.equal(X, before), f"{call}: standardise changed its input X in place (X -= mean?); return a new "
-                                   "tensor and leave X as it was")
+    expect(
+        torch.equal(X, before),
+        f"{call}: standardise changed its input X in place (X -= mean?); return a new tensor and leave X as it was",
+    )
     _expect_tensor(out, "the result", tuple(X.shape), X.dtype, call, "the shape of X")
     expect(bool(torch.isfinite(out).all()), f"{call}: the result contains NaN or inf")
     want = (X - mean) / std
@@ -273,8 +341,11 @@ def _check_apply(standardise: Callable[..., Any], X: Tensor, mean: Tensor, std: 
         return
     own_mean, own_std = _reference_stats(X)
     wrong = {
-        "own": ((X - own_mean) / own_std, "standardise must use the mean and std it is given (the training "
-                                          "statistics), not statistics computed from X itself"),
+        "own": (
+            (X - own_mean) / own_std,
+            "standardise must use the mean and std it is given (the training "
+            "statistics), not statistics computed from X itself",
+        ),
         "no division": (X - mean, "the result was not divided by std"),
         "no centring": (X / std, "the mean was not subtracted"),
         "times std": ((X - mean) * std, "the result was multiplied by std instead of divided by it"),
@@ -283,15 +354,19 @@ def _check_apply(standardise: Callable[..., Any], X: Tensor, mean: Tensor, std: 
         if torch.allclose(out, value, **tol):
             raise CheckFailed(f"{call}: expected (X - mean) / std; {text}")
     i, j = (int(v) for v in torch.nonzero((out - want).abs() == (out - want).abs().max())[0])
-    raise CheckFailed(f"{call}: expected (X - mean) / std; at row {i}, column {j}: expected {want[i, j].item():.6g}, "
-                      f"found {out[i, j].item():.6g}")
+    raise CheckFailed(
+        f"{call}: expected (X - mean) / std; at row {i}, column {j}: expected {want[i, j].item():.6g}, "
+        f"found {out[i, j].item():.6g}"
+    )
 
 
 def _check_split(split: Callable[..., Any], X_train: Tensor, X_test: Tensor, where: str) -> None:
-    call = (f"standardise_split(X_train, X_test) with X_train {tuple(X_train.shape)}, X_test {tuple(X_test.shape)} "
-            f"{where}")
-    out_train, out_test = _as_pair(call_learner(split, X_train, X_test, what=call), call,
-                                   "(X_train_standardised, X_test_standardised)")
+    call = (
+        f"standardise_split(X_train, X_test) with X_train {tuple(X_train.shape)}, X_test {tuple(X_test.shape)} {where}"
+    )
+    out_train, out_test = _as_pair(
+        call_learner(split, X_train, X_test, what=call), call, "(X_train_standardised, X_test_standardised)"
+    )
     _expect_tensor(out_train, "X_train_standardised", tuple(X_train.shape), X_train.dtype, call, "the shape of X_train")
     _expect_tensor(out_test, "X_test_standardised", tuple(X_test.shape), X_test.dtype, call, "the shape of X_test")
 
@@ -308,27 +383,39 @@ def _check_split(split: Callable[..., Any], X_train: Tensor, X_test: Tensor, whe
     if same(out_train, apply(X_train, train_stats)) and same(out_test, apply(X_test, train_stats)):
         return
     if same(out_train, apply(X_train, all_stats)) or same(out_test, apply(X_test, all_stats)):
-        raise CheckFailed(f"{call}: you standardised with statistics of all the data (train and test together): "
-                          "information about the test set leaks into training, and the test score is no longer an "
-                          "honest estimate. Use training statistics only: fit the standardiser on X_train, then apply "
-                          "that same mean and std to both X_train and X_test")
+        raise CheckFailed(
+            f"{call}: you standardised with statistics of all the data (train and test together): "
+            "information about the test set leaks into training, and the test score is no longer an "
+            "honest estimate. Use training statistics only: fit the standardiser on X_train, then apply "
+            "that same mean and std to both X_train and X_test"
+        )
     if same(out_train, apply(X_train, test_stats)):
-        raise CheckFailed(f"{call}: the standardiser was fitted on X_test; use training statistics only: fit on "
-                          "X_train, then apply to both")
+        raise CheckFailed(
+            f"{call}: the standardiser was fitted on X_test; use training statistics only: fit on "
+            "X_train, then apply to both"
+        )
     if same(out_test, apply(X_test, test_stats)):
-        raise CheckFailed(f"{call}: X_test was standardised with its own mean and std (test statistics); use "
-                          "training statistics only: the test set must be transformed with the mean and std fitted "
-                          "on X_train, exactly as new data would be")
+        raise CheckFailed(
+            f"{call}: X_test was standardised with its own mean and std (test statistics); use "
+            "training statistics only: the test set must be transformed with the mean and std fitted "
+            "on X_train, exactly as new data would be"
+        )
     if same(out_train, X_train) or same(out_test, X_test):
         raise CheckFailed(f"{call}: a returned tensor is the unstandardised input")
     if same(out_train, apply(X_test, train_stats)) or same(out_test, apply(X_train, train_stats)):
         raise CheckFailed(f"{call}: the two results are swapped: return (X_train_standardised, X_test_standardised)")
-    raise CheckFailed(f"{call}: expected both sets standardised with the mean and std of X_train "
-                      "((X - mean_train) / std_train)")
+    raise CheckFailed(
+        f"{call}: expected both sets standardised with the mean and std of X_train ((X - mean_train) / std_train)"
+    )
 
 
-def standardise(fit_standardiser: Callable[..., Any], standardise: Callable[..., Any],
-                standardise_split: Callable[..., Any], *, seed: int | None = None) -> None:
+def standardise(
+    fit_standardiser: Callable[..., Any],
+    standardise: Callable[..., Any],
+    standardise_split: Callable[..., Any],
+    *,
+    seed: int | None = None,
+) -> None:
     """Check ``fit_standardiser(X) -> (mean (D,), std (D,))``, ``standardise(X, mean, std) -> (N, D)`` and
     ``standardise_split(X_train, X_test) -> (X_train_standardised, X_test_standardised)``.
 
@@ -352,5 +439,7 @@ def standardise(fit_standardiser: Callable[..., Any], standardise: Callable[...,
     shift = 3 * X_train.std(dim=0) * torch.rand(d, generator=gen, dtype=torch.float64) + 1.0
     X_test = 2.0 * (X_train[: n // 2] + 0.3 * torch.randn(n // 2, d, generator=gen, dtype=torch.float64)) + shift
     _check_split(standardise_split, X_train, X_test, where)
-    passed("standardise: population statistics per column, constant columns kept finite, dtype and shape "
-           "preserved, and the test set transformed with training statistics only")
+    passed(
+        "standardise: population statistics per column, constant columns kept finite, dtype and shape "
+        "preserved, and the test set transformed with training statistics only"
+    )

@@ -70,14 +70,18 @@ def _diagnose_parameters(found: int, d: int, width: int, depth: int, c: int) -> 
     if found == weights_only:
         return ": that counts only the weight matrices; the biases are parameters too (sum p.numel() over model.parameters())"
     if found == 2 * (depth + 1):
-        return (": that is the number of parameter *tensors*; count the numbers in them "
-                "(sum(p.numel() for p in model.parameters()))")
+        return (
+            ": that is the number of parameter *tensors*; count the numbers in them "
+            "(sum(p.numel() for p in model.parameters()))"
+        )
     if found == mlp_parameters(d, hidden, c) - (width + 1) * c:
         return ": the output layer is missing; it has parameters too"
     for other in (depth - 1, depth + 1):
         if other >= 0 and found == mlp_parameters(d, [width] * other, c):
-            return (f": that is the count of an MLP with {other} hidden layers; depth = {depth} means {depth} hidden "
-                    f"layers of width {width} (MLP(D, [width] * depth, C))")
+            return (
+                f": that is the count of an MLP with {other} hidden layers; depth = {depth} means {depth} hidden "
+                f"layers of width {width} (MLP(D, [width] * depth, C))"
+            )
     return ""
 
 
@@ -102,31 +106,45 @@ def depth_width(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         widths = widths[::-1]  # the grid's order, not sorted order, decides the order of the rows
     study_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
     settings = {"depths": depths, "widths": widths, "epochs": 10, "batch_size": 32, "lr": 0.01, "seed": study_seed}
-    call = ("depth_width_study(X_train, y_train, X_test, y_test, "
-            + ", ".join(f"{k}={v}" for k, v in settings.items()) + f") {where}")
+    call = (
+        "depth_width_study(X_train, y_train, X_test, y_test, "
+        + ", ".join(f"{k}={v}" for k, v in settings.items())
+        + f") {where}"
+    )
     rows = call_learner(fn, X_train, y_train, X_test, y_test, what=call, **settings)
 
     grid = [(depth, width) for depth in depths for width in widths]
-    expect(isinstance(rows, Sequence) and not isinstance(rows, (str, bytes, dict)),
-           f"{call}: expected a list of dicts (one per model), found {type(rows).__name__}")
-    expect(len(rows) == len(grid),
-           f"{call}: expected {len(grid)} rows ({len(depths)} depths × {len(widths)} widths), found {len(rows)}")
+    expect(
+        isinstance(rows, Sequence) and not isinstance(rows, (str, bytes, dict)),
+        f"{call}: expected a list of dicts (one per model), found {type(rows).__name__}",
+    )
+    expect(
+        len(rows) == len(grid),
+        f"{call}: expected {len(grid)} rows ({len(depths)} depths × {len(widths)} widths), found {len(rows)}",
+    )
     for i, row in enumerate(rows):
         expect(isinstance(row, dict), f"{call}: row {i} should be a dict, found {type(row).__name__}")
         missing = [k for k in STUDY_KEYS if k not in row]
         extra = [k for k in row if k not in STUDY_KEYS]
-        expect(not missing and not extra,
-               f"{call}: row {i} should have exactly the keys {list(STUDY_KEYS)}"
-               + (f"; missing {missing}" if missing else "") + (f"; unexpected {extra}" if extra else ""))
+        expect(
+            not missing and not extra,
+            f"{call}: row {i} should have exactly the keys {list(STUDY_KEYS)}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else ""),
+        )
     found_grid = [(row["depth"], row["width"]) for row in rows]
     if found_grid != grid:
         if sorted(found_grid) == sorted(grid):
-            raise CheckFailed(f"{call}: the rows are in the wrong order: expected (depth, width) = {grid} "
-                              "(depth-major: for depth in depths: for width in widths), found " + str(found_grid))
+            raise CheckFailed(
+                f"{call}: the rows are in the wrong order: expected (depth, width) = {grid} "
+                "(depth-major: for depth in depths: for width in widths), found " + str(found_grid)
+            )
         raise CheckFailed(f"{call}: expected the (depth, width) pairs {grid}, found {found_grid}")
 
-    untrained = (f": is every model trained (loss.backward() and optimizer.step() for every batch, "
-                 f"{settings['epochs']} epochs) and evaluated after training?")
+    untrained = (
+        f": is every model trained (loss.backward() and optimizer.step() for every batch, "
+        f"{settings['epochs']} epochs) and evaluated after training?"
+    )
     accuracies: dict[str, list[float]] = {"train_accuracy": [], "test_accuracy": []}
     for (depth, width), row in zip(grid, rows):
         label = f"{call}: depth={depth}, width={width}"
@@ -134,34 +152,50 @@ def depth_width(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         found = row["parameters"]
         if isinstance(found, torch.Tensor) and found.numel() == 1:
             found = found.item()
-        expect(isinstance(found, numbers.Integral) and not isinstance(found, bool),
-               f"{label}: parameters should be an int, found {type(found).__name__} {found!r}")
-        expect(int(found) == expected,
-               f"{label}: expected {expected} parameters for MLP({d}, {[width] * depth}, {n_classes}) "
-               f"(each Linear(fan_in, fan_out) has fan_in·fan_out weights and fan_out biases), found {found}"
-               + _diagnose_parameters(int(found), d, width, depth, n_classes))
+        expect(
+            isinstance(found, numbers.Integral) and not isinstance(found, bool),
+            f"{label}: parameters should be an int, found {type(found).__name__} {found!r}",
+        )
+        expect(
+            int(found) == expected,
+            f"{label}: expected {expected} parameters for MLP({d}, {[width] * depth}, {n_classes}) "
+            f"(each Linear(fan_in, fan_out) has fan_in·fan_out weights and fan_out biases), found {found}"
+            + _diagnose_parameters(int(found), d, width, depth, n_classes),
+        )
         for key, n in (("train_accuracy", n_train), ("test_accuracy", n_test)):
             part = key.split("_")[0]
             value = _as_float(row[key])
             expect(value is not None, f"{label}: {key} should be a float, found {type(row[key]).__name__}")
             assert value is not None
-            expect(not (1 < value <= 100),
-                   f"{label}: {key} = {value:.4g} looks like a percentage; return a fraction in [0, 1]")
+            expect(
+                not (1 < value <= 100),
+                f"{label}: {key} = {value:.4g} looks like a percentage; return a fraction in [0, 1]",
+            )
             expect(0 <= value <= 1, f"{label}: {key} should be a fraction in [0, 1], found {value:.4g}")
             correct = value * n
-            expect(abs(correct - round(correct)) < 1e-4,
-                   f"{label}: {key} = {value:.6f} is not a whole number of correct examples out of the {n} {part} "
-                   f"examples: measure it on the {part} set, counting the correct predictions over all {n} examples "
-                   f"(correct / {n}), not averaging per-batch accuracies")
-            expect(value >= chance + 0.1, f"{label}: {key} = {value:.3f} is close to chance ({chance:.3f} with "
-                                          f"{n_classes} classes) on an easy problem{untrained}")
+            expect(
+                abs(correct - round(correct)) < 1e-4,
+                f"{label}: {key} = {value:.6f} is not a whole number of correct examples out of the {n} {part} "
+                f"examples: measure it on the {part} set, counting the correct predictions over all {n} examples "
+                f"(correct / {n}), not averaging per-batch accuracies",
+            )
+            expect(
+                value >= chance + 0.1,
+                f"{label}: {key} = {value:.3f} is close to chance ({chance:.3f} with "
+                f"{n_classes} classes) on an easy problem{untrained}",
+            )
             accuracies[key].append(value)
     for key, values in accuracies.items():
         mean = sum(values) / len(values)
-        expect(mean >= 0.8, f"{call}: the mean {key} over the grid is {mean:.3f}, but on this easy problem (chance "
-                            f"{chance:.3f}) trained models reach above 0.9{untrained}")
-    passed(f"depth/width study: {len(grid)} rows in the right order, exact parameter counts and trained accuracies "
-           f"on a fresh {n_classes}-class problem")
+        expect(
+            mean >= 0.8,
+            f"{call}: the mean {key} over the grid is {mean:.3f}, but on this easy problem (chance "
+            f"{chance:.3f}) trained models reach above 0.9{untrained}",
+        )
+    passed(
+        f"depth/width study: {len(grid)} rows in the right order, exact parameter counts and trained accuracies "
+        f"on a fresh {n_classes}-class problem"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,55 +217,76 @@ def _diagnose_pixels(found: Tensor, raw: Tensor, standardize: bool) -> str:
     m, s = FASHION_MNIST_MEAN, FASHION_MNIST_STD
     unit = x / 255
     if found.unique().numel() <= 2 < raw.unique().numel():
-        return ("only two distinct pixel values (0 and 1 before any standardisation): that is integer division "
-                "(// or dividing before converting); convert the uint8 image to float first (.float() or "
-                ".to(torch.float32)), then divide by 255")
+        return (
+            "only two distinct pixel values (0 and 1 before any standardisation): that is integer division "
+            "(// or dividing before converting); convert the uint8 image to float first (.float() or "
+            ".to(torch.float32)), then divide by 255"
+        )
     if standardize and _close(found, (x - m) / s):
         return "standardised the 0-255 pixels: divide by 255 first, then subtract the mean and divide by the std"
     if _close(found, x) or float(found.max()) > 100:
         return "values up to 255: convert to float and divide by 255 to scale the pixels to [0, 1]"
     if standardize:
         if _close(found, unit):
-            return (f"the pixels are in [0, 1] but not standardised: with standardize=True subtract FASHION_MNIST_MEAN "
-                    f"({m}) and divide by FASHION_MNIST_STD ({s})")
+            return (
+                f"the pixels are in [0, 1] but not standardised: with standardize=True subtract FASHION_MNIST_MEAN "
+                f"({m}) and divide by FASHION_MNIST_STD ({s})"
+            )
         if _close(found, (unit - s) / m):
             return "mean and std swapped: (x - FASHION_MNIST_MEAN) / FASHION_MNIST_STD"
         if _close(found, unit - m) or _close(found, unit / s) or _close(found, unit - m / s):
             return "incomplete standardisation: (x - FASHION_MNIST_MEAN) / FASHION_MNIST_STD, with the parentheses"
         if _close(found, (unit - unit.mean()) / unit.std()):
-            return ("standardised each image with its own mean and std; use the training-set constants "
-                    "FASHION_MNIST_MEAN and FASHION_MNIST_STD, the same for every image")
+            return (
+                "standardised each image with its own mean and std; use the training-set constants "
+                "FASHION_MNIST_MEAN and FASHION_MNIST_STD, the same for every image"
+            )
     elif _close(found, (unit - m) / s):
         return "standardised although standardize=False: then the pixels should stay in [0, 1]"
     return ""
 
 
 def _check_item(item: Any, call: str) -> tuple[Tensor, Any]:
-    expect(isinstance(item, (tuple, list)) and len(item) == 2,
-           f"{call}: expected a pair (image, label), found {type(item).__name__}"
-           + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""))
+    expect(
+        isinstance(item, (tuple, list)) and len(item) == 2,
+        f"{call}: expected a pair (image, label), found {type(item).__name__}"
+        + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""),
+    )
     image, label = item
     expect(isinstance(image, torch.Tensor), f"{call}: the image should be a tensor, found {type(image).__name__}")
     if image.dtype == torch.uint8:
         raise CheckFailed(f"{call}: the image is still uint8: convert it to float32 (.float()) and divide by 255")
-    expect(image.dtype == torch.float32,
-           f"{call}: the image should be float32, found {image.dtype}"
-           + (" (use .float(), not .double())" if image.dtype == torch.float64 else ""))
+    expect(
+        image.dtype == torch.float32,
+        f"{call}: the image should be float32, found {image.dtype}"
+        + (" (use .float(), not .double())" if image.dtype == torch.float64 else ""),
+    )
     if tuple(image.shape) == (28, 28):
-        raise CheckFailed(f"{call}: the image should have shape (1, 28, 28) (channel, height, width), found (28, 28): "
-                          "add the channel dimension with .unsqueeze(0)")
-    expect(tuple(image.shape) == (1, 28, 28), f"{call}: the image should have shape (1, 28, 28), found {tuple(image.shape)}")
+        raise CheckFailed(
+            f"{call}: the image should have shape (1, 28, 28) (channel, height, width), found (28, 28): "
+            "add the channel dimension with .unsqueeze(0)"
+        )
+    expect(
+        tuple(image.shape) == (1, 28, 28),
+        f"{call}: the image should have shape (1, 28, 28), found {tuple(image.shape)}",
+    )
     return image, label
 
 
 def _check_label(label: Any, expected: int, call: str) -> None:
-    expect(isinstance(label, torch.Tensor),
-           f"{call}: the label should be a 0-d int64 tensor (labels[index].long()), found {type(label).__name__}")
+    expect(
+        isinstance(label, torch.Tensor),
+        f"{call}: the label should be a 0-d int64 tensor (labels[index].long()), found {type(label).__name__}",
+    )
     if tuple(label.shape) == (10,):
         raise CheckFailed(f"{call}: the label has shape (10,): return the class index (a 0-d tensor), not one-hot")
-    expect(label.shape == (), f"{call}: the label should be a 0-d tensor (one number), found shape {tuple(label.shape)}")
-    expect(label.dtype == torch.int64,
-           f"{call}: the label should be int64 (what F.cross_entropy expects), found {label.dtype}: convert with .long()")
+    expect(
+        label.shape == (), f"{call}: the label should be a 0-d tensor (one number), found shape {tuple(label.shape)}"
+    )
+    expect(
+        label.dtype == torch.int64,
+        f"{call}: the label should be int64 (what F.cross_entropy expects), found {label.dtype}: convert with .long()",
+    )
     value = int(label)
     expect(0 <= value <= 9, f"{call}: labels are classes 0-9, found {value}")
     expect(value == expected, f"{call}: expected label {expected} (labels[index]), found {value}")
@@ -260,8 +315,10 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
     for standardize in (False, True):
         call = f"{getattr(cls, '__name__', 'cls')}(images, labels, standardize={standardize}) {where}"
         ds = call_learner(cls, images, labels, standardize=standardize, what=call)
-        expect(isinstance(ds, TorchDataset),
-               f"{call}: expected a subclass of torch.utils.data.Dataset, found {type(ds).__name__}")
+        expect(
+            isinstance(ds, TorchDataset),
+            f"{call}: expected a subclass of torch.utils.data.Dataset, found {type(ds).__name__}",
+        )
         length = call_learner(len, ds, what=f"len() of {call}")
         expect(length == n, f"{call}: len(ds) should be the number of images, {n}, found {length}")
         for i in probes:
@@ -271,40 +328,51 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
             if not _close(image, expected):
                 why = _diagnose_pixels(image, images[i], standardize)
                 diff = (image - expected).abs()
-                raise CheckFailed(f"{item_call}: the image values differ from the reference (largest difference "
-                                  f"{float(diff.max()):.4g}; expected mean {float(expected.mean()):.4f}, std "
-                                  f"{float(expected.std()):.4f}, found mean {float(image.mean()):.4f}, std "
-                                  f"{float(image.std()):.4f})" + (f": {why}" if why else ""))
+                raise CheckFailed(
+                    f"{item_call}: the image values differ from the reference (largest difference "
+                    f"{float(diff.max()):.4g}; expected mean {float(expected.mean()):.4f}, std "
+                    f"{float(expected.std()):.4f}, found mean {float(image.mean()):.4f}, std "
+                    f"{float(image.std()):.4f})" + (f": {why}" if why else "")
+                )
             _check_label(label, int(labels[i]), item_call)
 
         # Sequence semantics: negative indices count from the end; out of range raises IndexError.
         try:
             last = ds[-1]
         except IndexError:
-            raise CheckFailed(f"{call}[-1] raised IndexError; negative indices count from the end, like a list's: "
-                              f"ds[-1] is ds[{n - 1}]") from None
+            raise CheckFailed(
+                f"{call}[-1] raised IndexError; negative indices count from the end, like a list's: "
+                f"ds[-1] is ds[{n - 1}]"
+            ) from None
         except Exception:  # noqa: BLE001 - let call_learner name the crash
             last = call_learner(ds.__getitem__, -1, what=f"{call}[-1]")
-        expect(_close(_check_item(last, f"{call}[-1]")[0], _reference_image(images, n - 1, standardize)),
-               f"{call}[-1]: expected the last example (ds[{n - 1}]), like a list: negative indices count from the end")
+        expect(
+            _close(_check_item(last, f"{call}[-1]")[0], _reference_image(images, n - 1, standardize)),
+            f"{call}[-1]: expected the last example (ds[{n - 1}]), like a list: negative indices count from the end",
+        )
         for bad in (n, -n - 1):
             try:
                 ds[bad]
             except IndexError:
                 continue
             except Exception as err:  # noqa: BLE001 - any other exception is the mistake we report
-                raise CheckFailed(f"{call}[{bad}] raised {type(err).__name__}: {err}; an index outside [-{n}, {n}) "
-                                  "should raise IndexError, as a list does") from None
-            raise CheckFailed(f"{call}[{bad}] returned an example; an index outside [-{n}, {n}) should raise "
-                              "IndexError, as a list does (do not wrap it around with %): a for loop over the "
-                              "dataset only stops at IndexError")
+                raise CheckFailed(
+                    f"{call}[{bad}] raised {type(err).__name__}: {err}; an index outside [-{n}, {n}) "
+                    "should raise IndexError, as a list does"
+                ) from None
+            raise CheckFailed(
+                f"{call}[{bad}] returned an example; an index outside [-{n}, {n}) should raise "
+                "IndexError, as a list does (do not wrap it around with %): a for loop over the "
+                "dataset only stops at IndexError"
+            )
     expect(torch.equal(images, original), f"{call}: the images passed in were modified: convert copies, not in place")
 
     # A uint8 label tensor (the raw idx format) must still give int64 labels.
     call = f"{getattr(cls, '__name__', 'cls')}(images, labels.to(torch.uint8)) {where}"
     ds = call_learner(cls, images, labels.to(torch.uint8), what=call)
-    _check_label(_check_item(call_learner(ds.__getitem__, 1, what=f"{call}[1]"), f"{call}[1]")[1], int(labels[1]),
-                 f"{call}[1]")
+    _check_label(
+        _check_item(call_learner(ds.__getitem__, 1, what=f"{call}[1]"), f"{call}[1]")[1], int(labels[1]), f"{call}[1]"
+    )
 
     # The transform receives the normalised float image (1, 28, 28), and its result is what ds[i] returns.
     seen: list[Tensor] = []
@@ -321,14 +389,18 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
     expected = _reference_image(images, i, standardize=True)
     expect(len(seen) > 0, f"{call}[{i}]: the transform was never called: apply self.transform to the image")
     given = seen[-1]
-    expect(isinstance(given, torch.Tensor) and given.dtype == torch.float32 and _close(given, expected),
-           f"{call}[{i}]: the transform should receive the normalised float32 image of shape (1, 28, 28); it received "
-           + (f"{given.dtype} {tuple(given.shape)}" if isinstance(given, torch.Tensor) else type(given).__name__)
-           + ": apply it last, after converting and standardising")
-    expect(_close(image, expected * 2 + 1),
-           f"{call}[{i}]: the item should be transform(image), found "
-           + ("the image without the transform" if _close(image, expected) else "something else")
-           + ": return what the transform returns")
+    expect(
+        isinstance(given, torch.Tensor) and given.dtype == torch.float32 and _close(given, expected),
+        f"{call}[{i}]: the transform should receive the normalised float32 image of shape (1, 28, 28); it received "
+        + (f"{given.dtype} {tuple(given.shape)}" if isinstance(given, torch.Tensor) else type(given).__name__)
+        + ": apply it last, after converting and standardising",
+    )
+    expect(
+        _close(image, expected * 2 + 1),
+        f"{call}[{i}]: the item should be transform(image), found "
+        + ("the image without the transform" if _close(image, expected) else "something else")
+        + ": return what the transform returns",
+    )
     _check_label(label, int(labels[i]), f"{call}[{i}]")
 
     # The DataLoader stacks the items into batches.
@@ -336,8 +408,12 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
     ds = call_learner(cls, images, labels, what=call)
     batch = call_learner(lambda: next(iter(DataLoader(ds, batch_size=8))), what=f"the first batch of {call}")
     xb, yb = batch
-    expect(tuple(xb.shape) == (8, 1, 28, 28) and xb.dtype == torch.float32,
-           f"{call}: the first batch of images should be (8, 1, 28, 28) float32, found {tuple(xb.shape)} {xb.dtype}")
+    expect(
+        tuple(xb.shape) == (8, 1, 28, 28) and xb.dtype == torch.float32,
+        f"{call}: the first batch of images should be (8, 1, 28, 28) float32, found {tuple(xb.shape)} {xb.dtype}",
+    )
     expect(torch.equal(yb, labels[:8]), f"{call}: the first batch of labels should be labels[:8], found {yb.tolist()}")
-    passed(f"fashion dataset: len, items (float32 (1, 28, 28), int64 labels), [0, 1] and standardised pixels, "
-           f"transform, negative and out-of-range indices and batching match the reference on {n} fresh images")
+    passed(
+        f"fashion dataset: len, items (float32 (1, 28, 28), int64 labels), [0, 1] and standardised pixels, "
+        f"transform, negative and out-of-range indices and batching match the reference on {n} fresh images"
+    )

@@ -48,14 +48,27 @@ def _quiet() -> Iterator[None]:
 
 def _trainer(max_epochs: int, callbacks: list[Callback] | None = None, **kwargs: Any) -> L.Trainer:
     """A small CPU Trainer: no logger files, no checkpoints, no progress bar, deterministic."""
-    return L.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     deterministic=True, callbacks=callbacks or [], **kwargs)
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        callbacks=callbacks or [],
+        **kwargs,
+    )
 
 
 def _loaders(X: Tensor, y: Tensor, n_train: int, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
-    train = DataLoader(TensorDataset(X[:n_train], y[:n_train]), batch_size=batch_size, shuffle=True,
-                       generator=torch.Generator().manual_seed(seed))
+    train = DataLoader(
+        TensorDataset(X[:n_train], y[:n_train]),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     val = DataLoader(TensorDataset(X[n_train:], y[n_train:]), batch_size=batch_size)
     return train, val
 
@@ -87,10 +100,12 @@ def _regression_problem(gen: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
 def _diagnose_loss(found: float, preds: Tensor, y: Tensor) -> str:
     """Name the usual regression-loss mistakes that ``found`` is consistent with."""
     candidates = {
-        "that is the mean absolute error (F.l1_loss); the task asks for the mean squared error, F.mse_loss":
-            F.l1_loss(preds, y),
-        "that is the sum of the squared errors; use their mean (F.mse_loss's default reduction)":
-            F.mse_loss(preds, y, reduction="sum"),
+        "that is the mean absolute error (F.l1_loss); the task asks for the mean squared error, F.mse_loss": F.l1_loss(
+            preds, y
+        ),
+        "that is the sum of the squared errors; use their mean (F.mse_loss's default reduction)": F.mse_loss(
+            preds, y, reduction="sum"
+        ),
         "that is the root of the mean squared error (RMSE); train on the MSE itself": F.mse_loss(preds, y).sqrt(),
         "the predictions and targets were broadcast to (N, N): compare (N, 1) with (N, 1), without "
         "squeezing only one of them": ((preds.reshape(1, -1) - y.reshape(-1, 1)) ** 2).mean(),
@@ -108,8 +123,9 @@ class _LossRecorder(Callback):
         self.train_losses: list[float] = []
         self.logged_per_step = False
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.current_epoch == 0 and batch_idx == 0:
             self.logged_per_step = "train_loss" in trainer.callback_metrics
 
@@ -142,34 +158,46 @@ def regression_module(cls: Callable[..., Any], *, seed: int | None = None) -> No
     with _quiet():
         L.seed_everything(seed % 2**31, verbose=False)
         module = call_learner(cls, in_features=d, hidden=hidden, lr=lr, what=f"{call} {where}")
-        expect(isinstance(module, L.LightningModule),
-               f"{call}: expected a lightning.LightningModule (class {name}(L.LightningModule)), "
-               f"found {type(module).__name__}")
+        expect(
+            isinstance(module, L.LightningModule),
+            f"{call}: expected a lightning.LightningModule (class {name}(L.LightningModule)), "
+            f"found {type(module).__name__}",
+        )
 
         # forward: (N, D) -> (N, 1)
         out = call_learner(module, X[:5], what=f"{call}(x) with x of shape (5, {d})")
         expect(isinstance(out, torch.Tensor), f"{call}(x): expected a tensor, found {type(out).__name__}")
         if tuple(out.shape) == (5,):
-            raise CheckFailed(f"{call}(x) for x (5, {d}): expected predictions of shape (5, 1), found (5,): keep the "
-                              "output dimension, so that predictions and targets y (N, 1) have the same shape")
+            raise CheckFailed(
+                f"{call}(x) for x (5, {d}): expected predictions of shape (5, 1), found (5,): keep the "
+                "output dimension, so that predictions and targets y (N, 1) have the same shape"
+            )
         expect(tuple(out.shape) == (5, 1), f"{call}(x) for x (5, {d}): expected shape (5, 1), found {tuple(out.shape)}")
         expect(out.dtype == torch.float32, f"{call}(x): expected float32 predictions, found {out.dtype}")
 
         # configure_optimizers: Adam over all parameters, with the lr it was given
         found = call_learner(module.configure_optimizers, what=f"{call}.configure_optimizers()")
         opt = _unwrap_optimizer(found)
-        expect(isinstance(opt, torch.optim.Optimizer),
-               f"{call}.configure_optimizers(): expected an optimizer, found {type(found).__name__}")
-        expect(isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW),
-               f"{call}.configure_optimizers(): expected torch.optim.Adam, found {type(opt).__name__}")
+        expect(
+            isinstance(opt, torch.optim.Optimizer),
+            f"{call}.configure_optimizers(): expected an optimizer, found {type(found).__name__}",
+        )
+        expect(
+            isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW),
+            f"{call}.configure_optimizers(): expected torch.optim.Adam, found {type(opt).__name__}",
+        )
         opt_lr = opt.param_groups[0]["lr"]
-        expect(math.isclose(float(opt_lr), lr),
-               f"{call}.configure_optimizers(): expected Adam with lr={lr} (the lr given to __init__; keep it with "
-               f"self.save_hyperparameters() and use self.hparams.lr), found lr={opt_lr}")
+        expect(
+            math.isclose(float(opt_lr), lr),
+            f"{call}.configure_optimizers(): expected Adam with lr={lr} (the lr given to __init__; keep it with "
+            f"self.save_hyperparameters() and use self.hparams.lr), found lr={opt_lr}",
+        )
         in_opt = {id(p) for group in opt.param_groups for p in group["params"]}
         missing = [n for n, p in module.named_parameters() if id(p) not in in_opt]
-        expect(not missing, f"{call}.configure_optimizers(): the optimizer does not update {missing}: "
-                            "give it self.parameters()")
+        expect(
+            not missing,
+            f"{call}.configure_optimizers(): the optimizer does not update {missing}: give it self.parameters()",
+        )
 
         # training_step on one batch: the MSE, returned
         xb, yb = X[:16], y[:16]
@@ -178,19 +206,28 @@ def regression_module(cls: Callable[..., Any], *, seed: int | None = None) -> No
         torch.manual_seed(seed % 2**31)
         preds = module(xb)
         if loss is None:
-            raise CheckFailed(f"{call}.training_step returned None: return the loss (Lightning calls backward() on "
-                              "it; returning None skips the optimisation step)")
+            raise CheckFailed(
+                f"{call}.training_step returned None: return the loss (Lightning calls backward() on "
+                "it; returning None skips the optimisation step)"
+            )
         if isinstance(loss, dict):
             loss = loss.get("loss")
-        expect(isinstance(loss, torch.Tensor) and loss.numel() == 1,
-               f"{call}.training_step: expected the loss as a one-element tensor, found {type(loss).__name__}"
-               + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""))
-        expect(loss.requires_grad, f"{call}.training_step: the returned loss has no gradient: compute it from "
-                                   "self(x) without .item(), .detach() or torch.no_grad()")
+        expect(
+            isinstance(loss, torch.Tensor) and loss.numel() == 1,
+            f"{call}.training_step: expected the loss as a one-element tensor, found {type(loss).__name__}"
+            + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""),
+        )
+        expect(
+            loss.requires_grad,
+            f"{call}.training_step: the returned loss has no gradient: compute it from "
+            "self(x) without .item(), .detach() or torch.no_grad()",
+        )
         expected = F.mse_loss(preds, yb)
-        expect(math.isclose(float(loss), float(expected), rel_tol=1e-4, abs_tol=1e-6),
-               f"{call}.training_step on a batch of 16 {where}: expected the mean squared error "
-               f"{float(expected):.6f}, found {float(loss):.6f}" + _diagnose_loss(float(loss), preds.detach(), yb))
+        expect(
+            math.isclose(float(loss), float(expected), rel_tol=1e-4, abs_tol=1e-6),
+            f"{call}.training_step on a batch of 16 {where}: expected the mean squared error "
+            f"{float(expected):.6f}, found {float(loss):.6f}" + _diagnose_loss(float(loss), preds.detach(), yb),
+        )
 
         # a short seeded fit: logged names, logged values, learning
         L.seed_everything(seed % 2**31, verbose=False)
@@ -203,11 +240,16 @@ def regression_module(cls: Callable[..., Any], *, seed: int | None = None) -> No
 
     logged = sorted(trainer.callback_metrics)
     for key, step in (("train_loss", "training_step"), ("val_loss", "validation_step")):
-        expect(key in logged, f"{fit_call}: {key!r} was never logged; call self.log({key!r}, loss, ...) in {step} "
-                              f"(logged: {logged or 'nothing'})")
-    expect(not recorder.logged_per_step,
-           f"{fit_call}: 'train_loss' is logged for every step (on_step=True, training_step's default); log only "
-           "the mean over each epoch with self.log('train_loss', loss, on_step=False, on_epoch=True)")
+        expect(
+            key in logged,
+            f"{fit_call}: {key!r} was never logged; call self.log({key!r}, loss, ...) in {step} "
+            f"(logged: {logged or 'nothing'})",
+        )
+    expect(
+        not recorder.logged_per_step,
+        f"{fit_call}: 'train_loss' is logged for every step (on_step=True, training_step's default); log only "
+        "the mean over each epoch with self.log('train_loss', loss, on_step=False, on_epoch=True)",
+    )
 
     Xv, yv = X[n_train:], y[n_train:]
     module.eval()
@@ -215,25 +257,35 @@ def regression_module(cls: Callable[..., Any], *, seed: int | None = None) -> No
         val_preds = module(Xv)
     val_mse = float(F.mse_loss(val_preds, yv))
     found_val = float(trainer.callback_metrics["val_loss"])
-    expect(math.isclose(found_val, val_mse, rel_tol=1e-4, abs_tol=1e-6),
-           f"{fit_call}: the logged val_loss is {found_val:.6f}, but the mean squared error of the trained model on "
-           f"the {n_val} validation examples is {val_mse:.6f}" + _diagnose_loss(found_val, val_preds, yv))
+    expect(
+        math.isclose(found_val, val_mse, rel_tol=1e-4, abs_tol=1e-6),
+        f"{fit_call}: the logged val_loss is {found_val:.6f}, but the mean squared error of the trained model on "
+        f"the {n_val} validation examples is {val_mse:.6f}" + _diagnose_loss(found_val, val_preds, yv),
+    )
 
     losses = recorder.train_losses
-    expect(len(losses) == epochs, f"{fit_call}: expected train_loss after each of the {epochs} epochs, "
-                                  f"found {len(losses)} values")
-    learn_hint = ("; does training_step return the loss, and does configure_optimizers give Adam "
-                  "self.parameters()?")
-    expect(losses[-1] < 0.6 * losses[0],
-           f"{fit_call}: train_loss went from {losses[0]:.4f} (epoch 1) to {losses[-1]:.4f} (epoch {epochs}); "
-           f"it should fall well below its start{learn_hint}")
-    expect(val_mse < 0.7, f"{fit_call}: the validation MSE after training is {val_mse:.4f}, but a constant "
-                          f"prediction already gets about 1 on these standardised targets{learn_hint}")
+    expect(
+        len(losses) == epochs,
+        f"{fit_call}: expected train_loss after each of the {epochs} epochs, found {len(losses)} values",
+    )
+    learn_hint = "; does training_step return the loss, and does configure_optimizers give Adam self.parameters()?"
+    expect(
+        losses[-1] < 0.6 * losses[0],
+        f"{fit_call}: train_loss went from {losses[0]:.4f} (epoch 1) to {losses[-1]:.4f} (epoch {epochs}); "
+        f"it should fall well below its start{learn_hint}",
+    )
+    expect(
+        val_mse < 0.7,
+        f"{fit_call}: the validation MSE after training is {val_mse:.4f}, but a constant "
+        f"prediction already gets about 1 on these standardised targets{learn_hint}",
+    )
     used = trainer.optimizers[0] if trainer.optimizers else None
     expect(isinstance(used, torch.optim.Adam), f"{fit_call}: the Trainer used {type(used).__name__}, expected Adam")
-    passed(f"regression module: (N, 1) predictions, MSE loss, 'train_loss'/'val_loss' logged per epoch, Adam with "
-           f"lr={lr}; train_loss {losses[0]:.3f} → {losses[-1]:.3f}, val MSE {val_mse:.3f} on a fresh "
-           f"{d}-feature problem")
+    passed(
+        f"regression module: (N, 1) predictions, MSE loss, 'train_loss'/'val_loss' logged per epoch, Adam with "
+        f"lr={lr}; train_loss {losses[0]:.3f} → {losses[-1]:.3f}, val MSE {val_mse:.3f} on a fresh "
+        f"{d}-feature problem"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,9 +313,9 @@ class StopAtTarget(Callback):
 
 WRONG_HOOKS = {
     "on_train_epoch_end": "it runs after the training epoch: in a fit it happens to follow validation, but not in "
-                          "trainer.validate(), nor when validation runs only every few epochs",
+    "trainer.validate(), nor when validation runs only every few epochs",
     "on_validation_end": "it runs after the whole validation loop, also during the sanity check; the task asks for "
-                         "on_validation_epoch_end",
+    "on_validation_epoch_end",
     "on_validation_batch_end": "it runs after every validation batch, before the epoch's metric is complete",
     "on_train_batch_end": "it runs after every training batch, long before validation",
     "on_train_end": "it runs once, after training is over: too late to stop anything",
@@ -273,8 +325,11 @@ WRONG_HOOKS = {
 
 def _hooks(cls: type) -> list[str]:
     """The ``on_*`` hooks that ``cls`` defines itself (rather than inheriting Callback's no-ops)."""
-    return sorted(name for name in dir(Callback) if name.startswith("on_")
-                  and getattr(cls, name, None) is not getattr(Callback, name))
+    return sorted(
+        name
+        for name in dir(Callback)
+        if name.startswith("on_") and getattr(cls, name, None) is not getattr(Callback, name)
+    )
 
 
 def _blob_problem(gen: torch.Generator, n: int) -> tuple[Tensor, Tensor, int]:
@@ -293,8 +348,10 @@ def _as_floats(values: Any, what: str) -> list[float]:
     for v in values:
         if isinstance(v, torch.Tensor) and v.numel() == 1:
             v = v.item()
-        expect(isinstance(v, numbers.Real) and not isinstance(v, bool),
-               f"{what}: expected numbers (float(value)), found {type(v).__name__}")
+        expect(
+            isinstance(v, numbers.Real) and not isinstance(v, bool),
+            f"{what}: expected numbers (float(value)), found {type(v).__name__}",
+        )
         out.append(float(v))
     return out
 
@@ -317,19 +374,28 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     name = getattr(cls, "__name__", "cls")
-    expect(isinstance(cls, type) and issubclass(cls, Callback),
-           f"{name}: expected a subclass of lightning.pytorch.Callback (class {name}(L.Callback)), found "
-           + (f"a class based on {', '.join(b.__name__ for b in cls.__mro__[1:])}" if isinstance(cls, type)
-              else type(cls).__name__))
+    expect(
+        isinstance(cls, type) and issubclass(cls, Callback),
+        f"{name}: expected a subclass of lightning.pytorch.Callback (class {name}(L.Callback)), found "
+        + (
+            f"a class based on {', '.join(b.__name__ for b in cls.__mro__[1:])}"
+            if isinstance(cls, type)
+            else type(cls).__name__
+        ),
+    )
     hooks = _hooks(cls)
     wrong = [h for h in hooks if h in WRONG_HOOKS]
     if "on_validation_epoch_end" not in hooks:
         why = f": {wrong[0]} — {WRONG_HOOKS[wrong[0]]}" if wrong else ""
-        raise CheckFailed(f"{name} should implement on_validation_epoch_end(self, trainer, pl_module); it implements "
-                          f"{', '.join(hooks) or 'no hook'}{why}")
+        raise CheckFailed(
+            f"{name} should implement on_validation_epoch_end(self, trainer, pl_module); it implements "
+            f"{', '.join(hooks) or 'no hook'}{why}"
+        )
     if wrong:
-        raise CheckFailed(f"{name} implements {', '.join(wrong)} as well as on_validation_epoch_end: do all the work "
-                          f"in on_validation_epoch_end ({wrong[0]}: {WRONG_HOOKS[wrong[0]]})")
+        raise CheckFailed(
+            f"{name} implements {', '.join(wrong)} as well as on_validation_epoch_end: do all the work "
+            f"in on_validation_epoch_end ({wrong[0]}: {WRONG_HOOKS[wrong[0]]})"
+        )
 
     n_train, n_val, batch_size, max_epochs = 240, 101, 32, 6
     X, y, c = _blob_problem(gen, n_train + n_val)
@@ -355,12 +421,16 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
         expected = full[: k + 1]
         call = f"{name}(target={target:.6f}, monitor='val_acc')"
         cb = call_learner(cls, target=target, monitor="val_acc", what=f"{call} {where}")
-        expect(isinstance(getattr(cb, "history", None), list) and cb.history == [],
-               f"{call}: a new callback should have an empty list self.history, found "
-               f"{getattr(cb, 'history', 'no attribute history')!r}")
-        expect(hasattr(cb, "stopped_epoch") and cb.stopped_epoch is None,
-               f"{call}: a new callback should have self.stopped_epoch = None, found "
-               f"{getattr(cb, 'stopped_epoch', 'no attribute stopped_epoch')!r}")
+        expect(
+            isinstance(getattr(cb, "history", None), list) and cb.history == [],
+            f"{call}: a new callback should have an empty list self.history, found "
+            f"{getattr(cb, 'history', 'no attribute history')!r}",
+        )
+        expect(
+            hasattr(cb, "stopped_epoch") and cb.stopped_epoch is None,
+            f"{call}: a new callback should have self.stopped_epoch = None, found "
+            f"{getattr(cb, 'stopped_epoch', 'no attribute stopped_epoch')!r}",
+        )
         fit_call = f"Trainer(max_epochs={max_epochs}).fit(...) with {call} {where}"
         trainer = call_learner(fit, cb, what=fit_call)
 
@@ -369,25 +439,37 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
     shown = [round(v, 4) for v in expected]
     if not _same(history, expected):
         if len(history) == len(expected) + 1 and _same(history[1:], expected):
-            raise CheckFailed(f"{fit_call}: history has an extra first entry {history[0]:.4f}: that is Lightning's "
-                              "sanity check (a few validation batches before training); skip it with "
-                              "`if trainer.sanity_checking: return`")
+            raise CheckFailed(
+                f"{fit_call}: history has an extra first entry {history[0]:.4f}: that is Lightning's "
+                "sanity check (a few validation batches before training); skip it with "
+                "`if trainer.sanity_checking: return`"
+            )
         if len(history) > len(expected) and _same(history[: len(expected)], expected):
-            raise CheckFailed(f"{fit_call}: val_acc reached the target {target:.4f} at epoch {k} (counted from 0) "
-                              f"but training went on for {len(history) - len(expected)} more validation epoch(s): "
-                              "stop when value >= target (reaching the target counts), by setting "
-                              "trainer.should_stop = True in that same call")
+            raise CheckFailed(
+                f"{fit_call}: val_acc reached the target {target:.4f} at epoch {k} (counted from 0) "
+                f"but training went on for {len(history) - len(expected)} more validation epoch(s): "
+                "stop when value >= target (reaching the target counts), by setting "
+                "trainer.should_stop = True in that same call"
+            )
         if _same(history, full[: len(history)]) and len(history) < len(expected):
-            raise CheckFailed(f"{fit_call}: stopped after {len(history)} epoch(s), before val_acc reached the target "
-                              f"(values {[round(v, 4) for v in history]}): compare value >= target")
-        raise CheckFailed(f"{fit_call}: expected history {shown} (val_acc after each epoch, read from "
-                          f"trainer.callback_metrics[self.monitor]), found {[round(v, 4) for v in history]}")
-    expect(epochs_run == k + 1,
-           f"{fit_call}: the history is right but training ran {epochs_run} epochs instead of {k + 1}: set "
-           "trainer.should_stop = True when the target is reached")
-    expect(cb.stopped_epoch == k,
-           f"{fit_call}: expected stopped_epoch = {k} (trainer.current_epoch of the epoch whose validation reached the "
-           f"target, counted from 0), found {cb.stopped_epoch!r}")
+            raise CheckFailed(
+                f"{fit_call}: stopped after {len(history)} epoch(s), before val_acc reached the target "
+                f"(values {[round(v, 4) for v in history]}): compare value >= target"
+            )
+        raise CheckFailed(
+            f"{fit_call}: expected history {shown} (val_acc after each epoch, read from "
+            f"trainer.callback_metrics[self.monitor]), found {[round(v, 4) for v in history]}"
+        )
+    expect(
+        epochs_run == k + 1,
+        f"{fit_call}: the history is right but training ran {epochs_run} epochs instead of {k + 1}: set "
+        "trainer.should_stop = True when the target is reached",
+    )
+    expect(
+        cb.stopped_epoch == k,
+        f"{fit_call}: expected stopped_epoch = {k} (trainer.current_epoch of the epoch whose validation reached the "
+        f"target, counted from 0), found {cb.stopped_epoch!r}",
+    )
 
     # The hook must also run in a plain validation, and read the metric it is told to monitor.
     with _quiet():
@@ -396,15 +478,26 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
         _, val_loader = _loaders(X, y, n_train, batch_size, run_seed)
         watcher = call_learner(cls, target=math.inf, monitor="val_loss", what=f"{name}(target=inf, monitor='val_loss')")
         validator = _trainer(1, [watcher])
-        result = call_learner(validator.validate, model, val_loader, verbose=False,
-                              what=f"Trainer().validate(...) with {name}(target=inf, monitor='val_loss')")
+        result = call_learner(
+            validator.validate,
+            model,
+            val_loader,
+            verbose=False,
+            what=f"Trainer().validate(...) with {name}(target=inf, monitor='val_loss')",
+        )
     val_loss = float(result[0]["val_loss"])
     watched = _as_floats(watcher.history, f"Trainer().validate(...) with {name}(monitor='val_loss'): history")
-    expect(_same(watched, [val_loss]),
-           f"Trainer().validate(...) with {name}(target=inf, monitor='val_loss') {where}: expected history "
-           f"[{val_loss:.4f}] (the val_loss of that validation), found {[round(v, 4) for v in watched]}: read "
-           "trainer.callback_metrics[self.monitor], not a fixed name")
-    expect(watcher.stopped_epoch is None, f"{name}(target=inf): stopped_epoch should stay None, found "
-                                          f"{watcher.stopped_epoch!r}")
-    passed(f"custom callback: on_validation_epoch_end records {shown} and stops at epoch {k}, like the reference; "
-           "sanity check skipped; monitor honoured in trainer.validate()")
+    expect(
+        _same(watched, [val_loss]),
+        f"Trainer().validate(...) with {name}(target=inf, monitor='val_loss') {where}: expected history "
+        f"[{val_loss:.4f}] (the val_loss of that validation), found {[round(v, 4) for v in watched]}: read "
+        "trainer.callback_metrics[self.monitor], not a fixed name",
+    )
+    expect(
+        watcher.stopped_epoch is None,
+        f"{name}(target=inf): stopped_epoch should stay None, found {watcher.stopped_epoch!r}",
+    )
+    passed(
+        f"custom callback: on_validation_epoch_end records {shown} and stops at epoch {k}, like the reference; "
+        "sanity check skipped; monitor honoured in trainer.validate()"
+    )

@@ -38,13 +38,16 @@ Tensor = torch.Tensor
 def _number(value: Any, what: str) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
         return float(value)
-    expect(isinstance(value, numbers.Real) and not isinstance(value, bool),
-           f"{what}: expected a number (the multiplier), found {type(value).__name__} {value!r}")
+    expect(
+        isinstance(value, numbers.Real) and not isinstance(value, bool),
+        f"{what}: expected a number (the multiplier), found {type(value).__name__} {value!r}",
+    )
     return float(value)
 
 
 def _schedule_mistake(step: int, found: float, w: int, t: int, m: float) -> str:
     """Name the mistake ``found`` is consistent with at ``step``, if any."""
+
     def close(x: float) -> bool:
         return math.isclose(found, x, rel_tol=1e-6, abs_tol=1e-9)
 
@@ -53,19 +56,25 @@ def _schedule_mistake(step: int, found: float, w: int, t: int, m: float) -> str:
 
     if step < w:
         if close(step / w):
-            return ("warmup off by one: step / warmup_steps gives 0 at step 0, so the first update does nothing; "
-                    "use (step + 1) / warmup_steps (1/W at step 0, 1 at step W - 1)")
+            return (
+                "warmup off by one: step / warmup_steps gives 0 at step 0, so the first update does nothing; "
+                "use (step + 1) / warmup_steps (1/W at step 0, 1 at step W - 1)"
+            )
         if close((step + 1) / (w + 1)):
             return "warmup off by one: divide by warmup_steps, not warmup_steps + 1 (the ramp reaches 1 at step W - 1)"
         return ""
     if close(cosine(min(step / t, 1.0), m)) or close(cosine(step / t, m)):
-        return ("the cosine runs over total_steps; it should run over the total_steps - warmup_steps steps after the "
-                "warmup: progress = (step - warmup_steps) / (total_steps - warmup_steps)")
+        return (
+            "the cosine runs over total_steps; it should run over the total_steps - warmup_steps steps after the "
+            "warmup: progress = (step - warmup_steps) / (total_steps - warmup_steps)"
+        )
     if close(cosine(min((step - w) / (t - w), 1.0), 0.0)) and m > 0:
         return "no floor: the multiplier should decay to min_lr_ratio, m + (1 - m) * (1 + cos(pi * progress)) / 2"
     if step > t and close(cosine((step - w) / (t - w), m)):
-        return ("past total_steps the cosine climbs back up: clamp progress at 1 so the multiplier stays at the floor "
-                "min_lr_ratio")
+        return (
+            "past total_steps the cosine climbs back up: clamp progress at 1 so the multiplier stays at the floor "
+            "min_lr_ratio"
+        )
     if close(0.5 * (1 + math.cos(math.pi * min((step - w) / (t - w), 1.0))) * m):
         return "the floor multiplies the cosine; it should be added: m + (1 - m) * (1 + cos(pi * progress)) / 2"
     return ""
@@ -94,11 +103,19 @@ def cosine_warmup(fn: Callable[..., Any], *, seed: int | None = None) -> None:
             found = _number(call_learner(fn, step, warmup_steps=w, total_steps=t, min_lr_ratio=m, what=call), call)
             expected = cosine_with_warmup(step, warmup_steps=w, total_steps=t, min_lr_ratio=m)
             if not math.isclose(found, expected, rel_tol=1e-6, abs_tol=1e-9):
-                where = ("during the warmup" if step < w else "after total_steps" if step > t
-                         else "at total_steps" if step == t else "in the cosine part")
+                where = (
+                    "during the warmup"
+                    if step < w
+                    else "after total_steps"
+                    if step > t
+                    else "at total_steps"
+                    if step == t
+                    else "in the cosine part"
+                )
                 hint = _schedule_mistake(step, found, w, t, m)
-                raise CheckFailed(f"{call}: expected {expected:.6g} ({where}), found {found:.6g}"
-                                  + (f": {hint}" if hint else ""))
+                raise CheckFailed(
+                    f"{call}: expected {expected:.6g} ({where}), found {found:.6g}" + (f": {hint}" if hint else "")
+                )
     passed(f"cosine with warmup: right at {9 * len(cases)} chosen steps of {len(cases)} fresh schedules")
 
 
@@ -127,19 +144,28 @@ def _name_of(model: nn.Module) -> dict[int, str]:
 
 
 def _check_groups(groups: Any, model: nn.Module, wd: float, call: str) -> None:
-    expect(isinstance(groups, (list, tuple)) and all(isinstance(g, dict) for g in groups),
-           f"{call}: expected a list of dicts (parameter groups), found {type(groups).__name__}")
+    expect(
+        isinstance(groups, (list, tuple)) and all(isinstance(g, dict) for g in groups),
+        f"{call}: expected a list of dicts (parameter groups), found {type(groups).__name__}",
+    )
     names = _name_of(model)
     seen: dict[int, float] = {}
     for i, group in enumerate(groups):
-        expect("params" in group and "weight_decay" in group,
-               f"{call}: group {i} should have the keys 'params' and 'weight_decay', found {sorted(group)}")
+        expect(
+            "params" in group and "weight_decay" in group,
+            f"{call}: group {i} should have the keys 'params' and 'weight_decay', found {sorted(group)}",
+        )
         params = list(group["params"])
         for p in params:
-            expect(isinstance(p, torch.Tensor) and id(p) in names,
-                   f"{call}: group {i} holds something that is not a parameter of the model ({type(p).__name__})")
-            expect(id(p) not in seen, f"{call}: parameter {names[id(p)]!r} is in more than one group: every parameter "
-                                      "must be in exactly one group")
+            expect(
+                isinstance(p, torch.Tensor) and id(p) in names,
+                f"{call}: group {i} holds something that is not a parameter of the model ({type(p).__name__})",
+            )
+            expect(
+                id(p) not in seen,
+                f"{call}: parameter {names[id(p)]!r} is in more than one group: every parameter "
+                "must be in exactly one group",
+            )
             seen[id(p)] = float(group["weight_decay"])
     missing = [n for i, n in names.items() if i not in seen]
     expect(not missing, f"{call}: parameters missing from every group: {missing} (they would never be trained)")
@@ -147,15 +173,29 @@ def _check_groups(groups: Any, model: nn.Module, wd: float, call: str) -> None:
     for pid, decay in seen.items():
         name, want = names[pid], reference[pid]
         if want == 0.0 and decay != 0.0:
-            kind = ("a bias" if name.endswith("bias") else "a normalisation parameter (BatchNorm/LayerNorm scale)")
-            raise CheckFailed(f"{call}: {name!r} is {kind} and should get weight_decay 0.0, found {decay}: decay only "
-                              "weight matrices and kernels (parameters with 2 or more dimensions outside norm layers)")
-        expect(decay == want, f"{call}: {name!r} is a weight matrix/kernel and should get weight_decay {want}, "
-                              f"found {decay}")
+            kind = "a bias" if name.endswith("bias") else "a normalisation parameter (BatchNorm/LayerNorm scale)"
+            raise CheckFailed(
+                f"{call}: {name!r} is {kind} and should get weight_decay 0.0, found {decay}: decay only "
+                "weight matrices and kernels (parameters with 2 or more dimensions outside norm layers)"
+            )
+        expect(
+            decay == want,
+            f"{call}: {name!r} is a weight matrix/kernel and should get weight_decay {want}, found {decay}",
+        )
 
 
-def reference_adamw_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, *, lr: float,
-                           betas: tuple[float, float], eps: float, weight_decay: float) -> tuple[Tensor, Tensor, Tensor]:
+def reference_adamw_update(
+    p: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: int,
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+) -> tuple[Tensor, Tensor, Tensor]:
     """One AdamW step (step counted from 1), returning new ``(p, exp_avg, exp_avg_sq)``; inputs untouched."""
     b1, b2 = betas
     p = p * (1 - lr * weight_decay)  # decoupled: shrink the weights, not the gradient
@@ -174,8 +214,10 @@ def _update_mistake(found: Tensor, args: tuple[Tensor, ...], step: int, kw: dict
 
     coupled = reference_adamw_update(p, g + wd * p, m, v, step, **{**kw, "weight_decay": 0.0})[0]
     if close(coupled):
-        return ("that is Adam with L2: the decay was added to the gradient (grad + weight_decay * p), where Adam's "
-                "scaling weakens it. AdamW decouples it: p = p * (1 - lr * weight_decay), separately from the gradient")
+        return (
+            "that is Adam with L2: the decay was added to the gradient (grad + weight_decay * p), where Adam's "
+            "scaling weakens it. AdamW decouples it: p = p * (1 - lr * weight_decay), separately from the gradient"
+        )
     if close(reference_adamw_update(p, g, m, v, step, **{**kw, "weight_decay": 0.0})[0]):
         return "no weight decay was applied: shrink the weights by p * (1 - lr * weight_decay)"
     if close(reference_adamw_update(p, g, m, v, step, **{**kw, "weight_decay": wd / lr})[0]):
@@ -187,7 +229,9 @@ def _update_mistake(found: Tensor, args: tuple[Tensor, ...], step: int, kw: dict
     return ""
 
 
-def adamw_weight_decay(groups_fn: Callable[..., Any], update_fn: Callable[..., Any], *, seed: int | None = None) -> None:
+def adamw_weight_decay(
+    groups_fn: Callable[..., Any], update_fn: Callable[..., Any], *, seed: int | None = None
+) -> None:
     """Check ``groups_fn(model, weight_decay)`` and ``update_fn(p, grad, exp_avg, exp_avg_sq, step, *, lr, betas,
     eps, weight_decay)``.
 
@@ -222,24 +266,40 @@ def adamw_weight_decay(groups_fn: Callable[..., Any], update_fn: Callable[..., A
         torch_param.grad = g.clone()
         torch_opt.step()
         args = (p.clone(), g.clone(), m.clone(), v.clone())
-        ucall = f"update_fn(p, grad, exp_avg, exp_avg_sq, step={step}, lr={lr}, betas={betas}, eps={eps}, " \
-                f"weight_decay={wd}) (seed {seed})"
+        ucall = (
+            f"update_fn(p, grad, exp_avg, exp_avg_sq, step={step}, lr={lr}, betas={betas}, eps={eps}, "
+            f"weight_decay={wd}) (seed {seed})"
+        )
         out = call_learner(update_fn, *args, step, what=ucall, **kw)
-        expect(isinstance(out, (tuple, list)) and len(out) == 3,
-               f"{ucall}: expected a tuple (p, exp_avg, exp_avg_sq), found {type(out).__name__}")
-        expect(torch.equal(args[0], p) and torch.equal(args[2], m) and torch.equal(args[3], v),
-               f"{ucall}: the inputs were changed in place; return new tensors instead")
+        expect(
+            isinstance(out, (tuple, list)) and len(out) == 3,
+            f"{ucall}: expected a tuple (p, exp_avg, exp_avg_sq), found {type(out).__name__}",
+        )
+        expect(
+            torch.equal(args[0], p) and torch.equal(args[2], m) and torch.equal(args[3], v),
+            f"{ucall}: the inputs were changed in place; return new tensors instead",
+        )
         new_p, new_m, new_v = out
         state = torch_opt.state[torch_param]
-        if isinstance(new_p, torch.Tensor) and new_p.shape == p.shape and not torch.allclose(
-                new_p, torch_param.detach(), rtol=1e-9, atol=1e-12):
+        if (
+            isinstance(new_p, torch.Tensor)
+            and new_p.shape == p.shape
+            and not torch.allclose(new_p, torch_param.detach(), rtol=1e-9, atol=1e-12)
+        ):
             hint = _update_mistake(new_p, (p, g, m, v), step, kw)
             if hint:
                 raise CheckFailed(f"{ucall}: the new p differs from torch.optim.AdamW's: {hint}")
-        expect_close(new_p, torch_param.detach(), f"{ucall}: the new p, compared with torch.optim.AdamW",
-                     atol=1e-12, rtol=1e-9)
-        expect_close(new_m, state["exp_avg"], f"{ucall}: exp_avg (the moving average of the gradient)", atol=1e-12, rtol=1e-9)
-        expect_close(new_v, state["exp_avg_sq"], f"{ucall}: exp_avg_sq (the moving average of grad²)", atol=1e-12, rtol=1e-9)
+        expect_close(
+            new_p, torch_param.detach(), f"{ucall}: the new p, compared with torch.optim.AdamW", atol=1e-12, rtol=1e-9
+        )
+        expect_close(
+            new_m, state["exp_avg"], f"{ucall}: exp_avg (the moving average of the gradient)", atol=1e-12, rtol=1e-9
+        )
+        expect_close(
+            new_v, state["exp_avg_sq"], f"{ucall}: exp_avg_sq (the moving average of grad²)", atol=1e-12, rtol=1e-9
+        )
         p, m, v = new_p, new_m, new_v
-    passed(f"AdamW: {len(groups)} parameter groups with decay on weights only, and {len(grads)} update steps equal "
-           "to torch.optim.AdamW (decoupled decay)")
+    passed(
+        f"AdamW: {len(groups)} parameter groups with decay on weights only, and {len(grads)} update steps equal "
+        "to torch.optim.AdamW (decoupled decay)"
+    )

@@ -35,7 +35,7 @@ def _name(obj: Any) -> str:
 def _shifted(image: Tensor, padding: int, fill: float, dy: int, dx: int) -> Tensor:
     """The reference crop: ``image (C, H, W)`` padded by ``padding`` with ``fill``, cut at offset (dy, dx)."""
     _, h, w = image.shape
-    return F.pad(image, (padding,) * 4, value=fill)[:, dy:dy + h, dx:dx + w]
+    return F.pad(image, (padding,) * 4, value=fill)[:, dy : dy + h, dx : dx + w]
 
 
 def _find_offset(out: Tensor, image: Tensor, padding: int, fill: float) -> tuple[int, int] | None:
@@ -50,21 +50,27 @@ def _find_offset(out: Tensor, image: Tensor, padding: int, fill: float) -> tuple
 def _explain_no_offset(out: Tensor, image: Tensor, padding: int, fill: float, call: str) -> str:
     """Why ``out`` is not a shifted copy of ``image``: the typical mistakes, else a generic message."""
     if fill != 0.0 and _find_offset(out, image, padding, 0.0) is not None:
-        return (f"{call} padded with 0, but fill={fill:g} was asked for: pass value=self.fill to F.pad "
-                "(for standardised images the background is not 0)")
+        return (
+            f"{call} padded with 0, but fill={fill:g} was asked for: pass value=self.fill to F.pad "
+            "(for standardised images the background is not 0)"
+        )
     for big in range(padding + 1, 3 * padding + 2):  # padded more than asked?
         if _find_offset(out, image, big, fill) is not None:
-            return (f"{call} shifted the image by more than padding={padding} pixels: pad by exactly "
-                    f"{padding} on every side, then crop back to the original size")
+            return (
+                f"{call} shifted the image by more than padding={padding} pixels: pad by exactly "
+                f"{padding} on every side, then crop back to the original size"
+            )
     c, h, w = image.shape
     padded = F.pad(image, (padding,) * 4, value=fill)
     for dy in range(2 * padding + 1):
         for dx in range(2 * padding + 1):
-            crop = padded[:, dy:dy + h, dx:dx + w]
+            crop = padded[:, dy : dy + h, dx : dx + w]
             if torch.equal(out, crop.flip(-1)) or torch.equal(out, crop.transpose(-1, -2)):
                 return f"{call} returned a flipped or transposed crop: keep the orientation, only move the image"
-    return (f"{call} is not a shifted copy of the input: expected the input padded by {padding} pixels "
-            f"of value {fill:g} on every side and cut back to {h}×{w} at a random offset")
+    return (
+        f"{call} is not a shifted copy of the input: expected the input padded by {padding} pixels "
+        f"of value {fill:g} on every side and cut back to {h}×{w} at a random offset"
+    )
 
 
 def _offsets(aug: Any, image: Tensor, padding: int, fill: float, n: int, call: str) -> list[tuple[int, int]]:
@@ -72,9 +78,11 @@ def _offsets(aug: Any, image: Tensor, padding: int, fill: float, n: int, call: s
     for _ in range(n):
         out = call_learner(aug, image, what=call)
         expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
-        expect(out.shape == image.shape,
-               f"{call}: expected shape {tuple(image.shape)} (the same as the input), found {tuple(out.shape)}"
-               + (": pad first, then crop back to the original size" if out.shape[:1] == image.shape[:1] else ""))
+        expect(
+            out.shape == image.shape,
+            f"{call}: expected shape {tuple(image.shape)} (the same as the input), found {tuple(out.shape)}"
+            + (": pad first, then crop back to the original size" if out.shape[:1] == image.shape[:1] else ""),
+        )
         expect(out.dtype == image.dtype, f"{call}: expected dtype {image.dtype} (the input's), found {out.dtype}")
         offset = _find_offset(out, image, padding, fill)
         if offset is None:
@@ -104,37 +112,58 @@ def augmentation(cls: Callable[..., Any], *, seed: int | None = None, calls: int
     original = image.clone()
     call = f"{_name(cls)}(padding={padding}, fill={fill:g}, generator=...)(image {tuple(image.shape)})"
 
-    aug = call_learner(cls, padding, fill=fill, generator=torch.Generator().manual_seed(seed + 1),
-                       what=f"{_name(cls)}(padding={padding}, fill={fill:g}, generator=...)")
+    aug = call_learner(
+        cls,
+        padding,
+        fill=fill,
+        generator=torch.Generator().manual_seed(seed + 1),
+        what=f"{_name(cls)}(padding={padding}, fill={fill:g}, generator=...)",
+    )
     offsets = _offsets(aug, image, padding, fill, calls, call + f" {where}")
-    expect(torch.equal(image, original), f"{call} changed its input in place {where}: return a new tensor, "
-                                         "leave the image it was given as it was")
+    expect(
+        torch.equal(image, original),
+        f"{call} changed its input in place {where}: return a new tensor, leave the image it was given as it was",
+    )
 
     # The offsets: every value of {0..2P} along both axes, about equally often, not the same every call.
-    expect(len(set(offsets)) > 1, f"{call} moved the image by the same offset {offsets[0]} on all {calls} calls "
-                                  f"{where}: draw a new random offset in __call__, not once in __init__")
+    expect(
+        len(set(offsets)) > 1,
+        f"{call} moved the image by the same offset {offsets[0]} on all {calls} calls "
+        f"{where}: draw a new random offset in __call__, not once in __init__",
+    )
     k = 2 * padding + 1
     for axis, name in ((0, "dy (rows)"), (1, "dx (columns)")):
         counts = Counter(o[axis] for o in offsets)
         missing = [v for v in range(k) if counts[v] == 0]
         if missing == [k - 1]:
-            raise CheckFailed(f"{call}: the offset {name} never took the value {k - 1} = 2·padding in {calls} calls "
-                              f"{where}: torch.randint(low, high) excludes high, so draw from "
-                              f"torch.randint(0, 2 * padding + 1, ...)")
+            raise CheckFailed(
+                f"{call}: the offset {name} never took the value {k - 1} = 2·padding in {calls} calls "
+                f"{where}: torch.randint(low, high) excludes high, so draw from "
+                f"torch.randint(0, 2 * padding + 1, ...)"
+            )
         if missing == list(range(padding + 1, k)) or missing == list(range(padding)):
-            raise CheckFailed(f"{call}: the image only ever moved one way along {name} (offsets seen: "
-                              f"{sorted(counts)}) {where}: the offset should range over 0..{k - 1} = 2·padding, "
-                              f"so the image can move by up to {padding} pixels either way")
-        expect(not missing, f"{call}: the offset {name} never took the values {missing} in {calls} calls "
-                            f"(expected each of 0..{k - 1} about {calls / k:.0f} times) {where}")
+            raise CheckFailed(
+                f"{call}: the image only ever moved one way along {name} (offsets seen: "
+                f"{sorted(counts)}) {where}: the offset should range over 0..{k - 1} = 2·padding, "
+                f"so the image can move by up to {padding} pixels either way"
+            )
+        expect(
+            not missing,
+            f"{call}: the offset {name} never took the values {missing} in {calls} calls "
+            f"(expected each of 0..{k - 1} about {calls / k:.0f} times) {where}",
+        )
         expected = calls / k
         worst = max(range(k), key=lambda v: abs(counts[v] - expected))
-        expect(abs(counts[worst] - expected) < 0.5 * expected + 10,
-               f"{call}: the offset {name} is not uniform over 0..{k - 1}: {worst} came {counts[worst]} times in "
-               f"{calls} calls, expected about {expected:.0f} {where}")
+        expect(
+            abs(counts[worst] - expected) < 0.5 * expected + 10,
+            f"{call}: the offset {name} is not uniform over 0..{k - 1}: {worst} came {counts[worst]} times in "
+            f"{calls} calls, expected about {expected:.0f} {where}",
+        )
     unchanged = sum(o == (padding, padding) for o in offsets) / calls
-    expect(unchanged < 0.5, f"{call} left {unchanged:.0%} of the images unchanged; a uniform offset leaves about "
-                            f"{1 / k**2:.0%} {where}")
+    expect(
+        unchanged < 0.5,
+        f"{call} left {unchanged:.0%} of the images unchanged; a uniform offset leaves about {1 / k**2:.0%} {where}",
+    )
 
     # Seeds: alike → the same outputs (even when the global RNG moves in between), different → different.
     a = call_learner(cls, padding, fill=fill, generator=torch.Generator().manual_seed(seed + 2), what=call)
@@ -143,29 +172,42 @@ def augmentation(cls: Callable[..., Any], *, seed: int | None = None, calls: int
     first = [call_learner(a, image, what=call) for _ in range(12)]
     torch.rand(7)  # move the global RNG: a transform that ignores its generator is caught here
     second = [call_learner(b, image, what=call) for _ in range(12)]
-    expect(all(torch.equal(x, y) for x, y in zip(first, second)),
-           f"two transforms built with generators seeded alike gave different outputs {where}: draw the random "
-           "offset with generator=self.generator (e.g. torch.randint(..., generator=self.generator))")
+    expect(
+        all(torch.equal(x, y) for x, y in zip(first, second)),
+        f"two transforms built with generators seeded alike gave different outputs {where}: draw the random "
+        "offset with generator=self.generator (e.g. torch.randint(..., generator=self.generator))",
+    )
     third = [call_learner(other, image, what=call) for _ in range(12)]
-    expect(not all(torch.equal(x, y) for x, y in zip(first, third)),
-           f"generators with different seeds gave the same 12 outputs {where}: use the generator you are given")
+    expect(
+        not all(torch.equal(x, y) for x, y in zip(first, third)),
+        f"generators with different seeds gave the same 12 outputs {where}: use the generator you are given",
+    )
 
     # Through a Dataset: images keep their shape and dtype, labels stay as they were.
     images = torch.randint(0, 256, (6, 20, 20), dtype=torch.uint8, generator=gen)
     labels = torch.randint(0, 10, (6,), generator=gen)
-    ds = ImageDataset(images, labels, transform=call_learner(cls, padding, fill=0.0, generator=torch.Generator(),
-                                                             what=call))
+    ds = ImageDataset(
+        images, labels, transform=call_learner(cls, padding, fill=0.0, generator=torch.Generator(), what=call)
+    )
     plain = ImageDataset(images, labels)
     for i in range(len(ds)):
         x, y = call_learner(ds.__getitem__, i, what=f"ImageDataset(..., transform={_name(cls)}(...))[{i}]")
-        expect(x.shape == (1, 20, 20) and x.dtype == torch.float32,
-               f"through ImageDataset the image should stay (1, 20, 20) float32, found {tuple(x.shape)} {x.dtype}")
-        expect(torch.equal(y, labels[i]), f"through ImageDataset the label of example {i} changed: "
-                                          f"expected {int(labels[i])}, found {y}")
-        expect(_find_offset(x, plain[i][0], padding, 0.0) is not None,
-               f"through ImageDataset example {i} is not a shifted copy of the image {where}")
-    passed(f"random crop: shape and dtype kept, {k}×{k} offsets drawn uniformly over {calls} calls, fill "
-           f"{fill:g}, seeded, labels unchanged through a Dataset")
+        expect(
+            x.shape == (1, 20, 20) and x.dtype == torch.float32,
+            f"through ImageDataset the image should stay (1, 20, 20) float32, found {tuple(x.shape)} {x.dtype}",
+        )
+        expect(
+            torch.equal(y, labels[i]),
+            f"through ImageDataset the label of example {i} changed: expected {int(labels[i])}, found {y}",
+        )
+        expect(
+            _find_offset(x, plain[i][0], padding, 0.0) is not None,
+            f"through ImageDataset example {i} is not a shifted copy of the image {where}",
+        )
+    passed(
+        f"random crop: shape and dtype kept, {k}×{k} offsets drawn uniformly over {calls} calls, fill "
+        f"{fill:g}, seeded, labels unchanged through a Dataset"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,8 +220,10 @@ def _no_builtin_conv() -> Iterator[None]:
     saved = F.conv2d, torch.conv2d
 
     def refuse(*args: Any, **kwargs: Any) -> Tensor:
-        raise CheckFailed("conv2d_unfold called F.conv2d (or nn.Conv2d): write it with F.unfold and a matrix "
-                          "multiplication; F.conv2d is what the check compares against")
+        raise CheckFailed(
+            "conv2d_unfold called F.conv2d (or nn.Conv2d): write it with F.unfold and a matrix "
+            "multiplication; F.conv2d is what the check compares against"
+        )
 
     F.conv2d = torch.conv2d = refuse  # type: ignore[assignment]
     try:
@@ -227,16 +271,20 @@ def _value_hint(found: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, s
             return ": " + message
     n, _, ho, wo = ref.shape
     if close(ref.flatten(2).transpose(1, 2).reshape(n, c_out, ho, wo)):
-        return (": the product was (N, L, C_out) and was reshaped straight to (N, C_out, H_out, W_out); "
-                "compute weight.reshape(C_out, -1) @ cols to get (N, C_out, L) first")
+        return (
+            ": the product was (N, L, C_out) and was reshaped straight to (N, C_out, H_out, W_out); "
+            "compute weight.reshape(C_out, -1) @ cols to get (N, C_out, L) first"
+        )
     return ""
 
 
 def _compare(found: Any, expected: Tensor, what: str) -> None:
     expect(isinstance(found, Tensor), f"{what}: expected a tensor, found {type(found).__name__}")
     diff = (found.detach().double() - expected.double()).abs().max().item()
-    expect(torch.allclose(found.detach(), expected, atol=1e-4, rtol=1e-4),
-           f"{what}: values differ from F.conv2d's (largest difference {diff:.3g})")
+    expect(
+        torch.allclose(found.detach(), expected, atol=1e-4, rtol=1e-4),
+        f"{what}: values differ from F.conv2d's (largest difference {diff:.3g})",
+    )
 
 
 def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
@@ -253,7 +301,11 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
         return int(torch.randint(lo, hi + 1, (), generator=gen))
 
     cases = [  # (stride, padding, bias): the simplest first, so the first failure names one mistake
-        (1, 0, False), (1, 0, True), (1, rint(1, 2), True), (2, rint(0, 1), False), (rint(2, 3), rint(1, 2), True),
+        (1, 0, False),
+        (1, 0, True),
+        (1, rint(1, 2), True),
+        (2, rint(0, 1), False),
+        (rint(2, 3), rint(1, 2), True),
     ]
     for stride, padding, use_bias in cases:
         n, c_in, c_out = rint(1, 3), rint(1, 4), rint(2, 5)
@@ -264,35 +316,55 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
         x = torch.randn(n, c_in, h, w, generator=gen, requires_grad=True)
         weight = torch.randn(c_out, c_in, kh, kw, generator=gen, requires_grad=True)
         bias = torch.randn(c_out, generator=gen, requires_grad=True) if use_bias else None
-        call = (f"conv2d_unfold(x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
-                f"bias={'(' + str(c_out) + ',)' if use_bias else 'None'}, stride={stride}, padding={padding})")
+        call = (
+            f"conv2d_unfold(x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
+            f"bias={'(' + str(c_out) + ',)' if use_bias else 'None'}, stride={stride}, padding={padding})"
+        )
         with _no_builtin_conv():
             found = call_learner(fn, x, weight, bias, stride=stride, padding=padding, what=call)
         with torch.no_grad():
             expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
         expect(isinstance(found, Tensor), f"{call} should return a tensor, found {type(found).__name__}")
         shape = tuple(found.shape)
-        expect(shape == tuple(expected.shape), f"{call}: expected shape {tuple(expected.shape)}, found {shape}"
-                                               + _shape_hint(shape, x, weight, stride, padding) + f" {where}")
+        expect(
+            shape == tuple(expected.shape),
+            f"{call}: expected shape {tuple(expected.shape)}, found {shape}"
+            + _shape_hint(shape, x, weight, stride, padding)
+            + f" {where}",
+        )
         expect(found.dtype == expected.dtype, f"{call}: expected dtype {expected.dtype}, found {found.dtype}")
         if not torch.allclose(found.detach(), expected, atol=1e-4, rtol=1e-4):
             diff = (found.detach() - expected).abs().max().item()
-            raise CheckFailed(f"{call}: values differ from F.conv2d's (largest difference {diff:.3g})"
-                              + _value_hint(found.detach(), x.detach(), weight.detach(),
-                                            None if bias is None else bias.detach(), stride, padding) + f" {where}")
-        expect(found.requires_grad, f"{call}: the output does not require grad, so nothing can be learned "
-                                    "through it: keep the computation in torch (no .detach(), .numpy() or .data)")
+            raise CheckFailed(
+                f"{call}: values differ from F.conv2d's (largest difference {diff:.3g})"
+                + _value_hint(
+                    found.detach(),
+                    x.detach(),
+                    weight.detach(),
+                    None if bias is None else bias.detach(),
+                    stride,
+                    padding,
+                )
+                + f" {where}"
+            )
+        expect(
+            found.requires_grad,
+            f"{call}: the output does not require grad, so nothing can be learned "
+            "through it: keep the computation in torch (no .detach(), .numpy() or .data)",
+        )
         grad_out = torch.randn(expected.shape, generator=gen)
         inputs = [x, weight] + ([bias] if bias is not None else [])
-        names = ["x", "weight", "bias"][:len(inputs)]
+        names = ["x", "weight", "bias"][: len(inputs)]
         found_grads = torch.autograd.grad(found, inputs, grad_out, allow_unused=True)
         ref = F.conv2d(x, weight, bias, stride=stride, padding=padding)
         ref_grads = torch.autograd.grad(ref, inputs, grad_out)
         for name, g, r in zip(names, found_grads, ref_grads):
             expect(g is not None, f"{call}: no gradient reaches {name}: it must take part in the computation")
             _compare(g, r, f"{call}: the gradient with respect to {name} {where}")
-    passed(f"conv2d_unfold matches F.conv2d in values and gradients on {len(cases)} random cases "
-           "(stride, padding, bias, non-square shapes)")
+    passed(
+        f"conv2d_unfold matches F.conv2d in values and gradients on {len(cases)} random cases "
+        "(stride, padding, bias, non-square shapes)"
+    )
 
 
 from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402,F401

@@ -35,12 +35,22 @@ def _name(obj: Any) -> str:
 # ex01: additive (Bahdanau) attention
 
 
-def reference_attention(query: Tensor, keys: Tensor, mask: Tensor, W_q: Tensor, W_k: Tensor, v: Tensor, *,
-                        use_mask: bool = True, dim: int = -1, tanh: bool = True, mask_after: bool = False
-                        ) -> tuple[Tensor, Tensor]:
+def reference_attention(
+    query: Tensor,
+    keys: Tensor,
+    mask: Tensor,
+    W_q: Tensor,
+    W_k: Tensor,
+    v: Tensor,
+    *,
+    use_mask: bool = True,
+    dim: int = -1,
+    tanh: bool = True,
+    mask_after: bool = False,
+) -> tuple[Tensor, Tensor]:
     """The reference (all switches at their defaults), or one of the typical mistakes (a switch changed)."""
-    hidden = (query @ W_q.T)[:, None, :] + keys @ W_k.T         # (B, S, A)
-    scores = (torch.tanh(hidden) if tanh else hidden) @ v       # (B, S)
+    hidden = (query @ W_q.T)[:, None, :] + keys @ W_k.T  # (B, S, A)
+    scores = (torch.tanh(hidden) if tanh else hidden) @ v  # (B, S)
     if use_mask and not mask_after:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=dim)
@@ -69,38 +79,51 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
     gen = torch.Generator().manual_seed(seed)
     where = f"(seed {seed})"
     b, s = int(torch.randint(3, 6, (), generator=gen)), int(torch.randint(5, 9, (), generator=gen))
-    dq, dk, a = 5, 6, 7                                           # all different: a transposed matrix fails loudly
+    dq, dk, a = 5, 6, 7  # all different: a transposed matrix fails loudly
     lengths = torch.randint(1, s, (b,), generator=gen)
-    lengths[0] = s                                                # one row without padding, the others padded
+    lengths[0] = s  # one row without padding, the others padded
     mask = torch.arange(s)[None, :] < lengths[:, None]
     inputs = {
-        "query": torch.randn(b, dq, generator=gen), "keys": torch.randn(b, s, dk, generator=gen),
-        "W_q": torch.randn(a, dq, generator=gen) / dq ** 0.5, "W_k": torch.randn(a, dk, generator=gen) / dk ** 0.5,
+        "query": torch.randn(b, dq, generator=gen),
+        "keys": torch.randn(b, s, dk, generator=gen),
+        "W_q": torch.randn(a, dq, generator=gen) / dq**0.5,
+        "W_k": torch.randn(a, dk, generator=gen) / dk**0.5,
         "v": torch.randn(a, generator=gen),
     }
     call = f"{_name(fn)}(query {tuple(inputs['query'].shape)}, keys {tuple(inputs['keys'].shape)}, mask {tuple(mask.shape)}, ...)"
 
     def run(values: dict[str, Tensor], m: Tensor) -> tuple[Tensor, Tensor]:
         out = call_learner(fn, values["query"], values["keys"], m, values["W_q"], values["W_k"], values["v"], what=call)
-        expect(isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
-               f"{call} should return a tuple (context, weights) of two tensors, found {type(out).__name__}"
-               + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
+        expect(
+            isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
+            f"{call} should return a tuple (context, weights) of two tensors, found {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, tuple) else ""),
+        )
         return out
 
     leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
     originals = {k: t.clone() for k, t in inputs.items()}
     context, weights = run(leaves, mask.clone())
-    expect(weights.shape == (b, s), f"{call}: weights should have shape (B, S) = {(b, s)}, one weight per source "
-                                    f"position, found {tuple(weights.shape)} {where}")
-    expect(context.shape == (b, dk), f"{call}: context should have shape (B, Dk) = {(b, dk)}, a weighted sum of the "
-                                     f"keys, found {tuple(context.shape)} {where}"
-                                     + (": sum the keys, not their projections W_k·keys" if context.shape == (b, a) else ""))
-    expect(bool(torch.isfinite(weights).all()) and bool(torch.isfinite(context).all()),
-           f"{call} returned NaN or inf {where}: use masked_fill(~mask, float('-inf')) on the scores (not a product "
-           "with the mask: 0 · inf is NaN), and take the softmax over the source positions")
+    expect(
+        weights.shape == (b, s),
+        f"{call}: weights should have shape (B, S) = {(b, s)}, one weight per source "
+        f"position, found {tuple(weights.shape)} {where}",
+    )
+    expect(
+        context.shape == (b, dk),
+        f"{call}: context should have shape (B, Dk) = {(b, dk)}, a weighted sum of the "
+        f"keys, found {tuple(context.shape)} {where}"
+        + (": sum the keys, not their projections W_k·keys" if context.shape == (b, a) else ""),
+    )
+    expect(
+        bool(torch.isfinite(weights).all()) and bool(torch.isfinite(context).all()),
+        f"{call} returned NaN or inf {where}: use masked_fill(~mask, float('-inf')) on the scores (not a product "
+        "with the mask: 0 · inf is NaN), and take the softmax over the source positions",
+    )
 
-    ref_context, ref_weights = reference_attention(*(inputs[k] for k in ("query", "keys")), mask,
-                                                   *(inputs[k] for k in ("W_q", "W_k", "v")))
+    ref_context, ref_weights = reference_attention(
+        *(inputs[k] for k in ("query", "keys")), mask, *(inputs[k] for k in ("W_q", "W_k", "v"))
+    )
     args = [inputs[k] for k in ("query", "keys")] + [mask] + [inputs[k] for k in ("W_q", "W_k", "v")]
     on_padding = weights.detach().masked_select(~mask)
     if on_padding.numel() and on_padding.abs().max() > 1e-6:
@@ -110,22 +133,31 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
             f"{call}: padded positions got weight (up to {on_padding.abs().max():.3g}, e.g. in row {row}, whose "
             f"real length is {int(lengths[row])} of {s}) {where}. "
             + ("The weights equal a softmax without any mask: " if unmasked else "")
-            + "set the scores where mask is False to float('-inf') before the softmax, so padding gets weight 0")
+            + "set the scores where mask is False to float('-inf') before the softmax, so padding gets weight 0"
+        )
     sums = weights.detach().sum(-1)
     if not torch.allclose(sums, torch.ones(b), atol=1e-5):
-        if _matches(weights, reference_attention(*args, dim=0)[1]) or torch.allclose(weights.detach().sum(0),
-                                                                                     torch.ones(s), atol=1e-5):
-            raise CheckFailed(f"{call}: the softmax ran over the batch dimension (dim=0): each row of weights should "
-                              f"sum to 1 over the source positions, use softmax(dim=-1) {where}")
+        if _matches(weights, reference_attention(*args, dim=0)[1]) or torch.allclose(
+            weights.detach().sum(0), torch.ones(s), atol=1e-5
+        ):
+            raise CheckFailed(
+                f"{call}: the softmax ran over the batch dimension (dim=0): each row of weights should "
+                f"sum to 1 over the source positions, use softmax(dim=-1) {where}"
+            )
         if _matches(weights, reference_attention(*args, mask_after=True)[1]):
-            raise CheckFailed(f"{call}: the weights were zeroed on padding after the softmax, so rows sum to "
-                              f"{sums.min():.3f}..{sums.max():.3f}, not 1 {where}: mask the scores with -inf "
-                              "before the softmax, which renormalises over the real positions")
-        raise CheckFailed(f"{call}: each row of weights should sum to 1 over the source positions, found sums "
-                          f"{[round(x, 3) for x in sums.tolist()]} {where}")
+            raise CheckFailed(
+                f"{call}: the weights were zeroed on padding after the softmax, so rows sum to "
+                f"{sums.min():.3f}..{sums.max():.3f}, not 1 {where}: mask the scores with -inf "
+                "before the softmax, which renormalises over the real positions"
+            )
+        raise CheckFailed(
+            f"{call}: each row of weights should sum to 1 over the source positions, found sums "
+            f"{[round(x, 3) for x in sums.tolist()]} {where}"
+        )
     if not _matches(weights, ref_weights) and _matches(weights, reference_attention(*args, tanh=False)[1]):
-        raise CheckFailed(f"{call}: the weights match scores without the tanh {where}: "
-                          "score = v · tanh(W_q query + W_k key)")
+        raise CheckFailed(
+            f"{call}: the weights match scores without the tanh {where}: score = v · tanh(W_q query + W_k key)"
+        )
     expect_close(weights, ref_weights, f"{call}: weights {where}", atol=1e-5, rtol=1e-4)
     expect_close(context, ref_context, f"{call}: context {where}", atol=1e-5, rtol=1e-4)
 
@@ -133,33 +165,53 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
     g_context, g_weights = torch.randn(b, dk, generator=gen), torch.randn(b, s, generator=gen)
     ((context * g_context).sum() + (weights * g_weights).sum()).backward()
     ref_leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
-    rc, rw = reference_attention(ref_leaves["query"], ref_leaves["keys"], mask, ref_leaves["W_q"], ref_leaves["W_k"],
-                                 ref_leaves["v"])
+    rc, rw = reference_attention(
+        ref_leaves["query"], ref_leaves["keys"], mask, ref_leaves["W_q"], ref_leaves["W_k"], ref_leaves["v"]
+    )
     ((rc * g_context).sum() + (rw * g_weights).sum()).backward()
     for k in inputs:
-        expect(leaves[k].grad is not None, f"{call}: no gradient reached {k} {where}: compute with torch operations "
-                                           "on the inputs (no .detach(), .item() or numpy)")
+        expect(
+            leaves[k].grad is not None,
+            f"{call}: no gradient reached {k} {where}: compute with torch operations "
+            "on the inputs (no .detach(), .item() or numpy)",
+        )
         expect_close(leaves[k].grad, ref_leaves[k].grad, f"{call}: gradient of {k} {where}", atol=1e-5, rtol=1e-4)
     for k in inputs:
         expect(torch.equal(inputs[k], originals[k]), f"{call} changed its input {k} in place {where}")
 
     # Keys at padded positions must not matter.
     noisy = dict(inputs)
-    noisy["keys"] = inputs["keys"].masked_fill(~mask[..., None], 0.0) + 100 * torch.randn(b, s, dk, generator=gen) * (~mask[..., None])
+    noisy["keys"] = inputs["keys"].masked_fill(~mask[..., None], 0.0) + 100 * torch.randn(b, s, dk, generator=gen) * (
+        ~mask[..., None]
+    )
     c2, w2 = run(noisy, mask.clone())
-    expect(_matches(c2, context) and _matches(w2, weights),
-           f"{call}: changing the keys at padded positions changed the output {where}: padding must not influence "
-           "the context")
-    passed(f"additive attention: weights, context and gradients match the reference on {b} sequences of up to {s} "
-           f"positions; padding gets weight 0 and does not change the output")
+    expect(
+        _matches(c2, context) and _matches(w2, weights),
+        f"{call}: changing the keys at padded positions changed the output {where}: padding must not influence "
+        "the context",
+    )
+    passed(
+        f"additive attention: weights, context and gradients match the reference on {b} sequences of up to {s} "
+        f"positions; padding gets weight 0 and does not change the output"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # ex02: a GRU cell
 
 
-def reference_gru(x: Tensor, h: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, *,
-                  order: str = "rzn", reset_after: bool = True, swap_mix: bool = False) -> Tensor:
+def reference_gru(
+    x: Tensor,
+    h: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor,
+    bias_hh: Tensor,
+    *,
+    order: str = "rzn",
+    reset_after: bool = True,
+    swap_mix: bool = False,
+) -> Tensor:
     """``nn.GRUCell``'s update (defaults), or a typical mistake: gates read in another ``order``, the
     reset gate applied before ``W_hn`` (``reset_after=False``), or ``z`` and ``1 - z`` swapped."""
     gi, gh = x @ weight_ih.T + bias_ih, h @ weight_hh.T + bias_hh
@@ -178,17 +230,25 @@ def reference_gru(x: Tensor, h: Tensor, weight_ih: Tensor, weight_hh: Tensor, bi
 
 
 _MISTAKES = (
-    ({"order": "zrn"}, "the reset and update gates are swapped: nn.GRUCell stacks the rows of weight_ih and "
-                       "weight_hh as (r, z, n), reset gate first"),
+    (
+        {"order": "zrn"},
+        "the reset and update gates are swapped: nn.GRUCell stacks the rows of weight_ih and "
+        "weight_hh as (r, z, n), reset gate first",
+    ),
     ({"order": "nrz"}, "the gates are read in the order (n, r, z): nn.GRUCell stacks the rows as (r, z, n)"),
     ({"order": "nzr"}, "the gates are read in the wrong order: nn.GRUCell stacks the rows as (r, z, n)"),
     ({"order": "rnz"}, "the gates are read in the wrong order: nn.GRUCell stacks the rows as (r, z, n)"),
     ({"order": "znr"}, "the gates are read in the wrong order: nn.GRUCell stacks the rows as (r, z, n)"),
-    ({"reset_after": False}, "the reset gate multiplies h before W_hn: nn.GRUCell computes "
-                             "n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), r applied after the matrix product "
-                             "and its bias"),
-    ({"swap_mix": True}, "z and 1 - z are swapped: nn.GRUCell keeps the old state with weight z, "
-                         "h' = (1 - z) ⊙ n + z ⊙ h"),
+    (
+        {"reset_after": False},
+        "the reset gate multiplies h before W_hn: nn.GRUCell computes "
+        "n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), r applied after the matrix product "
+        "and its bias",
+    ),
+    (
+        {"swap_mix": True},
+        "z and 1 - z are swapped: nn.GRUCell keeps the old state with weight z, h' = (1 - z) ⊙ n + z ⊙ h",
+    ),
 )
 
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -214,11 +274,17 @@ def gru_cell(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     params = dict(cell.named_parameters())
     shapes = {"weight_ih": (3 * n_h, n_in), "weight_hh": (3 * n_h, n_h), "bias_ih": (3 * n_h,), "bias_hh": (3 * n_h,)}
     for name, shape in shapes.items():
-        expect(name in params, f"{make} has no parameter {name!r} (found {sorted(params) or 'no parameters'}): create it "
-                               f"as nn.Parameter of shape {shape} so an optimiser trains it")
-        expect(tuple(params[name].shape) == shape, f"{make}.{name} should have shape {shape} (three gates stacked: "
-                                                   f"3·hidden_size rows), found {tuple(params[name].shape)}")
-    with torch.random.fork_rng():                                 # leave the learner's random state alone
+        expect(
+            name in params,
+            f"{make} has no parameter {name!r} (found {sorted(params) or 'no parameters'}): create it "
+            f"as nn.Parameter of shape {shape} so an optimiser trains it",
+        )
+        expect(
+            tuple(params[name].shape) == shape,
+            f"{make}.{name} should have shape {shape} (three gates stacked: "
+            f"3·hidden_size rows), found {tuple(params[name].shape)}",
+        )
+    with torch.random.fork_rng():  # leave the learner's random state alone
         torch.manual_seed(seed)
         ref = nn.GRUCell(n_in, n_h)
     with torch.no_grad():
@@ -230,16 +296,24 @@ def gru_cell(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     xl, hl = x.clone().requires_grad_(True), h.clone().requires_grad_(True)
     out = call_learner(cell, xl, hl, what=call)
     expect(isinstance(out, Tensor), f"{call} should return the new state as a tensor, found {type(out).__name__}")
-    expect(out.shape == (b, n_h), f"{call}: expected the new state of shape (B, H) = {(b, n_h)}, found {tuple(out.shape)}"
-           + (" (return h' only, not a tuple or the gates)" if out.dim() != 2 else ""))
+    expect(
+        out.shape == (b, n_h),
+        f"{call}: expected the new state of shape (B, H) = {(b, n_h)}, found {tuple(out.shape)}"
+        + (" (return h' only, not a tuple or the gates)" if out.dim() != 2 else ""),
+    )
     expected = ref(x, h)
     if not _matches(out, expected):
         weights = [getattr(ref, n).detach() for n in _PARAMS]
         for switches, why in _MISTAKES:
             if _matches(out, reference_gru(x, h, *weights, **switches)):
                 raise CheckFailed(f"{call}: {why} {where}")
-        expect_close(out, expected, f"{call}: the new state (compared with nn.GRUCell, same weights) {where}",
-                     atol=1e-5, rtol=1e-4)
+        expect_close(
+            out,
+            expected,
+            f"{call}: the new state (compared with nn.GRUCell, same weights) {where}",
+            atol=1e-5,
+            rtol=1e-4,
+        )
 
     # Gradients with respect to the input, the state and the four parameters.
     g = torch.randn(b, n_h, generator=gen)
@@ -248,17 +322,26 @@ def gru_cell(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     (out * g).sum().backward()
     xr, hr = x.clone().requires_grad_(True), h.clone().requires_grad_(True)
     (ref(xr, hr) * g).sum().backward()
-    for name, mine, theirs in (("x", xl.grad, xr.grad), ("h", hl.grad, hr.grad),
-                               *((n, params[n].grad, getattr(ref, n).grad) for n in _PARAMS)):
-        expect(mine is not None, f"{call}: no gradient reached {name} {where}: compute with torch operations on the "
-                                 "inputs and self's parameters (no .detach(), .data or new tensors made from them)")
+    for name, mine, theirs in (
+        ("x", xl.grad, xr.grad),
+        ("h", hl.grad, hr.grad),
+        *((n, params[n].grad, getattr(ref, n).grad) for n in _PARAMS),
+    ):
+        expect(
+            mine is not None,
+            f"{call}: no gradient reached {name} {where}: compute with torch operations on the "
+            "inputs and self's parameters (no .detach(), .data or new tensors made from them)",
+        )
         expect_close(mine, theirs, f"{call}: gradient of {name} {where}", atol=1e-5, rtol=1e-4)
 
     # A missing state means zeros.
     with torch.no_grad():
         first = call_learner(cell, x, None, what=f"{make}(x, None)")
         expect(isinstance(first, Tensor), f"{make}(x, None) should return a tensor, found {type(first).__name__}")
-        expect_close(first, ref(x), f"{make}(x, None): with no state given, start from zeros {where}",
-                     atol=1e-5, rtol=1e-4)
-    passed(f"GRU cell: {make} matches nn.GRUCell with the same weights (new state, gradients of x, h and all four "
-           f"parameters, and a zero initial state)")
+        expect_close(
+            first, ref(x), f"{make}(x, None): with no state given, start from zeros {where}", atol=1e-5, rtol=1e-4
+        )
+    passed(
+        f"GRU cell: {make} matches nn.GRUCell with the same weights (new state, gradients of x, h and all four "
+        f"parameters, and a zero initial state)"
+    )

@@ -66,8 +66,10 @@ def _wrong_causal(q: Tensor, k: Tensor, v: Tensor) -> dict[str, Tensor]:
         "use float('-inf')": _masked_scores(q, k, 0, 0.0).softmax(-1) @ v,
         "the weights were masked after the softmax: the remaining weights no longer sum to 1; mask the scores "
         "with -inf before the softmax": after @ v,
-        "the scores are not scaled: divide q·k by √d (d = q.shape[-1]) before the softmax":
-            _masked_scores(q, k, 0, float("-inf"), scale=False).softmax(-1) @ v,
+        "the scores are not scaled: divide q·k by √d (d = q.shape[-1]) before the softmax": _masked_scores(
+            q, k, 0, float("-inf"), scale=False
+        ).softmax(-1)
+        @ v,
         "the mask keeps the future and hides the past (triu instead of tril): position i may attend to keys "
         "j ≤ i": scores.masked_fill(tril & ~torch.eye(t, dtype=torch.bool), float("-inf")).softmax(-1) @ v,
     }
@@ -89,14 +91,18 @@ def causal_mask(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: int | N
         call = f"{name}(q, k, v) with q, k, v of shape {tuple(shape)}"
         out = call_learner(fn, q.clone(), k.clone(), v.clone(), what=call)
         expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
-        expect(out.shape == v.shape, f"{call}: expected shape {tuple(v.shape)} (one d-vector per query), "
-                                     f"found {tuple(out.shape)}")
+        expect(
+            out.shape == v.shape,
+            f"{call}: expected shape {tuple(v.shape)} (one d-vector per query), found {tuple(out.shape)}",
+        )
         expect(out.dtype == v.dtype, f"{call}: expected dtype {v.dtype}, found {out.dtype}")
         if torch.isnan(out).any():
             rows = sorted({int(i) for i in torch.nonzero(torch.isnan(out))[:, -2]})
-            raise CheckFailed(f"{call} returned NaN at position(s) {rows} {where}: a row of the mask hides every "
-                              "key (softmax of all -inf). Position i must see itself: is the diagonal off by one "
-                              "(tril(diagonal=-1) or triu(diagonal=0))?")
+            raise CheckFailed(
+                f"{call} returned NaN at position(s) {rows} {where}: a row of the mask hides every "
+                "key (softmax of all -inf). Position i must see itself: is the diagonal off by one "
+                "(tril(diagonal=-1) or triu(diagonal=0))?"
+            )
         expected = naive_attention(q, k, v, causal=True)
         if not _close(out, expected):
             for message, wrong in _wrong_causal(q, k, v).items():
@@ -111,9 +117,12 @@ def causal_mask(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: int | N
             out2 = call_learner(fn, q.clone(), k2, v2, what=call)
             changed = (out2[..., :j, :] - out[..., :j, :]).abs().amax(dim=tuple(range(out.dim() - 2)) + (-1,))
             leaked = [i for i in range(j) if changed[i] > 1e-5]
-            expect(not leaked, f"{call} {where}: information from the future: changing token {j}'s key and value "
-                               f"changed the output at earlier position(s) {leaked}. Output i may depend on "
-                               f"tokens 0..i only: set the scores of keys j > i to -inf before the softmax")
+            expect(
+                not leaked,
+                f"{call} {where}: information from the future: changing token {j}'s key and value "
+                f"changed the output at earlier position(s) {leaked}. Output i may depend on "
+                f"tokens 0..i only: set the scores of keys j > i to -inf before the softmax",
+            )
         expect_close(out, expected, f"{call} {where}", atol=1e-5, rtol=1e-4)
     passed(f"causal attention: {name} matches softmax(mask(q kᵀ/√d)) v and never reads the future")
 
@@ -122,8 +131,9 @@ def causal_mask(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: int | N
 # ex02: splitting and merging heads
 
 
-def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callable[[Tensor], Tensor], *,
-               seed: int | None = None) -> None:
+def multi_head(
+    split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callable[[Tensor], Tensor], *, seed: int | None = None
+) -> None:
     """Check ``split_heads(x, heads)`` ``(B, T, D) -> (B, h, T, D/h)`` and ``merge_heads`` (its inverse).
 
     Head ``i`` must hold features ``i·d .. (i+1)·d`` of each token. The check compares both with the
@@ -143,17 +153,25 @@ def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callab
     expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
     expected = ref_split(x, heads)
     if out.shape == (b, t, heads, d) and (out.shape != expected.shape or torch.equal(out, x.view(b, t, heads, d))):
-        raise CheckFailed(f"{call} returned shape {tuple(out.shape)} = (B, T, h, d) {where}: the heads must come "
-                          "before the tokens, (B, h, T, d); transpose(1, 2) after splitting D")
-    expect(out.shape == expected.shape, f"{call}: expected shape (B, h, T, d) = {tuple(expected.shape)}, "
-                                        f"found {tuple(out.shape)} {where}")
+        raise CheckFailed(
+            f"{call} returned shape {tuple(out.shape)} = (B, T, h, d) {where}: the heads must come "
+            "before the tokens, (B, h, T, d); transpose(1, 2) after splitting D"
+        )
+    expect(
+        out.shape == expected.shape,
+        f"{call}: expected shape (B, h, T, d) = {tuple(expected.shape)}, found {tuple(out.shape)} {where}",
+    )
     if not torch.equal(out, expected):
         if torch.equal(out, x.reshape(b, heads, t, d)):
-            raise CheckFailed(f"{call} {where}: x was reshaped straight to (B, h, T, d), which mixes tokens and "
-                              "heads (head 0 gets whole tokens). View it as (B, T, h, d) first, then transpose(1, 2)")
+            raise CheckFailed(
+                f"{call} {where}: x was reshaped straight to (B, h, T, d), which mixes tokens and "
+                "heads (head 0 gets whole tokens). View it as (B, T, h, d) first, then transpose(1, 2)"
+            )
         if torch.equal(out, x.view(b, t, d, heads).permute(0, 3, 1, 2)):
-            raise CheckFailed(f"{call} {where}: head i got features i, i + h, i + 2h, ... (every h-th feature); "
-                              "it should get the contiguous block i·d .. (i+1)·d: view as (B, T, h, d), not (B, T, d, h)")
+            raise CheckFailed(
+                f"{call} {where}: head i got features i, i + h, i + 2h, ... (every h-th feature); "
+                "it should get the contiguous block i·d .. (i+1)·d: view as (B, T, h, d), not (B, T, d, h)"
+            )
         expect_close(out, expected, f"{call} {where}")
 
     heads_in = torch.randn(b, heads, t, d, generator=gen)
@@ -161,12 +179,16 @@ def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callab
     merged = call_learner(merge_heads, heads_in.clone(), what=call_m)
     expect(isinstance(merged, Tensor), f"{call_m} should return a tensor, found {type(merged).__name__}")
     expected_m = ref_merge(heads_in)
-    expect(merged.shape == expected_m.shape, f"{call_m}: expected shape (B, T, h·d) = {tuple(expected_m.shape)}, "
-                                             f"found {tuple(merged.shape)} {where}")
+    expect(
+        merged.shape == expected_m.shape,
+        f"{call_m}: expected shape (B, T, h·d) = {tuple(expected_m.shape)}, found {tuple(merged.shape)} {where}",
+    )
     if not torch.equal(merged, expected_m):
         if torch.equal(merged, heads_in.reshape(b, t, dim)):
-            raise CheckFailed(f"{call_m} {where}: reshaped (B, h, T, d) straight to (B, T, h·d) without moving the "
-                              "heads back next to the features: transpose(1, 2) first, then reshape")
+            raise CheckFailed(
+                f"{call_m} {where}: reshaped (B, h, T, d) straight to (B, T, h·d) without moving the "
+                "heads back next to the features: transpose(1, 2) first, then reshape"
+            )
         expect_close(merged, expected_m, f"{call_m} {where}")
     round_trip = call_learner(merge_heads, call_learner(split_heads, x.clone(), heads, what=call), what=call_m)
     expect(torch.equal(round_trip, x), f"merge_heads(split_heads(x)) is not x {where}")
@@ -179,11 +201,15 @@ def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callab
     except NotImplementedError:
         raise CheckFailed(f"{_name(split_heads)} is not implemented yet") from None
     except Exception as err:
-        raise CheckFailed(f"{_name(split_heads)}(x with D={dim + 1}, heads={heads}) raised {type(err).__name__}: "
-                          f"{err}; raise a ValueError that says D is not divisible by heads") from err
+        raise CheckFailed(
+            f"{_name(split_heads)}(x with D={dim + 1}, heads={heads}) raised {type(err).__name__}: "
+            f"{err}; raise a ValueError that says D is not divisible by heads"
+        ) from err
     else:
-        raise CheckFailed(f"{_name(split_heads)}(x with D={dim + 1}, heads={heads}) did not raise: D={dim + 1} is not "
-                          "divisible by heads, raise a ValueError that says so")
+        raise CheckFailed(
+            f"{_name(split_heads)}(x with D={dim + 1}, heads={heads}) did not raise: D={dim + 1} is not "
+            "divisible by heads, raise a ValueError that says so"
+        )
 
     # In context: causal multi-head attention with the learner's split/merge against nn.MultiheadAttention.
     torch.manual_seed(seed)
@@ -197,14 +223,20 @@ def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callab
     mine = call_learner(merge_heads, naive_attention(q, k, v, causal=True), what=call_m) @ wo.T
     mask = ~torch.ones(t, t, dtype=torch.bool).tril()
     theirs = reference(xr, xr, xr, attn_mask=mask, need_weights=False)[0]
-    expect_close(mine, theirs, f"multi-head causal attention built with your functions vs nn.MultiheadAttention "
-                               f"{where}", atol=1e-5)
+    expect_close(
+        mine,
+        theirs,
+        f"multi-head causal attention built with your functions vs nn.MultiheadAttention {where}",
+        atol=1e-5,
+    )
     grad = torch.randn(theirs.shape, generator=gen)
     mine.backward(grad)
     theirs.backward(grad)
     expect_close(xa.grad, xr.grad, f"gradient of the input through your multi-head attention {where}", atol=1e-5)
-    passed(f"multi-head split/merge: {_name(split_heads)} and {_name(merge_heads)} match the reference, and "
-           "attention built with them equals nn.MultiheadAttention")
+    passed(
+        f"multi-head split/merge: {_name(split_heads)} and {_name(merge_heads)} match the reference, and "
+        "attention built with them equals nn.MultiheadAttention"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,12 +245,15 @@ def multi_head(split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callab
 
 def _tiny_gpt(seed: int, positions: str) -> GPT:
     torch.manual_seed(seed)
-    config = GPTConfig(vocab_size=23, context_length=48, n_layers=2, n_heads=2, dim=16, dropout=0.0, positions=positions)
+    config = GPTConfig(
+        vocab_size=23, context_length=48, n_layers=2, n_heads=2, dim=16, dropout=0.0, positions=positions
+    )
     return GPT(config).eval()
 
 
-def kv_cache(cache_cls: type, generate: Callable[[GPT, Tensor, int], tuple[Tensor, Tensor]], *,
-             seed: int | None = None) -> None:
+def kv_cache(
+    cache_cls: type, generate: Callable[[GPT, Tensor, int], tuple[Tensor, Tensor]], *, seed: int | None = None
+) -> None:
     """Check a KV cache class and greedy generation with it.
 
     ``cache_cls()`` must start empty (``len == 0``); ``append(k, v)`` with ``(B, h, T_new, d)`` tensors
@@ -238,8 +273,10 @@ def kv_cache(cache_cls: type, generate: Callable[[GPT, Tensor, int], tuple[Tenso
     k1, v1 = torch.randn(2, 3, 5, 4, generator=gen), torch.randn(2, 3, 5, 4, generator=gen)
     k2, v2 = torch.randn(2, 3, 1, 4, generator=gen), torch.randn(2, 3, 1, 4, generator=gen)
     first = call_learner(cache.append, k1, v1, what=f"{name}.append(k, v) with k, v (2, 3, 5, 4)")
-    expect(isinstance(first, tuple) and len(first) == 2, f"{name}.append should return a tuple (keys, values), "
-                                                          f"found {type(first).__name__}")
+    expect(
+        isinstance(first, tuple) and len(first) == 2,
+        f"{name}.append should return a tuple (keys, values), found {type(first).__name__}",
+    )
     expect_close(first[0], k1, f"{name}.append on an empty cache: the keys returned", atol=0, rtol=0)
     call2 = f"{name}.append(k, v) with k, v (2, 3, 1, 4) after 5 cached positions"
     try:
@@ -248,12 +285,16 @@ def kv_cache(cache_cls: type, generate: Callable[[GPT, Tensor, int], tuple[Tenso
         raise CheckFailed(f"{err}: k and v are (B, h, T, d); concatenate along the time axis, dim=-2") from err
     want_k, want_v = torch.cat([k1, k2], dim=-2), torch.cat([v1, v2], dim=-2)
     if keys.shape == k2.shape:
-        raise CheckFailed(f"{call2} returned only the new keys {tuple(keys.shape)}, expected all 6 positions "
-                          f"{tuple(want_k.shape)}: the cache was not appended; concatenate the new k, v to the cached "
-                          "ones (torch.cat(..., dim=-2)) and keep the result")
+        raise CheckFailed(
+            f"{call2} returned only the new keys {tuple(keys.shape)}, expected all 6 positions "
+            f"{tuple(want_k.shape)}: the cache was not appended; concatenate the new k, v to the cached "
+            "ones (torch.cat(..., dim=-2)) and keep the result"
+        )
     if keys.shape == (2, 3, 5, 8) or keys.shape == (4, 3, 1, 4) or keys.shape == (2, 6, 1, 4):
-        raise CheckFailed(f"{call2} returned keys of shape {tuple(keys.shape)}, expected {tuple(want_k.shape)}: "
-                          "concatenate along the time axis, dim=-2 (shape (B, h, T, d))")
+        raise CheckFailed(
+            f"{call2} returned keys of shape {tuple(keys.shape)}, expected {tuple(want_k.shape)}: "
+            "concatenate along the time axis, dim=-2 (shape (B, h, T, d))"
+        )
     expect_close(keys, want_k, f"{call2}: the keys returned", atol=0, rtol=0)
     expect_close(values, want_v, f"{call2}: the values returned", atol=0, rtol=0)
     expect(len(cache) == 6, f"after appending 5 and then 1 position, len(cache) should be 6, found {len(cache)}")
@@ -265,41 +306,64 @@ def kv_cache(cache_cls: type, generate: Callable[[GPT, Tensor, int], tuple[Tenso
         n = 12
         read: list[int] = []
         used: set[str] = set()
-        hooks = [model.embed_tokens.register_forward_pre_hook(lambda _m, args, read=read: read.append(args[0].shape[1]))]
-        hooks += [layer.self_attn.register_forward_pre_hook(
-            lambda _m, args, used=used: used.add(type(args[2]).__name__)) for layer in model.layers]
+        hooks = [
+            model.embed_tokens.register_forward_pre_hook(lambda _m, args, read=read: read.append(args[0].shape[1]))
+        ]
+        hooks += [
+            layer.self_attn.register_forward_pre_hook(lambda _m, args, used=used: used.add(type(args[2]).__name__))
+            for layer in model.layers
+        ]
         call = f"{_name(generate)}(model ({positions} positions), prompt of shape {tuple(prompt.shape)}, {n})"
         try:
             result = call_learner(generate, model, prompt.clone(), n, what=call)
         finally:
             for hook in hooks:
                 hook.remove()
-        expect(isinstance(result, tuple) and len(result) == 2, f"{call} should return (tokens, logits), found "
-                                                               f"{type(result).__name__}")
+        expect(
+            isinstance(result, tuple) and len(result) == 2,
+            f"{call} should return (tokens, logits), found {type(result).__name__}",
+        )
         tokens, logits = result
         t = prompt.shape[1]
-        expect(isinstance(tokens, Tensor) and tokens.shape == (2, t + n),
-               f"{call}: expected tokens of shape {(2, t + n)}, found {getattr(tokens, 'shape', type(tokens))}")
+        expect(
+            isinstance(tokens, Tensor) and tokens.shape == (2, t + n),
+            f"{call}: expected tokens of shape {(2, t + n)}, found {getattr(tokens, 'shape', type(tokens))}",
+        )
         expect(torch.equal(tokens[:, :t], prompt), f"{call}: the tokens should start with the prompt")
-        expect(isinstance(logits, Tensor) and logits.shape == (2, n, 23),
-               f"{call}: expected logits of shape (B, n, V) = {(2, n, 23)}, found "
-               f"{getattr(logits, 'shape', type(logits))}")
+        expect(
+            isinstance(logits, Tensor) and logits.shape == (2, n, 23),
+            f"{call}: expected logits of shape (B, n, V) = {(2, n, 23)}, found "
+            f"{getattr(logits, 'shape', type(logits))}",
+        )
         with torch.no_grad():
             for step in range(n):
-                expected = model(tokens[:, :t + step])[:, -1]
+                expected = model(tokens[:, : t + step])[:, -1]
                 if not _close(logits[:, step], expected):
                     diff = (logits[:, step] - expected).abs().max().item()
-                    hint = ("the first step should see the whole prompt: run model(idx, caches) once on the prompt"
-                            if step == 0 else
-                            "does append keep the earlier keys and values? is only the newest token fed, once?")
-                    raise CheckFailed(f"{call} {where}: the logits of step {step} differ from the uncached model's "
-                                      f"(largest difference {diff:.3g}): {hint}")
-                expect(torch.equal(tokens[:, t + step], expected.argmax(-1)),
-                       f"{call} {where}: token {step} is not the greedy choice (argmax of that step's logits)")
-        expect(sum(read) in (t + n - 1, t + n),
-               f"{call}: the model read {sum(read)} tokens in all ({read[:4]}...); with a cache it reads the "
-               f"prompt once ({t}) and then one token per step: {t + n - 1}")
-        expect(used == {name}, f"{call}: the model's attention layers were given caches of type(s) "
-                               f"{sorted(used)}, expected {name}: create one {name}() per block and pass the list")
-    passed(f"KV cache: {name} and {_name(generate)} give the uncached model's logits at every step, reading "
-           "each token once")
+                    hint = (
+                        "the first step should see the whole prompt: run model(idx, caches) once on the prompt"
+                        if step == 0
+                        else "does append keep the earlier keys and values? is only the newest token fed, once?"
+                    )
+                    raise CheckFailed(
+                        f"{call} {where}: the logits of step {step} differ from the uncached model's "
+                        f"(largest difference {diff:.3g}): {hint}"
+                    )
+                expect(
+                    torch.equal(tokens[:, t + step], expected.argmax(-1)),
+                    f"{call} {where}: token {step} is not the greedy choice (argmax of that step's logits)",
+                )
+        expect(
+            sum(read) in (t + n - 1, t + n),
+            f"{call}: the model read {sum(read)} tokens in all ({read[:4]}...); with a cache it reads the "
+            f"prompt once ({t}) and then one token per step: {t + n - 1}",
+        )
+        expect(
+            used == {name},
+            f"{call}: the model's attention layers were given caches of type(s) "
+            f"{sorted(used)}, expected {name}: create one {name}() per block and pass the list",
+        )
+    passed(
+        f"KV cache: {name} and {_name(generate)} give the uncached model's logits at every step, reading "
+        "each token once"
+    )

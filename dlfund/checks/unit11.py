@@ -71,7 +71,7 @@ def accumulation(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     model = _Counting(d_in, d_out)
     x = torch.randn(b, d_in, generator=gen, dtype=torch.float64)
     y = torch.randint(0, d_out, (b,), generator=gen)
-    loss_fn = nn.CrossEntropyLoss()                                   # a mean over the examples
+    loss_fn = nn.CrossEntropyLoss()  # a mean over the examples
 
     full = _grads(model, loss_fn, x, y)
     micro = [_grads(model, loss_fn, xi, yi) for xi, yi in zip(x.chunk(k), y.chunk(k))]
@@ -82,7 +82,7 @@ def accumulation(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         p.grad = s.clone()
     before = [p.detach().clone() for p in model.parameters()]
     lr = 0.1
-    opt = torch.optim.SGD(model.parameters(), lr=lr)                 # plain SGD: the update is -lr · gradient
+    opt = torch.optim.SGD(model.parameters(), lr=lr)  # plain SGD: the update is -lr · gradient
     steps = 0
     original_step = opt.step
 
@@ -97,38 +97,64 @@ def accumulation(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     call_learner(fn, model, loss_fn, opt, x.clone(), y.clone(), k, what=call)
 
     expect(steps >= 1, f"{call} never called optimizer.step(): the weights did not move {where}")
-    expect(steps == 1, f"{call} called optimizer.step() {steps} times: accumulate the gradients of all {k} "
-                       f"micro-batches, then step once {where}")
+    expect(
+        steps == 1,
+        f"{call} called optimizer.step() {steps} times: accumulate the gradients of all {k} "
+        f"micro-batches, then step once {where}",
+    )
     expect(model.calls, f"{call} never called the model {where}")
-    expect(max(model.calls) <= b // k,
-           f"{call} ran the model on {max(model.calls)} examples at once: split the batch into {k} micro-batches "
-           f"of {b // k} (x.chunk({k}) or slicing), that is what saves memory {where}")
-    expect(sum(model.calls) == b, f"{call}: the model saw {sum(model.calls)} examples in total, the batch has {b}: "
-                                  f"every example once {where}")
+    expect(
+        max(model.calls) <= b // k,
+        f"{call} ran the model on {max(model.calls)} examples at once: split the batch into {k} micro-batches "
+        f"of {b // k} (x.chunk({k}) or slicing), that is what saves memory {where}",
+    )
+    expect(
+        sum(model.calls) == b,
+        f"{call}: the model saw {sum(model.calls)} examples in total, the batch has {b}: every example once {where}",
+    )
     applied = [(p0 - p.detach()) / lr for p0, p in zip(before, model.parameters())]
     if _close(applied, full):
-        passed(f"gradient accumulation: {k} micro-batches of {b // k} give the step of one batch of {b} "
-               "(equal to 1e-7), one optimizer step")
+        passed(
+            f"gradient accumulation: {k} micro-batches of {b // k} give the step of one batch of {b} "
+            "(equal to 1e-7), one optimizer step"
+        )
         return
     mistakes = [
-        ([k * g for g in full], f"the gradient is {k}× the large batch's: divide each micro-batch's loss by the number "
-                                f"of micro-batches ({k}) before backward(), so the sum of the means is the mean"),
-        ([g / k for g in last], "only the last micro-batch's gradient reached the step: zero the gradients once per "
-                                "step, before the first micro-batch, not inside the loop over micro-batches"),
-        (last, "only the last micro-batch's gradient reached the step (and it was not divided): zero the gradients "
-               "once per step, before the loop, and divide each micro-batch's loss by the number of micro-batches"),
-        ([g + s for g, s in zip(full, stale)], "the step included gradients left in .grad from before the call: "
-                                               "call optimizer.zero_grad() once at the start of the step"),
-        ([k * g + s for g, s in zip(full, stale)], "the step included gradients left in .grad from before the call, and "
-                                                   f"the gradient is {k}× too large: zero once at the start, and divide "
-                                                   "each micro-batch's loss by the number of micro-batches"),
+        (
+            [k * g for g in full],
+            f"the gradient is {k}× the large batch's: divide each micro-batch's loss by the number "
+            f"of micro-batches ({k}) before backward(), so the sum of the means is the mean",
+        ),
+        (
+            [g / k for g in last],
+            "only the last micro-batch's gradient reached the step: zero the gradients once per "
+            "step, before the first micro-batch, not inside the loop over micro-batches",
+        ),
+        (
+            last,
+            "only the last micro-batch's gradient reached the step (and it was not divided): zero the gradients "
+            "once per step, before the loop, and divide each micro-batch's loss by the number of micro-batches",
+        ),
+        (
+            [g + s for g, s in zip(full, stale)],
+            "the step included gradients left in .grad from before the call: "
+            "call optimizer.zero_grad() once at the start of the step",
+        ),
+        (
+            [k * g + s for g, s in zip(full, stale)],
+            "the step included gradients left in .grad from before the call, and "
+            f"the gradient is {k}× too large: zero once at the start, and divide "
+            "each micro-batch's loss by the number of micro-batches",
+        ),
     ]
     for wrong, message in mistakes:
         if _close(applied, wrong):
             raise CheckFailed(f"{call}: {message} {where}")
     worst = max((a - g).abs().max().item() for a, g in zip(applied, full))
-    raise CheckFailed(f"{call}: the update is not the large-batch step (largest difference in the applied gradient "
-                      f"{worst:.3g}) {where}")
+    raise CheckFailed(
+        f"{call}: the update is not the large-batch step (largest difference in the applied gradient "
+        f"{worst:.3g}) {where}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,8 +163,9 @@ def accumulation(fn: Callable[..., Any], *, seed: int | None = None) -> None:
 COLUMNS = ("step_ms", "activation_mb", "state_mb", "val_loss")
 
 
-def precision_table(table: Mapping[str, Mapping[str, float] | None], device: torch.device | str = "cpu", *,
-                    seed: int | None = None) -> None:
+def precision_table(
+    table: Mapping[str, Mapping[str, float] | None], device: torch.device | str = "cpu", *, seed: int | None = None
+) -> None:
     """Check a precision study's results: ``table[precision] = {"step_ms", "activation_mb", "state_mb",
     "val_loss"}`` for every precision in :data:`dlfund.perf.precision.PRECISIONS` that ``device``
     supports (the others absent or ``None``); values finite and positive; memory ordered as the
@@ -152,57 +179,74 @@ def precision_table(table: Mapping[str, Mapping[str, float] | None], device: tor
     expect(not unknown, f"unknown precision(s) {unknown}: the names are {', '.join(PRECISIONS)}")
     wanted = [p for p in PRECISIONS if supported(p, device)[0]]
     missing = [p for p in wanted if table.get(p) is None]
-    expect(not missing, f"missing runs: {', '.join(missing)} (every precision {device.type} supports: "
-                        f"{', '.join(wanted)})")
+    expect(
+        not missing, f"missing runs: {', '.join(missing)} (every precision {device.type} supports: {', '.join(wanted)})"
+    )
     for p in PRECISIONS:
         if p not in wanted and table.get(p) is not None:
-            raise CheckFailed(f"{p} has numbers, but {supported(p, device)[1]}: leave it out (or None), never fake a "
-                              "measurement")
+            raise CheckFailed(
+                f"{p} has numbers, but {supported(p, device)[1]}: leave it out (or None), never fake a measurement"
+            )
     for p in wanted:
         row = table[p]
-        expect(isinstance(row, Mapping), f"table[{p!r}] should be a dict with {', '.join(COLUMNS)}, found "
-                                         f"{type(row).__name__}")
+        expect(
+            isinstance(row, Mapping),
+            f"table[{p!r}] should be a dict with {', '.join(COLUMNS)}, found {type(row).__name__}",
+        )
         absent = [c for c in COLUMNS if c not in row]  # type: ignore[operator]
         expect(not absent, f"table[{p!r}] lacks {', '.join(absent)}")
         for c in COLUMNS:
             v = row[c]  # type: ignore[index]
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-            expect(ok, f"table[{p!r}][{c!r}] = {v!r}: every measurement must be a finite positive number"
-                       + (" (NaN or inf: did the run diverge?)" if isinstance(v, float) and not math.isfinite(v) else ""))
+            expect(
+                ok,
+                f"table[{p!r}][{c!r}] = {v!r}: every measurement must be a finite positive number"
+                + (" (NaN or inf: did the run diverge?)" if isinstance(v, float) and not math.isfinite(v) else ""),
+            )
     fp32 = table["fp32"]
     assert fp32 is not None
     if "bf16-mixed" in wanted:
         r = table["bf16-mixed"]
         assert r is not None
-        expect(r["activation_mb"] < fp32["activation_mb"],
-               f"activation memory: bf16-mixed {r['activation_mb']:.3g} MB is not below fp32's "
-               f"{fp32['activation_mb']:.3g} MB, yet autocast saves bfloat16 activations (2 bytes, not 4): was "
-               "the bf16 run inside torch.autocast, or are the columns swapped?")
+        expect(
+            r["activation_mb"] < fp32["activation_mb"],
+            f"activation memory: bf16-mixed {r['activation_mb']:.3g} MB is not below fp32's "
+            f"{fp32['activation_mb']:.3g} MB, yet autocast saves bfloat16 activations (2 bytes, not 4): was "
+            "the bf16 run inside torch.autocast, or are the columns swapped?",
+        )
     if "bf16-true" in wanted:
         r = table["bf16-true"]
         assert r is not None
-        expect(r["state_mb"] <= 0.75 * fp32["state_mb"],
-               f"state memory: bf16-true {r['state_mb']:.3g} MB is not well below fp32's {fp32['state_mb']:.3g} MB: "
-               "its weights, gradients and AdamW state are bfloat16 (half the bytes): was the model converted "
-               "with model.to(torch.bfloat16)?")
+        expect(
+            r["state_mb"] <= 0.75 * fp32["state_mb"],
+            f"state memory: bf16-true {r['state_mb']:.3g} MB is not well below fp32's {fp32['state_mb']:.3g} MB: "
+            "its weights, gradients and AdamW state are bfloat16 (half the bytes): was the model converted "
+            "with model.to(torch.bfloat16)?",
+        )
     for p in ("fp16-mixed", "bf16-mixed", "tf32"):
         if p in wanted:
             r = table[p]
             assert r is not None
-            expect(r["state_mb"] >= 0.95 * fp32["state_mb"],
-                   f"state memory: {p} {r['state_mb']:.3g} MB is below fp32's {fp32['state_mb']:.3g} MB, but mixed "
-                   "precision keeps float32 weights, gradients and optimizer state: are the columns swapped?")
+            expect(
+                r["state_mb"] >= 0.95 * fp32["state_mb"],
+                f"state memory: {p} {r['state_mb']:.3g} MB is below fp32's {fp32['state_mb']:.3g} MB, but mixed "
+                "precision keeps float32 weights, gradients and optimizer state: are the columns swapped?",
+            )
     for p in wanted:
         r = table[p]
         assert r is not None
         rel = abs(r["val_loss"] - fp32["val_loss"]) / fp32["val_loss"]
-        expect(rel <= 0.10, f"{p}: validation loss {r['val_loss']:.4g} differs from fp32's {fp32['val_loss']:.4g} by "
-                            f"{rel:.0%}: the same model, data and steps should end within 10%")
+        expect(
+            rel <= 0.10,
+            f"{p}: validation loss {r['val_loss']:.4g} differs from fp32's {fp32['val_loss']:.4g} by "
+            f"{rel:.0%}: the same model, data and steps should end within 10%",
+        )
     passed(f"precision table: {len(wanted)} runs on {device.type}, finite, memory ordered as the dtypes imply")
 
 
-def precision_study(study: Callable[..., Any], task: Any, device: torch.device | str = "cpu", steps: int = 10,
-                    seed: int = 0) -> Mapping[str, Mapping[str, float] | None]:
+def precision_study(
+    study: Callable[..., Any], task: Any, device: torch.device | str = "cpu", steps: int = 10, seed: int = 0
+) -> Mapping[str, Mapping[str, float] | None]:
     """Run the learner's ``study(task, device, steps, seed)`` and check the table it returns with
     :func:`precision_table`; returns the table."""
     call = f"{_name(study)}(task, {torch.device(device).type!r}, steps={steps}, seed={seed})"

@@ -35,8 +35,12 @@ def _name(obj: Any) -> str:
 
 
 def _close(a: Any, b: Tensor, atol: float = 1e-5) -> bool:
-    return (isinstance(a, Tensor) and a.shape == b.shape and a.dtype == b.dtype
-            and torch.allclose(a.detach().float(), b.detach().float(), atol=atol, rtol=1e-4))
+    return (
+        isinstance(a, Tensor)
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and torch.allclose(a.detach().float(), b.detach().float(), atol=atol, rtol=1e-4)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +56,7 @@ def reference_rope(x: Tensor, positions: Tensor, theta: float = 10000.0) -> Tens
 def _rope_adjacent(x: Tensor, positions: Tensor, theta: float) -> Tensor:
     d = x.shape[-1]
     freq = theta ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
-    ang = positions.float()[:, None] * freq                                   # (T, d/2)
+    ang = positions.float()[:, None] * freq  # (T, d/2)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     out = torch.stack([x1 * ang.cos() - x2 * ang.sin(), x1 * ang.sin() + x2 * ang.cos()], dim=-1)
     return out.flatten(-2)
@@ -85,40 +89,62 @@ def rope(fn: Callable[[Tensor, Tensor, float], Tensor], *, seed: int | None = No
     d = 2 * int(torch.randint(3, 7, (), generator=gen))
     theta = float([100.0, 10000.0, 100000.0][int(torch.randint(0, 3, (), generator=gen))])
     x = torch.randn(b, h, t, d, generator=gen)
-    positions = torch.randperm(40, generator=gen)[:t] + 3                 # not 0..T-1: positions must be read
+    positions = torch.randperm(40, generator=gen)[:t] + 3  # not 0..T-1: positions must be read
     call = f"{_name(fn)}(x {tuple(x.shape)}, positions {tuple(positions.shape)}, theta={theta:g})"
     out = call_learner(fn, x.clone(), positions.clone(), theta, what=call)
     expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
-    expect(out.shape == x.shape, f"{call} should return the shape of x {tuple(x.shape)}, found {tuple(out.shape)} "
-                                 f"{where}")
+    expect(
+        out.shape == x.shape, f"{call} should return the shape of x {tuple(x.shape)}, found {tuple(out.shape)} {where}"
+    )
     expect(out.dtype == x.dtype, f"{call} should return {x.dtype}, found {out.dtype} {where}")
     ref = reference_rope(x, positions, theta)
     if not _close(out, ref):
         mistakes = [
-            (_rope_adjacent(x, positions, theta), "rotates adjacent pairs (0, 1), (2, 3), ...: this course (and the "
-                                                  "Hugging Face weights) pair feature i with i + d/2 (rotate half)"),
-            (_rope_backwards(x, positions, theta),
-             "rotates the wrong way (sin with the opposite sign): rotated half is (-x2, x1), added times sin"),
-            (_rope_freq(x, positions, theta, 1.0), "uses the frequencies theta^(-i/d): the exponent is -2i/d for pair i"),
-            (reference_rope(x, torch.arange(t), theta), "ignores `positions` and uses 0..T-1: rotate each row by the "
-                                                       "angle of its own position"),
-            (reference_rope(x, positions, 10000.0) if theta != 10000.0 else None,
-             "ignores `theta` (uses 10000): the frequencies are theta^(-2i/d)"),
+            (
+                _rope_adjacent(x, positions, theta),
+                "rotates adjacent pairs (0, 1), (2, 3), ...: this course (and the "
+                "Hugging Face weights) pair feature i with i + d/2 (rotate half)",
+            ),
+            (
+                _rope_backwards(x, positions, theta),
+                "rotates the wrong way (sin with the opposite sign): rotated half is (-x2, x1), added times sin",
+            ),
+            (
+                _rope_freq(x, positions, theta, 1.0),
+                "uses the frequencies theta^(-i/d): the exponent is -2i/d for pair i",
+            ),
+            (
+                reference_rope(x, torch.arange(t), theta),
+                "ignores `positions` and uses 0..T-1: rotate each row by the angle of its own position",
+            ),
+            (
+                reference_rope(x, positions, 10000.0) if theta != 10000.0 else None,
+                "ignores `theta` (uses 10000): the frequencies are theta^(-2i/d)",
+            ),
         ]
         for wrong, message in mistakes:
             if wrong is not None and _close(out, wrong):
                 raise CheckFailed(f"{call} {message} {where}")
-    expect_close(out.norm(dim=-1), x.norm(dim=-1), f"{call}: vector lengths (a rotation keeps them) {where}",
-                 atol=1e-4, rtol=1e-4)
+    expect_close(
+        out.norm(dim=-1),
+        x.norm(dim=-1),
+        f"{call}: vector lengths (a rotation keeps them) {where}",
+        atol=1e-4,
+        rtol=1e-4,
+    )
     # the relative-position property: shift both positions by s, the scores stay the same
     q, k = torch.randn(1, 1, 1, d, generator=gen), torch.randn(1, 1, 1, d, generator=gen)
     m, n, s = 7, 2, int(torch.randint(5, 30, (), generator=gen))
-    score = lambda pm, pn: (call_learner(fn, q, torch.tensor([pm]), theta, what=call)
-                            * call_learner(fn, k, torch.tensor([pn]), theta, what=call)).sum()
+    score = lambda pm, pn: (
+        call_learner(fn, q, torch.tensor([pm]), theta, what=call)
+        * call_learner(fn, k, torch.tensor([pn]), theta, what=call)
+    ).sum()
     a, c = score(m, n), score(m + s, n + s)
-    expect(abs(float(a) - float(c)) < 1e-3 * max(1.0, abs(float(a))),
-           f"{call}: rope(q, {m})·rope(k, {n}) = {float(a):.5f} but rope(q, {m + s})·rope(k, {n + s}) = {float(c):.5f} "
-           f"{where}: scores must depend on the distance m - n only")
+    expect(
+        abs(float(a) - float(c)) < 1e-3 * max(1.0, abs(float(a))),
+        f"{call}: rope(q, {m})·rope(k, {n}) = {float(a):.5f} but rope(q, {m + s})·rope(k, {n + s}) = {float(c):.5f} "
+        f"{where}: scores must depend on the distance m - n only",
+    )
     expect_close(out, ref, f"{call}: rotated features {where}", atol=1e-5, rtol=1e-4)
     passed(f"rope: equals the reference on shape {tuple(x.shape)}, keeps lengths, and scores depend on m - n only")
 
@@ -141,10 +167,14 @@ def rms_norm(cls: Callable[..., torch.nn.Module], *, seed: int | None = None) ->
     module = call_learner(cls, dim, eps=eps, what=call)
     expect(isinstance(module, torch.nn.Module), f"{call} should build an nn.Module, found {type(module).__name__}")
     params = dict(module.named_parameters())
-    expect(set(params) == {"weight"}, f"{call} should have exactly one parameter, `weight` (no bias: RMSNorm does "
-                                      f"not shift), found {sorted(params)}")
-    expect(params["weight"].shape == (dim,), f"{call}.weight should have shape ({dim},), found "
-                                             f"{tuple(params['weight'].shape)}")
+    expect(
+        set(params) == {"weight"},
+        f"{call} should have exactly one parameter, `weight` (no bias: RMSNorm does not shift), found {sorted(params)}",
+    )
+    expect(
+        params["weight"].shape == (dim,),
+        f"{call}.weight should have shape ({dim},), found {tuple(params['weight'].shape)}",
+    )
     expect(bool((params["weight"] == 1).all()), f"{call}.weight should start as ones (the identity scale)")
     ref = RMSNorm(dim, eps=eps)
     with torch.no_grad():
@@ -155,23 +185,31 @@ def rms_norm(cls: Callable[..., torch.nn.Module], *, seed: int | None = None) ->
     x = (torch.randn(3, 4, dim, generator=gen) + 2.0) * torch.tensor([1.0, 0.02, 5.0])[:, None, None]
     leaf = x.clone().requires_grad_(True)
     out = call_learner(module, leaf, what=f"{call}(x {tuple(x.shape)})")
-    expect(isinstance(out, Tensor) and out.shape == x.shape,
-           f"{call}(x) should return the shape of x {tuple(x.shape)}, found "
-           f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}")
+    expect(
+        isinstance(out, Tensor) and out.shape == x.shape,
+        f"{call}(x) should return the shape of x {tuple(x.shape)}, found "
+        f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}",
+    )
     expected = ref(x)
     if not _close(out, expected):
         ms = x.pow(2).mean(-1, keepdim=True)
         mistakes = [
             (x * torch.rsqrt(ms) * w, "forgets eps: x / sqrt(mean(x²) + eps), eps inside the square root"),
             (x / (ms.sqrt() + eps) * w, "adds eps outside the square root: x / sqrt(mean(x²) + eps)"),
-            (F.layer_norm(x, (dim,), eps=eps) * w, "subtracts the mean like LayerNorm: RMSNorm only divides by the "
-                                                   "root mean square, no centring"),
-            (x / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps) * w,
-             "divides by the standard deviation (mean subtracted inside): use mean(x²), not var(x)"),
+            (
+                F.layer_norm(x, (dim,), eps=eps) * w,
+                "subtracts the mean like LayerNorm: RMSNorm only divides by the root mean square, no centring",
+            ),
+            (
+                x / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps) * w,
+                "divides by the standard deviation (mean subtracted inside): use mean(x²), not var(x)",
+            ),
             (x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w, "uses the sum of squares: take their mean"),
             (x * torch.rsqrt(ms + eps), "forgets to multiply by weight"),
-            (x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w, "averages over the wrong dimension: the "
-                                                                        "mean is over the last one, the features"),
+            (
+                x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w,
+                "averages over the wrong dimension: the mean is over the last one, the features",
+            ),
         ]
         for wrong, message in mistakes:
             if _close(out, wrong, atol=1e-4):
@@ -185,8 +223,11 @@ def rms_norm(cls: Callable[..., torch.nn.Module], *, seed: int | None = None) ->
     xb = torch.randn(2, dim, generator=gen).bfloat16() * 3
     with torch.no_grad():
         outb = call_learner(copy.deepcopy(module).to(torch.bfloat16), xb, what=f"{call}(bf16 x)")
-    expect(outb.dtype == torch.bfloat16, f"{call}(x) should return the input's dtype bfloat16, found {outb.dtype} "
-                                         f"{where}: compute in float32, then .to(x.dtype)")
+    expect(
+        outb.dtype == torch.bfloat16,
+        f"{call}(x) should return the input's dtype bfloat16, found {outb.dtype} "
+        f"{where}: compute in float32, then .to(x.dtype)",
+    )
     passed(f"RMSNorm: values, gradients and bf16 handling match the reference (dim {dim}, eps {eps:g})")
 
 
@@ -217,21 +258,33 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
     leaf = q.clone().requires_grad_(True)
     out = call_learner(fn, leaf, k.clone(), v.clone(), what=call)
     expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
-    expect(out.shape == q.shape, f"{call} should return (B, h, T, d) = {tuple(q.shape)}, one output per query head, "
-                                 f"found {tuple(out.shape)} {where}")
+    expect(
+        out.shape == q.shape,
+        f"{call} should return (B, h, T, d) = {tuple(q.shape)}, one output per query head, "
+        f"found {tuple(out.shape)} {where}",
+    )
     ref = _attn(q, repeat_kv(k, groups), repeat_kv(v, groups))
     if not _close(out, ref):
         tiled_k, tiled_v = k.repeat(1, groups, 1, 1), v.repeat(1, groups, 1, 1)
         mistakes = [
-            (_attn(q, tiled_k, tiled_v), "gives query head i the key/value head i % h_kv (tensor.repeat tiles the heads "
-                                         "0,1,2,0,1,2): heads of one group are adjacent, use repeat_interleave "
-                                         "(0,0,1,1,2,2)"),
-            (_attn(q, repeat_kv(k, groups), repeat_kv(v, groups), causal=False),
-             "lets positions attend to the future: the attention must be causal"),
-            (_attn(q, repeat_kv(k, groups), repeat_kv(v, groups), scale=1.0),
-             "forgets to scale the scores by 1/sqrt(d)"),
-            (_attn(q, repeat_kv(k, groups), repeat_kv(v, groups), scale=1 / d),
-             "scales the scores by 1/d: the scale is 1/sqrt(d)"),
+            (
+                _attn(q, tiled_k, tiled_v),
+                "gives query head i the key/value head i % h_kv (tensor.repeat tiles the heads "
+                "0,1,2,0,1,2): heads of one group are adjacent, use repeat_interleave "
+                "(0,0,1,1,2,2)",
+            ),
+            (
+                _attn(q, repeat_kv(k, groups), repeat_kv(v, groups), causal=False),
+                "lets positions attend to the future: the attention must be causal",
+            ),
+            (
+                _attn(q, repeat_kv(k, groups), repeat_kv(v, groups), scale=1.0),
+                "forgets to scale the scores by 1/sqrt(d)",
+            ),
+            (
+                _attn(q, repeat_kv(k, groups), repeat_kv(v, groups), scale=1 / d),
+                "scales the scores by 1/d: the scale is 1/sqrt(d)",
+            ),
         ]
         for wrong, message in mistakes:
             if _close(out, wrong):
@@ -242,8 +295,9 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
     expect(leaf.grad is not None and bool(leaf.grad.abs().sum() > 0), f"{call}: no gradient reached q {where}")
 
     # the whole layer, with weights copied from a reference
-    config = LlamaConfig(vocab_size=16, dim=h * d, n_layers=1, n_heads=h, n_kv_heads=h_kv, hidden_dim=16,
-                         context_length=32)
+    config = LlamaConfig(
+        vocab_size=16, dim=h * d, n_layers=1, n_heads=h, n_kv_heads=h_kv, hidden_dim=16, context_length=32
+    )
     torch.manual_seed(seed)
     reference = GroupedQueryAttention(config)
 
@@ -256,9 +310,15 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
     x = torch.randn(b, t, config.dim, generator=gen)
     cos, sin = rope_tables(t, d, config.rope_base)
     with torch.no_grad():
-        expect_close(mine(x, (cos, sin)), reference(x, (cos, sin)),
-                     f"GroupedQueryAttention with your attention and copied weights {where}", atol=1e-5, rtol=1e-4)
+        expect_close(
+            mine(x, (cos, sin)),
+            reference(x, (cos, sin)),
+            f"GroupedQueryAttention with your attention and copied weights {where}",
+            atol=1e-5,
+            rtol=1e-4,
+        )
     saved = (h - h_kv) / h
-    passed(f"grouped-query attention: {h} query heads share {h_kv} key/value heads ({groups} each), as the reference; "
-           f"the KV cache is {saved:.0%} smaller than with {h} key/value heads")
-
+    passed(
+        f"grouped-query attention: {h} query heads share {h_kv} key/value heads ({groups} each), as the reference; "
+        f"the KV cache is {saved:.0%} smaller than with {h} key/value heads"
+    )

@@ -51,26 +51,38 @@ def lora_layer(cls: type, *, seed: int | None = None) -> None:
     where = f"(seed {seed})"
     d_in, d_out = int(torch.randint(12, 24, (), generator=gen)), int(torch.randint(6, 12, (), generator=gen))
     r = int(torch.randint(2, 5, (), generator=gen))
-    alpha = float(torch.randint(2, 5, (), generator=gen)) * r            # α ≠ r, so α and α/r differ
+    alpha = float(torch.randint(2, 5, (), generator=gen)) * r  # α ≠ r, so α and α/r differ
     call = f"{_name(cls)}({d_in}, {d_out}, r={r}, alpha={alpha:g})"
     torch.manual_seed(seed)
     layer = call_learner(cls, d_in, d_out, r=r, alpha=alpha, what=call)
     expect(isinstance(layer, nn.Linear), f"{call} should be an nn.Linear (subclass it), found {type(layer).__name__}")
     for name, shape in (("lora_A", (r, d_in)), ("lora_B", (d_out, r))):
         p = getattr(layer, name, None)
-        expect(isinstance(p, nn.Parameter), f"{call} needs a parameter {name} of shape {shape}, found "
-                                            f"{type(p).__name__} {where}")
-        expect(tuple(p.shape) == shape, f"{call}.{name} should have shape {shape} (A: (r, in), B: (out, r)), "
-                                        f"found {tuple(p.shape)} {where}")
+        expect(
+            isinstance(p, nn.Parameter),
+            f"{call} needs a parameter {name} of shape {shape}, found {type(p).__name__} {where}",
+        )
+        expect(
+            tuple(p.shape) == shape,
+            f"{call}.{name} should have shape {shape} (A: (r, in), B: (out, r)), found {tuple(p.shape)} {where}",
+        )
     A, B = layer.lora_A.detach(), layer.lora_B.detach()
-    expect(bool(B.abs().max() == 0), f"{call}: B should start at zero so that ΔW = BA = 0 and the model is the "
-                                     f"pretrained one at step 0, but B was initialised randomly {where}")
-    expect(bool(A.abs().max() > 0), f"{call}: A is all zeros: with B = 0 as well, neither A nor B ever gets a "
-                                    f"gradient; initialise A with nn.init.kaiming_uniform_(A, a=math.sqrt(5)) {where}")
+    expect(
+        bool(B.abs().max() == 0),
+        f"{call}: B should start at zero so that ΔW = BA = 0 and the model is the "
+        f"pretrained one at step 0, but B was initialised randomly {where}",
+    )
+    expect(
+        bool(A.abs().max() > 0),
+        f"{call}: A is all zeros: with B = 0 as well, neither A nor B ever gets a "
+        f"gradient; initialise A with nn.init.kaiming_uniform_(A, a=math.sqrt(5)) {where}",
+    )
     bound = 1 / math.sqrt(d_in)
-    expect(bool(A.abs().max() <= bound * 1.001) and float(A.std()) > 0.2 * bound,
-           f"{call}: A should be Kaiming-uniform like nn.Linear's weight (nn.init.kaiming_uniform_(A, a=math.sqrt(5)), "
-           f"values within ±1/sqrt(in) = ±{bound:.3f}), found values in [{float(A.min()):.3f}, {float(A.max()):.3f}] {where}")
+    expect(
+        bool(A.abs().max() <= bound * 1.001) and float(A.std()) > 0.2 * bound,
+        f"{call}: A should be Kaiming-uniform like nn.Linear's weight (nn.init.kaiming_uniform_(A, a=math.sqrt(5)), "
+        f"values within ±1/sqrt(in) = ±{bound:.3f}), found values in [{float(A.min()):.3f}, {float(A.max()):.3f}] {where}",
+    )
     expect(getattr(layer, "merged", None) is False, f"{call}: a new layer should have merged = False {where}")
 
     with torch.no_grad():
@@ -79,11 +91,16 @@ def lora_layer(cls: type, *, seed: int | None = None) -> None:
     base = F.linear(x, layer.weight.detach(), None if layer.bias is None else layer.bias.detach())
     layer.eval()
     out = call_learner(layer, x, what=f"{call}(x {tuple(x.shape)})")
-    expect(isinstance(out, Tensor) and out.shape == base.shape,
-           f"{call}(x {tuple(x.shape)}) should return shape {tuple(base.shape)}, found "
-           f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}")
-    expect(_close(out, base), f"{call}: at initialisation the output should equal the plain linear layer x Wᵀ "
-                              f"(ΔW = 0), but it differs by {float((out - base).detach().abs().max()):.3g} {where}")
+    expect(
+        isinstance(out, Tensor) and out.shape == base.shape,
+        f"{call}(x {tuple(x.shape)}) should return shape {tuple(base.shape)}, found "
+        f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}",
+    )
+    expect(
+        _close(out, base),
+        f"{call}: at initialisation the output should equal the plain linear layer x Wᵀ "
+        f"(ΔW = 0), but it differs by {float((out - base).detach().abs().max()):.3g} {where}",
+    )
 
     with torch.no_grad():
         layer.lora_B.copy_(torch.randn(d_out, r, generator=gen))
@@ -91,38 +108,58 @@ def lora_layer(cls: type, *, seed: int | None = None) -> None:
     low = x @ A.T @ B.T
     out = call_learner(layer, x, what=f"{call}(x)")
     if not _close(out, base + (alpha / r) * low):
-        for scale, message in ((alpha, "scaled by α instead of α/r"), (1.0, "not scaled: multiply by α/r"),
-                               (r / alpha, "scaled by r/α instead of α/r"), (0.0, "missing: add (α/r)·x Aᵀ Bᵀ")):
+        for scale, message in (
+            (alpha, "scaled by α instead of α/r"),
+            (1.0, "not scaled: multiply by α/r"),
+            (r / alpha, "scaled by r/α instead of α/r"),
+            (0.0, "missing: add (α/r)·x Aᵀ Bᵀ"),
+        ):
             if _close(out, base + scale * low):
                 raise CheckFailed(f"{call}: the low-rank update is {message} {where}")
-        raise CheckFailed(f"{call}: with a non-zero B the output should be x Wᵀ + (α/r)·x Aᵀ Bᵀ; it differs by "
-                          f"{float((out - base - alpha / r * low).detach().abs().max()):.3g} {where}")
+        raise CheckFailed(
+            f"{call}: with a non-zero B the output should be x Wᵀ + (α/r)·x Aᵀ Bᵀ; it differs by "
+            f"{float((out - base - alpha / r * low).detach().abs().max()):.3g} {where}"
+        )
     layer.zero_grad(set_to_none=True)
     call_learner(layer, x, what=f"{call}(x)").sum().backward()
-    expect(layer.lora_A.grad is not None and layer.lora_B.grad is not None and bool(layer.lora_A.grad.abs().max() > 0),
-           f"{call}: no gradient reached lora_A / lora_B {where}: use torch operations on the parameters")
+    expect(
+        layer.lora_A.grad is not None and layer.lora_B.grad is not None and bool(layer.lora_A.grad.abs().max() > 0),
+        f"{call}: no gradient reached lora_A / lora_B {where}: use torch operations on the parameters",
+    )
 
     w_before = layer.weight.detach().clone()
     call_learner(layer.merge, what=f"{call}.merge()")
     expect(getattr(layer, "merged", None) is True, f"{call}.merge() should set merged = True {where}")
     expected_w = w_before + (alpha / r) * B @ A
-    expect(_close(layer.weight, expected_w), f"{call}.merge() should add ΔW = (α/r)·B A to the weight; the weight "
-                                             f"differs from W + ΔW by {float((layer.weight - expected_w).detach().abs().max()):.3g} {where}")
+    expect(
+        _close(layer.weight, expected_w),
+        f"{call}.merge() should add ΔW = (α/r)·B A to the weight; the weight "
+        f"differs from W + ΔW by {float((layer.weight - expected_w).detach().abs().max()):.3g} {where}",
+    )
     with torch.no_grad():
         merged_out = call_learner(layer, x, what=f"{call}(x) after merge()")
     if _close(merged_out, base + 2 * (alpha / r) * low, 1e-4):
-        raise CheckFailed(f"{call}: after merge() the forward pass adds ΔW twice (once inside W, once by the low-rank "
-                          f"path): skip the low-rank path when merged {where}")
-    expect(_close(merged_out, base + (alpha / r) * low, 1e-4),
-           f"{call}: the merged forward differs from the unmerged one by "
-           f"{float((merged_out - base - alpha / r * low).detach().abs().max()):.3g} {where}")
+        raise CheckFailed(
+            f"{call}: after merge() the forward pass adds ΔW twice (once inside W, once by the low-rank "
+            f"path): skip the low-rank path when merged {where}"
+        )
+    expect(
+        _close(merged_out, base + (alpha / r) * low, 1e-4),
+        f"{call}: the merged forward differs from the unmerged one by "
+        f"{float((merged_out - base - alpha / r * low).detach().abs().max()):.3g} {where}",
+    )
     call_learner(layer.merge, what=f"{call}.merge() a second time")
-    expect(_close(layer.weight, expected_w), f"{call}: calling merge() twice added ΔW twice: merge only when not merged "
-                                             f"yet {where}")
+    expect(
+        _close(layer.weight, expected_w),
+        f"{call}: calling merge() twice added ΔW twice: merge only when not merged yet {where}",
+    )
     call_learner(layer.unmerge, what=f"{call}.unmerge()")
     expect(getattr(layer, "merged", None) is False, f"{call}.unmerge() should set merged = False {where}")
-    expect(_close(layer.weight, w_before, 1e-5), f"{call}.unmerge() should restore W; it differs by "
-                                                 f"{float((layer.weight - w_before).detach().abs().max()):.3g} {where}")
+    expect(
+        _close(layer.weight, w_before, 1e-5),
+        f"{call}.unmerge() should restore W; it differs by "
+        f"{float((layer.weight - w_before).detach().abs().max()):.3g} {where}",
+    )
     call_learner(layer.unmerge, what=f"{call}.unmerge() a second time")
     expect(_close(layer.weight, w_before, 1e-5), f"{call}: calling unmerge() on an unmerged layer changed W {where}")
     passed(f"LoRA layer: identity at initialisation, x Wᵀ + (α/r)·x Aᵀ Bᵀ, merge/unmerge exact ({d_in}→{d_out}, r={r})")
@@ -148,8 +185,10 @@ def _prompt_attention_variant(attn: AdapterAttention, q: Tensor, kind: str, thet
     return F.scaled_dot_product_attention(q, k, v)
 
 
-_JOINT = ("the prompts share one softmax with the text, so they take attention away from it even with the gate "
-          "at zero; give them their own softmax: F.scaled_dot_product_attention(q, k_P, v_P), then the gate")
+_JOINT = (
+    "the prompts share one softmax with the text, so they take attention away from it even with the gate "
+    "at zero; give them their own softmax: F.scaled_dot_product_attention(q, k_P, v_P), then the gate"
+)
 
 
 @torch.no_grad()
@@ -179,25 +218,41 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(seed {seed})"
-    config = LlamaConfig(vocab_size=32, dim=32, n_layers=1, n_heads=4, n_kv_heads=int(2 ** torch.randint(0, 3, (),
-                                                                                                      generator=gen)),
-                         hidden_dim=48, context_length=32)
+    config = LlamaConfig(
+        vocab_size=32,
+        dim=32,
+        n_layers=1,
+        n_heads=4,
+        n_kv_heads=int(2 ** torch.randint(0, 3, (), generator=gen)),
+        hidden_dim=48,
+        context_length=32,
+    )
     k_len = int(torch.randint(2, 6, (), generator=gen))
-    t = int(torch.randint(6, 10, (), generator=gen))                  # t ≥ prompt_len
+    t = int(torch.randint(6, 10, (), generator=gen))  # t ≥ prompt_len
     call = f"{_name(cls)}(config, prompt_len={k_len})"
     torch.manual_seed(seed)
     attn = call_learner(cls, config, k_len, what=call)
-    expect(isinstance(attn, GroupedQueryAttention), f"{call} should subclass GroupedQueryAttention, found "
-                                                    f"{type(attn).__name__}")
+    expect(
+        isinstance(attn, GroupedQueryAttention),
+        f"{call} should subclass GroupedQueryAttention, found {type(attn).__name__}",
+    )
     gate, prompt = getattr(attn, "adapter_gate", None), getattr(attn, "adapter_prompt", None)
-    expect(isinstance(prompt, nn.Parameter) and tuple(prompt.shape) == (k_len, config.dim),
-           f"{call} needs a parameter adapter_prompt of shape (prompt_len, dim) = {(k_len, config.dim)} {where}")
+    expect(
+        isinstance(prompt, nn.Parameter) and tuple(prompt.shape) == (k_len, config.dim),
+        f"{call} needs a parameter adapter_prompt of shape (prompt_len, dim) = {(k_len, config.dim)} {where}",
+    )
     expect(isinstance(gate, nn.Parameter), f"{call} needs a parameter adapter_gate (one gate per query head) {where}")
-    expect(gate.numel() == config.n_heads, f"{call}: adapter_gate should hold one gate per query head "
-                                           f"({config.n_heads}), found shape {tuple(gate.shape)} {where}")
-    expect(bool(gate.detach().abs().max() == 0), f"{call}: adapter_gate must start at zero (then the model is exactly "
-                                                 f"the pretrained one at step 0), found values up to "
-                                                 f"{float(gate.detach().abs().max()):.3g} {where}")
+    expect(
+        gate.numel() == config.n_heads,
+        f"{call}: adapter_gate should hold one gate per query head "
+        f"({config.n_heads}), found shape {tuple(gate.shape)} {where}",
+    )
+    expect(
+        bool(gate.detach().abs().max() == 0),
+        f"{call}: adapter_gate must start at zero (then the model is exactly "
+        f"the pretrained one at step 0), found values up to "
+        f"{float(gate.detach().abs().max()):.3g} {where}",
+    )
     ref = AdapterAttention(config, k_len)
     ref.load_state_dict({k: v for k, v in attn.state_dict().items() if k in ref.state_dict()}, strict=True)
     plain = GroupedQueryAttention(config)
@@ -207,18 +262,26 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     x = torch.randn(2, t, config.dim, generator=gen)
     fwd = f"{call}.forward(x {tuple(x.shape)}, rope)"
     out = call_learner(attn, x, rope, what=fwd)
-    expect(isinstance(out, Tensor) and out.shape == x.shape, f"{fwd} should return shape {tuple(x.shape)}, found "
-           f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}")
+    expect(
+        isinstance(out, Tensor) and out.shape == x.shape,
+        f"{fwd} should return shape {tuple(x.shape)}, found "
+        f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}",
+    )
     if not _close(out, plain(x, rope)) and _close(out, _joint_attention(ref, x, rope), 1e-4):
         raise CheckFailed(f"{fwd}: {_JOINT} {where}")
-    expect(_close(out, plain(x, rope)), f"{fwd}: with the gate at zero the output should equal plain causal attention "
-                                        f"(the pretrained layer), but it differs by "
-                                        f"{float((out - plain(x, rope)).detach().abs().max()):.3g} {where}")
+    expect(
+        _close(out, plain(x, rope)),
+        f"{fwd}: with the gate at zero the output should equal plain causal attention "
+        f"(the pretrained layer), but it differs by "
+        f"{float((out - plain(x, rope)).detach().abs().max()):.3g} {where}",
+    )
     attn.zero_grad(set_to_none=True)
     (out * torch.randn(out.shape, generator=gen)).sum().backward()
-    expect(attn.adapter_gate.grad is not None and bool(attn.adapter_gate.grad.abs().max() > 0),
-           f"{fwd}: the gate got no gradient at initialisation: multiply the prompt attention by the gate parameter "
-           f"itself (not a detached copy, not a constant), so that it can open {where}")
+    expect(
+        attn.adapter_gate.grad is not None and bool(attn.adapter_gate.grad.abs().max() > 0),
+        f"{fwd}: the gate got no gradient at initialisation: multiply the prompt attention by the gate parameter "
+        f"itself (not a detached copy, not a constant), so that it can open {where}",
+    )
 
     with torch.no_grad():
         for m in (attn, ref):
@@ -228,25 +291,37 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     if not _close(out, expected):
         with torch.no_grad():
             q, k, v = ref.project(x, rope)
-            y = plain.attend(q, k, v)                                 # the text's causal attention alone
+            y = plain.attend(q, k, v)  # the text's causal attention alone
             g = ref.adapter_gate.view(1, -1, 1, 1)
-            for kind, message in (("rope", "the prompt keys were rotated by RoPE: the prompts are not positions in "
-                                           "the text, project them with k_proj and v_proj only"),
-                                  ("causal", "the prompts were attended with a causal mask: every query sees every "
-                                             "prompt (no mask)")):
+            for kind, message in (
+                (
+                    "rope",
+                    "the prompt keys were rotated by RoPE: the prompts are not positions in "
+                    "the text, project them with k_proj and v_proj only",
+                ),
+                ("causal", "the prompts were attended with a causal mask: every query sees every prompt (no mask)"),
+            ):
                 wrong = ref.o_proj(merge_heads(y + g * _prompt_attention_variant(ref, q, kind, config.rope_base)))
                 if _close(out, wrong):
                     raise CheckFailed(f"{fwd}: {message} {where}")
             shared = ref.o_proj(merge_heads(y + ref.adapter_gate.mean() * ref.prompt_attention(q)))
             if _close(out, shared):
-                raise CheckFailed(f"{fwd}: one gate was used for all heads; gate head h with adapter_gate[h] "
-                                  f"(reshape it to (1, h, 1, 1)) {where}")
+                raise CheckFailed(
+                    f"{fwd}: one gate was used for all heads; gate head h with adapter_gate[h] "
+                    f"(reshape it to (1, h, 1, 1)) {where}"
+                )
             tanh = ref.o_proj(merge_heads(y + torch.tanh(g) * ref.prompt_attention(q)))
             if _close(out, tanh):
-                raise CheckFailed(f"{fwd}: the gate went through tanh; this exercise multiplies by the gate itself {where}")
+                raise CheckFailed(
+                    f"{fwd}: the gate went through tanh; this exercise multiplies by the gate itself {where}"
+                )
             if _close(out, _joint_attention(ref, x, rope), 1e-4):
                 raise CheckFailed(f"{fwd}: {_JOINT} {where}")
-        raise CheckFailed(f"{fwd}: with open gates the output should be o_proj(attend(q, k, v) + gate·softmax(q k_Pᵀ/√d) "
-                          f"v_P); it differs by {float((out - expected).detach().abs().max()):.3g} {where}")
-    passed(f"adapter gate: identity at initialisation, the gate gets a gradient, prompts without RoPE or mask "
-           f"({config.n_heads} heads, {config.n_kv_heads} key/value heads, {k_len} prompts)")
+        raise CheckFailed(
+            f"{fwd}: with open gates the output should be o_proj(attend(q, k, v) + gate·softmax(q k_Pᵀ/√d) "
+            f"v_P); it differs by {float((out - expected).detach().abs().max()):.3g} {where}"
+        )
+    passed(
+        f"adapter gate: identity at initialisation, the gate gets a gradient, prompts without RoPE or mask "
+        f"({config.n_heads} heads, {config.n_kv_heads} key/value heads, {k_len} prompts)"
+    )

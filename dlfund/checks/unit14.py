@@ -27,8 +27,10 @@ __all__ = ["bootstrap_ci", "paired_comparison", "PAIRED_KEYS", "CONVENTION"]
 
 Tensor = torch.Tensor
 
-CONVENTION = ("g = torch.Generator().manual_seed(seed); idx = torch.randint(0, N, (n_boot, N), generator=g); "
-              "then torch.quantile of the n_boot resampled values at (1 - level) / 2 and (1 + level) / 2")
+CONVENTION = (
+    "g = torch.Generator().manual_seed(seed); idx = torch.randint(0, N, (n_boot, N), generator=g); "
+    "then torch.quantile of the n_boot resampled values at (1 - level) / 2 and (1 + level) / 2"
+)
 TOL = 1e-6
 
 
@@ -67,20 +69,28 @@ def _quantiles(values: Tensor, lo: float, hi: float) -> tuple[float, float]:
 
 def _as_interval(result: Any, call: str) -> tuple[float, float]:
     if _number(result) is not None:
-        raise CheckFailed(f"{call} returned one number ({_number(result):.4g}); expected the interval's two ends "
-                          "(lower, upper). A single number such as the standard deviation of the bootstrap "
-                          "accuracies is not an interval: take two quantiles of them")
+        raise CheckFailed(
+            f"{call} returned one number ({_number(result):.4g}); expected the interval's two ends "
+            "(lower, upper). A single number such as the standard deviation of the bootstrap "
+            "accuracies is not an interval: take two quantiles of them"
+        )
     if isinstance(result, torch.Tensor):
         result = result.flatten().tolist() if result.numel() == 2 else result
-    expect(isinstance(result, (Sequence, torch.Tensor)) and not isinstance(result, (str, bytes)),
-           f"{call}: expected a pair (lower, upper), found {type(result).__name__}")
+    expect(
+        isinstance(result, (Sequence, torch.Tensor)) and not isinstance(result, (str, bytes)),
+        f"{call}: expected a pair (lower, upper), found {type(result).__name__}",
+    )
     expect(len(result) == 2, f"{call}: expected a pair (lower, upper), found {len(result)} values")
     values = [_number(v) for v in result]
-    expect(all(v is not None for v in values),
-           f"{call}: expected two numbers (lower, upper), found {[type(v).__name__ for v in result]}")
+    expect(
+        all(v is not None for v in values),
+        f"{call}: expected two numbers (lower, upper), found {[type(v).__name__ for v in result]}",
+    )
     lower, upper = float(values[0]), float(values[1])  # type: ignore[arg-type]
-    expect(not (1 < max(lower, upper) <= 100),
-           f"{call}: found ({lower:.4g}, {upper:.4g}), which looks like percentages; return fractions in [0, 1]")
+    expect(
+        not (1 < max(lower, upper) <= 100),
+        f"{call}: found ({lower:.4g}, {upper:.4g}), which looks like percentages; return fractions in [0, 1]",
+    )
     return lower, upper
 
 
@@ -93,8 +103,10 @@ def _diagnose_bootstrap(correct: Tensor, n_boot: int, level: float, seed: int, f
     accs = ev.bootstrap_accuracies(c, n_boot, seed)
     lower, upper = found
     if _close(lower, upper) and _close(lower, accuracy):
-        return (": every resample has the test accuracy itself, so the resamples are the test set reshuffled. "
-                "Sample *with* replacement (torch.randint), not a permutation (torch.randperm)")
+        return (
+            ": every resample has the test accuracy itself, so the resamples are the test set reshuffled. "
+            "Sample *with* replacement (torch.randint), not a permutation (torch.randperm)"
+        )
     if _close(lower, upper):
         return ": the interval has zero width; its two ends should be two different quantiles"
     candidates = {
@@ -105,24 +117,32 @@ def _diagnose_bootstrap(correct: Tensor, n_boot: int, level: float, seed: int, f
     for name, (lo, hi) in candidates.items():
         if _close(lower, lo) and _close(upper, hi) and not _close(lo, hi):
             if name.startswith("(1 - level"):
-                return (f": these are the {alpha:.0%} and {1 - alpha:.0%} quantiles; a {level:.0%} interval leaves "
-                        f"{alpha / 2:.1%} out on *each* side: use (1 - level) / 2 and (1 + level) / 2")
+                return (
+                    f": these are the {alpha:.0%} and {1 - alpha:.0%} quantiles; a {level:.0%} interval leaves "
+                    f"{alpha / 2:.1%} out on *each* side: use (1 - level) / 2 and (1 + level) / 2"
+                )
             if name.startswith("(level"):
                 return ": these are the quantiles at level and 1 - level; use (1 - level) / 2 and (1 + level) / 2"
-            return (f": these are the 2.5% and 97.5% quantiles, right only for level = 0.95; this call has level = "
-                    f"{level}: use (1 - level) / 2 and (1 + level) / 2")
+            return (
+                f": these are the 2.5% and 97.5% quantiles, right only for level = 0.95; this call has level = "
+                f"{level}: use (1 - level) / 2 and (1 + level) / 2"
+            )
     if _close(upper, accs.max().item()) and _close(lower, accs.min().item()):
         return ": that is the smallest and largest bootstrap accuracy, not the quantiles"
     z = ev.z_value(level)
     std = accs.std().item()
     if _close(lower, accuracy - z * std) and _close(upper, accuracy + z * std):
-        return (": that is accuracy ± z·std of the bootstrap accuracies (a normal approximation); the exercise "
-                "asks for the percentile interval: the quantiles of the bootstrap accuracies themselves")
+        return (
+            ": that is accuracy ± z·std of the bootstrap accuracies (a normal approximation); the exercise "
+            "asks for the percentile interval: the quantiles of the bootstrap accuracies themselves"
+        )
     g = torch.Generator().manual_seed(seed)
     transposed = c[torch.randint(0, n, (n, n_boot), generator=g)].mean(dim=0)
     if all(map(_close, found, _quantiles(transposed, alpha / 2, 1 - alpha / 2))):
-        return (": the index tensor has shape (N, n_boot); the convention is (n_boot, N), one row per resample, "
-                "and the mean over dim=1")
+        return (
+            ": the index tensor has shape (N, n_boot); the convention is (n_boot, N), one row per resample, "
+            "and the mean over dim=1"
+        )
     return ""
 
 
@@ -150,20 +170,29 @@ def bootstrap_ci(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         result = call_learner(fn, correct, n_boot, level, boot_seed, what=call)
         expect(torch.equal(correct, given), f"{call} changed `correct` in place; leave the input as it is")
         lower, upper = _as_interval(result, call)
-        expect(lower <= upper, f"{call}: found lower {lower:.6g} > upper {upper:.6g}; return (lower, upper) in that order")
+        expect(
+            lower <= upper, f"{call}: found lower {lower:.6g} > upper {upper:.6g}; return (lower, upper) in that order"
+        )
         reference = ev.bootstrap_ci(correct, n_boot=n_boot, level=level, seed=boot_seed)
         if not (_close(lower, reference.lower) and _close(upper, reference.upper)):
             again = _as_interval(call_learner(fn, correct, n_boot, level, boot_seed, what=call), call)
-            expect(again == (lower, upper),
-                   f"{call}: two calls with the same seed gave different intervals, {(lower, upper)} and {again}: "
-                   "draw the indices from a generator seeded with `seed` "
-                   "(g = torch.Generator().manual_seed(seed)), not from the global random state")
+            expect(
+                again == (lower, upper),
+                f"{call}: two calls with the same seed gave different intervals, {(lower, upper)} and {again}: "
+                "draw the indices from a generator seeded with `seed` "
+                "(g = torch.Generator().manual_seed(seed)), not from the global random state",
+            )
             raise CheckFailed(
                 f"{call}: expected (lower, upper) = ({reference.lower:.6f}, {reference.upper:.6f}), found "
-                f"({lower:.6f}, {upper:.6f})" + (_diagnose_bootstrap(correct, n_boot, level, boot_seed, (lower, upper))
-                                                 or f". Follow the convention: {CONVENTION}")
+                f"({lower:.6f}, {upper:.6f})"
+                + (
+                    _diagnose_bootstrap(correct, n_boot, level, boot_seed, (lower, upper))
+                    or f". Follow the convention: {CONVENTION}"
+                )
             )
-    passed(f"bootstrap CI: the percentile interval matches the reference on four test sets, levels 0.95 and {other_level}")
+    passed(
+        f"bootstrap CI: the percentile interval matches the reference on four test sets, levels 0.95 and {other_level}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,13 +217,17 @@ def _diagnose_p_value(a: Tensor, b: Tensor, found: float) -> str:
         "one-sided": stats.binomtest(min(only_a, only_b), only_a + only_b, 0.5, alternative="less").pvalue,
     }
     messages = {
-        "totals": ("that compares the two totals of correct answers, as if they came from different test sets; "
-                   "McNemar uses only the discordant pairs: b (A right, B wrong) and c (A wrong, B right)"),
-        "all examples": ("that counts b out of all N examples; the examples both models get right (or both wrong) "
-                         "say nothing about which is better: test b out of b + c"),
+        "totals": (
+            "that compares the two totals of correct answers, as if they came from different test sets; "
+            "McNemar uses only the discordant pairs: b (A right, B wrong) and c (A wrong, B right)"
+        ),
+        "all examples": (
+            "that counts b out of all N examples; the examples both models get right (or both wrong) "
+            "say nothing about which is better: test b out of b + c"
+        ),
         "chi-square": "that is the chi-square approximation; the exercise asks for the exact binomial test",
         "chi-square without correction": "that is the chi-square approximation without continuity correction; "
-                                         "the exercise asks for the exact binomial test",
+        "the exercise asks for the exact binomial test",
         "one-sided": "that is a one-sided p-value; the question 'do they differ?' is two-sided",
     }
     for name, value in variants.items():
@@ -228,13 +261,22 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         n_boot = int(torch.randint(500, 1200, (), generator=gen))
         level = 0.95
         boot_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
-        call = f"paired_comparison(correct_a, correct_b (N={n}), n_boot={n_boot}, level={level}, seed={boot_seed}) {where}"
+        call = (
+            f"paired_comparison(correct_a, correct_b (N={n}), n_boot={n_boot}, level={level}, seed={boot_seed}) {where}"
+        )
         result = call_learner(fn, a.clone(), b.clone(), n_boot, level, boot_seed, what=call)
-        expect(isinstance(result, Mapping), f"{call}: expected a dict with keys {list(PAIRED_KEYS)}, found {type(result).__name__}")
+        expect(
+            isinstance(result, Mapping),
+            f"{call}: expected a dict with keys {list(PAIRED_KEYS)}, found {type(result).__name__}",
+        )
         missing = [k for k in PAIRED_KEYS if k not in result]
         extra = [k for k in result if k not in PAIRED_KEYS]
-        expect(not missing and not extra, f"{call}: expected exactly the keys {list(PAIRED_KEYS)}"
-               + (f"; missing {missing}" if missing else "") + (f"; unexpected {extra}" if extra else ""))
+        expect(
+            not missing and not extra,
+            f"{call}: expected exactly the keys {list(PAIRED_KEYS)}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else ""),
+        )
         values: dict[str, float] = {}
         for key in ("difference", "lower", "upper", "p_value"):
             value = _number(result[key])
@@ -250,8 +292,10 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
                 hint = ": the sign is swapped; the difference is accuracy(A) - accuracy(B)"
             elif 1 < abs(d) <= 100:
                 hint = ": that looks like percentage points; return fractions"
-            raise CheckFailed(f"{call}: expected difference = accuracy(A) - accuracy(B) = {accuracy_a:.4f} - "
-                              f"{accuracy_b:.4f} = {ref.estimate:.6f}, found {d:.6f}{hint}")
+            raise CheckFailed(
+                f"{call}: expected difference = accuracy(A) - accuracy(B) = {accuracy_a:.4f} - "
+                f"{accuracy_b:.4f} = {ref.estimate:.6f}, found {d:.6f}{hint}"
+            )
         lower, upper = values["lower"], values["upper"]
         if not (_close(lower, ref.lower) and _close(upper, ref.upper)):
             hint = f". Follow the convention: {CONVENTION}, with the same idx for both models"
@@ -259,21 +303,27 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
             if _close(lower, -ref.upper) and _close(upper, -ref.lower):
                 hint = ": that is the interval of B - A; the sign is swapped"
             elif _close(lower, unpaired.lower) and _close(upper, unpaired.upper) or upper - lower > 1.3 * ref.width:
-                hint = (f": the interval is {(upper - lower) / ref.width:.1f}× as wide as the paired one; the two models "
-                        "were resampled independently. Draw one idx and score both models on the same resampled "
-                        "examples: a[idx].mean(1) - b[idx].mean(1)")
+                hint = (
+                    f": the interval is {(upper - lower) / ref.width:.1f}× as wide as the paired one; the two models "
+                    "were resampled independently. Draw one idx and score both models on the same resampled "
+                    "examples: a[idx].mean(1) - b[idx].mean(1)"
+                )
             elif lower > upper:
                 hint = ": lower > upper"
-            raise CheckFailed(f"{call}: expected the paired interval (lower, upper) = ({ref.lower:.6f}, {ref.upper:.6f}), "
-                              f"found ({lower:.6f}, {upper:.6f}){hint}")
+            raise CheckFailed(
+                f"{call}: expected the paired interval (lower, upper) = ({ref.lower:.6f}, {ref.upper:.6f}), "
+                f"found ({lower:.6f}, {upper:.6f}){hint}"
+            )
         reference_p = ev.mcnemar(a, b).p_value
         p = values["p_value"]
         expect(0 <= p <= 1, f"{call}: p_value must be a probability in [0, 1], found {p:.4g}")
         if not math.isclose(p, reference_p, rel_tol=1e-6, abs_tol=1e-12):
             only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-            raise CheckFailed(f"{call}: expected McNemar's exact p_value {reference_p:.6g} (b = {only_a} examples only A "
-                              f"gets right, c = {only_b} only B gets right: binomtest(b, b + c, 0.5)), found {p:.6g}"
-                              + _diagnose_p_value(a, b, p))
+            raise CheckFailed(
+                f"{call}: expected McNemar's exact p_value {reference_p:.6g} (b = {only_a} examples only A "
+                f"gets right, c = {only_b} only B gets right: binomtest(b, b + c, 0.5)), found {p:.6g}"
+                + _diagnose_p_value(a, b, p)
+            )
         better = result["better"]
         expected = "A" if ref.lower > 0 else "B" if ref.upper < 0 else "neither"
         expect(better in DECISIONS, f"{call}: better should be one of {DECISIONS}, found {better!r}")
@@ -283,8 +333,12 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
             elif expected == "neither":
                 why = f"the interval ({ref.lower:.4f}, {ref.upper:.4f}) contains 0: the data do not show a difference"
             else:
-                why = (f"the interval ({ref.lower:.4f}, {ref.upper:.4f}) excludes 0, so the difference is real at "
-                       f"this level; a difference of {ref.estimate:+.4f} alone does not decide, its interval does")
+                why = (
+                    f"the interval ({ref.lower:.4f}, {ref.upper:.4f}) excludes 0, so the difference is real at "
+                    f"this level; a difference of {ref.estimate:+.4f} alone does not decide, its interval does"
+                )
             raise CheckFailed(f"{call}: expected better = {expected!r}, found {better!r}: {why}")
-    passed("paired comparison: difference, paired interval, McNemar p-value and decision match the reference "
-           "on three pairs of models")
+    passed(
+        "paired comparison: difference, paired interval, McNemar p-value and decision match the reference "
+        "on three pairs of models"
+    )

@@ -22,9 +22,13 @@ OUTPUT = manifest.RUNS_DIR / "book"
 
 def results_markdown() -> str:
     """The results page: every recorded result file, grouped by unit, with its provenance."""
-    lines = ["# Recorded results", "",
-             "Every number below was measured by running the notebook (`dlfund run N --record`) and read "
-             "from `book/results/<unit>/<notebook>.<tier>.json`; nothing here is typed by hand.", ""]
+    lines = [
+        "# Recorded results",
+        "",
+        "Every number below was measured by running the notebook (`dlfund run N --record`) and read "
+        "from `book/results/<unit>/<notebook>.<tier>.json`; nothing here is typed by hand.",
+        "",
+    ]
     found = False
     for u in manifest.UNITS:
         rows = results.table(u)
@@ -36,8 +40,14 @@ def results_markdown() -> str:
 
     bench = recorded_markdown()
     if bench:
-        lines += ["## Reference benchmarks", "", "`dlfund bench --record`: the course's code beside the "
-                  "libraries it teaches, in one process on the same inputs.", "", *bench]
+        lines += [
+            "## Reference benchmarks",
+            "",
+            "`dlfund bench --record`: the course's code beside the "
+            "libraries it teaches, in one process on the same inputs.",
+            "",
+            *bench,
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -61,16 +71,21 @@ def stage(dest: Path | None = None) -> list[str]:
         shutil.copytree(manifest.ROOT / folder, dest / folder, ignore=ignore)
     atomic_write_text(dest / "book" / "_generated" / "results.md", results_markdown())
     # the quiz instructions have one source, the quiz package's README
-    atomic_write_text(dest / "book" / "_generated" / "quiz.md",
-                      (manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8"))
+    atomic_write_text(
+        dest / "book" / "_generated" / "quiz.md",
+        (manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8"),
+    )
     with_outputs = []
     for u in manifest.UNITS:
         for name in [nb.name for nb in u.notebooks] + [ex.name for ex in u.exercises]:
             executed = executed_copy(u, name)
             if executed is None:
                 continue
-            target = (dest / u.notebook_path(name).relative_to(manifest.ROOT) if any(nb.name == name for nb in u.notebooks)
-                      else dest / u.solution_path(name).relative_to(manifest.ROOT))
+            target = (
+                dest / u.notebook_path(name).relative_to(manifest.ROOT)
+                if any(nb.name == name for nb in u.notebooks)
+                else dest / u.solution_path(name).relative_to(manifest.ROOT)
+            )
             shutil.copyfile(executed, target)
             with_outputs.append(f"{u.dirname}/{name}")
     return with_outputs
@@ -81,17 +96,34 @@ def build(output: Path | None = None, *, quiet: bool = True) -> Path:
     manifest.require_repo()
     output = output or OUTPUT
     with_outputs = stage()
-    print(f"book: {len(with_outputs)} notebook(s) shown with outputs from `dlfund run`"
-          + ("" if with_outputs else " (run a unit first to see outputs in the book)"))
+    print(
+        f"book: {len(with_outputs)} notebook(s) shown with outputs from `dlfund run`"
+        + ("" if with_outputs else " (run a unit first to see outputs in the book)")
+    )
     if output.exists():
         shutil.rmtree(output)
-    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build",
-           str(STAGE), "--config", str(STAGE / "book" / "_config.yml"), "--toc", str(STAGE / "book" / "_toc.yml"),
-           "--path-output", str(output), "--all", "-W", "--keep-going"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build",
+        str(STAGE),
+        "--config",
+        str(STAGE / "book" / "_config.yml"),
+        "--toc",
+        str(STAGE / "book" / "_toc.yml"),
+        "--path-output",
+        str(output),
+        "--all",
+        "-W",
+        "--keep-going",
+    ]
     if quiet:
         cmd.append("-q")
     proc = subprocess.run(cmd, cwd=STAGE, capture_output=True, text=True)
     index = output / "_build" / "html" / "index.html"
     if proc.returncode != 0 or not index.exists():
-        raise RuntimeError(f"the book build failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"the book build failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return index

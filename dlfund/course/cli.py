@@ -22,7 +22,6 @@ from dlfund.data import DataUnavailableError
 from dlfund.utils.device import device_name, pick_device
 
 
-
 def requirements() -> list[tuple[Requirement, str | None]]:
     """What the installed ``dlfund`` distribution requires (its metadata, i.e. pyproject.toml), each with
     the extra that asks for it (``None``: always needed)."""
@@ -30,8 +29,10 @@ def requirements() -> list[tuple[Requirement, str | None]]:
     try:
         lines = md.requires("dlfund") or []
     except md.PackageNotFoundError:
-        raise UsageError("dlfund is not installed as a package (its requirements are read from the installed "
-                         "metadata): run `pip install -e .` in the course repository") from None
+        raise UsageError(
+            "dlfund is not installed as a package (its requirements are read from the installed "
+            "metadata): run `pip install -e .` in the course repository"
+        ) from None
     for line in lines:
         req = Requirement(line)
         extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", str(req.marker or ""))
@@ -55,8 +56,10 @@ def cmd_units(args: argparse.Namespace) -> int:
         return print_settings(_unit(args.settings))
     print(f"{'#':>2}  {'unit':<44} {'notebooks':>9} {'exercises':>9} {'smoke':>7} {'full':>7}  data")
     for u in manifest.UNITS:
-        print(f"{u.number:>2}  {u.title:<44} {len(u.notebooks):>9} {len(u.exercises):>9} "
-              f"{u.smoke_s:>6}s {u.full_s:>6}s  {', '.join(u.datasets)}")
+        print(
+            f"{u.number:>2}  {u.title:<44} {len(u.notebooks):>9} {len(u.exercises):>9} "
+            f"{u.smoke_s:>6}s {u.full_s:>6}s  {', '.join(u.datasets)}"
+        )
     print("\nrun one with `dlfund run N`; budgets are upper bounds (smoke: 2-core CPU, full: one GPU)")
     return 0
 
@@ -69,8 +72,10 @@ def print_settings(unit: manifest.Unit) -> int:
     print(f"  {'setting':<{width}}  {'smoke':>14}  {'full':>14}  meaning")
     for (name, small, text), (_, large, _) in zip(smoke, full):
         print(f"  {name:<{width}}  {_show(small):>14}  {_show(large):>14}  {text}")
-    print(f"\na notebook reads them as cfg.<setting> (a group: cfg.<group>.<setting>); they are defined in "
-          f"dlfund/course/settings/unit{unit.number:02d}.py")
+    print(
+        f"\na notebook reads them as cfg.<setting> (a group: cfg.<group>.<setting>); they are defined in "
+        f"dlfund/course/settings/unit{unit.number:02d}.py"
+    )
     return 0
 
 
@@ -219,16 +224,18 @@ def _take(run: Callable[..., Any]) -> int:
 def cmd_quiz(args: argparse.Namespace) -> int:
 
     unit = _unit(args.unit).number
-    return _take(lambda input_fn: quiz(unit, name=args.name, seed=args.seed, out_dir=args.out,
-                                       input_fn=input_fn))
+    return _take(lambda input_fn: quiz(unit, name=args.name, seed=args.seed, out_dir=args.out, input_fn=input_fn))
 
 
 def cmd_exam(args: argparse.Namespace) -> int:
 
     if args.questions < 1:
         raise UsageError(f"--questions must be at least 1, got {args.questions}")
-    return _take(lambda input_fn: exam(name=args.name, seed=args.seed, questions=args.questions,
-                                       out_dir=args.out, input_fn=input_fn))
+    return _take(
+        lambda input_fn: exam(
+            name=args.name, seed=args.seed, questions=args.questions, out_dir=args.out, input_fn=input_fn
+        )
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -255,29 +262,44 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dlfund", description="dlfund: a deep-learning course that runs, offline.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("units", help="list the course's units, or one unit's settings",
-                       description="List the course's units; with --settings N, every setting of unit N in both "
-                                   "tiers and what it means.")
+    s = sub.add_parser(
+        "units",
+        help="list the course's units, or one unit's settings",
+        description="List the course's units; with --settings N, every setting of unit N in both "
+        "tiers and what it means.",
+    )
     s.add_argument("--settings", metavar="UNIT", help="print the settings of this unit (number or slug)")
     s.set_defaults(func=cmd_units)
 
-    s = sub.add_parser("run", help="run a unit's notebooks headless and print what they measured",
-                       description="Execute every lecture and solution notebook of a unit in a fresh kernel, "
-                                   "with a progress bar; executed copies go to runs/<unit>/executed/.")
+    s = sub.add_parser(
+        "run",
+        help="run a unit's notebooks headless and print what they measured",
+        description="Execute every lecture and solution notebook of a unit in a fresh kernel, "
+        "with a progress bar; executed copies go to runs/<unit>/executed/.",
+    )
     s.add_argument("unit", nargs="?", help="unit number or slug, e.g. 1 or perceptron")
     s.add_argument("--all", action="store_true", help="run every unit")
     s.add_argument("--tier", choices=manifest.TIERS, help="default: $DLFUND_TIER, else full with CUDA, smoke without")
     s.add_argument("--notebook", help="run only this notebook of the unit")
-    s.add_argument("--record", action="store_true",
-                   help="also write the committed reference results in book/results/ (maintainers)")
-    s.add_argument("--skip-current", action="store_true",
-                   help="skip notebooks whose committed result is current (same device type, notebook and "
-                        "settings unchanged since its commit): resumes a long --record run")
+    s.add_argument(
+        "--record",
+        action="store_true",
+        help="also write the committed reference results in book/results/ (maintainers)",
+    )
+    s.add_argument(
+        "--skip-current",
+        action="store_true",
+        help="skip notebooks whose committed result is current (same device type, notebook and "
+        "settings unchanged since its commit): resumes a long --record run",
+    )
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("lab", help="open JupyterLab on the course (other arguments go to jupyter lab)",
-                       description="Open JupyterLab on the course; other arguments (e.g. --no-browser "
-                                   "--port 8890) are passed to jupyter lab.")
+    s = sub.add_parser(
+        "lab",
+        help="open JupyterLab on the course (other arguments go to jupyter lab)",
+        description="Open JupyterLab on the course; other arguments (e.g. --no-browser "
+        "--port 8890) are passed to jupyter lab.",
+    )
     s.set_defaults(func=cmd_lab)
 
     s = sub.add_parser("env", help="print versions, the device and the data cache, with OK/FAIL per item")
@@ -298,32 +320,40 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     s.set_defaults(func=cmd_generate)
 
-    quiz_help = ("Answer with the number of a choice; Ctrl-D stops and scores what was answered. "
-                 "Exit status: 0 passed, 1 not passed, 3 incomplete. A pass (80%) writes an HTML "
-                 "certificate of self-assessment to --out (default runs/certificates/).")
-    for name, helptext in (("quiz", "take the quiz of one unit (self-assessment)"),
-                           ("exam", "take the final exam: 25 questions across all units (self-assessment)")):
-        s = sub.add_parser(name, help=helptext,
-                           description=helptext[0].upper() + helptext[1:] + ". " + quiz_help)
+    quiz_help = (
+        "Answer with the number of a choice; Ctrl-D stops and scores what was answered. "
+        "Exit status: 0 passed, 1 not passed, 3 incomplete. A pass (80%) writes an HTML "
+        "certificate of self-assessment to --out (default runs/certificates/)."
+    )
+    for name, helptext in (
+        ("quiz", "take the quiz of one unit (self-assessment)"),
+        ("exam", "take the final exam: 25 questions across all units (self-assessment)"),
+    ):
+        s = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ". " + quiz_help)
         if name == "quiz":
             s.add_argument("--unit", required=True, help="unit number or slug, e.g. 4 or mlp")
         else:
             s.add_argument("--questions", type=int, default=25, help="how many questions (default 25)")
         s.add_argument("--name", help="your name for the certificate (asked after a pass if not given)")
-        s.add_argument("--seed", type=int,
-                       help="seed of the question draw and order (default: random, printed)")
+        s.add_argument("--seed", type=int, help="seed of the question draw and order (default: random, printed)")
         s.add_argument("--out", help="folder for the certificate (default runs/certificates/)")
         s.set_defaults(func=cmd_quiz if name == "quiz" else cmd_exam)
 
-    s = sub.add_parser("bench", help="reference benchmarks: the course's code beside the libraries it teaches",
-                       description="Run dlfund's attention, ViT and GPT beside PyTorch's SDPA, timm and bf16/compile "
-                                   "on the same inputs in one process, and print one table of ratios.")
+    s = sub.add_parser(
+        "bench",
+        help="reference benchmarks: the course's code beside the libraries it teaches",
+        description="Run dlfund's attention, ViT and GPT beside PyTorch's SDPA, timm and bf16/compile "
+        "on the same inputs in one process, and print one table of ratios.",
+    )
     s.add_argument("--tier", choices=manifest.TIERS, default="smoke", help="sizes: smoke (seconds, CPU) or full (GPU)")
-    s.add_argument("--suite", choices=("reference", "fast-training"), default="reference",
-                   help="reference: dlfund beside SDPA/timm/compile; fast-training: unit 11's precision, compile, "
-                        "memory and DDP/FSDP measurements")
-    s.add_argument("--record", action="store_true",
-                   help="write book/results/benchmarks/<suite>.<tier>.json")
+    s.add_argument(
+        "--suite",
+        choices=("reference", "fast-training"),
+        default="reference",
+        help="reference: dlfund beside SDPA/timm/compile; fast-training: unit 11's precision, compile, "
+        "memory and DDP/FSDP measurements",
+    )
+    s.add_argument("--record", action="store_true", help="write book/results/benchmarks/<suite>.<tier>.json")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")
@@ -351,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dlfund: interrupted", file=sys.stderr)
         return 130
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -78,8 +78,10 @@ class RunConfig:
         if settings is not None and name in {f.name for f in dataclasses.fields(settings)}:
             return getattr(settings, name)
         names = ", ".join(f.name for f in dataclasses.fields(settings)) if settings is not None else "none"
-        raise AttributeError(f"unit {self.__dict__['unit'].number} has no setting {name!r}; settings: {names} "
-                             f"(`dlfund units --settings {self.__dict__['unit'].number}` explains them)")
+        raise AttributeError(
+            f"unit {self.__dict__['unit'].number} has no setting {name!r}; settings: {names} "
+            f"(`dlfund units --settings {self.__dict__['unit'].number}` explains them)"
+        )
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *(f.name for f in dataclasses.fields(self.settings))})
@@ -96,12 +98,20 @@ class RunConfig:
 
     def record(self, metrics: dict[str, Any]) -> None:
         """Write this notebook's key metrics with provenance (see :mod:`dlfund.course.results`)."""
-        results.record(self.unit, self.notebook, self.tier, self.device, self.elapsed(),
-                       dataclasses.asdict(self.settings), metrics)
+        results.record(
+            self.unit, self.notebook, self.tier, self.device, self.elapsed(), dataclasses.asdict(self.settings), metrics
+        )
 
 
-def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None = None,
-          device: str | None = None, **overrides: Any) -> RunConfig:
+def setup(
+    unit: int | str,
+    notebook: str,
+    *,
+    seed: int = 123,
+    tier: str | None = None,
+    device: str | None = None,
+    **overrides: Any,
+) -> RunConfig:
     """The first call of every notebook. See the module docstring."""
     u = manifest.get_unit(unit)
     u.budget(notebook, "smoke")  # raises a clear KeyError for an unknown notebook
@@ -121,8 +131,10 @@ def setup(unit: int | str, notebook: str, *, seed: int = 123, tier: str | None =
         prov = last.get("provenance", {})
         mem = prov.get("peak_memory_mb")
         mem_text = f", peak memory {mem:.0f} MB ({prov.get('peak_memory_kind', '?')})" if mem else ""
-        print(f"expected: ≤ {budget} s (budget); last measured {prov.get('wall_s', float('nan')):.0f} s"
-              f"{mem_text} on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}")
+        print(
+            f"expected: ≤ {budget} s (budget); last measured {prov.get('wall_s', float('nan')):.0f} s"
+            f"{mem_text} on {prov.get('device', '?')}, {prov.get('date', '?')[:10]}"
+        )
     else:
         print(f"expected: ≤ {budget} s (budget); no {chosen_tier}-tier measurement recorded yet")
     print("settings: " + ", ".join(f"{k}={v}" for k, v in flatten(settings).items()))

@@ -26,8 +26,10 @@ def _minutes(seconds: int) -> str:
 
 def unit_table() -> str:
     """The README's unit table: one row per unit, with links, exercises and run-time budgets."""
-    rows = ["| # | unit | notebooks | exercises | data | smoke budget (CPU) | full budget (GPU) |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| # | unit | notebooks | exercises | data | smoke budget (CPU) | full budget (GPU) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for u in manifest.UNITS:
         rows.append(
             f"| {u.number:02d} | [{u.title}](units/{u.dirname}/README.md) | {len(u.notebooks)} | "
@@ -50,23 +52,39 @@ def results_section() -> str:
 
 def unit_header(unit: manifest.Unit) -> str:
     """The generated top of ``units/<unit>/README.md``."""
-    lines = [f"# Unit {unit.number:02d} · {unit.title}", "", unit.summary, "", "## Notebooks", "",
-             "| notebook | smoke budget | full budget |", "|---|---|---|"]
+    lines = [
+        f"# Unit {unit.number:02d} · {unit.title}",
+        "",
+        unit.summary,
+        "",
+        "## Notebooks",
+        "",
+        "| notebook | smoke budget | full budget |",
+        "|---|---|---|",
+    ]
     for nb in unit.notebooks:
         lines.append(f"| [{nb.title}]({nb.name}.ipynb) | {nb.smoke_s} s | {nb.full_s} s |")
     lines += ["", "## Exercises", "", "| exercise | checked by | solution |", "|---|---|---|"]
     for ex in unit.exercises:
         checks = ", ".join(f"`dlfund.checks.{c}`" for c in ex.checks)
-        lines.append(f"| [{ex.title}](exercises/{ex.name}.ipynb) | {checks} | "
-                     f"[solution](../../solutions/{unit.dirname}/{ex.name}.ipynb) |")
+        lines.append(
+            f"| [{ex.title}](exercises/{ex.name}.ipynb) | {checks} | "
+            f"[solution](../../solutions/{unit.dirname}/{ex.name}.ipynb) |"
+        )
     lines += ["", "## Data", ""]
     for name in unit.datasets:
         ds = data.get(name)
         lines.append(f"- `{name}`: {ds.title} ({ds.license})")
-    lines += ["", "## Run it", "", "```bash",
-              f"dlfund run {unit.number}                # headless, in the default tier, with a summary",
-              f"DLFUND_TIER=full dlfund run {unit.number}   # the full tier",
-              "dlfund lab                 # open the notebooks in JupyterLab", "```"]
+    lines += [
+        "",
+        "## Run it",
+        "",
+        "```bash",
+        f"dlfund run {unit.number}                # headless, in the default tier, with a summary",
+        f"DLFUND_TIER=full dlfund run {unit.number}   # the full tier",
+        "dlfund lab                 # open the notebooks in JupyterLab",
+        "```",
+    ]
     return "\n".join(lines)
 
 
@@ -77,12 +95,18 @@ def toc() -> str:
         sections = [{"file": f"units/{u.dirname}/{nb.name}"} for nb in u.notebooks]
         sections += [{"file": f"units/{u.dirname}/exercises/{ex.name}"} for ex in u.exercises]
         sections += [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises]
-        parts.append({"caption": f"Unit {u.number:02d} · {u.title}",
-                      "chapters": [{"file": f"units/{u.dirname}/README", "sections": sections}]})
+        parts.append(
+            {
+                "caption": f"Unit {u.number:02d} · {u.title}",
+                "chapters": [{"file": f"units/{u.dirname}/README", "sections": sections}],
+            }
+        )
     parts.append({"caption": "Certification quiz", "chapters": [{"file": "book/_generated/quiz"}]})
     parts.append({"caption": "Results", "chapters": [{"file": "book/_generated/results"}]})
     doc = {"format": "jb-book", "root": "book/intro", "parts": parts}
-    return "# Generated from dlfund/course/manifest.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    return "# Generated from dlfund/course/manifest.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(
+        doc, sort_keys=False, allow_unicode=True
+    )
 
 
 def _is_module(name: str) -> bool:
@@ -95,8 +119,9 @@ def _is_module(name: str) -> bool:
 def unit_modules(unit: manifest.Unit) -> list[str]:
     """The ``dlfund`` modules that a unit's lecture and solution notebooks import or reference, sorted."""
     found = set()
-    paths = [unit.notebook_path(nb.name) for nb in unit.notebooks] + [unit.solution_path(ex.name)
-                                                                      for ex in unit.exercises]
+    paths = [unit.notebook_path(nb.name) for nb in unit.notebooks] + [
+        unit.solution_path(ex.name) for ex in unit.exercises
+    ]
     for path in paths:
         for source in notebooks.code_cells(notebooks.read(path)):
             if source.lstrip().startswith(("%", "!")):
@@ -155,14 +180,16 @@ def expected_files() -> dict[Path, Callable[[], str]]:
     """Every generated file (other than exercises) and how to produce its full text."""
     files: dict[Path, Callable[[], str]] = {
         manifest.ROOT / "README.md": lambda: _readme_text(
-            _readme_text(manifest.ROOT / "README.md", "unit table", unit_table()), "results", results_section()),
+            _readme_text(manifest.ROOT / "README.md", "unit table", unit_table()), "results", results_section()
+        ),
         manifest.BOOK_DIR / "_toc.yml": toc,
-        manifest.ROOT / "ARCHITECTURE.md": lambda: _readme_text(manifest.ROOT / "ARCHITECTURE.md", "unit modules",
-                                                                module_table()),
+        manifest.ROOT / "ARCHITECTURE.md": lambda: _readme_text(
+            manifest.ROOT / "ARCHITECTURE.md", "unit modules", module_table()
+        ),
     }
     for u in manifest.UNITS:
         path = u.path / "README.md"
-        files[path] = (lambda u=u, path=path: _readme_text(path, "unit header", unit_header(u)))
+        files[path] = lambda u=u, path=path: _readme_text(path, "unit header", unit_header(u))
     return files
 
 

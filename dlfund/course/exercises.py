@@ -41,9 +41,14 @@ def stub_source(source: str, where: str = "cell") -> tuple[str, int]:
         begin, end = BEGIN.match(line), END.match(line)
         if begin:
             if inside:
-                raise SolutionFormatError(f"{where}, line {lineno}: BEGIN SOLUTION inside the region begun on line {inside[0]}")
+                raise SolutionFormatError(
+                    f"{where}, line {lineno}: BEGIN SOLUTION inside the region begun on line {inside[0]}"
+                )
             hint = (begin.group("hint") or DEFAULT_HINT).strip()
-            inside = (lineno, f"{begin.group('indent')}raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})")
+            inside = (
+                lineno,
+                f"{begin.group('indent')}raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})",
+            )
         elif end:
             if not inside:
                 raise SolutionFormatError(f"{where}, line {lineno}: END SOLUTION without a BEGIN SOLUTION")
@@ -76,7 +81,9 @@ def make_exercise(solution: nbformat.NotebookNode, unit: str, name: str) -> nbfo
         new.pop("id", None)
         nb.cells.append(new)
     if total == 0:
-        raise SolutionFormatError(f"solutions/{unit}/{name}.ipynb has no '# BEGIN SOLUTION' region: nothing for the learner to do")
+        raise SolutionFormatError(
+            f"solutions/{unit}/{name}.ipynb has no '# BEGIN SOLUTION' region: nothing for the learner to do"
+        )
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(GENERATED_NOTE.format(unit=unit, name=name)))
     for cell in nb.cells:
         cell.pop("id", None)
@@ -103,8 +110,10 @@ class Target:
 
     def expected(self) -> str:
         if not self.source.exists():
-            raise FileNotFoundError(f"the manifest lists exercise {self.exercise.name!r} of unit {self.unit.number}, "
-                                    f"but its solution {manifest.display_path(self.source)} does not exist")
+            raise FileNotFoundError(
+                f"the manifest lists exercise {self.exercise.name!r} of unit {self.unit.number}, "
+                f"but its solution {manifest.display_path(self.source)} does not exist"
+            )
         solution = nbformat.read(str(self.source), as_version=4)
         return render(make_exercise(solution, self.unit.dirname, self.exercise.name))
 
@@ -141,6 +150,8 @@ def stale(units: tuple[manifest.Unit, ...] = manifest.UNITS) -> list[str]:
         if not t.target.exists():
             problems.append(f"{rel} is missing (run `dlfund exercises build`)")
         elif t.target.read_text(encoding="utf-8") != t.expected():
-            problems.append(f"{rel} differs from what {manifest.display_path(t.source)} generates "
-                            "(edit the solution, then run `dlfund exercises build`)")
+            problems.append(
+                f"{rel} differs from what {manifest.display_path(t.source)} generates "
+                "(edit the solution, then run `dlfund exercises build`)"
+            )
     return problems

@@ -164,13 +164,22 @@ UNITS: tuple[Unit, ...] = (
         ),
         notebooks=(
             Notebook("01-tensors-and-dtypes", "Tensors, dtypes and devices", smoke_s=30, full_s=60),
-            Notebook("02-broadcasting-and-vectorisation", "Broadcasting and vectorisation, timed", smoke_s=45, full_s=120),
+            Notebook(
+                "02-broadcasting-and-vectorisation", "Broadcasting and vectorisation, timed", smoke_s=45, full_s=120
+            ),
             Notebook("03-shape-debugging", "Reading and fixing shape errors", smoke_s=30, full_s=60),
         ),
         exercises=(
-            Exercise("ex01-torch-where", "Choosing values with torch.where", ("unit02.torch_where",), smoke_s=30, full_s=60),
-            Exercise("ex02-matmul-perceptron", "The perceptron with matrix multiplication",
-                     ("unit02.matmul_perceptron",), smoke_s=30, full_s=120),
+            Exercise(
+                "ex01-torch-where", "Choosing values with torch.where", ("unit02.torch_where",), smoke_s=30, full_s=60
+            ),
+            Exercise(
+                "ex02-matmul-perceptron",
+                "The perceptron with matrix multiplication",
+                ("unit02.matmul_perceptron",),
+                smoke_s=30,
+                full_s=120,
+            ),
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit02),
@@ -187,11 +196,15 @@ UNITS: tuple[Unit, ...] = (
         notebooks=(
             Notebook("01-chain-rule-by-hand", "Computation graphs and the chain rule", smoke_s=30, full_s=60),
             Notebook("02-autograd-engine", "A tiny autograd engine", smoke_s=30, full_s=60),
-            Notebook("03-logistic-regression", "Logistic regression: by hand, then with autograd", smoke_s=45, full_s=120),
+            Notebook(
+                "03-logistic-regression", "Logistic regression: by hand, then with autograd", smoke_s=45, full_s=120
+            ),
             Notebook("04-sgd-and-standardisation", "Minibatch SGD and standardisation", smoke_s=45, full_s=120),
         ),
         exercises=(
-            Exercise("ex01-backward-ops", "Backward for two operations", ("unit03.backward_ops",), smoke_s=30, full_s=60),
+            Exercise(
+                "ex01-backward-ops", "Backward for two operations", ("unit03.backward_ops",), smoke_s=30, full_s=60
+            ),
             Exercise("ex02-standardise", "Standardising features", ("unit03.standardise",), smoke_s=30, full_s=60),
         ),
         datasets=("breast-cancer",),
@@ -216,8 +229,13 @@ UNITS: tuple[Unit, ...] = (
         ),
         exercises=(
             Exercise("ex01-depth-width", "Depth and width", ("unit04.depth_width",), smoke_s=60, full_s=600),
-            Exercise("ex02-custom-dataset", "A custom Dataset for Fashion-MNIST", ("unit04.fashion_dataset",),
-                     smoke_s=30, full_s=60),
+            Exercise(
+                "ex02-custom-dataset",
+                "A custom Dataset for Fashion-MNIST",
+                ("unit04.fashion_dataset",),
+                smoke_s=30,
+                full_s=60,
+            ),
         ),
         datasets=("mnist-5k", "fashion-mnist", "diabetes"),
         settings=tiers(unit04),
@@ -233,15 +251,24 @@ UNITS: tuple[Unit, ...] = (
         ),
         notebooks=(
             Notebook("01-lightning-module", "From a training loop to a LightningModule", smoke_s=60, full_s=300),
-            Notebook("02-metrics-and-datamodules", "Metrics with torchmetrics, data with a DataModule",
-                     smoke_s=60, full_s=300),
+            Notebook(
+                "02-metrics-and-datamodules",
+                "Metrics with torchmetrics, data with a DataModule",
+                smoke_s=60,
+                full_s=300,
+            ),
             Notebook("03-logging", "Logging to CSV and TensorBoard, and reading the logs back", smoke_s=60, full_s=300),
             Notebook("04-reproducibility-and-callbacks", "Reproducible runs and callbacks", smoke_s=60, full_s=600),
             Notebook("05-checkpoint-and-predict", "Checkpoint, reload, test and predict", smoke_s=60, full_s=300),
         ),
         exercises=(
-            Exercise("ex01-lightning-regression", "A LightningModule for regression",
-                     ("unit05.regression_module",), smoke_s=60, full_s=120),
+            Exercise(
+                "ex01-lightning-regression",
+                "A LightningModule for regression",
+                ("unit05.regression_module",),
+                smoke_s=60,
+                full_s=120,
+            ),
             Exercise("ex02-custom-callback", "A custom callback", ("unit05.custom_callback",), smoke_s=60, full_s=300),
         ),
         datasets=("fashion-mnist", "diabetes"),
@@ -258,20 +285,32 @@ UNITS: tuple[Unit, ...] = (
             "with fast_dev_run, overfitting one batch and the model summary."
         ),
         notebooks=(
-            Notebook("01-checkpoints-and-early-stopping", "Checkpoints, resuming and early stopping",
-                     smoke_s=60, full_s=600),
+            Notebook(
+                "01-checkpoints-and-early-stopping", "Checkpoints, resuming and early stopping", smoke_s=60, full_s=600
+            ),
             Notebook("02-learning-rates", "The learning-rate finder and schedules", smoke_s=60, full_s=300),
             Notebook("03-optimizers", "SGD with momentum, Adam and AdamW", smoke_s=60, full_s=600),
             Notebook("04-batchnorm-and-dropout", "BatchNorm and dropout", smoke_s=60, full_s=600),
-            Notebook("05-lightning-cli-and-sweep", "LightningCLI, a config file and a small sweep",
-                     smoke_s=60, full_s=1200),
+            Notebook(
+                "05-lightning-cli-and-sweep", "LightningCLI, a config file and a small sweep", smoke_s=60, full_s=1200
+            ),
             Notebook("06-debugging", "Debugging a training run", smoke_s=60, full_s=300),
         ),
         exercises=(
-            Exercise("ex01-cosine-warmup", "Cosine schedule with linear warmup", ("unit06.cosine_warmup",),
-                     smoke_s=30, full_s=60),
-            Exercise("ex02-adamw-weight-decay", "AdamW and weight decay", ("unit06.adamw_weight_decay",),
-                     smoke_s=30, full_s=60),
+            Exercise(
+                "ex01-cosine-warmup",
+                "Cosine schedule with linear warmup",
+                ("unit06.cosine_warmup",),
+                smoke_s=30,
+                full_s=60,
+            ),
+            Exercise(
+                "ex02-adamw-weight-decay",
+                "AdamW and weight decay",
+                ("unit06.adamw_weight_decay",),
+                smoke_s=30,
+                full_s=60,
+            ),
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit06),
@@ -319,8 +358,13 @@ UNITS: tuple[Unit, ...] = (
             Notebook("04-seq2seq-attention", "An encoder-decoder with attention", smoke_s=60, full_s=600),
         ),
         exercises=(
-            Exercise("ex01-additive-attention", "Additive attention with a padding mask",
-                     ("unit08.additive_attention",), smoke_s=30, full_s=60),
+            Exercise(
+                "ex01-additive-attention",
+                "Additive attention with a padding mask",
+                ("unit08.additive_attention",),
+                smoke_s=30,
+                full_s=60,
+            ),
             Exercise("ex02-gru-cell", "A GRU cell from scratch", ("unit08.gru_cell",), smoke_s=45, full_s=120),
         ),
         datasets=("movie-reviews",),
@@ -362,17 +406,32 @@ UNITS: tuple[Unit, ...] = (
             "by finetuning the top layers, and by finetuning everything, compared with unit 8's baselines."
         ),
         notebooks=(
-            Notebook("01-loading-minilm", "Loading MiniLM: tokenizer, weights, the encoder from scratch",
-                     smoke_s=60, full_s=120),
-            Notebook("02-frozen-embeddings", "Frozen sentence embeddings and logistic regression", smoke_s=60,
-                     full_s=300),
+            Notebook(
+                "01-loading-minilm",
+                "Loading MiniLM: tokenizer, weights, the encoder from scratch",
+                smoke_s=60,
+                full_s=120,
+            ),
+            Notebook(
+                "02-frozen-embeddings", "Frozen sentence embeddings and logistic regression", smoke_s=60, full_s=300
+            ),
             Notebook("03-finetuning", "Finetuning the top layers and the whole encoder", smoke_s=60, full_s=600),
         ),
         exercises=(
-            Exercise("ex01-mean-pooling", "Mean pooling with the attention mask", ("unit10.mean_pooling",),
-                     smoke_s=30, full_s=60),
-            Exercise("ex02-freezing-layers", "Which parameters train: layer-wise freezing", ("unit10.freezing",),
-                     smoke_s=30, full_s=60),
+            Exercise(
+                "ex01-mean-pooling",
+                "Mean pooling with the attention mask",
+                ("unit10.mean_pooling",),
+                smoke_s=30,
+                full_s=60,
+            ),
+            Exercise(
+                "ex02-freezing-layers",
+                "Which parameters train: layer-wise freezing",
+                ("unit10.freezing",),
+                smoke_s=30,
+                full_s=60,
+            ),
         ),
         datasets=("minilm-l6-v2", "movie-reviews"),
         settings=tiers(unit10),
@@ -393,17 +452,32 @@ UNITS: tuple[Unit, ...] = (
             # compiling even a tiny model with inductor takes 30-40 s on a 2-core CPU: the smoke run compiles
             # one small model once, and the budget is the maximum
             Notebook("02-compile", "torch.compile: compile time and steady-state speed", smoke_s=60, full_s=300),
-            Notebook("03-memory-tricks", "Gradient accumulation, the batch-size finder, activation checkpointing",
-                     smoke_s=45, full_s=300),
+            Notebook(
+                "03-memory-tricks",
+                "Gradient accumulation, the batch-size finder, activation checkpointing",
+                smoke_s=45,
+                full_s=300,
+            ),
             # two processes start torch and Lightning (about 5-10 s each) before the few training steps
-            Notebook("04-ddp-and-fsdp", "Data parallelism for real: DDP and FSDP, several processes", smoke_s=50,
-                     full_s=300),
+            Notebook(
+                "04-ddp-and-fsdp", "Data parallelism for real: DDP and FSDP, several processes", smoke_s=50, full_s=300
+            ),
         ),
         exercises=(
-            Exercise("ex01-gradient-accumulation", "Gradient accumulation in a plain PyTorch loop",
-                     ("unit11.accumulation",), smoke_s=30, full_s=60),
-            Exercise("ex02-precision-study", "A precision study: fill the results table", ("unit11.precision_study",),
-                     smoke_s=45, full_s=300),
+            Exercise(
+                "ex01-gradient-accumulation",
+                "Gradient accumulation in a plain PyTorch loop",
+                ("unit11.accumulation",),
+                smoke_s=30,
+                full_s=60,
+            ),
+            Exercise(
+                "ex02-precision-study",
+                "A precision study: fill the results table",
+                ("unit11.precision_study",),
+                smoke_s=45,
+                full_s=300,
+            ),
         ),
         datasets=("shakespeare", "fashion-mnist"),
         settings=tiers(unit11),
@@ -421,22 +495,47 @@ UNITS: tuple[Unit, ...] = (
             "unit 9's GPT at equal parameters."
         ),
         notebooks=(
-            Notebook("01-building-blocks", "RMSNorm, RoPE, SwiGLU and grouped-query attention, step by step",
-                     smoke_s=60, full_s=60),
-            Notebook("02-loading-smollm2", "Loading SmolLM2: GGUF, dequantisation, the q/k permutation, safetensors",
-                     smoke_s=60, full_s=120),
-            Notebook("03-tokenizer", "Byte-level BPE from scratch, special tokens and the chat template",
-                     smoke_s=60, full_s=120),
-            Notebook("04-generation", "Chat, streaming, greedy and sampled decoding, the KV cache measured",
-                     smoke_s=60, full_s=180),
-            Notebook("05-perplexity-and-pretraining", "Perplexity, continued pretraining, a tiny LLaMA vs the GPT",
-                     smoke_s=60, full_s=600),
+            Notebook(
+                "01-building-blocks",
+                "RMSNorm, RoPE, SwiGLU and grouped-query attention, step by step",
+                smoke_s=60,
+                full_s=60,
+            ),
+            Notebook(
+                "02-loading-smollm2",
+                "Loading SmolLM2: GGUF, dequantisation, the q/k permutation, safetensors",
+                smoke_s=60,
+                full_s=120,
+            ),
+            Notebook(
+                "03-tokenizer",
+                "Byte-level BPE from scratch, special tokens and the chat template",
+                smoke_s=60,
+                full_s=120,
+            ),
+            Notebook(
+                "04-generation",
+                "Chat, streaming, greedy and sampled decoding, the KV cache measured",
+                smoke_s=60,
+                full_s=180,
+            ),
+            Notebook(
+                "05-perplexity-and-pretraining",
+                "Perplexity, continued pretraining, a tiny LLaMA vs the GPT",
+                smoke_s=60,
+                full_s=600,
+            ),
         ),
         exercises=(
             Exercise("ex01-rope", "Rotary position embeddings", ("unit12.rope",), smoke_s=30, full_s=60),
             Exercise("ex02-rmsnorm", "RMSNorm", ("unit12.rms_norm",), smoke_s=30, full_s=60),
-            Exercise("ex03-grouped-query-attention", "Grouped-query attention head sharing",
-                     ("unit12.grouped_attention",), smoke_s=30, full_s=60),
+            Exercise(
+                "ex03-grouped-query-attention",
+                "Grouped-query attention head sharing",
+                ("unit12.grouped_attention",),
+                smoke_s=30,
+                full_s=60,
+            ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit12),
@@ -452,19 +551,34 @@ UNITS: tuple[Unit, ...] = (
             "full finetuning vs LoRA vs Adapter compared: exact match, trainable parameters, memory, step time."
         ),
         notebooks=(
-            Notebook("01-lora-from-scratch", "LoRA from scratch: the layer, injection, merging, a rank study",
-                     smoke_s=30, full_s=60),
-            Notebook("02-instruction-data", "An instruction dataset, a prompt template and the base model's score",
-                     smoke_s=45, full_s=180),
-            Notebook("03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=60,
-                     full_s=240),
+            Notebook(
+                "01-lora-from-scratch",
+                "LoRA from scratch: the layer, injection, merging, a rank study",
+                smoke_s=30,
+                full_s=60,
+            ),
+            Notebook(
+                "02-instruction-data",
+                "An instruction dataset, a prompt template and the base model's score",
+                smoke_s=45,
+                full_s=180,
+            ),
+            Notebook(
+                "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=60, full_s=240
+            ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=60, full_s=600),
         ),
         exercises=(
-            Exercise("ex01-lora-layer", "A LoRA layer with merge and unmerge", ("unit13.lora_layer",),
-                     smoke_s=20, full_s=30),
-            Exercise("ex02-adapter-gate", "The adapter's zero-initialised gate", ("unit13.adapter_gate",),
-                     smoke_s=20, full_s=30),
+            Exercise(
+                "ex01-lora-layer", "A LoRA layer with merge and unmerge", ("unit13.lora_layer",), smoke_s=20, full_s=30
+            ),
+            Exercise(
+                "ex02-adapter-gate",
+                "The adapter's zero-initialised gate",
+                ("unit13.adapter_gate",),
+                smoke_s=20,
+                full_s=30,
+            ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit13),
@@ -485,10 +599,16 @@ UNITS: tuple[Unit, ...] = (
             Notebook("04-next-steps", "Where to go next, and the final exam", smoke_s=20, full_s=20),
         ),
         exercises=(
-            Exercise("ex01-bootstrap-ci", "A bootstrap confidence interval", ("unit14.bootstrap_ci",),
-                     smoke_s=45, full_s=180),
-            Exercise("ex02-paired-comparison", "A paired comparison of two models", ("unit14.paired_comparison",),
-                     smoke_s=45, full_s=300),
+            Exercise(
+                "ex01-bootstrap-ci", "A bootstrap confidence interval", ("unit14.bootstrap_ci",), smoke_s=45, full_s=180
+            ),
+            Exercise(
+                "ex02-paired-comparison",
+                "A paired comparison of two models",
+                ("unit14.paired_comparison",),
+                smoke_s=45,
+                full_s=300,
+            ),
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit14),

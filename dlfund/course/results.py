@@ -26,8 +26,15 @@ def result_path(root: Path, unit: manifest.Unit, notebook: str, tier: str) -> Pa
     return root / unit.dirname / f"{notebook}.{tier}.json"
 
 
-def record(unit: manifest.Unit, notebook: str, tier: str, device: torch.device, wall_s: float,
-           settings: dict[str, Any], metrics: dict[str, Any]) -> None:
+def record(
+    unit: manifest.Unit,
+    notebook: str,
+    tier: str,
+    device: torch.device,
+    wall_s: float,
+    settings: dict[str, Any],
+    metrics: dict[str, Any],
+) -> None:
     """Write ``metrics`` with provenance; print them beside the committed reference for the tier.
 
     Called by ``cfg.record(...)`` (:meth:`dlfund.course.config.RunConfig.record`). Returns nothing, so a
@@ -58,14 +65,19 @@ def load(unit: manifest.Unit | int | str, notebook: str, tier: str) -> dict[str,
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); re-record it with `dlfund run {u.number} --record`") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); re-record it with `dlfund run {u.number} --record`"
+        ) from err
 
 
 def _git_unchanged_since(commit: str, path: Path) -> bool:
     """True when ``path`` in the working tree is byte-identical to its version at ``commit``."""
     try:
-        out = subprocess.run(["git", "-C", str(manifest.ROOT), "diff", "--quiet", commit, "--", str(path)],
-                             capture_output=True, timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(manifest.ROOT), "diff", "--quiet", commit, "--", str(path)],
+            capture_output=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return out.returncode == 0  # 1: changed; 128: unknown commit or not a repository
@@ -126,14 +138,18 @@ def table(unit: manifest.Unit, tiers: tuple[str, ...] = manifest.TIERS, *, max_m
     files = sorted(p for t in tiers for p in (manifest.RESULTS_DIR / unit.dirname).glob(f"*.{t}.json"))
     if not files:
         return []
-    rows = ["| notebook | tier | key metrics | wall time | peak memory | device | date | commit |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| notebook | tier | key metrics | wall time | peak memory | device | date | commit |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for path in files:
         r = json.loads(path.read_text(encoding="utf-8"))
         p = r["provenance"]
         scalars = [(k, v) for k, v in r["metrics"].items() if not isinstance(v, (list, dict))][:max_metrics]
         metrics = ", ".join(f"{k}={fmt(v)}" for k, v in scalars)
         mem = f"{p['peak_memory_mb']:.0f} MB ({p['peak_memory_kind']})" if p.get("peak_memory_mb") else "n/a"
-        rows.append(f"| {r['notebook']} | {p['tier']} | {metrics} | {p['wall_s']:.1f} s | {mem} | "
-                    f"{p['device']} | {p['date'][:10]} | {p['commit']} |")
+        rows.append(
+            f"| {r['notebook']} | {p['tier']} | {metrics} | {p['wall_s']:.1f} s | {mem} | "
+            f"{p['device']} | {p['date'][:10]} | {p['commit']} |"
+        )
     return rows

@@ -50,9 +50,13 @@ def execute(path: Path, out: Path, *, tier: str, desc: str, env: dict[str, str] 
     nb = nbformat.read(str(path), as_version=4)
     saved = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})  # the kernel inherits this process's environment
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S[tier], kernel_name="python3",
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no transport warnings
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S[tier],
+        kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no transport warnings
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     try:
         with client.setup_kernel():
             code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
@@ -77,8 +81,9 @@ def _error_summary(err: BaseException) -> str:
     return tail[0][:300] if tail else "".join(traceback.format_exception_only(type(err), err)).strip()
 
 
-def run_unit(unit: manifest.Unit, tier: str, *, record: bool = False, only: str | None = None,
-             skip_current: str | None = None) -> list[NotebookRun]:
+def run_unit(
+    unit: manifest.Unit, tier: str, *, record: bool = False, only: str | None = None, skip_current: str | None = None
+) -> list[NotebookRun]:
     """Execute every lecture and solution notebook of ``unit``; failures are collected, not fatal.
 
     With ``skip_current`` set to a device type ("cuda", "cpu"), notebooks whose committed result is
@@ -136,23 +141,28 @@ def summary(runs: list[NotebookRun], tier: str) -> str:
     total = sum(r.wall_s for r in runs if r.status != "current")
     if current:
         lines.append(f"{current} notebook(s) skipped: their recorded results are current (times shown as recorded)")
-    lines.append(f"{ok}/{len(runs) - current} notebooks ran, {total:.0f} s in all; executed copies in "
-                 f"{manifest.display_path(manifest.RUNS_DIR / runs[0].unit.dirname / 'executed')}/" if runs else "nothing ran")
+    lines.append(
+        f"{ok}/{len(runs) - current} notebooks ran, {total:.0f} s in all; executed copies in "
+        f"{manifest.display_path(manifest.RUNS_DIR / runs[0].unit.dirname / 'executed')}/"
+        if runs
+        else "nothing ran"
+    )
     return "\n".join(lines)
 
 
 def course_summary(per_unit: list[list[NotebookRun]], tier: str) -> str:
     """One line per unit of a multi-unit run: notebooks run, failed and skipped, and the time spent."""
-    lines = [f"course summary ({tier} tier):",
-             f"  {'unit':<28} {'ran':>4} {'failed':>6} {'current':>7} {'time':>8}"]
+    lines = [f"course summary ({tier} tier):", f"  {'unit':<28} {'ran':>4} {'failed':>6} {'current':>7} {'time':>8}"]
     for runs in per_unit:
         if not runs:
             continue
         ran = [r for r in runs if r.status != "current"]
         failed = [r.name for r in ran if r.status != "ok"]
         spent = sum(r.wall_s for r in ran)
-        lines.append(f"  {runs[0].unit.dirname:<28} {len(ran):>4} {len(failed):>6} "
-                     f"{len(runs) - len(ran):>7} {spent:>7.0f}s" + (f"  failed: {', '.join(failed)}" if failed else ""))
+        lines.append(
+            f"  {runs[0].unit.dirname:<28} {len(ran):>4} {len(failed):>6} "
+            f"{len(runs) - len(ran):>7} {spent:>7.0f}s" + (f"  failed: {', '.join(failed)}" if failed else "")
+        )
     spent = sum(r.wall_s for runs in per_unit for r in runs if r.status != "current")
     lines.append(f"  {'total':<28} {'':>4} {'':>6} {'':>7} {spent:>7.0f}s")
     return "\n".join(lines)

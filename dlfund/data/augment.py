@@ -132,9 +132,15 @@ class RandomErasing(_BatchTransform):
     rounding. The network has to recognise an item with a part of it hidden.
     """
 
-    def __init__(self, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.2),
-                 ratio: tuple[float, float] = (0.3, 3.3), value: float = 0.0, *,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        p: float = 0.5,
+        scale: tuple[float, float] = (0.02, 0.2),
+        ratio: tuple[float, float] = (0.3, 3.3),
+        value: float = 0.0,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(generator)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
@@ -156,8 +162,12 @@ class RandomErasing(_BatchTransform):
         left = (u[:, 3] * (w - ew + 1)).floor()
         ys = torch.arange(h, device=x.device).view(1, h, 1)
         xs = torch.arange(w, device=x.device).view(1, 1, w)
-        inside = ((ys >= top.view(-1, 1, 1)) & (ys < (top + eh).view(-1, 1, 1))
-                  & (xs >= left.view(-1, 1, 1)) & (xs < (left + ew).view(-1, 1, 1)))  # (B, H, W)
+        inside = (
+            (ys >= top.view(-1, 1, 1))
+            & (ys < (top + eh).view(-1, 1, 1))
+            & (xs >= left.view(-1, 1, 1))
+            & (xs < (left + ew).view(-1, 1, 1))
+        )  # (B, H, W)
         mask = inside & (u[:, 4] < self.p).view(-1, 1, 1)
         return x.masked_fill(mask.unsqueeze(1), self.value)  # the same rectangle in every channel
 

@@ -30,8 +30,9 @@ from dlfund.data.torch_datasets import (
 __all__ = ["FashionMNISTDataModule"]
 
 
-def _stratified_subset(labels: torch.Tensor, indices: torch.Tensor, n: int | None, *, seed: int,
-                       what: str) -> torch.Tensor:
+def _stratified_subset(
+    labels: torch.Tensor, indices: torch.Tensor, n: int | None, *, seed: int, what: str
+) -> torch.Tensor:
     """``n`` of ``indices``, drawn stratified by ``labels[indices]`` with ``seed``; all of them for ``None``."""
     if n is None:
         return indices
@@ -72,9 +73,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
     num_classes = 10
     dims = (1, 28, 28)
 
-    def __init__(self, batch_size: int = 128, n_train: int | None = None, n_val: int = 5000,
-                 n_test: int | None = None, seed: int = 0, num_workers: int = 0,
-                 train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 128,
+        n_train: int | None = None,
+        n_val: int = 5000,
+        n_test: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+        train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -104,8 +112,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if stage in (None, "fit", "validate") and self.train_set is None:
             train = FashionMNISTDataset("train", transform=self.train_transform)
             # The validation images are the same tensors, without the training transform.
-            plain = ImageDataset(train.images, train.labels, mean=train.mean, std=train.std,
-                                 classes=train.classes)
+            plain = ImageDataset(train.images, train.labels, mean=train.mean, std=train.std, classes=train.classes)
             rest, val_idx = stratified_split(train.labels, self.n_val, seed=self.seed)
             train_idx = _stratified_subset(train.labels, rest, self.n_train, seed=self.seed, what="n_train")
             self.train_set = Subset(train, train_idx.tolist())
@@ -113,18 +120,22 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.classes = train.classes
         if stage in (None, "test", "predict") and self.test_set is None:
             test = FashionMNISTDataset("test")
-            idx = _stratified_subset(test.labels, torch.arange(len(test)), self.n_test, seed=self.seed,
-                                     what="n_test")
+            idx = _stratified_subset(test.labels, torch.arange(len(test)), self.n_test, seed=self.seed, what="n_test")
             self.test_set = Subset(test, idx.tolist())
             self.classes = test.classes
 
     def _loader(self, dataset: Dataset | None, name: str, *, shuffle: bool) -> DataLoader:
         if dataset is None:
-            raise RuntimeError(f"the {name} set is not built yet: call setup() first "
-                               "(the Trainer does this for you)")
+            raise RuntimeError(f"the {name} set is not built yet: call setup() first (the Trainer does this for you)")
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled with a generator seeded by ``seed``: the same order of batches on every run."""
@@ -141,6 +152,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return self._loader(self.test_set, "test", shuffle=False)
 
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{name}={len(ds) if ds is not None else '?'}" for name, ds in
-                          (("train", self.train_set), ("val", self.val_set), ("test", self.test_set)))
+        sizes = ", ".join(
+            f"{name}={len(ds) if ds is not None else '?'}"
+            for name, ds in (("train", self.train_set), ("val", self.val_set), ("test", self.test_set))
+        )
         return f"{type(self).__name__}(batch_size={self.batch_size}, seed={self.seed}, {sizes})"

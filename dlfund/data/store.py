@@ -79,14 +79,18 @@ def _reason(e: BaseException) -> str:
 
 def _unavailable(ds: Dataset, folder: Path, missing: list[str], tried: list[tuple[str, str]]) -> DataUnavailableError:
     shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-    lines = [f"dataset {ds.name!r} ({ds.title}) is not available: {len(missing)} file(s) missing or "
-             f"corrupt in {folder} ({shown}). Sources tried, in order:"]
+    lines = [
+        f"dataset {ds.name!r} ({ds.title}) is not available: {len(missing)} file(s) missing or "
+        f"corrupt in {folder} ({shown}). Sources tried, in order:"
+    ]
     lines += [f"  {i}. {desc}: {why}" for i, (desc, why) in enumerate(tried, 1)]
     lines.append("To fix it, any one of:")
     if ds.hint:
         lines.append(f"  - {ds.hint};")
-    lines.append(f"  - put the files (decompressed, or as .gz/.bz2/.xz) in $DLFUND_LOCAL_DATA/{ds.name}/ "
-                 f"or directly in {folder}/;")
+    lines.append(
+        f"  - put the files (decompressed, or as .gz/.bz2/.xz) in $DLFUND_LOCAL_DATA/{ds.name}/ "
+        f"or directly in {folder}/;"
+    )
     lines.append(f"  - run `dlfund data fetch {ds.name}` where the network works and copy {folder} here.")
     return DataUnavailableError("\n".join(lines), f"not available: all {len(tried)} source(s) failed (details below)")
 

@@ -29,8 +29,14 @@ from torch.utils.data import Dataset
 from dlfund.data.loaders import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist_5k
 
 __all__ = [
-    "ImageDataset", "FashionMNISTDataset", "MNIST5kDataset", "stratified_split",
-    "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "MNIST_MEAN", "MNIST_STD",
+    "ImageDataset",
+    "FashionMNISTDataset",
+    "MNIST5kDataset",
+    "stratified_split",
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "MNIST_MEAN",
+    "MNIST_STD",
 ]
 
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
@@ -56,11 +62,20 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     ``[-N, N)`` raises ``IndexError`` (which also ends a ``for`` loop over the dataset).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, mean: float | None = None,
-                 std: float | None = None, transform: Transform | None = None,
-                 classes: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        mean: float | None = None,
+        std: float | None = None,
+        transform: Transform | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> None:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 3:
-            found = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            found = (
+                f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            )
             raise TypeError(f"images must be an (N, H, W) uint8 tensor, got {found}")
         labels = torch.as_tensor(labels)
         if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.shape != images.shape[:1]:
@@ -112,8 +127,9 @@ class FashionMNISTDataset(ImageDataset):
     def __init__(self, split: str = "train", *, standardize: bool = True, transform: Transform | None = None) -> None:
         images, labels = load_fashion_mnist(split)
         stats = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if standardize else (None, None)
-        super().__init__(images, labels, mean=stats[0], std=stats[1], transform=transform,
-                         classes=FASHION_MNIST_CLASSES)
+        super().__init__(
+            images, labels, mean=stats[0], std=stats[1], transform=transform, classes=FASHION_MNIST_CLASSES
+        )
         self.split = split
 
 
@@ -130,12 +146,14 @@ class MNIST5kDataset(ImageDataset):
     def __init__(self, *, standardize: bool = True, transform: Transform | None = None) -> None:
         images, labels = load_mnist_5k()
         stats = (MNIST_MEAN, MNIST_STD) if standardize else (None, None)
-        super().__init__(images, labels, mean=stats[0], std=stats[1], transform=transform,
-                         classes=tuple(str(d) for d in range(10)))
+        super().__init__(
+            images, labels, mean=stats[0], std=stats[1], transform=transform, classes=tuple(str(d) for d in range(10))
+        )
 
 
-def stratified_split(labels: torch.Tensor | np.ndarray | Sequence[int], test_size: float | int, *,
-                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(
+    labels: torch.Tensor | np.ndarray | Sequence[int], test_size: float | int, *, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the indices ``0..N-1`` in two, keeping the class proportions of ``labels (N,)`` in both.
 
     ``test_size`` is a fraction (``0.2``) or a number of examples (``500``) for the second part. The

@@ -58,7 +58,7 @@ def naive_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False) ->
     Materialises the ``(..., T, T)`` score matrix (what :func:`F.scaled_dot_product_attention`
     avoids on a GPU). With ``causal=True`` the future keys get a score of ``-inf`` before the softmax.
     """
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])        # (..., T, T)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T, T)
     if causal:
         t_q, t_k = scores.shape[-2:]
         # queries are the last t_q positions of the t_k keys (t_q < t_k with a KV cache)
@@ -96,7 +96,7 @@ class RawSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.dim, type(self).__name__)
-        q, k, v = x @ self.W_query, x @ self.W_key, x @ self.W_value      # each (B, T, D)
+        q, k, v = x @ self.W_query, x @ self.W_key, x @ self.W_value  # each (B, T, D)
         return naive_attention(q, k, v, causal=self.causal)
 
 
@@ -130,7 +130,7 @@ class CausalSelfAttention(LinearSelfAttention):
         _check_input(x, self.dim, type(self).__name__)
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         t = x.shape[1]
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim)                      # (B, T, T)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim)  # (B, T, T)
         scores = scores.masked_fill(~causal_mask(t, x.device), float("-inf"))
         return self.dropout(scores.softmax(dim=-1)) @ v
 
@@ -142,8 +142,7 @@ class MultiHeadAttention(nn.Module):
     back side by side ``(B, T, D)`` and mixed by the output projection ``o_proj``.
     """
 
-    def __init__(self, dim: int, heads: int, *, bias: bool = False, causal: bool = True,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, heads: int, *, bias: bool = False, causal: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
@@ -156,13 +155,13 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.dim, type(self).__name__)
-        q = split_heads(self.q_proj(x), self.heads)                                  # (B, h, T, d)
+        q = split_heads(self.q_proj(x), self.heads)  # (B, h, T, d)
         k = split_heads(self.k_proj(x), self.heads)
         v = split_heads(self.v_proj(x), self.heads)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                    # (B, h, T, T)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, T, T)
         if self.causal:
             scores = scores.masked_fill(~causal_mask(x.shape[1], x.device), float("-inf"))
-        out = self.dropout(scores.softmax(dim=-1)) @ v                               # (B, h, T, d)
+        out = self.dropout(scores.softmax(dim=-1)) @ v  # (B, h, T, d)
         return self.o_proj(merge_heads(out))
 
 
@@ -173,8 +172,7 @@ class FusedMultiHeadAttention(nn.Module):
     ``(B, h, T, T)`` weights where a fused kernel exists (flash / memory-efficient attention on GPUs).
     """
 
-    def __init__(self, dim: int, heads: int, *, bias: bool = False, causal: bool = True,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, heads: int, *, bias: bool = False, causal: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
@@ -184,10 +182,11 @@ class FusedMultiHeadAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input(x, self.dim, type(self).__name__)
-        q, k, v = self.qkv(x).split(self.dim, dim=-1)                                # each (B, T, D)
-        q, k, v = (split_heads(t, self.heads) for t in (q, k, v))                     # each (B, h, T, d)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        q, k, v = self.qkv(x).split(self.dim, dim=-1)  # each (B, T, D)
+        q, k, v = (split_heads(t, self.heads) for t in (q, k, v))  # each (B, h, T, d)
+        out = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.o_proj(merge_heads(out))
 
 
@@ -203,8 +202,12 @@ def attention_weights(module: nn.Module) -> dict[str, Tensor | None]:
     if isinstance(module, LinearSelfAttention):
         return {"q": module.q_proj.weight, "k": module.k_proj.weight, "v": module.v_proj.weight, "out": None}
     if isinstance(module, MultiHeadAttention):
-        return {"q": module.q_proj.weight, "k": module.k_proj.weight, "v": module.v_proj.weight,
-                "out": module.o_proj.weight}
+        return {
+            "q": module.q_proj.weight,
+            "k": module.k_proj.weight,
+            "v": module.v_proj.weight,
+            "out": module.o_proj.weight,
+        }
     if isinstance(module, FusedMultiHeadAttention):
         q, k, v = module.qkv.weight.split(module.dim, dim=0)
         return {"q": q, "k": k, "v": v, "out": module.o_proj.weight}
@@ -222,13 +225,15 @@ def load_attention_weights(module: nn.Module, q: Tensor, k: Tensor, v: Tensor, o
     with it, ``out=None`` loads the identity. Modules with biases are rejected: their biases would
     not be copied, and the results would differ silently.
     """
-    if any(getattr(m, "bias", None) is not None for m in module.modules() if isinstance(m, nn.Linear)) or \
-            getattr(module, "in_proj_bias", None) is not None:
+    if (
+        any(getattr(m, "bias", None) is not None for m in module.modules() if isinstance(m, nn.Linear))
+        or getattr(module, "in_proj_bias", None) is not None
+    ):
         raise ValueError(f"{type(module).__name__} has biases: build it with bias=False to copy weights exactly")
     if isinstance(module, RawSelfAttention | LinearSelfAttention):
         if out is not None and not torch.equal(out, torch.eye(len(out), dtype=out.dtype, device=out.device)):
             raise ValueError(f"{type(module).__name__} has no output projection: pass out=None")
-        if isinstance(module, RawSelfAttention):   # raw parameters multiply from the right: (in, out)
+        if isinstance(module, RawSelfAttention):  # raw parameters multiply from the right: (in, out)
             module.W_query.copy_(q.T)
             module.W_key.copy_(k.T)
             module.W_value.copy_(v.T)

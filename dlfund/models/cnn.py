@@ -32,7 +32,11 @@ IntPair = int | tuple[int, int]
 def _pair(value: IntPair, name: str) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
         return value, value
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         return value[0], value[1]
     raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
 
@@ -42,8 +46,9 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def conv2d_unfold(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                  stride: IntPair = 1, padding: IntPair = 0) -> torch.Tensor:
+def conv2d_unfold(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntPair = 1, padding: IntPair = 0
+) -> torch.Tensor:
     """A 2-D convolution (cross-correlation, as ``F.conv2d``) computed with ``F.unfold`` and a matmul.
 
     Args:
@@ -57,8 +62,10 @@ def conv2d_unfold(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         Differentiable in ``x``, ``weight`` and ``bias`` (autograd goes through unfold and matmul).
     """
     if x.dim() != 4 or weight.dim() != 4:
-        raise ValueError(f"expected x (N, C_in, H, W) and weight (C_out, C_in, kH, kW), "
-                         f"got x {tuple(x.shape)} and weight {tuple(weight.shape)}")
+        raise ValueError(
+            f"expected x (N, C_in, H, W) and weight (C_out, C_in, kH, kW), "
+            f"got x {tuple(x.shape)} and weight {tuple(weight.shape)}"
+        )
     n, c_in, h, w = x.shape
     c_out, c_w, kh, kw = weight.shape
     if c_w != c_in:
@@ -109,15 +116,22 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, dropout: float = 0.0) -> None:
         super().__init__()
         if width < 1 or in_channels < 1 or num_classes < 1:
-            raise ValueError(f"in_channels, num_classes and width must be positive, got {in_channels}, {num_classes}, {width}")
+            raise ValueError(
+                f"in_channels, num_classes and width must be positive, got {in_channels}, {num_classes}, {width}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.num_features = 4 * width
         self.body = nn.Sequential(
-            _conv_bn_relu(in_channels, width), _conv_bn_relu(width, width), nn.MaxPool2d(2),
-            _conv_bn_relu(width, 2 * width), _conv_bn_relu(2 * width, 2 * width), nn.MaxPool2d(2),
+            _conv_bn_relu(in_channels, width),
+            _conv_bn_relu(width, width),
+            nn.MaxPool2d(2),
+            _conv_bn_relu(width, 2 * width),
+            _conv_bn_relu(2 * width, 2 * width),
+            nn.MaxPool2d(2),
             _conv_bn_relu(2 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(self.num_features, num_classes)

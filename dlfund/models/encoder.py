@@ -35,9 +35,23 @@ from dlfund.data import minilm_dir
 from dlfund.models.rnn import fit_classifier
 
 __all__ = [
-    "EncoderConfig", "Embeddings", "SelfAttention", "EncoderLayer", "Encoder", "mean_pool", "checkpoint_name",
-    "load_weights", "load_encoder", "load_tokenizer", "token_ids", "tokenize", "embed_texts", "EncoderClassifier", "freeze_layers",
-    "count_parameters", "finetune",
+    "EncoderConfig",
+    "Embeddings",
+    "SelfAttention",
+    "EncoderLayer",
+    "Encoder",
+    "mean_pool",
+    "checkpoint_name",
+    "load_weights",
+    "load_encoder",
+    "load_tokenizer",
+    "token_ids",
+    "tokenize",
+    "embed_texts",
+    "EncoderClassifier",
+    "freeze_layers",
+    "count_parameters",
+    "finetune",
 ]
 
 Tensor = torch.Tensor
@@ -60,8 +74,9 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                             f"{self.num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+            )
         if self.hidden_act != "gelu":
             raise ValueError(f"only hidden_act='gelu' (the exact, erf form) is implemented, got {self.hidden_act!r}")
 
@@ -91,8 +106,10 @@ class Embeddings(nn.Module):
     def forward(self, ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
         t = ids.shape[1]
         if t > self.max_positions:
-            raise ValueError(f"input has {t} tokens but the encoder has only {self.max_positions} positions: "
-                             f"truncate it (e.g. tokenize(..., max_length={self.max_positions}))")
+            raise ValueError(
+                f"input has {t} tokens but the encoder has only {self.max_positions} positions: "
+                f"truncate it (e.g. tokenize(..., max_length={self.max_positions}))"
+            )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(ids)
         positions = torch.arange(t, device=ids.device)
@@ -111,7 +128,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         b, t, h = x.shape
 
-        def split(y: Tensor) -> Tensor:                               # (B, T, H) -> (B, nh, T, hs)
+        def split(y: Tensor) -> Tensor:  # (B, T, H) -> (B, nh, T, hs)
             return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
 
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
@@ -119,7 +136,7 @@ class SelfAttention(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))  # padded keys: weight 0
         weights = scores.softmax(dim=-1)
-        y = (weights @ v).transpose(1, 2).reshape(b, t, h)           # merge heads: (B, T, H)
+        y = (weights @ v).transpose(1, 2).reshape(b, t, h)  # merge heads: (B, T, H)
         return self.out(y)
 
 
@@ -136,7 +153,7 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         x = self.norm1(x + self.attn(x, mask))
-        return self.norm2(x + self.down(F.gelu(self.up(x))))         # exact (erf) GELU, as BERT's "gelu"
+        return self.norm2(x + self.down(F.gelu(self.up(x))))  # exact (erf) GELU, as BERT's "gelu"
 
 
 class Encoder(nn.Module):
@@ -171,19 +188,27 @@ def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
     """``hidden (B, T, H)``, ``mask (B, T)`` → ``(B, H)``: the average over positions where mask is True."""
     if hidden.shape[:2] != mask.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match hidden states {tuple(hidden.shape)}")
-    m = mask.to(hidden.dtype)[..., None]                              # (B, T, 1)
+    m = mask.to(hidden.dtype)[..., None]  # (B, T, 1)
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
 
 # ---------------------------------------------------------------------------------------------
 # The checkpoint: Hugging Face BertModel names -> this module's names
 
 _LAYER_PARTS = {
-    "attention.self.query": "attn.q", "attention.self.key": "attn.k", "attention.self.value": "attn.v",
-    "attention.output.dense": "attn.out", "attention.output.LayerNorm": "norm1",
-    "intermediate.dense": "up", "output.dense": "down", "output.LayerNorm": "norm2",
+    "attention.self.query": "attn.q",
+    "attention.self.key": "attn.k",
+    "attention.self.value": "attn.v",
+    "attention.output.dense": "attn.out",
+    "attention.output.LayerNorm": "norm1",
+    "intermediate.dense": "up",
+    "output.dense": "down",
+    "output.LayerNorm": "norm2",
 }
 _EMBEDDING_PARTS = {
-    "word_embeddings": "word", "position_embeddings": "position", "token_type_embeddings": "token_type",
+    "word_embeddings": "word",
+    "position_embeddings": "position",
+    "token_type_embeddings": "token_type",
     "LayerNorm": "norm",
 }
 # Tensors a checkpoint may hold that this encoder does not use: a buffer of position ids and the
@@ -226,11 +251,15 @@ def load_weights(model: Encoder, state: dict[str, Tensor]) -> None:
         if target is None:
             continue
         if target not in own:
-            raise KeyError(f"checkpoint tensor {name!r} maps to {target!r}, which this encoder does not have "
-                           f"(it has {model.config.num_hidden_layers} layers): is the config the checkpoint's?")
+            raise KeyError(
+                f"checkpoint tensor {name!r} maps to {target!r}, which this encoder does not have "
+                f"(it has {model.config.num_hidden_layers} layers): is the config the checkpoint's?"
+            )
         if tuple(tensor.shape) != tuple(own[target].shape):
-            raise ValueError(f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, but {target!r} expects "
-                             f"{tuple(own[target].shape)}: the config does not match the checkpoint")
+            raise ValueError(
+                f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, but {target!r} expects "
+                f"{tuple(own[target].shape)}: the config does not match the checkpoint"
+            )
         mapped[target] = tensor
     if unknown:
         raise KeyError(f"{len(unknown)} checkpoint tensors are not BERT encoder weights, e.g. {unknown[:3]}")
@@ -281,7 +310,7 @@ def token_ids(tokenizer, texts: Sequence[str], *, max_length: int = 128) -> list
         raise ValueError(f"max_length must leave room for [CLS] and [SEP], got {max_length}")
     encoded = tokenizer.encode_batch(list(texts))
     sep = tokenizer.token_to_id("[SEP]")
-    return [e.ids if len(e.ids) <= max_length else e.ids[:max_length - 1] + [sep] for e in encoded]
+    return [e.ids if len(e.ids) <= max_length else e.ids[: max_length - 1] + [sep] for e in encoded]
 
 
 def tokenize(tokenizer, texts: Sequence[str], *, max_length: int = 128) -> tuple[Tensor, Tensor]:
@@ -293,14 +322,21 @@ def tokenize(tokenizer, texts: Sequence[str], *, max_length: int = 128) -> tuple
     ids = torch.full((len(rows), t), pad, dtype=torch.long)
     mask = torch.zeros(len(rows), t, dtype=torch.bool)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = True
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = True
     return ids, mask
 
 
 @torch.no_grad()
-def embed_texts(encoder: Encoder, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64,
-                device: torch.device | str = "cpu") -> Tensor:
+def embed_texts(
+    encoder: Encoder,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """Sentence embeddings ``(N, H)`` (mean pooling) of ``texts``, on the CPU, in the order given.
 
     Texts are batched by length (short with short), so little compute goes to padding.
@@ -312,13 +348,14 @@ def embed_texts(encoder: Encoder, tokenizer, texts: Sequence[str], *, max_length
     encoder.eval().to(device)
     out = torch.empty(len(rows), encoder.config.hidden_size)
     for start in range(0, len(rows), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         t = max(len(rows[i]) for i in idx)
         ids = torch.tensor([rows[i] + [pad] * (t - len(rows[i])) for i in idx], device=device)
         mask = torch.tensor([[True] * len(rows[i]) + [False] * (t - len(rows[i])) for i in idx], device=device)
         out[idx] = encoder.embed(ids, mask).float().cpu()
     encoder.train(was_training)
     return out
+
 
 # ---------------------------------------------------------------------------------------------
 # Classification
@@ -353,7 +390,7 @@ def freeze_layers(model: EncoderClassifier, trainable_layers: int | None) -> Non
     for p in model.parameters():
         p.requires_grad_(trainable_layers is None)
     if trainable_layers is not None:
-        for layer in list(model.encoder.layers)[n - trainable_layers:]:
+        for layer in list(model.encoder.layers)[n - trainable_layers :]:
             layer.requires_grad_(True)
         model.head.requires_grad_(True)
 
@@ -363,9 +400,20 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def finetune(model: EncoderClassifier, train: object, val: object, *, epochs: int, lr: float,
-             head_lr: float | None = None, warmup: float = 0.1, weight_decay: float = 0.01, clip: float = 1.0,
-             device: torch.device | str = "cpu", verbose: bool = True) -> dict[str, list[float]]:
+def finetune(
+    model: EncoderClassifier,
+    train: object,
+    val: object,
+    *,
+    epochs: int,
+    lr: float,
+    head_lr: float | None = None,
+    warmup: float = 0.1,
+    weight_decay: float = 0.01,
+    clip: float = 1.0,
+    device: torch.device | str = "cpu",
+    verbose: bool = True,
+) -> dict[str, list[float]]:
     """Train the parameters that require gradients with AdamW (the head at ``head_lr``, default ``lr``) and a
     linear warm-up (the first ``warmup`` fraction of steps) then linear decay to 0: the usual BERT recipe.
 
@@ -385,5 +433,6 @@ def finetune(model: EncoderClassifier, train: object, val: object, *, epochs: in
     total_steps = max(1, epochs * len(train))  # type: ignore[arg-type]
     warm = max(1, int(warmup * total_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm))
+    )
     return fit_classifier(model, train, val, opt, epochs=epochs, clip=clip, scheduler=sched, verbose=verbose)

@@ -85,8 +85,8 @@ def sinusoidal_positions(length: int, dim: int, base: float = 10000.0) -> Tensor
     """The fixed sinusoidal table ``(length, dim)``: ``PE[p, 2i] = sin(p / base^(2i/dim))``, ``PE[p, 2i+1] = cos(...)``."""
     if dim % 2:
         raise ValueError(f"sinusoidal positions need an even dimension, got {dim}")
-    position = torch.arange(length, dtype=torch.float32)[:, None]                 # (L, 1)
-    frequency = base ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)     # (dim/2,)
+    position = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)
+    frequency = base ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)  # (dim/2,)
     table = torch.zeros(length, dim)
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)
@@ -116,7 +116,7 @@ class GPTSelfAttention(nn.Module):
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
-            k, v = cache.append(k, v)                                                      # (B, h, P + T, d)
+            k, v = cache.append(k, v)  # (B, h, P + T, d)
         out = causal_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.o_proj(merge_heads(out)))
 
@@ -177,10 +177,10 @@ class GPT(Decoder):
         self.layers = nn.ModuleList(GPTBlock(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.dim, eps=config.norm_eps, bias=config.bias)
         self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
-        if config.tie_embeddings:                        # one matrix reads and writes tokens
+        if config.tie_embeddings:  # one matrix reads and writes tokens
             self.lm_head.weight = self.embed_tokens.weight
         self.apply(self._init_weights)
-        for name, param in self.named_parameters():      # GPT-2: scale the residual projections by depth
+        for name, param in self.named_parameters():  # GPT-2: scale the residual projections by depth
             if name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
 
@@ -199,7 +199,7 @@ class GPT(Decoder):
         """
         start = self.first_new_position(idx, caches)
         positions = slice(start, start + idx.shape[1])
-        x = self.embed_tokens(idx)                                                        # (B, T, D)
+        x = self.embed_tokens(idx)  # (B, T, D)
         rope = None
         if self.config.positions == "learned":
             x = x + self.embed_positions.weight[positions]

@@ -79,8 +79,10 @@ class LlamaConfig(DecoderConfig):
         if self.n_kv_heads < 1:
             raise ValueError(f"LlamaConfig.n_kv_heads must be positive, got {self.n_kv_heads}")
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} "
-                             "(each key/value head serves a whole group of query heads)")
+            raise ValueError(
+                f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} "
+                "(each key/value head serves a whole group of query heads)"
+            )
         if self.head_dim % 2:
             raise ValueError(f"RoPE rotates pairs of features: the head size {self.head_dim} must be even")
 
@@ -156,7 +158,7 @@ class GroupedQueryAttention(nn.Module):
         """``(B, T, D) -> (B, T, D)``: project, append to the cache, attend, project out."""
         q, k, v = self.project(x, rope)
         if cache is not None:
-            k, v = cache.append(k, v)          # the cache keeps h_kv heads: GQA's memory saving
+            k, v = cache.append(k, v)  # the cache keeps h_kv heads: GQA's memory saving
         return self.o_proj(merge_heads(self.attend(q, k, v)))
 
 
@@ -208,7 +210,7 @@ class Llama(Decoder):
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
         cos, sin = rope_tables(config.context_length, config.head_dim, config.rope_base)
-        self.register_buffer("rope_cos", cos, persistent=False)       # (context_length, d)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (context_length, d)
         self.register_buffer("rope_sin", sin, persistent=False)
         if init:
             self.reset_parameters()
@@ -231,8 +233,8 @@ class Llama(Decoder):
         """
         start = self.first_new_position(idx, caches)
         t = idx.shape[1]
-        rope = (self.rope_cos[start:start + t], self.rope_sin[start:start + t])
-        x = self.embed_tokens(idx)                                                      # (B, T, D)
+        rope = (self.rope_cos[start : start + t], self.rope_sin[start : start + t])
+        x = self.embed_tokens(idx)  # (B, T, D)
         for i, layer in enumerate(self.layers):
             x = layer(x, rope, caches[i] if caches is not None else None)
         return self.lm_head(self.norm(x))

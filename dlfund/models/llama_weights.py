@@ -33,15 +33,30 @@ from dlfund.data.cache import cache_root, sha256_file
 from dlfund.models.llama import Llama, LlamaConfig
 from dlfund.utils.io import atomic_open, atomic_write_json
 
-__all__ = ["GGUF_NAMES", "WeightsError", "cached_gguf_weights", "config_from_gguf", "config_from_hf", "config_to_hf",
-           "dequantised_cache_path", "gguf_state_dict",
-           "hf_state_dict", "load_gguf", "load_hf", "load_state_dict", "permute_qk", "save_hf", "unpermute_qk"]
+__all__ = [
+    "GGUF_NAMES",
+    "WeightsError",
+    "cached_gguf_weights",
+    "config_from_gguf",
+    "config_from_hf",
+    "config_to_hf",
+    "dequantised_cache_path",
+    "gguf_state_dict",
+    "hf_state_dict",
+    "load_gguf",
+    "load_hf",
+    "load_state_dict",
+    "permute_qk",
+    "save_hf",
+    "unpermute_qk",
+]
 
 Tensor = torch.Tensor
 
 
 class WeightsError(ValueError):
     """A checkpoint does not fit the model: names, shapes or metadata are not what was expected."""
+
 
 # GGUF tensor name (per block ``blk.{i}.``) -> our parameter name (per layer ``layers.{i}.``)
 GGUF_NAMES = {
@@ -55,8 +70,11 @@ GGUF_NAMES = {
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
-_TOP_NAMES = {"token_embd.weight": "embed_tokens.weight", "output_norm.weight": "norm.weight",
-              "output.weight": "lm_head.weight"}
+_TOP_NAMES = {
+    "token_embd.weight": "embed_tokens.weight",
+    "output_norm.weight": "norm.weight",
+    "output.weight": "lm_head.weight",
+}
 
 
 def permute_qk(w: Tensor, n_heads: int) -> Tensor:
@@ -84,15 +102,23 @@ def config_from_gguf(path: str | os.PathLike[str]) -> LlamaConfig:
     meta = gguf_metadata(path)
     if meta["architecture"] != "llama":
         raise WeightsError(f"{path}: architecture {meta['architecture']!r}, expected 'llama'")
-    missing = [k for k in ("block_count", "embedding_length", "feed_forward_length", "head_count", "vocab_size")
-               if meta[k] is None]
+    missing = [
+        k
+        for k in ("block_count", "embedding_length", "feed_forward_length", "head_count", "vocab_size")
+        if meta[k] is None
+    ]
     if missing:
         raise WeightsError(f"{path}: GGUF metadata lacks {', '.join(missing)}")
     return LlamaConfig(
-        vocab_size=meta["vocab_size"], dim=meta["embedding_length"], n_layers=meta["block_count"],
-        n_heads=meta["head_count"], n_kv_heads=meta["head_count_kv"] or meta["head_count"],
-        hidden_dim=meta["feed_forward_length"], context_length=meta["context_length"] or 2048,
-        rope_base=_f32(meta["rope_freq_base"] or 10000.0), norm_eps=_f32(meta["rms_norm_eps"] or 1e-5),
+        vocab_size=meta["vocab_size"],
+        dim=meta["embedding_length"],
+        n_layers=meta["block_count"],
+        n_heads=meta["head_count"],
+        n_kv_heads=meta["head_count_kv"] or meta["head_count"],
+        hidden_dim=meta["feed_forward_length"],
+        context_length=meta["context_length"] or 2048,
+        rope_base=_f32(meta["rope_freq_base"] or 10000.0),
+        norm_eps=_f32(meta["rms_norm_eps"] or 1e-5),
         tie_embeddings=bool(meta["tied_embeddings"]),
     )
 
@@ -107,7 +133,7 @@ def gguf_state_dict(path: str | os.PathLike[str], config: LlamaConfig) -> dict[s
         if t.name in _TOP_NAMES:
             name = _TOP_NAMES[t.name]
         else:
-            parts = t.name.split(".")                       # blk.{i}.{kind}.weight
+            parts = t.name.split(".")  # blk.{i}.{kind}.weight
             if len(parts) != 4 or parts[0] != "blk" or parts[2] not in GGUF_NAMES:
                 raise WeightsError(f"{path}: unexpected tensor {t.name!r} (not part of a llama model)")
             name = f"layers.{parts[1]}.{GGUF_NAMES[parts[2]]}.{parts[3]}"
@@ -130,19 +156,24 @@ def load_state_dict(model: Llama, state: dict[str, Tensor], *, source: str = "ch
     if model.config.tie_embeddings and "lm_head.weight" in state:
         head = state.pop("lm_head.weight")
         if "embed_tokens.weight" in state and not torch.equal(head, state["embed_tokens.weight"]):
-            raise WeightsError(f"{source}: the config ties embeddings but lm_head.weight differs from "
-                               "embed_tokens.weight (set tie_embeddings=False)")
-    expected = {name: p.shape for name, p in model.named_parameters()}        # tied matrix listed once
+            raise WeightsError(
+                f"{source}: the config ties embeddings but lm_head.weight differs from "
+                "embed_tokens.weight (set tie_embeddings=False)"
+            )
+    expected = {name: p.shape for name, p in model.named_parameters()}  # tied matrix listed once
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise WeightsError(f"{source} does not match the model: missing {missing[:5]}{' ...' if len(missing) > 5 else ''}"
-                           f", unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        raise WeightsError(
+            f"{source} does not match the model: missing {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+            f", unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
+        )
     for name, shape in expected.items():
         if tuple(state[name].shape) != tuple(shape):
-            raise WeightsError(f"{source}: {name} has shape {tuple(state[name].shape)}, the model expects "
-                               f"{tuple(shape)}")
-    model.load_state_dict(state, strict=False)      # strictness checked above; tied head shares the matrix
+            raise WeightsError(
+                f"{source}: {name} has shape {tuple(state[name].shape)}, the model expects {tuple(shape)}"
+            )
+    model.load_state_dict(state, strict=False)  # strictness checked above; tied head shares the matrix
 
 
 def dequantised_cache_path(path: str | os.PathLike[str]) -> Path:
@@ -174,15 +205,19 @@ def cached_gguf_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict
     state = gguf_state_dict(path, config)
     try:
         with atomic_open(cached, "wb") as f:
-            f.write(save(state, metadata={"source": Path(path).name,
-                                          HF_CONFIG: json.dumps(config_to_hf(config))}))
+            f.write(save(state, metadata={"source": Path(path).name, HF_CONFIG: json.dumps(config_to_hf(config))}))
     except OSError as err:
         print(f"could not cache the dequantised weights at {cached} ({err}): they will be dequantised again next time")
     return config, state
 
 
-def load_gguf(path: str | os.PathLike[str] | None = None, *, dtype: torch.dtype = torch.float32,
-              device: torch.device | str = "cpu", cache: bool | None = None) -> Llama:
+def load_gguf(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    cache: bool | None = None,
+) -> Llama:
     """A :class:`Llama` with the weights of a GGUF file (default: the course's SmolLM2-135M-Instruct), in eval mode.
 
     ``cache`` keeps the dequantised weights on disk (:func:`cached_gguf_weights`); ``None`` (the
@@ -197,9 +232,10 @@ def load_gguf(path: str | os.PathLike[str] | None = None, *, dtype: torch.dtype 
     else:
         config = config_from_gguf(path)
         state = gguf_state_dict(path, config)
-    model = Llama(config, init=False)          # every parameter is about to be overwritten
+    model = Llama(config, init=False)  # every parameter is about to be overwritten
     load_state_dict(model, state, source=str(path))
     return model.to(device=device, dtype=dtype).eval()
+
 
 # ------------------------------------------------------------------------- Hugging Face folder layout
 
@@ -224,7 +260,7 @@ def config_from_hf(raw: dict[str, Any], *, source: str = HF_CONFIG) -> LlamaConf
         raise WeightsError(f"{source}: missing {', '.join(missing)}")
     rope_theta = raw.get("rope_theta")
     scaling = raw.get("rope_scaling")
-    params = raw.get("rope_parameters")            # transformers ≥ 5 writes theta (and any scaling) here
+    params = raw.get("rope_parameters")  # transformers ≥ 5 writes theta (and any scaling) here
     if isinstance(params, dict):
         rope_theta = params.get("rope_theta", rope_theta)
         if params.get("rope_type", "default") != "default":
@@ -240,14 +276,22 @@ def config_from_hf(raw: dict[str, Any], *, source: str = HF_CONFIG) -> LlamaConf
     dim, heads = raw["hidden_size"], raw["num_attention_heads"]
     head_dim = raw.get("head_dim")
     if head_dim is not None and head_dim * heads != dim:
-        raise WeightsError(f"{source}: head_dim={head_dim} with {heads} heads does not make hidden_size={dim} "
-                           f"(this model needs head_dim = hidden_size / num_attention_heads = {dim // heads})")
+        raise WeightsError(
+            f"{source}: head_dim={head_dim} with {heads} heads does not make hidden_size={dim} "
+            f"(this model needs head_dim = hidden_size / num_attention_heads = {dim // heads})"
+        )
     try:
         return LlamaConfig(
-            vocab_size=raw["vocab_size"], dim=dim, n_layers=raw["num_hidden_layers"], n_heads=heads,
-            n_kv_heads=raw.get("num_key_value_heads") or heads, hidden_dim=raw["intermediate_size"],
-            context_length=raw.get("max_position_embeddings", 2048), rope_base=float(rope_theta or 10000.0),
-            norm_eps=float(raw.get("rms_norm_eps", 1e-6)), tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
+            vocab_size=raw["vocab_size"],
+            dim=dim,
+            n_layers=raw["num_hidden_layers"],
+            n_heads=heads,
+            n_kv_heads=raw.get("num_key_value_heads") or heads,
+            hidden_dim=raw["intermediate_size"],
+            context_length=raw.get("max_position_embeddings", 2048),
+            rope_base=float(rope_theta or 10000.0),
+            norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
+            tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
         )
     except ValueError as err:
         raise WeightsError(f"{source}: {err}") from None
@@ -256,44 +300,60 @@ def config_from_hf(raw: dict[str, Any], *, source: str = HF_CONFIG) -> LlamaConf
 def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
     """The ``config.json`` dictionary ``transformers``' ``LlamaForCausalLM`` reads for ``config``."""
     return {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "hidden_size": config.dim, "intermediate_size": config.hidden_dim, "num_hidden_layers": config.n_layers,
-        "num_attention_heads": config.n_heads, "num_key_value_heads": config.n_kv_heads,
-        "head_dim": config.head_dim, "hidden_act": "silu", "rms_norm_eps": config.norm_eps,
-        "rope_theta": config.rope_base, "rope_scaling": None, "vocab_size": config.vocab_size,
-        "max_position_embeddings": config.context_length, "tie_word_embeddings": config.tie_embeddings,
-        "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": config.dim,
+        "intermediate_size": config.hidden_dim,
+        "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads,
+        "num_key_value_heads": config.n_kv_heads,
+        "head_dim": config.head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": config.norm_eps,
+        "rope_theta": config.rope_base,
+        "rope_scaling": None,
+        "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.context_length,
+        "tie_word_embeddings": config.tie_embeddings,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "torch_dtype": "float32",
     }
 
 
 def hf_state_dict(model: Llama) -> dict[str, Tensor]:
     """The model's tensors in Hugging Face names (``model.`` prefix; ``lm_head.weight`` only if untied), contiguous."""
     state = {}
-    for name, p in model.named_parameters():           # the tied head is listed once, as embed_tokens
+    for name, p in model.named_parameters():  # the tied head is listed once, as embed_tokens
         key = name if name.startswith("lm_head.") else f"model.{name}"
         state[key] = p.detach().contiguous().cpu()
     return state
 
 
-def load_hf(folder: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32,
-            device: torch.device | str = "cpu") -> Llama:
+def load_hf(
+    folder: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> Llama:
     """A :class:`Llama` from a Hugging Face folder (``config.json`` + ``model.safetensors``), in eval mode."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     for name in (HF_CONFIG, HF_WEIGHTS):
         if not (folder / name).is_file():
-            raise WeightsError(f"{folder}: no {name} (expected a Hugging Face folder with {HF_CONFIG} and {HF_WEIGHTS}; "
-                               "sharded checkpoints are not supported)")
-    config = config_from_hf(json.loads((folder / HF_CONFIG).read_text(encoding="utf-8")), source=str(folder / HF_CONFIG))
+            raise WeightsError(
+                f"{folder}: no {name} (expected a Hugging Face folder with {HF_CONFIG} and {HF_WEIGHTS}; "
+                "sharded checkpoints are not supported)"
+            )
+    config = config_from_hf(
+        json.loads((folder / HF_CONFIG).read_text(encoding="utf-8")), source=str(folder / HF_CONFIG)
+    )
     raw = load_file(str(folder / HF_WEIGHTS))
     state = {}
     for key, tensor in raw.items():
-        if key.endswith("rotary_emb.inv_freq"):          # some older exports store RoPE's frequencies: recomputed here
+        if key.endswith("rotary_emb.inv_freq"):  # some older exports store RoPE's frequencies: recomputed here
             continue
         name = key.removeprefix("model.") if key.startswith("model.") else key
         state[name] = tensor.float()
-    model = Llama(config, init=False)          # every parameter is about to be overwritten
+    model = Llama(config, init=False)  # every parameter is about to be overwritten
     load_state_dict(model, state, source=str(folder / HF_WEIGHTS))
     return model.to(device=device, dtype=dtype).eval()
 

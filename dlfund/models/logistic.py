@@ -34,8 +34,9 @@ def _check(w: Tensor, b: Tensor, X: Tensor, y: Tensor | None = None) -> None:
     if X.ndim != 2 or not X.dtype.is_floating_point:
         raise ValueError(f"X must be a floating-point tensor of shape (N, D), got {X.dtype} {tuple(X.shape)}")
     if w.shape != (X.shape[1],) or b.ndim != 0:
-        raise ValueError(f"w must have shape (D,) = ({X.shape[1]},) and b shape (), "
-                         f"got {tuple(w.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"w must have shape (D,) = ({X.shape[1]},) and b shape (), got {tuple(w.shape)} and {tuple(b.shape)}"
+        )
     if y is not None and y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape (N,) = ({X.shape[0]},), got {tuple(y.shape)}")
 
@@ -89,8 +90,17 @@ class Fit:
     """``losses[0]`` is the loss before training, ``losses[k]`` the loss after epoch ``k``."""
 
 
-def fit(X: Tensor, y: Tensor, *, lr: float, epochs: int, batch_size: int | None = None,
-        generator: torch.Generator | None = None, w: Tensor | None = None, b: Tensor | None = None) -> Fit:
+def fit(
+    X: Tensor,
+    y: Tensor,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
+    w: Tensor | None = None,
+    b: Tensor | None = None,
+) -> Fit:
     """Train logistic regression by gradient descent with the hand-derived :func:`gradients`.
 
     Args:

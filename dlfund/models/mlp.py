@@ -84,8 +84,10 @@ class MLP(nn.Module):
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         if isinstance(activation, str):
             if activation not in ACTIVATIONS:
-                raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)} "
-                                 "or pass a callable that returns an nn.Module")
+                raise ValueError(
+                    f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)} "
+                    "or pass a callable that returns an nn.Module"
+                )
             make_activation = ACTIVATIONS[activation]
         elif callable(activation):
             make_activation = activation
@@ -109,8 +111,10 @@ class MLP(nn.Module):
         """``x (N, in_features)`` or ``(N, *)`` with ``in_features`` numbers per example → ``(N, out_features)``."""
         x = x.flatten(start_dim=1)  # (N, 1, 28, 28) -> (N, 784); a no-op for (N, D)
         if x.shape[1] != self.in_features:
-            raise ValueError(f"MLP expects {self.in_features} features per example, got input of "
-                             f"{x.shape[1]} per example (after flattening to (N, {x.shape[1]}))")
+            raise ValueError(
+                f"MLP expects {self.in_features} features per example, got input of "
+                f"{x.shape[1]} per example (after flattening to (N, {x.shape[1]}))"
+            )
         return self.layers(x)
 
     def extra_repr(self) -> str:

@@ -98,11 +98,15 @@ class Perceptron(nn.Module):
 
     def _check_X(self, X: torch.Tensor) -> torch.Tensor:
         if not isinstance(X, torch.Tensor):
-            raise TypeError(f"X must be a torch.Tensor of shape (N, {self.num_features}), got {type(X).__name__}"
-                            " (convert with torch.as_tensor)")
+            raise TypeError(
+                f"X must be a torch.Tensor of shape (N, {self.num_features}), got {type(X).__name__}"
+                " (convert with torch.as_tensor)"
+            )
         if X.ndim != 2 or X.shape[1] != self.num_features:
-            raise ValueError(f"X must have shape (N, {self.num_features}) (N examples, {self.num_features} features),"
-                             f" got {tuple(X.shape)}")
+            raise ValueError(
+                f"X must have shape (N, {self.num_features}) (N examples, {self.num_features} features),"
+                f" got {tuple(X.shape)}"
+            )
         if not X.dtype.is_floating_point:
             raise TypeError(f"X must be floating point, got {X.dtype} (convert with X.float(); scale images to [0, 1])")
         return X.to(self.weight.dtype)

@@ -24,15 +24,32 @@ class RNNClassifier(nn.Module):
     layer's final hidden state (both directions concatenated when ``bidirectional``).
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, num_classes: int, *, cell: Cell = "gru",
-                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, pad_id: int = 0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_size: int,
+        num_classes: int,
+        *,
+        cell: Cell = "gru",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pad_id: int = 0,
+    ) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         self.cell = cell
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.rnn = CELLS[cell](embed_dim, hidden_size, num_layers=num_layers, batch_first=True,
-                               bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = CELLS[cell](
+            embed_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
@@ -40,11 +57,12 @@ class RNNClassifier(nn.Module):
         """The sequence summaries ``(B, H·directions)``."""
         if ids.dim() != 2 or lengths.shape != ids.shape[:1]:
             raise ValueError(f"expected ids (B, T) and lengths (B,), got {tuple(ids.shape)} and {tuple(lengths.shape)}")
-        packed = pack_padded_sequence(self.dropout(self.embedding(ids)), lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.dropout(self.embedding(ids)), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         _, h_n = self.rnn(packed)
         if self.cell == "lstm":
-            h_n = h_n[0]                                  # (h_n, c_n): the hidden state, not the cell state
+            h_n = h_n[0]  # (h_n, c_n): the hidden state, not the cell state
         directions = 2 if self.rnn.bidirectional else 1
         return torch.cat(list(h_n[-directions:]), dim=-1)  # the last layer: (B, H) per direction
 
@@ -80,9 +98,18 @@ def predict(model: nn.Module, batches: object) -> tuple[torch.Tensor, torch.Tens
     return torch.cat(preds), torch.cat(labels)
 
 
-def train_text_classifier(model: nn.Module, train: object, val: object, *, epochs: int, lr: float,
-                          weight_decay: float = 0.0, clip: float = 1.0, device: torch.device | str = "cpu",
-                          verbose: bool = True) -> dict[str, list[float]]:
+def train_text_classifier(
+    model: nn.Module,
+    train: object,
+    val: object,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    clip: float = 1.0,
+    device: torch.device | str = "cpu",
+    verbose: bool = True,
+) -> dict[str, list[float]]:
     """AdamW with gradient clipping; after each epoch the validation accuracy, and the weights of the
     best epoch are restored at the end (early stopping on validation, not test). Returns the history."""
     model.to(device)
@@ -90,9 +117,17 @@ def train_text_classifier(model: nn.Module, train: object, val: object, *, epoch
     return fit_classifier(model, train, val, opt, epochs=epochs, clip=clip, verbose=verbose)
 
 
-def fit_classifier(model: nn.Module, train: object, val: object, opt: torch.optim.Optimizer, *, epochs: int,
-                   clip: float = 1.0, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-                   verbose: bool = True) -> dict[str, list[float]]:
+def fit_classifier(
+    model: nn.Module,
+    train: object,
+    val: object,
+    opt: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    clip: float = 1.0,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    verbose: bool = True,
+) -> dict[str, list[float]]:
     """The epoch loop shared by the text classifiers: cross-entropy on ``(ids, lengths, labels)`` batches,
     clipping of the trainable parameters' gradient norm, ``opt`` (and ``scheduler``, stepped per batch);
     the validation accuracy after each epoch, and the best epoch's weights restored at the end.

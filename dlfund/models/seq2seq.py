@@ -33,51 +33,69 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int) -> None:
         super().__init__()
-        self.query = nn.Linear(query_dim, attn_dim, bias=False)   # W_q
-        self.key = nn.Linear(key_dim, attn_dim, bias=False)       # W_k
-        self.v = nn.Linear(attn_dim, 1, bias=False)               # v
+        self.query = nn.Linear(query_dim, attn_dim, bias=False)  # W_q
+        self.key = nn.Linear(key_dim, attn_dim, bias=False)  # W_k
+        self.v = nn.Linear(attn_dim, 1, bias=False)  # v
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None,
-                projected_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        projected_keys: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if projected_keys is None:
-            projected_keys = self.key(keys)                                        # (B, S, A)
+            projected_keys = self.key(keys)  # (B, S, A)
         scores = self.v(torch.tanh(self.query(query)[:, None, :] + projected_keys)).squeeze(-1)  # (B, S)
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))   # exp(-inf) = 0: padding gets no weight
-        weights = scores.softmax(dim=-1)                                           # over source positions
-        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)                 # (B, Dk)
+            scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: padding gets no weight
+        weights = scores.softmax(dim=-1)  # over source positions
+        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)  # (B, Dk)
         return context, weights
 
 
 class Seq2Seq(nn.Module):
     """``src (B, S)``, ``src_lengths (B,)`` → target token logits, one decoder step per target position."""
 
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, embed_dim: int = 64, hidden_size: int = 128,
-                 attention: bool = True, src_pad_id: int = 0, tgt_pad_id: int = 0, sos_id: int, eos_id: int,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        *,
+        embed_dim: int = 64,
+        hidden_size: int = 128,
+        attention: bool = True,
+        src_pad_id: int = 0,
+        tgt_pad_id: int = 0,
+        sos_id: int,
+        eos_id: int,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         h = hidden_size
         self.use_attention, self.sos_id, self.eos_id, self.tgt_pad_id = attention, sos_id, eos_id, tgt_pad_id
         self.src_embedding = nn.Embedding(src_vocab_size, embed_dim, padding_idx=src_pad_id)
         self.encoder = nn.GRU(embed_dim, h, batch_first=True, bidirectional=True)
-        self.bridge = nn.Linear(2 * h, h)                     # encoder summary → first decoder state
+        self.bridge = nn.Linear(2 * h, h)  # encoder summary → first decoder state
         self.attention = AdditiveAttention(h, 2 * h, h) if attention else None
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embed_dim, padding_idx=tgt_pad_id)
-        self.decoder = nn.GRUCell(embed_dim + 2 * h, h)       # input: previous token and context
+        self.decoder = nn.GRUCell(embed_dim + 2 * h, h)  # input: previous token and context
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(h + 2 * h + embed_dim, tgt_vocab_size)
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encoder outputs ``(B, S, 2H)`` (zeros at padding), the summary ``(B, 2H)`` and the mask ``(B, S)``."""
-        packed = pack_padded_sequence(self.dropout(self.src_embedding(src)), src_lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.dropout(self.src_embedding(src)), src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         outputs, h_n = self.encoder(packed)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.shape[1])
-        summary = torch.cat([h_n[0], h_n[1]], dim=-1)        # forward's last state, backward's first
+        summary = torch.cat([h_n[0], h_n[1]], dim=-1)  # forward's last state, backward's first
         return outputs, summary, padding_mask(src_lengths.to(src.device), src.shape[1])
 
-    def _step(self, token: torch.Tensor, state: torch.Tensor, memory: tuple[torch.Tensor, ...]
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _step(
+        self, token: torch.Tensor, state: torch.Tensor, memory: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One decoder step: previous token ``(B,)`` and state ``(B, H)`` → logits, new state, attention weights."""
         outputs, summary, mask, projected = memory
         weights = None
@@ -106,8 +124,9 @@ class Seq2Seq(nn.Module):
         return torch.stack(logits, dim=1)
 
     @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def greedy_decode(
+        self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The most likely token at each step, fed back in. Returns ``tokens (B, L)`` (after ``<eos>``
         everything is ``tgt_pad_id``; ``L <= max_len``) and attention ``weights (B, L, S)`` (``None``
         without attention)."""
@@ -141,8 +160,17 @@ class PairBatches:
     ``tgt_in`` is ``<sos> y_1 … y_n`` and ``tgt_out`` is ``y_1 … y_n <eos>``, both padded.
     """
 
-    def __init__(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab, tgt_vocab: Vocab, *,
-                 batch_size: int, shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.src = [src_vocab.encode(list(s)) for s, _ in pairs]
         sos, eos = tgt_vocab.stoi[SOS], tgt_vocab.stoi[EOS]
         self.tgt = [[sos, *tgt_vocab.encode(list(t)), eos] for _, t in pairs]
@@ -157,7 +185,7 @@ class PairBatches:
         n = len(self.src)
         order = torch.randperm(n, generator=self._gen) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size].tolist()
+            idx = order[start : start + self.batch_size].tolist()
             src, lengths = pad_batch([self.src[i] for i in idx], self.src_pad)
             tgt, _ = pad_batch([self.tgt[i] for i in idx], self.tgt_pad)
             yield tuple(t.to(self.device) for t in (src, lengths, tgt[:, :-1], tgt[:, 1:]))
@@ -170,8 +198,16 @@ def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=model.tgt_pad_id)
 
 
-def train_seq2seq(model: Seq2Seq, batches: PairBatches, *, epochs: int, lr: float, clip: float = 1.0,
-                  device: torch.device | str = "cpu", verbose: bool = True) -> list[float]:
+def train_seq2seq(
+    model: Seq2Seq,
+    batches: PairBatches,
+    *,
+    epochs: int,
+    lr: float,
+    clip: float = 1.0,
+    device: torch.device | str = "cpu",
+    verbose: bool = True,
+) -> list[float]:
     """Adam with gradient clipping and teacher forcing; returns the mean training loss of each epoch."""
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -195,26 +231,34 @@ def train_seq2seq(model: Seq2Seq, batches: PairBatches, *, epochs: int, lr: floa
 
 
 @torch.no_grad()
-def decode_pairs(model: Seq2Seq, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab,
-                 tgt_vocab: Vocab, *, batch_size: int = 512, max_len: int | None = None,
-                 device: torch.device | str = "cpu") -> list[list[str]]:
+def decode_pairs(
+    model: Seq2Seq,
+    pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    *,
+    batch_size: int = 512,
+    max_len: int | None = None,
+    device: torch.device | str = "cpu",
+) -> list[list[str]]:
     """Greedy decodings of the sources of ``pairs``, as target-token lists (``<eos>`` and after removed)."""
     model.eval().to(device)
     eos = tgt_vocab.stoi[EOS]
     limit = max_len or 2 + max(len(t) for _, t in pairs)
     out: list[list[str]] = []
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         src, lengths = pad_batch([src_vocab.encode(list(s)) for s, _ in chunk], src_vocab.pad_id)
         tokens, _ = model.greedy_decode(src.to(device), lengths.to(device), limit)
         for row in tokens.tolist():
-            row = row[:row.index(eos)] if eos in row else row
+            row = row[: row.index(eos)] if eos in row else row
             out.append(tgt_vocab.decode(row))
     return out
 
 
-def exact_match(predictions: Sequence[Sequence[str]], pairs: Sequence[tuple[Sequence[str], Sequence[str]]]
-                ) -> torch.Tensor:
+def exact_match(
+    predictions: Sequence[Sequence[str]], pairs: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> torch.Tensor:
     """``(N,)`` bool: prediction ``i`` equals the target of pair ``i`` token for token."""
     if len(predictions) != len(pairs):
         raise ValueError(f"{len(predictions)} predictions for {len(pairs)} pairs")

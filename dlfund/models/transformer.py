@@ -98,8 +98,8 @@ def rope_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[Tens
     # 1 / base^(2i/d), written as Hugging Face and Meta do: base^(-2i/d) rounds differently in float32,
     # enough to move SmolLM2's logits by 1e-4 at position 512
     frequency = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (d/2,)
-    angles = torch.arange(length, dtype=torch.float32)[:, None] * frequency            # (L, d/2)
-    angles = torch.cat([angles, angles], dim=-1)                                       # (L, d)
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * frequency  # (L, d/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (L, d)
     return angles.cos(), angles.sin()
 
 
@@ -110,7 +110,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     scores see relative positions.
     """
     half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)                   # "rotate half"
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # "rotate half"
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
@@ -146,13 +146,15 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0)
     weights (pass 0 outside training).
     """
     t_q, t_k = q.shape[-2], k.shape[-2]
-    if t_q == t_k:          # no cache (or an empty one): the usual triangle, which the fused kernels know
+    if t_q == t_k:  # no cache (or an empty one): the usual triangle, which the fused kernels know
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
-    if t_q == 1:            # one new token after the cache: it may see every position, no mask at all
+    if t_q == 1:  # one new token after the cache: it may see every position, no mask at all
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     if t_q > t_k:
-        raise ValueError(f"causal attention of {t_q} queries over {t_k} keys: the queries must be among the keys' "
-                         "positions (append the new keys and values to the cache first)")
+        raise ValueError(
+            f"causal attention of {t_q} queries over {t_k} keys: the queries must be among the keys' "
+            "positions (append the new keys and values to the cache first)"
+        )
     # several new tokens after the cache: is_causal would align the triangle top-left, we need bottom-right
     allowed = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(diagonal=t_k - t_q)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
@@ -171,8 +173,14 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
-def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+def sample_next(
+    logits: Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Draw the next token from the last position's logits ``(B, V)``; returns ``(B,)``.
 
     ``temperature`` divides the logits (``< 1`` sharper, ``> 1`` flatter; ``0`` means greedy argmax);
@@ -186,13 +194,13 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]                         # (B, 1)
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         sorted_probs = sorted_logits.softmax(dim=-1)
-        before = sorted_probs.cumsum(dim=-1) - sorted_probs                 # probability mass ranked above each
-        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))              # keeps the first
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # probability mass ranked above each
+        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))  # keeps the first
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
@@ -245,13 +253,24 @@ class Decoder(nn.Module):
         start = len(caches[0]) if caches else 0
         context = self.config.context_length
         if start + idx.shape[1] > context:
-            raise ValueError(f"the sequence is {start + idx.shape[1]} tokens long ({start} cached + {idx.shape[1]} "
-                             f"new), longer than the model's context_length={context}: crop the context")
+            raise ValueError(
+                f"the sequence is {start + idx.shape[1]} tokens long ({start} cached + {idx.shape[1]} "
+                f"new), longer than the model's context_length={context}: crop the context"
+            )
         return start
 
-    def stream(self, idx: Tensor, max_new_tokens: int, *, temperature: float = 0.0, top_k: int | None = None,
-               top_p: float | None = None, stop_tokens: Sequence[int] = (), use_cache: bool = True,
-               generator: torch.Generator | None = None) -> Iterator[Step]:
+    def stream(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop_tokens: Sequence[int] = (),
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[Step]:
         """Generate up to ``max_new_tokens`` tokens after the prompts ``idx`` ``(B, T)``, one :class:`Step` each.
 
         With ``use_cache`` the prompts run through the model once (the *prefill*, which fills one
@@ -274,17 +293,37 @@ class Decoder(nn.Module):
             raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
         context = self.config.context_length
         if use_cache and idx.shape[1] + max_new_tokens > context:
-            raise ValueError(f"with use_cache=True the prompt ({idx.shape[1]}) plus max_new_tokens ({max_new_tokens}) "
-                             f"must fit in context_length={context}; use a shorter prompt, fewer new tokens, or "
-                             "use_cache=False (which crops the context)")
+            raise ValueError(
+                f"with use_cache=True the prompt ({idx.shape[1]}) plus max_new_tokens ({max_new_tokens}) "
+                f"must fit in context_length={context}; use a shorter prompt, fewer new tokens, or "
+                "use_cache=False (which crops the context)"
+            )
         check_sampling(temperature, top_k, top_p)
         stop = torch.tensor(sorted({int(s) for s in stop_tokens}), dtype=idx.dtype, device=idx.device)
-        return self._stream(idx, max_new_tokens, stop=stop, use_cache=use_cache, temperature=temperature, top_k=top_k,
-                            top_p=top_p, generator=generator)
+        return self._stream(
+            idx,
+            max_new_tokens,
+            stop=stop,
+            use_cache=use_cache,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+        )
 
     @torch.no_grad()
-    def _stream(self, idx: Tensor, max_new_tokens: int, *, stop: Tensor, use_cache: bool, temperature: float,
-                top_k: int | None, top_p: float | None, generator: torch.Generator | None) -> Iterator[Step]:
+    def _stream(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        *,
+        stop: Tensor,
+        use_cache: bool,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        generator: torch.Generator | None,
+    ) -> Iterator[Step]:
         was_training = self.training
         self.eval()
         try:
@@ -293,30 +332,48 @@ class Decoder(nn.Module):
             finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
             for step in range(max_new_tokens):
                 if caches is None:
-                    logits = self(seq[:, -self.config.context_length:])[:, -1]                 # (B, V)
-                else:          # prefill: the whole prompt once; then only the newest token
+                    logits = self(seq[:, -self.config.context_length :])[:, -1]  # (B, V)
+                else:  # prefill: the whole prompt once; then only the newest token
                     logits = self(seq if step == 0 else seq[:, -1:], caches)[:, -1]
-                token = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p,
-                                    generator=generator).to(seq.dtype)
+                token = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator).to(
+                    seq.dtype
+                )
                 if len(stop):
-                    token = torch.where(finished, seq[:, -1], token)    # a finished row repeats its stop token
+                    token = torch.where(finished, seq[:, -1], token)  # a finished row repeats its stop token
                     finished |= torch.isin(token, stop)
                 seq = torch.cat([seq, token[:, None]], dim=1)
                 yield Step(token, logits)
-                if len(stop) and bool(finished.all()):      # reading the flags waits for the device: only if needed
+                if len(stop) and bool(finished.all()):  # reading the flags waits for the device: only if needed
                     return
         finally:
             self.train(was_training)
 
-    def generate(self, idx: Tensor, max_new_tokens: int, *, temperature: float = 0.0, top_k: int | None = None,
-                 top_p: float | None = None, stop_tokens: Sequence[int] = (), use_cache: bool = True,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop_tokens: Sequence[int] = (),
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """The prompts ``idx`` ``(B, T)`` followed by the new tokens, ``(B, T + n)``; arguments as :meth:`stream`.
 
         ``n`` is ``max_new_tokens``, or fewer when every row has drawn a stop token; a row that stopped
         earlier is filled with its stop token. The new tokens are ``out[:, T:]``. For each step's
         logits, iterate over :meth:`stream` instead.
         """
-        steps = self.stream(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                            stop_tokens=stop_tokens, use_cache=use_cache, generator=generator)
+        steps = self.stream(
+            idx,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            stop_tokens=stop_tokens,
+            use_cache=use_cache,
+            generator=generator,
+        )
         return torch.cat([idx, *(step.token[:, None] for step in steps)], dim=1)

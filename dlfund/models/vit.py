@@ -54,8 +54,9 @@ class PatchEmbedding(nn.Module):
     def __init__(self, image_size: int = 28, patch_size: int = 4, in_channels: int = 1, dim: int = 128) -> None:
         super().__init__()
         if patch_size < 1 or image_size % patch_size != 0:
-            raise ValueError(f"image_size must be divisible by patch_size: got image_size={image_size}, "
-                             f"patch_size={patch_size}")
+            raise ValueError(
+                f"image_size must be divisible by patch_size: got image_size={image_size}, patch_size={patch_size}"
+            )
         self.image_size, self.patch_size, self.in_channels, self.dim = image_size, patch_size, in_channels, dim
         self.grid = image_size // patch_size  # patches per side
         self.num_patches = self.grid**2
@@ -181,9 +182,18 @@ class ViT(nn.Module):
     ``features(x)`` → ``(N, D)``: the normalised class token, the representation the head reads.
     """
 
-    def __init__(self, image_size: int = 28, patch_size: int = 4, in_channels: int = 1, num_classes: int = 10,
-                 dim: int = 128, depth: int = 6, heads: int = 4, mlp_ratio: float = 2.0,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        image_size: int = 28,
+        patch_size: int = 4,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        dim: int = 128,
+        depth: int = 6,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.patch_embed = PatchEmbedding(image_size, patch_size, in_channels, dim)
         self.num_patches = self.patch_embed.num_patches
@@ -213,8 +223,10 @@ class ViT(nn.Module):
         """Images ``(N, C, H, W)`` → the encoder's input ``(N, num_patches + 1, D)``: class token first, plus positions."""
         patches = self.patch_embed(x)  # (N, P, D)
         if patches.shape[1] != self.num_patches:
-            raise ValueError(f"expected {self.patch_embed.image_size}×{self.patch_embed.image_size} images "
-                             f"({self.num_patches} patches), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected {self.patch_embed.image_size}×{self.patch_embed.image_size} images "
+                f"({self.num_patches} patches), got shape {tuple(x.shape)}"
+            )
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (N, 1, D)
         return self.dropout(torch.cat([cls, patches], dim=1) + self.pos_embed)
 

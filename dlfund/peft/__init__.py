@@ -30,8 +30,24 @@ from dlfund.peft.lora import (
 from dlfund.peft.trainable import cast_frozen, state_dict_of, train_only
 
 __all__ = [
-    "AdapterAttention", "LoRALinear", "ParameterReport", "ScaleBiasLinear", "adapter_parameter_names", "add_adapter",
-    "adapter_state_dict", "cast_frozen", "inject_lora", "load_lora", "lora_parameter_names", "lora_state_dict",
-    "mark_only_adapter_trainable", "mark_only_lora_trainable", "merge_lora", "parameter_report", "save_lora",
-    "state_dict_of", "train_only", "unmerge_lora",
+    "AdapterAttention",
+    "LoRALinear",
+    "ParameterReport",
+    "ScaleBiasLinear",
+    "adapter_parameter_names",
+    "add_adapter",
+    "adapter_state_dict",
+    "cast_frozen",
+    "inject_lora",
+    "load_lora",
+    "lora_parameter_names",
+    "lora_state_dict",
+    "mark_only_adapter_trainable",
+    "mark_only_lora_trainable",
+    "merge_lora",
+    "parameter_report",
+    "save_lora",
+    "state_dict_of",
+    "train_only",
+    "unmerge_lora",
 ]

@@ -34,8 +34,14 @@ from dlfund.models.llama import (
 )
 from dlfund.peft.trainable import state_dict_of, train_only
 
-__all__ = ["AdapterAttention", "ScaleBiasLinear", "adapter_parameter_names", "add_adapter", "adapter_state_dict",
-           "mark_only_adapter_trainable"]
+__all__ = [
+    "AdapterAttention",
+    "ScaleBiasLinear",
+    "adapter_parameter_names",
+    "add_adapter",
+    "adapter_state_dict",
+    "mark_only_adapter_trainable",
+]
 
 Tensor = torch.Tensor
 
@@ -74,28 +80,28 @@ class AdapterAttention(GroupedQueryAttention):
         The adapter's own parameters are created on ``attn``'s device, in float32 (they are the ones
         that train, whatever the dtype of the frozen base).
         """
-        with torch.device("meta"):          # shapes only: the projections built here are replaced at once
+        with torch.device("meta"):  # shapes only: the projections built here are replaced at once
             new = cls(config, prompt_len)
         for name in PROJECTIONS:
             setattr(new, name, getattr(attn, name))
-        new.to_empty(device=attn.q_proj.weight.device, recurse=False)     # the adapter's own parameters only
+        new.to_empty(device=attn.q_proj.weight.device, recurse=False)  # the adapter's own parameters only
         new.reset_adapter()
         return new
 
     def prompt_attention(self, q: Tensor) -> Tensor:
         """``q (B, h, T, d)`` attends to the prompts (no RoPE, no mask) -> ``(B, h, T, d)``, before the gate."""
         b = q.shape[0]
-        prompt = self.adapter_prompt[None].expand(b, -1, -1)                            # (B, K, D)
-        k = split_heads(self.k_proj(prompt), self.n_kv_heads)                          # (B, h_kv, K, d)
+        prompt = self.adapter_prompt[None].expand(b, -1, -1)  # (B, K, D)
+        k = split_heads(self.k_proj(prompt), self.n_kv_heads)  # (B, h_kv, K, d)
         v = split_heads(self.v_proj(prompt), self.n_kv_heads)
         groups = self.n_heads // self.n_kv_heads
         k, v = repeat_kv(k, groups).to(q.dtype), repeat_kv(v, groups).to(q.dtype)
-        return F.scaled_dot_product_attention(q, k, v)                                 # its own softmax over K
+        return F.scaled_dot_product_attention(q, k, v)  # its own softmax over K
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """The layer's causal attention over the text plus the gated attention to the prompts: ``(B, h, T_q, d)``."""
         y = super().attend(q, k, v)
-        gate = self.adapter_gate.view(1, -1, 1, 1)                                     # one gate per head
+        gate = self.adapter_gate.view(1, -1, 1, 1)  # one gate per head
         return y + (gate * self.prompt_attention(q)).to(y.dtype)
 
 
@@ -106,8 +112,15 @@ class ScaleBiasLinear(nn.Linear):
     :class:`~dlfund.peft.lora.LoRALinear` it shares the wrapped layer's weight, so names are unchanged.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = False,
-                 device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = False,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.adapter_bias = nn.Parameter(torch.zeros(out_features, device=device))
         self.adapter_scale = nn.Parameter(torch.ones(out_features, device=device))
@@ -117,7 +130,7 @@ class ScaleBiasLinear(nn.Linear):
         """A layer that *shares* ``linear``'s weight and bias (no copy), with its own scale and bias."""
         w = linear.weight
         layer = cls(linear.in_features, linear.out_features, bias=False, device=torch.device("meta"), dtype=w.dtype)
-        layer.weight, layer.bias = w, linear.bias          # the meta weight was never allocated
+        layer.weight, layer.bias = w, linear.bias  # the meta weight was never allocated
         layer.adapter_bias = nn.Parameter(torch.zeros(linear.out_features, device=w.device))
         layer.adapter_scale = nn.Parameter(torch.ones(linear.out_features, device=w.device))
         return layer
@@ -127,8 +140,9 @@ class ScaleBiasLinear(nn.Linear):
         return (self.adapter_scale * (y + self.adapter_bias)).to(y.dtype)
 
 
-def add_adapter(model: Llama, *, version: int = 1, prompt_len: int = 10, n_layers: int | None = None,
-                freeze: bool = True) -> list[int]:
+def add_adapter(
+    model: Llama, *, version: int = 1, prompt_len: int = 10, n_layers: int | None = None, freeze: bool = True
+) -> list[int]:
     """Turn ``model`` into a LLaMA-Adapter model in place; returns the indices of the prompted layers.
 
     ``n_layers``: how many of the *top* layers get adaption prompts (``None``: all of them). Version 2

@@ -35,8 +35,18 @@ from dlfund.utils.timing import synchronize
 if TYPE_CHECKING:
     from dlfund.text.llama_tokenizer import ChatTokenizer
 
-__all__ = ["Method", "TrainResult", "batches", "build", "exact_match", "hidden_states", "pick_precision",
-           "response_loss", "state_bytes", "train"]
+__all__ = [
+    "Method",
+    "TrainResult",
+    "batches",
+    "build",
+    "exact_match",
+    "hidden_states",
+    "pick_precision",
+    "response_loss",
+    "state_bytes",
+    "train",
+]
 
 Tensor = torch.Tensor
 
@@ -61,12 +71,18 @@ def response_loss(model: Llama, idx: Tensor, targets: Tensor) -> Tensor:
     keep = targets != IGNORE_INDEX
     if not bool(keep.any()):
         raise ValueError("no response tokens in this batch: every target is IGNORE_INDEX")
-    h = hidden_states(model, idx)[keep]                                               # (N, D)
+    h = hidden_states(model, idx)[keep]  # (N, D)
     return F.cross_entropy(model.lm_head(h).float(), targets[keep])
 
 
-def batches(encoded: Sequence[tuple[list[int], list[bool]]], batch_size: int, *, pad_id: int, seed: int = 0,
-            max_len: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+def batches(
+    encoded: Sequence[tuple[list[int], list[bool]]],
+    batch_size: int,
+    *,
+    pad_id: int,
+    seed: int = 0,
+    max_len: int | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
     """Endless shuffled batches ``(idx, targets)`` (a new order every epoch, from ``seed``)."""
     if not encoded:
         raise ValueError("no training examples")
@@ -74,7 +90,7 @@ def batches(encoded: Sequence[tuple[list[int], list[bool]]], batch_size: int, *,
     while True:
         order = torch.randperm(len(encoded), generator=gen).tolist()
         for i in range(0, len(order) - batch_size + 1 if len(order) >= batch_size else 1, batch_size):
-            yield collate([encoded[j] for j in order[i:i + batch_size]], pad_id, max_len)
+            yield collate([encoded[j] for j in order[i : i + batch_size]], pad_id, max_len)
 
 
 # ------------------------------------------------------------------------------------------ methods
@@ -85,7 +101,7 @@ class Method:
     """A finetuning method: its name, how to prepare a copy of the base model, and its learning rate."""
 
     name: str
-    kind: str                                   # "full" | "lora" | "adapter"
+    kind: str  # "full" | "lora" | "adapter"
     lr: float
     options: dict[str, object] = field(default_factory=dict)
 
@@ -136,9 +152,19 @@ class TrainResult:
     total: int
 
 
-def train(model: Llama, data: Iterator[tuple[Tensor, Tensor]], *, steps: int, lr: float, device: torch.device,
-          precision: str | None = None, weight_decay: float = 0.0, warmup: int = 0, bf16_base: bool = True,
-          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+def train(
+    model: Llama,
+    data: Iterator[tuple[Tensor, Tensor]],
+    *,
+    steps: int,
+    lr: float,
+    device: torch.device,
+    precision: str | None = None,
+    weight_decay: float = 0.0,
+    warmup: int = 0,
+    bf16_base: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
     """Train ``model``'s trainable parameters for ``steps`` AdamW steps with Lightning Fabric.
 
     ``precision`` defaults to :func:`pick_precision`. With ``bf16_base`` and a bf16 precision, the
@@ -159,7 +185,7 @@ def train(model: Llama, data: Iterator[tuple[Tensor, Tensor]], *, steps: int, lr
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     model.train()
-    _, optimizer = fabric.setup(model, optimizer)                     # moves model; keeps our own reference
+    _, optimizer = fabric.setup(model, optimizer)  # moves model; keeps our own reference
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -182,17 +208,30 @@ def train(model: Llama, data: Iterator[tuple[Tensor, Tensor]], *, steps: int, lr
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     model.eval()
     report = parameter_report(model)
-    return TrainResult(losses=losses, seconds_per_step=statistics.median(times[1:] or times), peak_memory_mb=peak,
-                       precision=precision, trainable=report.trainable, total=report.total)
+    return TrainResult(
+        losses=losses,
+        seconds_per_step=statistics.median(times[1:] or times),
+        peak_memory_mb=peak,
+        precision=precision,
+        trainable=report.trainable,
+        total=report.total,
+    )
 
 
 # ------------------------------------------------------------------------------------- evaluation
 
 
 @torch.no_grad()
-def exact_match(model: Llama, tokenizer: ChatTokenizer, examples: Sequence[Example], *, max_new_tokens: int = 16,
-                system: str | None = SYSTEM_PROMPT, device: torch.device | None = None,
-                autocast: bool = False) -> tuple[float, list[str]]:
+def exact_match(
+    model: Llama,
+    tokenizer: ChatTokenizer,
+    examples: Sequence[Example],
+    *,
+    max_new_tokens: int = 16,
+    system: str | None = SYSTEM_PROMPT,
+    device: torch.device | None = None,
+    autocast: bool = False,
+) -> tuple[float, list[str]]:
     """The fraction of ``examples`` whose greedy answer equals the response (after :func:`normalize`),
     and the answers. Generation stops at ``<|im_end|>``; the KV cache makes each new token cheap."""
     if not examples:
@@ -203,6 +242,6 @@ def exact_match(model: Llama, tokenizer: ChatTokenizer, examples: Sequence[Examp
         idx = torch.tensor([tokenizer.encode(prompt_text(tokenizer, ex, system))], device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             out = model.generate(idx, max_new_tokens, stop_tokens=[tokenizer.im_end_id])
-        answers.append(tokenizer.decode([t for t in out[0, idx.shape[1]:].tolist() if t != tokenizer.im_end_id]))
+        answers.append(tokenizer.decode([t for t in out[0, idx.shape[1] :].tolist() if t != tokenizer.im_end_id]))
     score = sum(normalize(a) == normalize(e.response) for a, e in zip(answers, examples)) / len(examples)
     return score, answers

@@ -64,8 +64,18 @@ class LoRALinear(nn.Linear):
         dropout: dropout on the input of the low-rank path only (the frozen path sees ``x`` unchanged).
     """
 
-    def __init__(self, in_features: int, out_features: int, *, r: int, alpha: float = 1.0, dropout: float = 0.0,
-                 bias: bool = False, device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        r: int,
+        alpha: float = 1.0,
+        dropout: float = 0.0,
+        bias: bool = False,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         if r < 1:
             raise ValueError(f"LoRA rank r must be at least 1, got {r}")
         if not 0.0 <= dropout < 1.0:
@@ -91,8 +101,16 @@ class LoRALinear(nn.Linear):
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"LoRA wraps nn.Linear layers, got {type(linear).__name__}")
         w = linear.weight
-        layer = cls(linear.in_features, linear.out_features, r=r, alpha=alpha, dropout=dropout, bias=False,
-                    device=w.device, dtype=w.dtype)
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            r=r,
+            alpha=alpha,
+            dropout=dropout,
+            bias=False,
+            device=w.device,
+            dtype=w.dtype,
+        )
         layer.weight = w
         layer.bias = linear.bias
         return layer
@@ -103,7 +121,7 @@ class LoRALinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.linear(x, self.weight, self.bias)
-        if self.merged:                                # ΔW is inside W already
+        if self.merged:  # ΔW is inside W already
             return y
         a, b = self.lora_A, self.lora_B
         if not torch.is_autocast_enabled(x.device.type):
@@ -135,8 +153,15 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(last, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def inject_lora(model: nn.Module, targets: Sequence[str] = ("q_proj", "v_proj"), *, r: int = 8, alpha: float = 16.0,
-                dropout: float = 0.0, freeze: bool = True) -> list[str]:
+def inject_lora(
+    model: nn.Module,
+    targets: Sequence[str] = ("q_proj", "v_proj"),
+    *,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+    freeze: bool = True,
+) -> list[str]:
     """Replace every ``nn.Linear`` whose name matches one of ``targets`` by a :class:`LoRALinear`.
 
     ``targets`` are shell patterns matched against a module's last name (``"q_proj"``, ``"*_proj"``) or
@@ -146,16 +171,21 @@ def inject_lora(model: nn.Module, targets: Sequence[str] = ("q_proj", "v_proj"),
     """
     if isinstance(targets, str):
         targets = (targets,)
-    chosen = [(name, m) for name, m in model.named_modules()
-              if isinstance(m, nn.Linear) and not isinstance(m, LoRALinear) and _matches(name, targets)]
+    chosen = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and not isinstance(m, LoRALinear) and _matches(name, targets)
+    ]
     if not chosen:
         linears = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise ValueError(f"no nn.Linear matches {list(targets)}; the model's linear layers are named {linears}")
     embedding = getattr(getattr(model, "embed_tokens", None), "weight", None)
     for name, linear in chosen:
         if linear.weight is embedding:
-            raise ValueError(f"{name} shares its weight with the token embeddings: merging LoRA into it would "
-                             "change both; leave it out of the targets")
+            raise ValueError(
+                f"{name} shares its weight with the token embeddings: merging LoRA into it would "
+                "change both; leave it out of the targets"
+            )
     for name, linear in chosen:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -230,12 +260,15 @@ def load_lora(model: nn.Module, path: str | os.PathLike[str]) -> list[str]:
     own = lora_state_dict(model)
     missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
     if missing or unexpected:
-        raise KeyError(f"LoRA weights do not fit this model: missing {missing[:4]}, unexpected {unexpected[:4]} "
-                       "(inject LoRA with the same targets first)")
+        raise KeyError(
+            f"LoRA weights do not fit this model: missing {missing[:4]}, unexpected {unexpected[:4]} "
+            "(inject LoRA with the same targets first)"
+        )
     for k, v in saved.items():
         if v.shape != own[k].shape:
-            raise ValueError(f"{k}: the file has shape {tuple(v.shape)}, the model {tuple(own[k].shape)} "
-                             "(a different rank?)")
+            raise ValueError(
+                f"{k}: the file has shape {tuple(v.shape)}, the model {tuple(own[k].shape)} (a different rank?)"
+            )
     if any(layer.merged for layer in lora_layers(model)):
         raise ValueError("unmerge the model before loading LoRA weights into it")
     model.load_state_dict(saved, strict=False)
@@ -260,5 +293,6 @@ class ParameterReport:
 def parameter_report(model: nn.Module | Iterable[nn.Parameter]) -> ParameterReport:
     """How many parameters train, of how many (``model.parameters()`` already skips tied duplicates)."""
     params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
-    return ParameterReport(trainable=sum(p.numel() for p in params if p.requires_grad),
-                           total=sum(p.numel() for p in params))
+    return ParameterReport(
+        trainable=sum(p.numel() for p in params if p.requires_grad), total=sum(p.numel() for p in params)
+    )

@@ -45,10 +45,18 @@ class CompileResult:
         return None if self.compiled_ms is None else self.eager_ms / self.compiled_ms
 
 
-def time_compile(make_model: Callable[[], nn.Module], batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int,
-                 device: torch.device | str, precision: str = "fp32", warmup: int = 3, lr: float = 1e-3,
-                 mode: str | None = None) -> CompileResult:
+def time_compile(
+    make_model: Callable[[], nn.Module],
+    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    steps: int,
+    device: torch.device | str,
+    precision: str = "fp32",
+    warmup: int = 3,
+    lr: float = 1e-3,
+    mode: str | None = None,
+) -> CompileResult:
     """Train two copies of ``make_model()`` (eager, compiled) for ``warmup + steps`` steps each on the
     same batches in ``precision`` and time them (see :class:`CompileResult`). A compile failure is
     caught and reported in ``error``: the eager numbers still stand."""

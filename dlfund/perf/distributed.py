@@ -51,15 +51,33 @@ from dlfund.text.chars import CharTokenizer, random_windows, shakespeare_corpus
 
 __all__ = ["MODES", "DistributedResult", "compare", "free_port", "launch", "main", "make_problem", "reference_run"]
 
-MODES = ("torch-ddp", "fsdp", "fabric-ddp", "lightning-ddp", "fabric-fsdp2", "lightning-fsdp2", "lightning-fsdp",
-         "fabric-fsdp")
+MODES = (
+    "torch-ddp",
+    "fsdp",
+    "fabric-ddp",
+    "lightning-ddp",
+    "fabric-fsdp2",
+    "lightning-fsdp2",
+    "lightning-fsdp",
+    "fabric-fsdp",
+)
 
 # --------------------------------------------------------------------------------------------- problem
 
 
-def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int, context_length: int = 32,
-                 n_layers: int = 2, dim: int = 32, n_heads: int = 2, lr: float = 1e-3, seed: int = 0,
-                 corpus_chars: int = 100_000) -> dict[str, Any]:
+def make_problem(
+    path: str | os.PathLike[str],
+    *,
+    steps: int,
+    global_batch: int,
+    context_length: int = 32,
+    n_layers: int = 2,
+    dim: int = 32,
+    n_heads: int = 2,
+    lr: float = 1e-3,
+    seed: int = 0,
+    corpus_chars: int = 100_000,
+) -> dict[str, Any]:
     """Write the training problem every rank reads: a small GPT (no dropout) and ``steps`` global batches
     of Shakespeare windows in a fixed order. Returns it."""
 
@@ -67,17 +85,29 @@ def make_problem(path: str | os.PathLike[str], *, steps: int, global_batch: int,
     tok = CharTokenizer.from_text(text)
     gen = torch.Generator().manual_seed(seed)
     x, y = random_windows(tok.encode(text), context_length, steps * global_batch, generator=gen)
-    problem = {"model": {"vocab_size": tok.vocab_size, "context_length": context_length, "n_layers": n_layers,
-                         "dim": dim, "n_heads": n_heads, "dropout": 0.0},
-               "x": x.contiguous(), "y": y.contiguous(), "steps": steps, "global_batch": global_batch, "lr": lr,
-               "seed": seed}
+    problem = {
+        "model": {
+            "vocab_size": tok.vocab_size,
+            "context_length": context_length,
+            "n_layers": n_layers,
+            "dim": dim,
+            "n_heads": n_heads,
+            "dropout": 0.0,
+        },
+        "x": x.contiguous(),
+        "y": y.contiguous(),
+        "steps": steps,
+        "global_batch": global_batch,
+        "lr": lr,
+        "seed": seed,
+    }
     _atomic_save(problem, Path(path))
     return problem
 
 
 def _model(problem: dict[str, Any]) -> nn.Module:
 
-    torch.manual_seed(problem["seed"])            # every rank starts from the same weights
+    torch.manual_seed(problem["seed"])  # every rank starts from the same weights
     return GPT(GPTConfig(**problem["model"]))
 
 
@@ -102,6 +132,7 @@ def reference_run(problem: dict[str, Any], device: torch.device | str = "cpu") -
         _loss(model(x.to(device)), y.to(device)).backward()
         opt.step()
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
 
 # ------------------------------------------------------------------------------------------ the ranks
 
@@ -131,8 +162,9 @@ def _gather_fsdp1(root: nn.Module) -> dict[str, torch.Tensor]:
     from torch.distributed.fsdp import FullStateDictConfig, StateDictType
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-    with FSDP.state_dict_type(root, StateDictType.FULL_STATE_DICT,
-                              FullStateDictConfig(offload_to_cpu=True, rank0_only=False)):
+    with FSDP.state_dict_type(
+        root, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=False)
+    ):
         state = root.state_dict()
     return {k.removeprefix("model."): v.detach().cpu().clone() for k, v in state.items()}
 
@@ -144,12 +176,22 @@ def _same_layout(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
 def _memory(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
 
     sizes = state_bytes(model, opt)
-    return {**{f"{k}_mb": v / 2**20 for k, v in sizes.items()}, "state_mb": sum(sizes.values()) / 2**20,
-            "cuda_peak_mb": cuda_peak_mb(device)}
+    return {
+        **{f"{k}_mb": v / 2**20 for k, v in sizes.items()},
+        "state_mb": sum(sizes.values()) / 2**20,
+        "cuda_peak_mb": cuda_peak_mb(device),
+    }
 
 
-def _plain_loop(model: nn.Module, opt: torch.optim.Optimizer, problem: dict[str, Any], rank: int, world: int,
-                device: torch.device, backward: Any = None) -> list[float]:
+def _plain_loop(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    problem: dict[str, Any],
+    rank: int,
+    world: int,
+    device: torch.device,
+    backward: Any = None,
+) -> list[float]:
     losses = []
     for step in range(problem["steps"]):
         x, y = _shard(problem, step, rank, world)
@@ -175,7 +217,7 @@ def _shard_gpt(model: nn.Module, mesh: Any = None) -> nn.Module:
     """FSDP2 on a GPT: each block its own unit, then the rest (embeddings tied with the head, final norm)."""
     from torch.distributed.fsdp import fully_shard
 
-    for block in model.layers:        # one all-gather per block: only one block's full weights at a time
+    for block in model.layers:  # one all-gather per block: only one block's full weights at a time
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
     return model
@@ -192,19 +234,32 @@ def _fabric(strategy: Any, world: int, device: torch.device) -> Any:
     from lightning.fabric import Fabric
 
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    fabric = Fabric(accelerator="cuda" if device.type == "cuda" else "cpu", devices=local,
-                    num_nodes=world // local, strategy=strategy, precision="32-true")
-    fabric.launch()                   # under torchrun: the processes exist already, nothing is started
+    fabric = Fabric(
+        accelerator="cuda" if device.type == "cuda" else "cpu",
+        devices=local,
+        num_nodes=world // local,
+        strategy=strategy,
+        precision="32-true",
+    )
+    fabric.launch()  # under torchrun: the processes exist already, nothing is started
     return fabric
 
 
-def _run_fabric(strategy: str, problem: dict[str, Any], rank: int, world: int,
-                device: torch.device) -> tuple[nn.Module, Any]:
+def _run_fabric(
+    strategy: str, problem: dict[str, Any], rank: int, world: int, device: torch.device
+) -> tuple[nn.Module, Any]:
     if strategy == "fsdp2":
         from lightning.fabric.strategies import ModelParallelStrategy
 
-        fabric = _fabric(ModelParallelStrategy(parallelize_fn=lambda m, mesh: _shard_gpt(m, mesh["data_parallel"]),
-                                               data_parallel_size=world, tensor_parallel_size=1), world, device)
+        fabric = _fabric(
+            ModelParallelStrategy(
+                parallelize_fn=lambda m, mesh: _shard_gpt(m, mesh["data_parallel"]),
+                data_parallel_size=world,
+                tensor_parallel_size=1,
+            ),
+            world,
+            device,
+        )
     else:
         fabric = _fabric(strategy, world, device)
     model = _model(problem)
@@ -251,8 +306,9 @@ class _LitGPT:
         return LitGPT()
 
 
-def _run_lightning(strategy: str, problem: dict[str, Any], rank: int, world: int,
-                   device: torch.device) -> tuple[nn.Module, Any]:
+def _run_lightning(
+    strategy: str, problem: dict[str, Any], rank: int, world: int, device: torch.device
+) -> tuple[nn.Module, Any]:
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -265,15 +321,27 @@ def _run_lightning(strategy: str, problem: dict[str, Any], rank: int, world: int
         from lightning.pytorch.strategies import ModelParallelStrategy
 
         strategy = ModelParallelStrategy(data_parallel_size=world, tensor_parallel_size=1)
-    trainer = pl.Trainer(accelerator="cuda" if device.type == "cuda" else "cpu", devices=local,
-                         num_nodes=world // local, strategy=strategy, max_steps=problem["steps"],
-                         precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, use_distributed_sampler=False, default_root_dir=os.environ.get(
-                             "DLFUND_DIST_OUT", "."))
+    trainer = pl.Trainer(
+        accelerator="cuda" if device.type == "cuda" else "cpu",
+        devices=local,
+        num_nodes=world // local,
+        strategy=strategy,
+        max_steps=problem["steps"],
+        precision="32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=os.environ.get("DLFUND_DIST_OUT", "."),
+    )
     trainer.fit(lit, data)
     opt = trainer.optimizers[0]
-    return lit.model, {"losses": lit.losses, **_memory(lit.model, opt, lit.device),
-                       "_fsdp_root": trainer.strategy.model if strategy == "fsdp" else None}
+    return lit.model, {
+        "losses": lit.losses,
+        **_memory(lit.model, opt, lit.device),
+        "_fsdp_root": trainer.strategy.model if strategy == "fsdp" else None,
+    }
 
 
 def _run_mode(mode: str, problem: dict[str, Any], rank: int, world: int, device: torch.device) -> tuple[nn.Module, Any]:
@@ -312,8 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DLFUND_DIST_OUT"] = str(out)
     for mode in args.modes.split(","):
         start = time.perf_counter()
-        report: dict[str, Any] = {"mode": mode, "rank": rank, "world_size": world, "device": str(device),
-                                  "backend": dist.get_backend()}
+        report: dict[str, Any] = {
+            "mode": mode,
+            "rank": rank,
+            "world_size": world,
+            "device": str(device),
+            "backend": dist.get_backend(),
+        }
         try:
             if use_cuda:
                 torch.cuda.reset_peak_memory_stats(device)
@@ -329,12 +402,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 report["state_error"] = "the final weights could not be gathered into a full state dict"
         except Exception as err:  # written down for the notebook to print; the next mode still runs
-            report.update(ok=False, error=f"{type(err).__name__}: {err}".strip().splitlines()[0],
-                          traceback=traceback.format_exc(limit=3), seconds=time.perf_counter() - start)
+            report.update(
+                ok=False,
+                error=f"{type(err).__name__}: {err}".strip().splitlines()[0],
+                traceback=traceback.format_exc(limit=3),
+                seconds=time.perf_counter() - start,
+            )
         _atomic_json(report, out / f"{mode}.rank{rank}.json")
         dist.barrier()
     dist.destroy_process_group()
     return 0
+
 
 # ----------------------------------------------------------------------------------------- launching
 
@@ -366,8 +444,16 @@ class DistributedResult:
         return None if self.reports.get(mode) else "no report written (see the log)"
 
 
-def launch(problem_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, modes: tuple[str, ...],
-           nproc: int = 2, device: str = "cpu", timeout: float = 300.0, threads_per_rank: int = 1) -> DistributedResult:
+def launch(
+    problem_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    modes: tuple[str, ...],
+    nproc: int = 2,
+    device: str = "cpu",
+    timeout: float = 300.0,
+    threads_per_rank: int = 1,
+) -> DistributedResult:
     """Start ``nproc`` ranks with ``python -m torch.distributed.run`` on this machine and collect their results.
 
     ``device="cpu"`` uses gloo (each rank one CPU process); ``"cuda"`` one GPU per rank with NCCL.
@@ -379,11 +465,30 @@ def launch(problem_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         raise ValueError(f"unknown mode(s) {bad}: expected some of {', '.join(MODES)}")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_rank), "PYTHONUNBUFFERED": "1"}
     if device == "cpu" and sys.platform.startswith("linux") and Path("/sys/class/net/lo").exists():
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")     # one machine: talk over loopback only
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           "-m", "dlfund.perf.distributed", "--problem", str(problem_path), "--out", str(out),
-           "--modes", ",".join(modes), "--device", device]
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback only
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "dlfund.perf.distributed",
+        "--problem",
+        str(problem_path),
+        "--out",
+        str(out),
+        "--modes",
+        ",".join(modes),
+        "--device",
+        device,
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     result = DistributedResult(nproc=nproc, seconds=time.perf_counter() - start, log=proc.stdout + proc.stderr)
@@ -404,9 +509,12 @@ def compare(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
         raise ValueError(f"state dicts differ in keys: {sorted(set(a) ^ set(b))[:5]}")
     shapes = [k for k in a if a[k].shape != b[k].shape]
     if shapes:
-        raise ValueError(f"state dicts differ in shapes, e.g. {shapes[0]}: {tuple(a[shapes[0]].shape)} vs "
-                         f"{tuple(b[shapes[0]].shape)}")
+        raise ValueError(
+            f"state dicts differ in shapes, e.g. {shapes[0]}: {tuple(a[shapes[0]].shape)} vs "
+            f"{tuple(b[shapes[0]].shape)}"
+        )
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
 
 if __name__ == "__main__":
     sys.exit(main())

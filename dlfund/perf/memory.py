@@ -91,9 +91,11 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None
     """Bytes this process holds for ``parameters``, ``gradients`` and ``optimizer`` state (shards count
     their local part; a parameter shared by two modules counts once)."""
     params = {id(p): p for p in model.parameters()}.values()
-    out = {"parameters": sum(_local(p).numel() * p.element_size() for p in params),
-           "gradients": sum(_local(p.grad).numel() * p.grad.element_size() for p in params if p.grad is not None),
-           "optimizer": 0}
+    out = {
+        "parameters": sum(_local(p).numel() * p.element_size() for p in params),
+        "gradients": sum(_local(p.grad).numel() * p.grad.element_size() for p in params if p.grad is not None),
+        "optimizer": 0,
+    }
     if optimizer is not None:
         for state in optimizer.state.values():
             for value in state.values():
@@ -143,9 +145,15 @@ def checkpoint_blocks(blocks: nn.ModuleList) -> nn.ModuleList:
     return blocks
 
 
-def checkpoint_comparison(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
-                          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, steps: int = 5,
-                          device: torch.device | str = "cpu") -> dict[str, dict[str, float | None]]:
+def checkpoint_comparison(
+    make_model: Callable[[], nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    steps: int = 5,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, float | None]]:
     """Forward + backward of ``make_model()`` (a model with a ``layers`` ModuleList, e.g. unit 9's GPT) with and
     without :func:`checkpoint_blocks`, from the same weights on the batch ``x``, ``y``.
 
@@ -178,12 +186,22 @@ def checkpoint_comparison(make_model: Callable[[], nn.Module], x: torch.Tensor, 
             times.append(time.perf_counter() - start)
         out[name] = {"saved_mb": meter.mb, "step_ms": 1000 * statistics.median(times), "peak_mb": cuda_peak_mb(device)}
     out["checkpointed"]["max_grad_difference"] = max(
-        (a - b).abs().max().item() for a, b in zip(grads["plain"], grads["checkpointed"]))
+        (a - b).abs().max().item() for a, b in zip(grads["plain"], grads["checkpointed"])
+    )
     return out
 
 
-def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *, context_length: int, init: int,
-                    max_trials: int, device: torch.device | str, root_dir: str, lr: float = 1e-3) -> int:
+def find_batch_size(
+    make_model: Callable[[], nn.Module],
+    tokens: torch.Tensor,
+    *,
+    context_length: int,
+    init: int,
+    max_trials: int,
+    device: torch.device | str,
+    root_dir: str,
+    lr: float = 1e-3,
+) -> int:
     """Lightning's batch-size finder (``Tuner.scale_batch_size``, mode ``"power"``) on a language model: doubles
     the batch from ``init`` until a step runs out of memory or ``max_trials`` doublings succeeded, and
     returns the largest batch that ran. ``tokens`` is a 1-D token stream; ``root_dir`` takes Lightning's
@@ -201,14 +219,14 @@ def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *
 
         def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
             start = (i * 7919) % (len(tokens) - context_length - 1)
-            w = tokens[start:start + context_length + 1]
+            w = tokens[start : start + context_length + 1]
             return w[:-1], w[1:]
 
     class LitLM(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.model = make_model()
-            self.batch_size = init                # the attribute the finder changes
+            self.batch_size = init  # the attribute the finder changes
 
         def train_dataloader(self) -> DataLoader:
             return DataLoader(Windows(), batch_size=self.batch_size, shuffle=False)
@@ -220,9 +238,17 @@ def find_batch_size(make_model: Callable[[], nn.Module], tokens: torch.Tensor, *
             return torch.optim.AdamW(self.parameters(), lr=lr)
 
     device = torch.device(device)
-    trainer = pl.Trainer(accelerator="cuda" if device.type == "cuda" else "cpu", devices=1, max_steps=1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=root_dir)
-    found = Tuner(trainer).scale_batch_size(LitLM(), mode="power", steps_per_trial=2, init_val=init,
-                                            max_trials=max_trials)
+    trainer = pl.Trainer(
+        accelerator="cuda" if device.type == "cuda" else "cpu",
+        devices=1,
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root_dir,
+    )
+    found = Tuner(trainer).scale_batch_size(
+        LitLM(), mode="power", steps_per_trial=2, init_val=init, max_trials=max_trials
+    )
     return int(found if found is not None else init)

@@ -58,7 +58,7 @@ def peak_bf16_flops(device: torch.device | str) -> tuple[float | None, str]:
 
         return None, f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
     name = torch.cuda.get_device_name(device)
-    for key in sorted(PEAK_BF16, key=len, reverse=True):          # "H100 PCIe" before "H100"
+    for key in sorted(PEAK_BF16, key=len, reverse=True):  # "H100 PCIe" before "H100"
         if all(part in name for part in key.split()):
             return PEAK_BF16[key], name
     if "H100" in name:
@@ -89,15 +89,20 @@ class MFUResult:
     mfu: float | None
 
     def summary(self) -> str:
-        lines = [f"device: {self.device}",
-                 f"model: {self.params:,} parameters; batch {self.batch} × {self.seq_len} tokens; "
-                 f"{'bf16 autocast' if self.bf16 else 'float32'}, {'torch.compile' if self.compiled else 'eager'}",
-                 f"FLOPs per token: 6·N + 12·L·d·T = {self.flops_per_token / 1e9:.3f} GFLOP",
-                 f"{self.seconds_per_step * 1000:.1f} ms per step, {self.tokens_per_s:,.0f} tokens/s, "
-                 f"achieved {self.achieved_flops / 1e12:.3f} TFLOP/s"]
+        lines = [
+            f"device: {self.device}",
+            f"model: {self.params:,} parameters; batch {self.batch} × {self.seq_len} tokens; "
+            f"{'bf16 autocast' if self.bf16 else 'float32'}, {'torch.compile' if self.compiled else 'eager'}",
+            f"FLOPs per token: 6·N + 12·L·d·T = {self.flops_per_token / 1e9:.3f} GFLOP",
+            f"{self.seconds_per_step * 1000:.1f} ms per step, {self.tokens_per_s:,.0f} tokens/s, "
+            f"achieved {self.achieved_flops / 1e12:.3f} TFLOP/s",
+        ]
         if self.mfu is None:
-            lines.append("MFU: no peak known for this CPU" if self.device.startswith("CPU")
-                         else f"MFU: no peak known for {self.device} (add it to dlfund.perf.mfu.PEAK_BF16)")
+            lines.append(
+                "MFU: no peak known for this CPU"
+                if self.device.startswith("CPU")
+                else f"MFU: no peak known for {self.device} (add it to dlfund.perf.mfu.PEAK_BF16)"
+            )
         else:
             lines.append(f"MFU: {self.mfu:.1%} of {self.peak_flops / 1e12:.0f} TFLOP/s dense bf16 peak")
         return "\n".join(lines)
@@ -106,9 +111,18 @@ class MFUResult:
         return asdict(self)
 
 
-def measure_mfu(model: Llama, *, batch: int, seq_len: int, steps: int = 10, warmup: int = 3,
-                device: torch.device | str = "cpu", bf16: bool | None = None, compile: bool = False,
-                lr: float = 1e-4) -> MFUResult:
+def measure_mfu(
+    model: Llama,
+    *,
+    batch: int,
+    seq_len: int,
+    steps: int = 10,
+    warmup: int = 3,
+    device: torch.device | str = "cpu",
+    bf16: bool | None = None,
+    compile: bool = False,
+    lr: float = 1e-4,
+) -> MFUResult:
     """Time ``steps`` full training steps (forward, loss, backward, AdamW) of ``model`` on random tokens.
 
     ``bf16=None`` uses bf16 autocast where the device supports it. ``warmup`` steps (and the compile)
@@ -150,9 +164,20 @@ def measure_mfu(model: Llama, *, batch: int, seq_len: int, steps: int = 10, warm
     tokens_per_s = batch * seq_len / seconds
     achieved = per_token * tokens_per_s
     peak, name = peak_bf16_flops(device)
-    return MFUResult(device=name, params=n_params, batch=batch, seq_len=seq_len, bf16=use_bf16, compiled=compile,
-                     seconds_per_step=seconds, tokens_per_s=tokens_per_s, flops_per_token=per_token,
-                     achieved_flops=achieved, peak_flops=peak, mfu=None if peak is None else achieved / peak)
+    return MFUResult(
+        device=name,
+        params=n_params,
+        batch=batch,
+        seq_len=seq_len,
+        bf16=use_bf16,
+        compiled=compile,
+        seconds_per_step=seconds,
+        tokens_per_s=tokens_per_s,
+        flops_per_token=per_token,
+        achieved_flops=achieved,
+        peak_flops=peak,
+        mfu=None if peak is None else achieved / peak,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default: 1024 on CUDA, 128 on CPU)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on CUDA, 2 on CPU)")
     p.add_argument("--no-compile", action="store_true", help="run eagerly (torch.compile is used on CUDA by default)")
-    p.add_argument("--tiny", action="store_true", help="a 2-layer model of SmolLM2's width instead of the full 30 layers")
+    p.add_argument(
+        "--tiny", action="store_true", help="a 2-layer model of SmolLM2's width instead of the full 30 layers"
+    )
     args = p.parse_args(argv)
     device = pick_device()
     cuda = device.type == "cuda"
@@ -170,12 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         config = LlamaConfig(**{**config.to_dict(), "n_layers": 2})
     torch.manual_seed(0)
-    model = Llama(config)                # random weights: MFU does not depend on their values
-    result = measure_mfu(model, batch=args.batch or (16 if cuda else 1), seq_len=args.seq or (1024 if cuda else 128),
-                         steps=args.steps or (20 if cuda else 2), warmup=3 if cuda else 1, device=device,
-                         compile=cuda and not args.no_compile)
+    model = Llama(config)  # random weights: MFU does not depend on their values
+    result = measure_mfu(
+        model,
+        batch=args.batch or (16 if cuda else 1),
+        seq_len=args.seq or (1024 if cuda else 128),
+        steps=args.steps or (20 if cuda else 2),
+        warmup=3 if cuda else 1,
+        device=device,
+        compile=cuda and not args.no_compile,
+    )
     print(result.summary())
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -182,8 +182,16 @@ def _state_mb(model: nn.Module, opt: torch.optim.Optimizer) -> float:
     return sum(state_bytes(model, opt).values()) / 2**20
 
 
-def train_with_precision(task: Task, precision: str, *, steps: int, device: torch.device | str, seed: int = 0,
-                         warmup: int = 2, keep_model: bool = False) -> PrecisionRun:
+def train_with_precision(
+    task: Task,
+    precision: str,
+    *,
+    steps: int,
+    device: torch.device | str,
+    seed: int = 0,
+    warmup: int = 2,
+    keep_model: bool = False,
+) -> PrecisionRun:
     """Train ``task.make_model()`` for ``steps`` AdamW steps in ``precision`` and measure it (see :class:`PrecisionRun`)."""
     device = torch.device(device)
     ok, why = supported(precision, device)
@@ -239,18 +247,38 @@ def train_with_precision(task: Task, precision: str, *, steps: int, device: torc
     model.eval()
     with torch.no_grad():
         metrics = task.evaluate(model, context)
-    return PrecisionRun(task=task.name, precision=precision, steps=steps,
-                        step_ms=1000 * statistics.median(times[warmup:]), peak_memory_mb=peak, saved_mb=saved / 2**20,
-                        state_mb=_state_mb(model, opt), metrics=metrics, first_loss=losses[0],
-                        last_loss=statistics.fmean(losses[-max(1, steps // 10):]), skipped_steps=skipped,
-                        grad_scale=scaler.get_scale() if scaler is not None else None,
-                        model=model if keep_model else None)
+    return PrecisionRun(
+        task=task.name,
+        precision=precision,
+        steps=steps,
+        step_ms=1000 * statistics.median(times[warmup:]),
+        peak_memory_mb=peak,
+        saved_mb=saved / 2**20,
+        state_mb=_state_mb(model, opt),
+        metrics=metrics,
+        first_loss=losses[0],
+        last_loss=statistics.fmean(losses[-max(1, steps // 10) :]),
+        skipped_steps=skipped,
+        grad_scale=scaler.get_scale() if scaler is not None else None,
+        model=model if keep_model else None,
+    )
+
 
 # ----------------------------------------------------------------------------------------------- tasks
 
 
-def gpt_task(*, n_layers: int, dim: int, n_heads: int, context_length: int, batch_size: int, eval_batches: int = 4,
-             lr: float = 1e-3, corpus_chars: int | None = None, seed: int = 0) -> Task:
+def gpt_task(
+    *,
+    n_layers: int,
+    dim: int,
+    n_heads: int,
+    context_length: int,
+    batch_size: int,
+    eval_batches: int = 4,
+    lr: float = 1e-3,
+    corpus_chars: int | None = None,
+    seed: int = 0,
+) -> Task:
     """Unit 9's character GPT on Shakespeare (no dropout): random training windows, validation loss on
     fixed windows of the held-out plays."""
 
@@ -259,8 +287,14 @@ def gpt_task(*, n_layers: int, dim: int, n_heads: int, context_length: int, batc
         train_text, val_text = train_text[:corpus_chars], val_text[: max(corpus_chars // 10, 4 * context_length)]
     tok = CharTokenizer.from_text(train_text + val_text)
     train_ids, val_ids = tok.encode(train_text), tok.encode(val_text)
-    config = GPTConfig(vocab_size=tok.vocab_size, context_length=context_length, n_layers=n_layers, n_heads=n_heads,
-                       dim=dim, dropout=0.0)
+    config = GPTConfig(
+        vocab_size=tok.vocab_size,
+        context_length=context_length,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        dim=dim,
+        dropout=0.0,
+    )
     gen = torch.Generator().manual_seed(seed)
     windows = [random_windows(train_ids, context_length, batch_size, generator=gen)]
 
@@ -280,9 +314,15 @@ def gpt_task(*, n_layers: int, dim: int, n_heads: int, context_length: int, batc
                 total += lm_loss(model(x.to(device)), y.to(device)).item()
         return {"val_loss": total / len(val_windows)}
 
-    return Task(name=f"GPT {n_layers}×{dim}, T={context_length}, B={batch_size}", make_model=lambda: GPT(config),
-                batch=batch, loss=lm_loss, evaluate=evaluate, lr=lr,
-                info={"vocab_size": tok.vocab_size, "config": config, "train_ids": train_ids, "tokenizer": tok})
+    return Task(
+        name=f"GPT {n_layers}×{dim}, T={context_length}, B={batch_size}",
+        make_model=lambda: GPT(config),
+        batch=batch,
+        loss=lm_loss,
+        evaluate=evaluate,
+        lr=lr,
+        info={"vocab_size": tok.vocab_size, "config": config, "train_ids": train_ids, "tokenizer": tok},
+    )
 
 
 def cnn_task(*, width: int, batch_size: int, n_train: int, n_test: int, lr: float = 2e-3, seed: int = 0) -> Task:
@@ -292,10 +332,10 @@ def cnn_task(*, width: int, batch_size: int, n_train: int, n_test: int, lr: floa
     test_images, test_labels = load_fashion_mnist("test")
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(images), generator=gen)[:n_train]
-    mean, std = 0.2860, 0.3530                        # Fashion-MNIST's training-set pixel statistics
+    mean, std = 0.2860, 0.3530  # Fashion-MNIST's training-set pixel statistics
 
     def normalise(x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() / 255 - mean) / std)[:, None]                      # (N, 1, 28, 28)
+        return ((x.float() / 255 - mean) / std)[:, None]  # (N, 1, 28, 28)
 
     x_train, y_train = normalise(images[pick]), labels[pick]
     x_test, y_test = normalise(test_images[:n_test]), test_labels[:n_test]
@@ -306,31 +346,47 @@ def cnn_task(*, width: int, batch_size: int, n_train: int, n_test: int, lr: floa
         epoch, i = divmod(step, per_epoch)
         if epoch not in orders:
             orders[epoch] = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed + 100 + epoch))
-        idx = orders[epoch][i * batch_size:(i + 1) * batch_size]
+        idx = orders[epoch][i * batch_size : (i + 1) * batch_size]
         return x_train[idx], y_train[idx]
 
     def evaluate(model: nn.Module, context: Callable[[], Any]) -> dict[str, float]:
         p = next(model.parameters())
         correct = 0
         for start in range(0, n_test, 500):
-            x = x_test[start:start + 500].to(p.device, p.dtype)
+            x = x_test[start : start + 500].to(p.device, p.dtype)
             with context():
-                correct += int((model(x).argmax(1).cpu() == y_test[start:start + 500]).sum())
+                correct += int((model(x).argmax(1).cpu() == y_test[start : start + 500]).sum())
         return {"accuracy": correct / n_test}
 
-    return Task(name=f"SmallCNN w={width}, B={batch_size}", make_model=lambda: SmallCNN(width=width), batch=batch,
-                loss=lambda out, y: F.cross_entropy(out.float(), y), evaluate=evaluate, lr=lr, float_inputs=True)
+    return Task(
+        name=f"SmallCNN w={width}, B={batch_size}",
+        make_model=lambda: SmallCNN(width=width),
+        batch=batch,
+        loss=lambda out, y: F.cross_entropy(out.float(), y),
+        evaluate=evaluate,
+        lr=lr,
+        float_inputs=True,
+    )
 
 
-def activation_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, context: Any = None,
-                         scale: float = 1.0) -> list[torch.Tensor]:
+def activation_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    context: Any = None,
+    scale: float = 1.0,
+) -> list[torch.Tensor]:
     """The gradients flowing backward out of every ``nn.Linear`` / ``nn.Conv2d`` (their ``grad_output``) in one
     backward pass of ``loss(model(x), y) * scale``, in the dtype backward computed them in (float16 under
     fp16 autocast). The model's ``.grad`` are left as they were."""
     grads: list[torch.Tensor] = []
-    hooks = [m.register_full_backward_hook(lambda _m, _gi, go: grads.append(go[0].detach().clone()))
-             for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    hooks = [
+        m.register_full_backward_hook(lambda _m, _gi, go: grads.append(go[0].detach().clone()))
+        for m in model.modules()
+        if isinstance(m, nn.Linear | nn.Conv2d)
+    ]
     saved = {id(p): p.grad for p in model.parameters()}
     try:
         with context if context is not None else contextlib.nullcontext():

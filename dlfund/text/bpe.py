@@ -57,24 +57,31 @@ class ByteLevelBPE:
     ``special_tokens`` are matched in the raw text before anything else.
     """
 
-    def __init__(self, tokens: Sequence[str], merges: Iterable[tuple[str, str]], *,
-                 special_tokens: Sequence[str] = (), split_digits: bool = True) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        merges: Iterable[tuple[str, str]],
+        *,
+        special_tokens: Sequence[str] = (),
+        split_digits: bool = True,
+    ) -> None:
         from tokenizers import Regex, pre_tokenizers
 
         self.tokens = list(tokens)
         self.ids = {t: i for i, t in enumerate(self.tokens)}
-        self.ranks = {pair: rank for rank, pair in enumerate(merges)}        # lower rank = learned earlier
+        self.ranks = {pair: rank for rank, pair in enumerate(merges)}  # lower rank = learned earlier
         self.byte_to_char = bytes_to_unicode()
         self.char_to_byte = {c: b for b, c in self.byte_to_char.items()}
         if self.byte_to_char[ord("a")] not in self.ids or self.byte_to_char[ord(" ")] not in self.ids:
             raise ValueError("the vocabulary lacks the byte characters 'a' and 'Ġ': not a byte-level BPE vocabulary")
-        self.special_tokens = sorted(special_tokens, key=len, reverse=True)   # longest first: no prefix wins
+        self.special_tokens = sorted(special_tokens, key=len, reverse=True)  # longest first: no prefix wins
         self._special_set = set(self.special_tokens)
         for s in self.special_tokens:
             if s not in self.ids:
                 raise ValueError(f"special token {s!r} is not in the vocabulary")
-        self._special_re = (re.compile("(" + "|".join(re.escape(s) for s in self.special_tokens) + ")")
-                            if self.special_tokens else None)
+        self._special_re = (
+            re.compile("(" + "|".join(re.escape(s) for s in self.special_tokens) + ")") if self.special_tokens else None
+        )
         steps = [pre_tokenizers.Split(Regex(GPT2_PATTERN), behavior="isolated")]
         if split_digits:
             steps.insert(0, pre_tokenizers.Digits(individual_digits=True))
@@ -119,10 +126,10 @@ class ByteLevelBPE:
             for i in range(len(parts) - 1):
                 rank = self.ranks.get((parts[i], parts[i + 1]))
                 if rank is not None and (best_rank is None or rank < best_rank):
-                    best_rank, best_i = rank, i          # the leftmost pair wins a tie
+                    best_rank, best_i = rank, i  # the leftmost pair wins a tie
             if best_rank is None:
                 break
-            parts[best_i:best_i + 2] = [parts[best_i] + parts[best_i + 1]]
+            parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
         self._cache[word] = parts
         return parts
 
@@ -144,7 +151,7 @@ class ByteLevelBPE:
         """Token ids of ``text``."""
         try:
             return [self.ids[t] for t in self.tokenize(text)]
-        except KeyError as err:      # a byte that valid UTF-8 never contains may lack a token of its own
+        except KeyError as err:  # a byte that valid UTF-8 never contains may lack a token of its own
             raise ValueError(f"{err.args[0]!r} is not in the vocabulary") from None
 
     def decode(self, ids: Sequence[int]) -> str:

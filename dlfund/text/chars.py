@@ -100,8 +100,10 @@ class CharTokenizer:
         ids = table[points]
         if (ids < 0).any():
             unknown = sorted({c for c in text if c not in self.stoi})
-            raise ValueError(f"{len(unknown)} character(s) not in the tokenizer's alphabet of {self.vocab_size}: "
-                             f"{', '.join(repr(c) for c in unknown[:10])}")
+            raise ValueError(
+                f"{len(unknown)} character(s) not in the tokenizer's alphabet of {self.vocab_size}: "
+                f"{', '.join(repr(c) for c in unknown[:10])}"
+            )
         return ids
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
@@ -116,16 +118,22 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
-def random_windows(data: torch.Tensor, context_length: int, batch_size: int, *,
-                   generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def random_windows(
+    data: torch.Tensor,
+    context_length: int,
+    batch_size: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` random windows of a token stream ``(N,)``: inputs and next-token targets ``(B, T)``,
     ``T = context_length``."""
     if data.dim() != 1 or len(data) <= context_length:
-        raise ValueError(f"need a 1-D token stream longer than context_length={context_length}, "
-                         f"got shape {tuple(data.shape)}")
+        raise ValueError(
+            f"need a 1-D token stream longer than context_length={context_length}, got shape {tuple(data.shape)}"
+        )
     starts = torch.randint(len(data) - context_length, (batch_size,), generator=generator)
     offsets = torch.arange(context_length + 1)
-    windows = data[starts[:, None] + offsets]                                  # (B, T + 1)
+    windows = data[starts[:, None] + offsets]  # (B, T + 1)
     windows = windows.to(device, non_blocking=True)
     return windows[:, :-1], windows[:, 1:]

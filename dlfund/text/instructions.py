@@ -35,8 +35,19 @@ from dlfund.text.chars import VALIDATION_PLAYS, plain_play
 if TYPE_CHECKING:
     from dlfund.text.llama_tokenizer import ChatTokenizer
 
-__all__ = ["IGNORE_INDEX", "SYSTEM_PROMPT", "TASKS", "Example", "collate", "encode_example", "generate",
-           "instruction_splits", "normalize", "prompt_text", "shakespeare_speeches"]
+__all__ = [
+    "IGNORE_INDEX",
+    "SYSTEM_PROMPT",
+    "TASKS",
+    "Example",
+    "collate",
+    "encode_example",
+    "generate",
+    "instruction_splits",
+    "normalize",
+    "prompt_text",
+    "shakespeare_speeches",
+]
 
 TASKS = ("add", "subtract", "sort", "count", "reverse", "speaker")
 SYSTEM_PROMPT = "Answer with the exact answer only."
@@ -54,6 +65,7 @@ class Example:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
 
 # ------------------------------------------------------------------------------------- real text
 
@@ -86,6 +98,7 @@ def shakespeare_speeches(held_out: bool) -> tuple[tuple[str, str, str], ...]:
         raise ValueError("no speeches found in the Shakespeare plays")
     return tuple(out)
 
+
 # ------------------------------------------------------------------------------------- the tasks
 
 
@@ -103,37 +116,46 @@ def _task(kind: str, rng: random.Random, speeches: Sequence[tuple[str, str, str]
         return Example(kind, f"What is {a} - {b}?", str(a - b))
     if kind == "sort":
         nums = rng.sample(range(1, 100), 4)
-        return Example(kind, "Sort these numbers from smallest to largest: " + ", ".join(map(str, nums)),
-                       ", ".join(map(str, sorted(nums))))
+        return Example(
+            kind,
+            "Sort these numbers from smallest to largest: " + ", ".join(map(str, nums)),
+            ", ".join(map(str, sorted(nums))),
+        )
     if kind == "count":
         while len(words := _words(rng.choice(speeches)[2])) < 2:
             pass
         n = rng.randint(2, min(5, len(words)))
         start = rng.randint(0, len(words) - n)
-        items = words[start:start + n]
+        items = words[start : start + n]
         return Example(kind, "How many words are in this list: " + ", ".join(items) + "?", str(n))
     if kind == "reverse":
         while len(words := _words(rng.choice(speeches)[2])) < 3:
             pass
-        phrase = words[:rng.randint(3, min(4, len(words)))]
+        phrase = words[: rng.randint(3, min(4, len(words)))]
         return Example(kind, "Write these words in reverse order: " + " ".join(phrase), " ".join(reversed(phrase)))
     if kind == "speaker":
         while True:
             i = rng.randrange(len(speeches) - 2)
-            passage = speeches[i:i + 3]
-            if len({p[0] for p in passage}) != 1:                 # one play
+            passage = speeches[i : i + 3]
+            if len({p[0] for p in passage}) != 1:  # one play
                 continue
             j = rng.randrange(3)
             others = [p for k, p in enumerate(passage) if k != j]
             if passage[j][1] in {p[1] for p in others} or passage[j][2] in {p[2] for p in others}:
-                continue                                          # the answer must be unique in the passage
+                continue  # the answer must be unique in the passage
             text = "\n".join(f"{speaker}: {line}" for _, speaker, line in passage)
             return Example(kind, f'{text}\n\nIn this passage, who says "{passage[j][2]}"?', passage[j][1])
     raise ValueError(f"unknown task {kind!r}: expected one of {', '.join(TASKS)}")
 
 
-def generate(n: int, seed: int, *, tasks: Sequence[str] = TASKS, held_out_text: bool = False,
-             exclude: set[str] | frozenset[str] = frozenset()) -> list[Example]:
+def generate(
+    n: int,
+    seed: int,
+    *,
+    tasks: Sequence[str] = TASKS,
+    held_out_text: bool = False,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> list[Example]:
     """``n`` examples with distinct instructions, the tasks in turn, none of whose instructions is in
     ``exclude``. Shakespeare tasks read the held-out plays when ``held_out_text``."""
     unknown = [t for t in tasks if t not in TASKS]
@@ -157,13 +179,15 @@ def generate(n: int, seed: int, *, tasks: Sequence[str] = TASKS, held_out_text: 
     return out
 
 
-def instruction_splits(n_train: int, n_test: int, seed: int = 0, *,
-                       tasks: Sequence[str] = TASKS) -> dict[str, list[Example]]:
+def instruction_splits(
+    n_train: int, n_test: int, seed: int = 0, *, tasks: Sequence[str] = TASKS
+) -> dict[str, list[Example]]:
     """``{"train": [...], "test": [...]}``: the test split is drawn first (Shakespeare from the held-out
     plays); training examples never repeat a test instruction."""
     test = generate(n_test, seed + 1, tasks=tasks, held_out_text=True)
     train = generate(n_train, seed, tasks=tasks, exclude={e.instruction for e in test})
     return {"train": train, "test": test}
+
 
 # ------------------------------------------------------------------------- template and labels
 
@@ -173,16 +197,18 @@ def prompt_text(tokenizer: ChatTokenizer, example: Example, system: str | None =
     return tokenizer.chat([{"role": "user", "content": example.instruction}], system=system)
 
 
-def encode_example(tokenizer: ChatTokenizer, example: Example,
-                   system: str | None = SYSTEM_PROMPT) -> tuple[list[int], list[bool]]:
+def encode_example(
+    tokenizer: ChatTokenizer, example: Example, system: str | None = SYSTEM_PROMPT
+) -> tuple[list[int], list[bool]]:
     """Token ids of prompt + response + ``<|im_end|>``, and a mask that is True on the response part."""
     prompt = tokenizer.encode(prompt_text(tokenizer, example, system))
     response = tokenizer.encode(example.response) + [tokenizer.im_end_id]
     return prompt + response, [False] * len(prompt) + [True] * len(response)
 
 
-def collate(encoded: Sequence[tuple[list[int], list[bool]]], pad_id: int,
-            max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(
+    encoded: Sequence[tuple[list[int], list[bool]]], pad_id: int, max_len: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch for next-token training: ``idx (B, T)`` and ``targets (B, T)``.
 
     ``targets[b, t]`` is the token after position ``t`` where that token is part of the response,
@@ -196,15 +222,15 @@ def collate(encoded: Sequence[tuple[list[int], list[bool]]], pad_id: int,
         if len(ids) != len(mask) or len(ids) < 2:
             raise ValueError(f"each example needs ids and mask of equal length ≥ 2, got {len(ids)} and {len(mask)}")
         if max_len is not None:
-            ids, mask = ids[:max_len + 1], mask[:max_len + 1]
+            ids, mask = ids[: max_len + 1], mask[: max_len + 1]
         rows.append((ids, mask))
     t = max(len(ids) for ids, _ in rows) - 1
     idx = torch.full((len(rows), t), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), t), IGNORE_INDEX, dtype=torch.long)
     for b, (ids, mask) in enumerate(rows):
         ids_t = torch.tensor(ids)
-        idx[b, :len(ids) - 1] = ids_t[:-1]
-        targets[b, :len(ids) - 1] = ids_t[1:].masked_fill(~torch.tensor(mask[1:]), IGNORE_INDEX)
+        idx[b, : len(ids) - 1] = ids_t[:-1]
+        targets[b, : len(ids) - 1] = ids_t[1:].masked_fill(~torch.tensor(mask[1:]), IGNORE_INDEX)
     return idx, targets
 
 

@@ -63,8 +63,10 @@ def read_gguf_vocabulary(path: str | os.PathLike[str]) -> GGUFVocabulary:
     if "tokenizer.ggml.tokens" not in reader.fields or "tokenizer.ggml.merges" not in reader.fields:
         raise ValueError(f"{path}: no BPE tokenizer inside (expected tokenizer.ggml.tokens and tokenizer.ggml.merges)")
     if _field_scalar(reader, "tokenizer.ggml.model") != "gpt2":
-        raise ValueError(f"{path}: tokenizer model {_field_scalar(reader, 'tokenizer.ggml.model')!r}, expected 'gpt2' "
-                         "(byte-level BPE)")
+        raise ValueError(
+            f"{path}: tokenizer model {_field_scalar(reader, 'tokenizer.ggml.model')!r}, expected 'gpt2' "
+            "(byte-level BPE)"
+        )
     types = reader.fields["tokenizer.ggml.token_type"]
     merges = []
     for line in _field_strings(reader, "tokenizer.ggml.merges"):
@@ -137,8 +139,13 @@ class ChatTokenizer:
         """The vocabulary strings ``text`` splits into (``Ġ`` marks a leading space)."""
         return self._tok.encode(text, add_special_tokens=False).tokens
 
-    def chat(self, messages: Sequence[dict[str, str]], *, add_generation_prompt: bool = True,
-             system: str | None = DEFAULT_SYSTEM_PROMPT) -> str:
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        add_generation_prompt: bool = True,
+        system: str | None = DEFAULT_SYSTEM_PROMPT,
+    ) -> str:
         """The ChatML text of a conversation, as SmolLM2's template writes it.
 
         ``messages`` are ``{"role": "system" | "user" | "assistant", "content": str}``. When the first

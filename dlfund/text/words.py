@@ -62,15 +62,23 @@ class Vocab:
             raise ValueError(f"Vocab tokens must be unique, found duplicates: {duplicates[:5]}")
         for name, special in (("pad", pad), ("unk", unk)):
             if special not in tokens:
-                raise ValueError(f"the {name} token {special!r} is not in the vocabulary (first tokens: {list(tokens[:5])})")
+                raise ValueError(
+                    f"the {name} token {special!r} is not in the vocabulary (first tokens: {list(tokens[:5])})"
+                )
         self.itos: list[str] = list(tokens)
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
         self.pad, self.unk = pad, unk
         self.pad_id, self.unk_id = self.stoi[pad], self.stoi[unk]
 
     @classmethod
-    def build(cls, corpus: Iterable[Sequence[str]], *, min_freq: int = 1, max_size: int | None = None,
-              specials: Sequence[str] = (PAD, UNK)) -> Vocab:
+    def build(
+        cls,
+        corpus: Iterable[Sequence[str]],
+        *,
+        min_freq: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = (PAD, UNK),
+    ) -> Vocab:
         """Count the tokens of ``corpus`` (an iterable of token lists); keep those seen ``min_freq`` times,
         most frequent first (ties alphabetical, so the result is deterministic), at most ``max_size`` in all."""
         if min_freq < 1:
@@ -80,10 +88,11 @@ class Vocab:
             if isinstance(tokens, str):
                 raise TypeError("Vocab.build expects token lists (e.g. [tokenize(t) for t in texts]), got a str")
             counts.update(tokens)
-        kept = sorted((t for t, n in counts.items() if n >= min_freq and t not in specials),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, n in counts.items() if n >= min_freq and t not in specials), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
-            kept = kept[:max(0, max_size - len(specials))]
+            kept = kept[: max(0, max_size - len(specials))]
         return cls([*specials, *kept], pad=specials[0], unk=specials[1])
 
     def __len__(self) -> int:
@@ -104,7 +113,7 @@ class Vocab:
     def decode(self, ids: Iterable[int], *, skip_pad: bool = True) -> list[str]:
         """Id list (or 1-D tensor) → token list; padding is dropped unless ``skip_pad=False``."""
         out = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
+        for i in ids.tolist() if isinstance(ids, torch.Tensor) else ids:
             if not 0 <= i < len(self.itos):
                 raise IndexError(f"id {i} is outside the vocabulary (size {len(self.itos)})")
             if not (skip_pad and i == self.pad_id):
@@ -115,8 +124,9 @@ class Vocab:
         return f"Vocab({len(self)} tokens: {self.itos[:6]}...)"
 
 
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, *, max_len: int | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int, *, max_len: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack id sequences into ``ids (B, T)`` (right-padded with ``pad_id``) and ``lengths (B,)``.
 
     ``T`` is the longest length, or ``max_len`` when given (longer sequences are cut to it).
@@ -130,7 +140,7 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, *, max_len: int |
         raise ValueError(f"pad_batch got an empty sequence at index {int(lengths.argmin())}")
     ids = torch.full((len(cut), int(lengths.max())), pad_id, dtype=torch.long)
     for row, s in enumerate(cut):
-        ids[row, :len(s)] = torch.tensor(s, dtype=torch.long)
+        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
     return ids, lengths
 
 
@@ -146,9 +156,18 @@ class SequenceBatches:
     With ``shuffle=True`` each epoch draws a new order from ``seed``; batches are moved to ``device``.
     """
 
-    def __init__(self, sequences: Sequence[Sequence[int]], labels: Sequence[int] | torch.Tensor, *, batch_size: int,
-                 pad_id: int, shuffle: bool = False, seed: int = 0, max_len: int | None = None,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        sequences: Sequence[Sequence[int]],
+        labels: Sequence[int] | torch.Tensor,
+        *,
+        batch_size: int,
+        pad_id: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        max_len: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
         if len(sequences) != len(labels):
             raise ValueError(f"{len(sequences)} sequences but {len(labels)} labels")
         if batch_size < 1:
@@ -165,13 +184,14 @@ class SequenceBatches:
         n = len(self.sequences)
         order = torch.randperm(n, generator=self._gen) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             ids, lengths = pad_batch([self.sequences[i] for i in idx.tolist()], self.pad_id, max_len=self.max_len)
             yield ids.to(self.device), lengths.to(self.device), self.labels[idx].to(self.device)
 
 
-def group_split(groups: Sequence[Hashable], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), *,
-                seed: int = 0) -> tuple[list[int], list[int], list[int]]:
+def group_split(
+    groups: Sequence[Hashable], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), *, seed: int = 0
+) -> tuple[list[int], list[int], list[int]]:
     """Row indices of a train/validation/test split in which each group lies in exactly one split.
 
     Groups (not rows) are shuffled with ``seed`` and dealt out until each split holds about its
@@ -197,8 +217,7 @@ def group_split(groups: Sequence[Hashable], fractions: tuple[float, float, float
     return parts
 
 
-def review_splits(seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-                  ) -> dict[str, dict[str, list]]:
+def review_splits(seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, dict[str, list]]:
     """The movie reviews (``dlfund.data.load_movie_reviews``) tokenised and split by movie.
 
     Returns ``{"train" | "val" | "test": {"text", "tokens", "label", "movie": lists}}``; no movie is
@@ -207,6 +226,12 @@ def review_splits(seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0
 
     rows = load_movie_reviews()
     parts = group_split([r["movie_name"] for r in rows], fractions, seed=seed)
-    return {name: {"text": [rows[i]["text"] for i in idx], "tokens": [tokenize(rows[i]["text"]) for i in idx],
-                   "label": [rows[i]["label"] for i in idx], "movie": [rows[i]["movie_name"] for i in idx]}
-            for name, idx in zip(("train", "val", "test"), parts)}
+    return {
+        name: {
+            "text": [rows[i]["text"] for i in idx],
+            "tokens": [tokenize(rows[i]["text"]) for i in idx],
+            "label": [rows[i]["label"] for i in idx],
+            "movie": [rows[i]["movie_name"] for i in idx],
+        }
+        for name, idx in zip(("train", "val", "test"), parts)
+    }

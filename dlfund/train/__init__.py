@@ -12,8 +12,18 @@ from dlfund.train.vision import (
     train_classifier,
 )
 
-__all__ = ["History", "evaluate", "fit", "train_epoch", "LitClassifier",
-           "TensorBatches", "VisionHistory", "train_classifier", "evaluate_accuracy", "images_per_second"]
+__all__ = [
+    "History",
+    "evaluate",
+    "fit",
+    "train_epoch",
+    "LitClassifier",
+    "TensorBatches",
+    "VisionHistory",
+    "train_classifier",
+    "evaluate_accuracy",
+    "images_per_second",
+]
 
 
 def __getattr__(name: str) -> object:

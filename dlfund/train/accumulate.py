@@ -27,13 +27,19 @@ def split_batch(x: torch.Tensor, y: torch.Tensor, micro_batches: int) -> list[Ba
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y hold different numbers of examples: {x.shape[0]} and {y.shape[0]}")
     if x.shape[0] % micro_batches:
-        raise ValueError(f"a batch of {x.shape[0]} does not split into {micro_batches} equal micro-batches: with "
-                         "unequal parts the mean of the means is not the mean of the batch")
+        raise ValueError(
+            f"a batch of {x.shape[0]} does not split into {micro_batches} equal micro-batches: with "
+            "unequal parts the mean of the means is not the mean of the batch"
+        )
     return list(zip(x.chunk(micro_batches), y.chunk(micro_batches)))
 
 
-def accumulation_step(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                      optimizer: torch.optim.Optimizer, micro_batches: Sequence[Batch]) -> float:
+def accumulation_step(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Sequence[Batch],
+) -> float:
     """One optimizer step on the union of ``micro_batches`` (equal sizes), one backward pass per
     micro-batch; returns the mean loss. ``loss_fn(model(x), y)`` must be a mean over examples."""
     if not micro_batches:
@@ -42,8 +48,8 @@ def accumulation_step(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for x, y in micro_batches:
-        loss = loss_fn(model(x), y) / k       # the mean of k means is the mean of the whole batch
-        loss.backward()                       # adds into .grad
+        loss = loss_fn(model(x), y) / k  # the mean of k means is the mean of the whole batch
+        loss.backward()  # adds into .grad
         total += loss.item()
     optimizer.step()
     return total

@@ -72,8 +72,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     supported: use Lightning's own ``TorchCheckpointIO`` for those.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike[str],
-                        storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         if "://" in str(path):
@@ -81,11 +82,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_open(Path(path), "wb") as f:
             torch.save(checkpoint, f)
 
-    def load_checkpoint(self, path: str | os.PathLike[str],
-                        map_location: Callable[..., Any] | None = lambda storage, loc: storage,
-                        weights_only: bool | None = None) -> dict[str, Any]:
-        return super().load_checkpoint(path, map_location=map_location,
-                                       weights_only=True if weights_only is None else weights_only)
+    def load_checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        map_location: Callable[..., Any] | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        return super().load_checkpoint(
+            path, map_location=map_location, weights_only=True if weights_only is None else weights_only
+        )
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -105,8 +110,9 @@ class StepSeed(L.Callback):
         super().__init__()
         self.seed = int(seed)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         torch.manual_seed(step_seed(self.seed, trainer.global_step))
 
 

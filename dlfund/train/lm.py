@@ -33,8 +33,17 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_lm(model: nn.Module, data: torch.Tensor, *, context_length: int, batch_size: int, batches: int,
-                device: torch.device | str, seed: int = 0, bf16: bool = False) -> float:
+def evaluate_lm(
+    model: nn.Module,
+    data: torch.Tensor,
+    *,
+    context_length: int,
+    batch_size: int,
+    batches: int,
+    device: torch.device | str,
+    seed: int = 0,
+    bf16: bool = False,
+) -> float:
     """Mean next-token loss on ``batches`` fixed random windows of ``data`` (eval mode; restores the mode)."""
     device = torch.device(device)
     was_training = model.training
@@ -73,13 +82,30 @@ class LMHistory:
         return self.steps[-1] if self.steps else 0
 
 
-def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, *, context_length: int,
-             batch_size: int, lr: float, max_steps: int, time_limit_s: float | None = None,
-             warmup_steps: int = 100, min_lr_ratio: float = 0.1, weight_decay: float = 0.1,
-             betas: tuple[float, float] = (0.9, 0.99), grad_clip: float = 1.0, eval_every: int = 250,
-             eval_batches: int = 20, device: torch.device | str = "cpu", bf16: bool | None = None,
-             compile: bool = False, seed: int = 0,
-             callback: Callable[[int, float, float], None] | None = None, verbose: bool = True) -> LMHistory:
+def train_lm(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    *,
+    context_length: int,
+    batch_size: int,
+    lr: float,
+    max_steps: int,
+    time_limit_s: float | None = None,
+    warmup_steps: int = 100,
+    min_lr_ratio: float = 0.1,
+    weight_decay: float = 0.1,
+    betas: tuple[float, float] = (0.9, 0.99),
+    grad_clip: float = 1.0,
+    eval_every: int = 250,
+    eval_batches: int = 20,
+    device: torch.device | str = "cpu",
+    bf16: bool | None = None,
+    compile: bool = False,
+    seed: int = 0,
+    callback: Callable[[int, float, float], None] | None = None,
+    verbose: bool = True,
+) -> LMHistory:
     """Train ``model`` (tokens ``(B, T)`` -> logits ``(B, T, V)``) on random windows of ``train_data``.
 
     Args:
@@ -103,15 +129,18 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
         compile = False
     model.to(device)
     net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
-    opt = torch.optim.AdamW(param_groups(model, weight_decay, decay_embeddings=True), lr=lr, betas=betas,
-                            fused=device.type == "cuda")
+    opt = torch.optim.AdamW(
+        param_groups(model, weight_decay, decay_embeddings=True), lr=lr, betas=betas, fused=device.type == "cuda"
+    )
     gen = torch.Generator().manual_seed(seed)
     history = LMHistory(bf16=use_bf16, compiled=compile)
     if verbose:
         limit = f" or {time_limit_s:.0f} s" if time_limit_s is not None else ""
-        print(f"training on {device}: {'bf16 autocast' if use_bf16 else 'float32'}, "
-              f"{'torch.compile' if compile else 'eager'}; AdamW lr {lr:g}, "
-              f"batch {batch_size}×{context_length} tokens, up to {max_steps} steps{limit}")
+        print(
+            f"training on {device}: {'bf16 autocast' if use_bf16 else 'float32'}, "
+            f"{'torch.compile' if compile else 'eager'}; AdamW lr {lr:g}, "
+            f"batch {batch_size}×{context_length} tokens, up to {max_steps} steps{limit}"
+        )
 
     def learning_rate(step: int, elapsed: float) -> float:
         if step < warmup_steps:
@@ -145,15 +174,25 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
         if step % eval_every == 0 or step == max_steps or out_of_time:
             synchronize(device)
             elapsed += time.perf_counter() - start
-            val = evaluate_lm(net, val_data, context_length=context_length,  # type: ignore[arg-type]
-                              batch_size=batch_size, batches=eval_batches, device=device, seed=seed + 1, bf16=use_bf16)
+            val = evaluate_lm(
+                net,
+                val_data,
+                context_length=context_length,  # type: ignore[arg-type]
+                batch_size=batch_size,
+                batches=eval_batches,
+                device=device,
+                seed=seed + 1,
+                bf16=use_bf16,
+            )
             history.steps.append(step)
             history.train_loss.append(loss_sum.item() / since)
             history.val_loss.append(val)
             history.seconds.append(elapsed)
             if verbose:
-                print(f"step {step:>6}: train loss {history.train_loss[-1]:.4f}, validation loss {val:.4f}, "
-                      f"{elapsed:.1f} s")
+                print(
+                    f"step {step:>6}: train loss {history.train_loss[-1]:.4f}, validation loss {val:.4f}, "
+                    f"{elapsed:.1f} s"
+                )
             if callback is not None:
                 callback(step, history.train_loss[-1], val)
             loss_sum, since = torch.zeros((), device=device), 0
@@ -164,6 +203,8 @@ def train_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor,
             start = time.perf_counter()
     history.tokens_per_s = step * batch_size * context_length / elapsed
     if verbose:
-        print(f"stopped by the {'step' if history.stopped_by == 'steps' else 'time'} limit after {step} steps, "
-              f"{elapsed:.1f} s of training, {history.tokens_per_s:,.0f} tokens/s")
+        print(
+            f"stopped by the {'step' if history.stopped_by == 'steps' else 'time'} limit after {step} steps, "
+            f"{elapsed:.1f} s of training, {history.tokens_per_s:,.0f} tokens/s"
+        )
     return history

@@ -32,8 +32,9 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def train_epoch(model: nn.Module, loader: Batches, optimizer: torch.optim.Optimizer, loss_fn: LossFn,
-                device: torch.device | str) -> float:
+def train_epoch(
+    model: nn.Module, loader: Batches, optimizer: torch.optim.Optimizer, loss_fn: LossFn, device: torch.device | str
+) -> float:
     """Train ``model`` for one pass over ``loader``; return the mean training loss per example.
 
     For each batch ``(inputs (B, ...), targets (B,) or (B, K))``: move it to ``device``, clear the
@@ -56,7 +57,9 @@ def train_epoch(model: nn.Module, loader: Batches, optimizer: torch.optim.Optimi
         loss_sum += loss.detach() * len(targets)
         count += len(targets)
     if count == 0:
-        raise ValueError("the loader yielded no batches: is the dataset empty, or drop_last=True with too few examples?")
+        raise ValueError(
+            "the loader yielded no batches: is the dataset empty, or drop_last=True with too few examples?"
+        )
     return loss_sum.item() / count
 
 
@@ -106,13 +109,23 @@ class History:
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per epoch (``epoch`` counted from 1), e.g. for a table or ``cfg.record``."""
-        return [{"epoch": i + 1, "train_loss": t, "val_loss": v, "val_accuracy": a, "seconds": s}
-                for i, (t, v, a, s) in enumerate(zip(self.train_loss, self.val_loss, self.val_accuracy,
-                                                     self.epoch_seconds))]
+        return [
+            {"epoch": i + 1, "train_loss": t, "val_loss": v, "val_accuracy": a, "seconds": s}
+            for i, (t, v, a, s) in enumerate(zip(self.train_loss, self.val_loss, self.val_accuracy, self.epoch_seconds))
+        ]
 
 
-def fit(model: nn.Module, train_loader: Batches, val_loader: Batches | None, optimizer: torch.optim.Optimizer,
-        loss_fn: LossFn, device: torch.device | str, epochs: int, *, verbose: bool = True) -> History:
+def fit(
+    model: nn.Module,
+    train_loader: Batches,
+    val_loader: Batches | None,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    device: torch.device | str,
+    epochs: int,
+    *,
+    verbose: bool = True,
+) -> History:
     """Train ``model`` for ``epochs`` epochs with :func:`train_epoch`, evaluating on ``val_loader`` after each.
 
     Moves ``model`` to ``device`` first (create the optimizer before or after: ``.to()`` moves the
@@ -127,8 +140,9 @@ def fit(model: nn.Module, train_loader: Batches, val_loader: Batches | None, opt
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train_loss = train_epoch(model, train_loader, optimizer, loss_fn, device)
-        val_loss, val_accuracy = (evaluate(model, val_loader, loss_fn, device) if val_loader is not None
-                                  else (math.nan, math.nan))
+        val_loss, val_accuracy = (
+            evaluate(model, val_loader, loss_fn, device) if val_loader is not None else (math.nan, math.nan)
+        )
         synchronize(device)
         seconds = time.perf_counter() - start
         history.train_loss.append(train_loss)

@@ -86,8 +86,16 @@ def param_groups(model: nn.Module, weight_decay: float, *, decay_embeddings: boo
     return groups
 
 
-def make_optimizer(name: str, params: ParamsT, lr: float, *, weight_decay: float = 0.0, momentum: float = 0.9,
-                   betas: tuple[float, float] = (0.9, 0.999), nesterov: bool = False) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str,
+    params: ParamsT,
+    lr: float,
+    *,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.999),
+    nesterov: bool = False,
+) -> torch.optim.Optimizer:
     """``"sgd"`` (with ``momentum``), ``"adam"`` or ``"adamw"`` over ``params``.
 
     ``params`` is a model, or anything a torch optimizer accepts (parameters or parameter groups).
@@ -104,8 +112,11 @@ def make_optimizer(name: str, params: ParamsT, lr: float, *, weight_decay: float
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if isinstance(params, nn.Module):
-        params = param_groups(params, weight_decay) if weight_decay > 0 else [p for p in params.parameters()
-                                                                              if p.requires_grad]
+        params = (
+            param_groups(params, weight_decay)
+            if weight_decay > 0
+            else [p for p in params.parameters() if p.requires_grad]
+        )
     if key == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if key == "adam":

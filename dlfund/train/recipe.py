@@ -47,10 +47,21 @@ class RecipeClassifier(LitClassifier):
             the warmup is ``warmup_ratio`` of the run's steps, the floor ``min_lr_ratio``).
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, lr: float = 1e-3, optimizer: str = "adamw",
-                 weight_decay: float = 0.0, momentum: float = 0.9, scheduler: str = "none",
-                 warmup_ratio: float = 0.05, min_lr_ratio: float = 0.0, step_size: int = 5, gamma: float = 0.1,
-                 patience: int = 2) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        lr: float = 1e-3,
+        optimizer: str = "adamw",
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        scheduler: str = "none",
+        warmup_ratio: float = 0.05,
+        min_lr_ratio: float = 0.0,
+        step_size: int = 5,
+        gamma: float = 0.1,
+        patience: int = 2,
+    ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if scheduler not in SCHEDULERS:
@@ -65,8 +76,10 @@ class RecipeClassifier(LitClassifier):
         if hp.scheduler == "none":
             return opt
         if hp.scheduler == "step":
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": StepLR(opt, hp.step_size, hp.gamma),
-                                                       "interval": "epoch"}}
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": StepLR(opt, hp.step_size, hp.gamma), "interval": "epoch"},
+            }
         if hp.scheduler == "plateau":
             sched = ReduceLROnPlateau(opt, mode="min", factor=hp.gamma, patience=hp.patience)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "monitor": "val_loss"}}

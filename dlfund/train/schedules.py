@@ -60,8 +60,9 @@ def cosine_with_warmup(step: int, *, warmup_steps: int, total_steps: int, min_lr
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
-                            min_lr_ratio: float = 0.0) -> LambdaLR:
+def warmup_cosine_scheduler(
+    optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0
+) -> LambdaLR:
     """A ``LambdaLR`` that applies :func:`cosine_with_warmup` to every parameter group.
 
     Call ``scheduler.step()`` after every ``optimizer.step()`` (in Lightning: return it from
@@ -69,6 +70,7 @@ def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, *, warmup_steps: i
     of a module-level function, so the scheduler's state dict holds no code and pickles cleanly.
     """
     cosine_with_warmup(0, warmup_steps=warmup_steps, total_steps=total_steps, min_lr_ratio=min_lr_ratio)  # validate
-    multiplier = functools.partial(cosine_with_warmup, warmup_steps=warmup_steps, total_steps=total_steps,
-                                   min_lr_ratio=min_lr_ratio)
+    multiplier = functools.partial(
+        cosine_with_warmup, warmup_steps=warmup_steps, total_steps=total_steps, min_lr_ratio=min_lr_ratio
+    )
     return LambdaLR(optimizer, multiplier)

@@ -59,11 +59,24 @@ class TensorBatches:
     of batches per epoch.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, mean: float, std: float,
-                 shuffle: bool = False, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 drop_last: bool = False, device: torch.device | str = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        mean: float,
+        std: float,
+        shuffle: bool = False,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() not in (3, 4):
-            found = f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            found = (
+                f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            )
             raise TypeError(f"images must be an (N, H, W) or (N, C, H, W) uint8 tensor, got {found}")
         labels = torch.as_tensor(labels)
         if labels.dtype.is_floating_point or labels.shape != images.shape[:1]:
@@ -79,7 +92,9 @@ class TensorBatches:
         self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
         self.generator = torch.Generator().manual_seed(seed)
         if len(self) == 0:
-            raise ValueError(f"{len(self.labels)} images with batch_size={batch_size} and drop_last=True give no batches")
+            raise ValueError(
+                f"{len(self.labels)} images with batch_size={batch_size} and drop_last=True give no batches"
+            )
 
     @classmethod
     def from_dataset(cls, dataset: Any, indices: torch.Tensor | None = None, **kwargs: Any) -> TensorBatches:
@@ -102,10 +117,13 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
-        order = (torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle
-                 else torch.arange(n, device=self.device))
+        order = (
+            torch.randperm(n, generator=self.generator).to(self.device)
+            if self.shuffle
+            else torch.arange(n, device=self.device)
+        )
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.images[idx].float().div_(255).sub_(self.mean).div_(self.std)  # (B, C, H, W)
             if self.augment is not None:
                 x = self.augment(x)
@@ -113,8 +131,10 @@ class TensorBatches:
 
     def __repr__(self) -> str:
         extra = f", augment={self.augment!r}" if self.augment is not None else ""
-        return (f"TensorBatches({self.num_examples} images {tuple(self.images.shape[1:])} on {self.device}, "
-                f"batch_size={self.batch_size}, shuffle={self.shuffle}{extra})")
+        return (
+            f"TensorBatches({self.num_examples} images {tuple(self.images.shape[1:])} on {self.device}, "
+            f"batch_size={self.batch_size}, shuffle={self.shuffle}{extra})"
+        )
 
 
 @dataclass
@@ -154,14 +174,23 @@ class VisionHistory:
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per epoch, for a table."""
-        return [{"epoch": i + 1, "train_loss": loss, "test_accuracy": acc, "images_per_s": ips, "train_seconds": s}
-                for i, (loss, acc, ips, s) in enumerate(zip(self.train_loss, self.test_accuracy, self.images_per_s,
-                                                             self.train_seconds))]
+        return [
+            {"epoch": i + 1, "train_loss": loss, "test_accuracy": acc, "images_per_s": ips, "train_seconds": s}
+            for i, (loss, acc, ips, s) in enumerate(
+                zip(self.train_loss, self.test_accuracy, self.images_per_s, self.train_seconds)
+            )
+        ]
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, batches: TensorBatches, device: torch.device | str, *,
-                      bf16: bool = False, channels_last: bool = False) -> float:
+def evaluate_accuracy(
+    model: nn.Module,
+    batches: TensorBatches,
+    device: torch.device | str,
+    *,
+    bf16: bool = False,
+    channels_last: bool = False,
+) -> float:
     """The share of examples in ``batches`` whose largest logit is the label (model in eval mode)."""
     device = torch.device(device)
     model.eval()
@@ -177,8 +206,9 @@ def evaluate_accuracy(model: nn.Module, batches: TensorBatches, device: torch.de
     return correct.item() / count
 
 
-def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float | None,
-                    momentum: float) -> torch.optim.Optimizer:
+def _make_optimizer(
+    model: nn.Module, name: str, lr: float, weight_decay: float | None, momentum: float
+) -> torch.optim.Optimizer:
     if name == "sgd":
         groups = param_groups(model, 5e-4 if weight_decay is None else weight_decay, decay_embeddings=True)
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
@@ -188,13 +218,20 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float 
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}")
 
 
-def _make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int,
-                   warmup: float) -> torch.optim.lr_scheduler.LRScheduler:
+def _make_schedule(
+    optimizer: torch.optim.Optimizer, name: str, total_steps: int, warmup: float
+) -> torch.optim.lr_scheduler.LRScheduler:
     if name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
-            pct_start=warmup, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
-            cycle_momentum=False)
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
+            total_steps=total_steps,
+            pct_start=warmup,
+            anneal_strategy="cos",
+            div_factor=10.0,
+            final_div_factor=100.0,
+            cycle_momentum=False,
+        )
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if name == "constant":
@@ -202,12 +239,26 @@ def _make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
     raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {name!r}")
 
 
-def train_classifier(model: nn.Module, train: TensorBatches, test: TensorBatches, *, epochs: int, lr: float,
-                     device: torch.device | str, optimizer: str = "sgd", weight_decay: float | None = None,
-                     momentum: float = 0.9, schedule: str = "onecycle", warmup: float = 0.2,
-                     label_smoothing: float = 0.0, bf16: bool | None = None, channels_last: bool = False,
-                     compile: bool = False, target_accuracy: float | None = None,
-                     verbose: bool = True) -> VisionHistory:
+def train_classifier(
+    model: nn.Module,
+    train: TensorBatches,
+    test: TensorBatches,
+    *,
+    epochs: int,
+    lr: float,
+    device: torch.device | str,
+    optimizer: str = "sgd",
+    weight_decay: float | None = None,
+    momentum: float = 0.9,
+    schedule: str = "onecycle",
+    warmup: float = 0.2,
+    label_smoothing: float = 0.0,
+    bf16: bool | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    target_accuracy: float | None = None,
+    verbose: bool = True,
+) -> VisionHistory:
     """Train ``model`` on ``train`` for ``epochs`` epochs, measuring test accuracy after each.
 
     Args:
@@ -245,10 +296,12 @@ def train_classifier(model: nn.Module, train: TensorBatches, test: TensorBatches
     sched = _make_schedule(opt, schedule, epochs * len(train), warmup)
     history = VisionHistory(bf16=use_bf16, channels_last=channels_last, compiled=compile)
     if verbose:
-        print(f"training on {device}: {'bf16 autocast' if use_bf16 else 'float32'}, "
-              f"{'channels_last' if channels_last else 'contiguous (NCHW)'}, "
-              f"{'torch.compile' if compile else 'eager'}; {optimizer} lr {lr:g}, {schedule} schedule, "
-              f"{epochs} epochs × {len(train)} batches")
+        print(
+            f"training on {device}: {'bf16 autocast' if use_bf16 else 'float32'}, "
+            f"{'channels_last' if channels_last else 'contiguous (NCHW)'}, "
+            f"{'torch.compile' if compile else 'eager'}; {optimizer} lr {lr:g}, {schedule} schedule, "
+            f"{epochs} epochs × {len(train)} batches"
+        )
     elapsed = 0.0
     for epoch in range(1, epochs + 1):
         model.train()
@@ -279,20 +332,34 @@ def train_classifier(model: nn.Module, train: TensorBatches, test: TensorBatches
         if target_accuracy is not None and history.time_to_target is None and accuracy >= target_accuracy:
             history.time_to_target, history.epochs_to_target = elapsed, epoch
         if verbose:
-            print(f"epoch {epoch:>{len(str(epochs))}}/{epochs}: train loss {history.train_loss[-1]:.4f}, "
-                  f"test accuracy {accuracy:.4f}, {seen / seconds:,.0f} images/s, {elapsed:.1f} s of training")
+            print(
+                f"epoch {epoch:>{len(str(epochs))}}/{epochs}: train loss {history.train_loss[-1]:.4f}, "
+                f"test accuracy {accuracy:.4f}, {seen / seconds:,.0f} images/s, {elapsed:.1f} s of training"
+            )
     if verbose and target_accuracy is not None:
-        reached = (f"reached {target_accuracy:.4f} after {history.time_to_target:.1f} s of training "
-                   f"(epoch {history.epochs_to_target})" if history.time_to_target is not None
-                   else f"did not reach {target_accuracy:.4f}")
+        reached = (
+            f"reached {target_accuracy:.4f} after {history.time_to_target:.1f} s of training "
+            f"(epoch {history.epochs_to_target})"
+            if history.time_to_target is not None
+            else f"did not reach {target_accuracy:.4f}"
+        )
         print(reached)
     return history
 
 
-def images_per_second(model: nn.Module, batch_size: int, device: torch.device | str, *,
-                      image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, steps: int = 20,
-                      warmup: int = 3, bf16: bool | None = None, channels_last: bool = False,
-                      train: bool = True) -> float:
+def images_per_second(
+    model: nn.Module,
+    batch_size: int,
+    device: torch.device | str,
+    *,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    num_classes: int = 10,
+    steps: int = 20,
+    warmup: int = 3,
+    bf16: bool | None = None,
+    channels_last: bool = False,
+    train: bool = True,
+) -> float:
     """Throughput of ``model`` in images per second on random batches ``(batch_size, *image_shape)``.
 
     With ``train=True`` a step is forward + cross-entropy + backward + an SGD update, timed on a copy

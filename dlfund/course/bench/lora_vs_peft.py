@@ -35,18 +35,27 @@ def hf_llama(model: Llama) -> Any:
     from transformers import LlamaForCausalLM
 
     c = model.config
-    hf_config = HFConfig(vocab_size=c.vocab_size, hidden_size=c.dim, intermediate_size=c.hidden_dim,
-                         num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads,
-                         num_key_value_heads=c.n_kv_heads, max_position_embeddings=c.context_length,
-                         rms_norm_eps=c.norm_eps, tie_word_embeddings=c.tie_embeddings,
-                         rope_parameters={"rope_type": "default", "rope_theta": c.rope_base},
-                         attn_implementation="sdpa")
+    hf_config = HFConfig(
+        vocab_size=c.vocab_size,
+        hidden_size=c.dim,
+        intermediate_size=c.hidden_dim,
+        num_hidden_layers=c.n_layers,
+        num_attention_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads,
+        max_position_embeddings=c.context_length,
+        rms_norm_eps=c.norm_eps,
+        tie_word_embeddings=c.tie_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_base},
+        attn_implementation="sdpa",
+    )
     hf = LlamaForCausalLM(hf_config)
     state = {("lm_head.weight" if k == "lm_head.weight" else f"model.{k}"): v for k, v in model.state_dict().items()}
     missing, unexpected = hf.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (c.tie_embeddings and k == "lm_head.weight")]
     if missing or unexpected:
-        raise RuntimeError(f"weights do not map onto LlamaForCausalLM: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise RuntimeError(
+            f"weights do not map onto LlamaForCausalLM: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     return hf.to(next(model.parameters()).device).eval()
 
 
@@ -59,9 +68,15 @@ def _base_model(size: dict[str, Any], device: torch.device) -> tuple[Llama, str]
             torch.manual_seed(0)
             return Llama(LlamaConfig.smollm2_135m()).to(device), "SmolLM2-135M shape, random weights"
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=size["lora_vocab"], dim=size["lora_dim"], n_layers=size["lora_layers"],
-                         n_heads=size["lora_heads"], n_kv_heads=size["lora_kv_heads"], hidden_dim=2 * size["lora_dim"],
-                         context_length=size["lora_seq"])
+    config = LlamaConfig(
+        vocab_size=size["lora_vocab"],
+        dim=size["lora_dim"],
+        n_layers=size["lora_layers"],
+        n_heads=size["lora_heads"],
+        n_kv_heads=size["lora_kv_heads"],
+        hidden_dim=2 * size["lora_dim"],
+        context_length=size["lora_seq"],
+    )
     return Llama(config).to(device), f"tiny LLaMA D={config.dim}, {config.n_layers} layers, random weights"
 
 
@@ -74,27 +89,42 @@ def bench_lora_vs_peft(size: dict[str, Any], device: torch.device) -> list:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
         print(f"LoRA vs peft: skipped, {err.name or 'peft/transformers'} is not installed")
-        return [Row(name, "", "train step ms", float("nan"), float("nan"), float("nan"),
-                    "peft or transformers is not installed: skipped")]
+        return [
+            Row(
+                name,
+                "",
+                "train step ms",
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                "peft or transformers is not installed: skipped",
+            )
+        ]
     ours, what = _base_model(size, device)
     ours.eval()
     theirs = hf_llama(ours)
     batch, seq, r = size["lora_batch"], size["lora_seq"], size["lora_rank"]
-    idx = torch.randint(0, ours.config.vocab_size, (batch, seq + 1), device=device,
-                        generator=torch.Generator(device=device).manual_seed(0))
+    idx = torch.randint(
+        0,
+        ours.config.vocab_size,
+        (batch, seq + 1),
+        device=device,
+        generator=torch.Generator(device=device).manual_seed(0),
+    )
     x, y = idx[:, :-1], idx[:, 1:]
     with torch.no_grad():
         difference = (ours(x) - theirs(input_ids=x).logits).abs().max().item()
     if difference > 1e-3:
         raise AssertionError(f"dlfund's Llama and LlamaForCausalLM differ by {difference:.2e} on the same weights")
     inject_lora(ours, TARGETS, r=r, alpha=2 * r)
-    theirs = get_peft_model(theirs, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(TARGETS), lora_dropout=0.0,
-                                               bias="none"))
+    theirs = get_peft_model(
+        theirs, LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(TARGETS), lora_dropout=0.0, bias="none")
+    )
     counts = (parameter_report(ours).trainable, sum(p.numel() for p in theirs.parameters() if p.requires_grad))
     if counts[0] != counts[1]:
         raise AssertionError(f"trainable parameters differ: dlfund {counts[0]:,}, peft {counts[1]:,}")
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    if bf16:                                           # the frozen base in bf16 on both sides, LoRA in float32
+    if bf16:  # the frozen base in bf16 on both sides, LoRA in float32
         for m in (ours, theirs):
             cast_frozen(m, torch.bfloat16)
     ours.train(), theirs.train()
@@ -108,6 +138,7 @@ def bench_lora_vs_peft(size: dict[str, Any], device: torch.device) -> list:
             F.cross_entropy(logits.float().flatten(0, 1), y.flatten()).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+
         return run
 
     runs = (step(ours, lambda: ours(x)), step(theirs, lambda: theirs(input_ids=x).logits))

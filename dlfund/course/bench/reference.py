@@ -48,24 +48,79 @@ from dlfund.utils.io import atomic_write_json
 from dlfund.utils.provenance import clean_metric, provenance
 
 SIZES: dict[str, dict[str, Any]] = {
-    "smoke": {"attn_lengths": (64, 256), "attn_dim": 64, "attn_heads": 4, "attn_batch": 2,
-              "vit_batch": 32, "vit_dim": 48, "vit_depth": 2, "vit_heads": 4, "vit_steps": 3,
-              "gpt_layers": 2, "gpt_dim": 64, "gpt_heads": 4, "gpt_block": 64, "gpt_batch": 8, "gpt_steps": 3,
-              "llama": {"vocab_size": 256, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 128,
-                        "context_length": 128},
-              "llama_real_weights": False, "llama_seq": 64, "llama_batch": 4,
-              "mfu_seq": 64, "mfu_batch": 2, "mfu_steps": 2, "mfu_compile": False,
-              "lora_model": "tiny", "lora_vocab": 256, "lora_dim": 64, "lora_layers": 2, "lora_heads": 4,
-              "lora_kv_heads": 2, "lora_seq": 64, "lora_batch": 4, "lora_rank": 8,
-              "min_run_s": 0.05},
-    "full": {"attn_lengths": (512, 1024, 2048, 4096, 8192), "attn_dim": 512, "attn_heads": 8, "attn_batch": 4,
-             "vit_batch": 512, "vit_dim": 192, "vit_depth": 6, "vit_heads": 6, "vit_steps": 30,
-             "gpt_layers": 6, "gpt_dim": 384, "gpt_heads": 6, "gpt_block": 256, "gpt_batch": 64, "gpt_steps": 30,
-             "llama": None,  # SmolLM2-135M's own sizes
-             "llama_real_weights": True, "llama_seq": 1024, "llama_batch": 8,
-             "mfu_seq": 1024, "mfu_batch": 16, "mfu_steps": 20, "mfu_compile": True,
-             "lora_model": "smollm2", "lora_seq": 512, "lora_batch": 4, "lora_rank": 8,
-             "min_run_s": 0.5},
+    "smoke": {
+        "attn_lengths": (64, 256),
+        "attn_dim": 64,
+        "attn_heads": 4,
+        "attn_batch": 2,
+        "vit_batch": 32,
+        "vit_dim": 48,
+        "vit_depth": 2,
+        "vit_heads": 4,
+        "vit_steps": 3,
+        "gpt_layers": 2,
+        "gpt_dim": 64,
+        "gpt_heads": 4,
+        "gpt_block": 64,
+        "gpt_batch": 8,
+        "gpt_steps": 3,
+        "llama": {
+            "vocab_size": 256,
+            "dim": 64,
+            "n_layers": 2,
+            "n_heads": 4,
+            "n_kv_heads": 2,
+            "hidden_dim": 128,
+            "context_length": 128,
+        },
+        "llama_real_weights": False,
+        "llama_seq": 64,
+        "llama_batch": 4,
+        "mfu_seq": 64,
+        "mfu_batch": 2,
+        "mfu_steps": 2,
+        "mfu_compile": False,
+        "lora_model": "tiny",
+        "lora_vocab": 256,
+        "lora_dim": 64,
+        "lora_layers": 2,
+        "lora_heads": 4,
+        "lora_kv_heads": 2,
+        "lora_seq": 64,
+        "lora_batch": 4,
+        "lora_rank": 8,
+        "min_run_s": 0.05,
+    },
+    "full": {
+        "attn_lengths": (512, 1024, 2048, 4096, 8192),
+        "attn_dim": 512,
+        "attn_heads": 8,
+        "attn_batch": 4,
+        "vit_batch": 512,
+        "vit_dim": 192,
+        "vit_depth": 6,
+        "vit_heads": 6,
+        "vit_steps": 30,
+        "gpt_layers": 6,
+        "gpt_dim": 384,
+        "gpt_heads": 6,
+        "gpt_block": 256,
+        "gpt_batch": 64,
+        "gpt_steps": 30,
+        "llama": None,  # SmolLM2-135M's own sizes
+        "llama_real_weights": True,
+        "llama_seq": 1024,
+        "llama_batch": 8,
+        "mfu_seq": 1024,
+        "mfu_batch": 16,
+        "mfu_steps": 20,
+        "mfu_compile": True,
+        "lora_model": "smollm2",
+        "lora_seq": 512,
+        "lora_batch": 4,
+        "lora_rank": 8,
+        "min_run_s": 0.5,
+    },
 }
 
 PENDING: tuple[tuple[str, int], ...] = ()
@@ -86,8 +141,17 @@ def bench_attention(size: dict[str, Any], device: torch.device) -> list[Row]:
         try:
             difference = (ours(x) - fused(x)).abs().max().item()
         except torch.cuda.OutOfMemoryError:
-            rows.append(Row("attention", f"T={t}", "fwd+bwd ms", float("nan"), float("nan"), float("nan"),
-                            "explicit attention ran out of memory"))
+            rows.append(
+                Row(
+                    "attention",
+                    f"T={t}",
+                    "fwd+bwd ms",
+                    float("nan"),
+                    float("nan"),
+                    float("nan"),
+                    "explicit attention ran out of memory",
+                )
+            )
             continue
         if difference > 1e-4:
             raise AssertionError(f"attention at T={t}: the two implementations differ by {difference:.2e}")
@@ -100,8 +164,17 @@ def bench_attention(size: dict[str, Any], device: torch.device) -> list[Row]:
         note = f"max difference {difference:.1e}"
         if memory[0] is not None and memory[1] is not None:
             note += f"; peak memory {memory[0]:.0f} MB vs {memory[1]:.0f} MB"
-        rows.append(Row("attention: explicit vs SDPA", f"T={t}, B={batch}, D={dim}, h={heads}", "fwd+bwd ms",
-                        ms[0], ms[1], ms[0] / ms[1], note))
+        rows.append(
+            Row(
+                "attention: explicit vs SDPA",
+                f"T={t}, B={batch}, D={dim}, h={heads}",
+                "fwd+bwd ms",
+                ms[0],
+                ms[1],
+                ms[0] / ms[1],
+                note,
+            )
+        )
     return rows
 
 
@@ -111,25 +184,59 @@ def bench_vit(size: dict[str, Any], device: torch.device) -> list[Row]:
     try:
         from timm.models.vision_transformer import VisionTransformer
     except ImportError:
-        return [Row("ViT: dlfund vs timm", "", "train images/s", float("nan"), float("nan"), float("nan"),
-                    "timm is not installed: skipped")]
+        return [
+            Row(
+                "ViT: dlfund vs timm",
+                "",
+                "train images/s",
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                "timm is not installed: skipped",
+            )
+        ]
     dim, depth, heads = size["vit_dim"], size["vit_depth"], size["vit_heads"]
-    ours = ViT(image_size=28, patch_size=4, in_channels=1, num_classes=10, dim=dim, depth=depth, heads=heads,
-               mlp_ratio=2.0)
-    ref = VisionTransformer(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=dim, depth=depth,
-                            num_heads=heads, mlp_ratio=2.0, class_token=True, global_pool="token")
+    ours = ViT(
+        image_size=28, patch_size=4, in_channels=1, num_classes=10, dim=dim, depth=depth, heads=heads, mlp_ratio=2.0
+    )
+    ref = VisionTransformer(
+        img_size=28,
+        patch_size=4,
+        in_chans=1,
+        num_classes=10,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=2.0,
+        class_token=True,
+        global_pool="token",
+    )
     params = [sum(p.numel() for p in m.parameters()) for m in (ours, ref)]
     rates = [images_per_second(m, size["vit_batch"], device, steps=size["vit_steps"]) for m in (ours, ref)]
-    return [Row("ViT: dlfund vs timm", f"28x28, patch 4, D={dim}, depth {depth}, batch {size['vit_batch']}",
-                "train images/s", rates[0], rates[1], rates[0] / rates[1],
-                f"parameters {params[0]:,} vs {params[1]:,}")]
+    return [
+        Row(
+            "ViT: dlfund vs timm",
+            f"28x28, patch 4, D={dim}, depth {depth}, batch {size['vit_batch']}",
+            "train images/s",
+            rates[0],
+            rates[1],
+            rates[0] / rates[1],
+            f"parameters {params[0]:,} vs {params[1]:,}",
+        )
+    ]
 
 
 def bench_gpt_precision(size: dict[str, Any], device: torch.device) -> list[Row]:
     """Unit 9's GPT training step: bf16 autocast and compile against fp32, tokens per second."""
 
-    cfg = GPTConfig(vocab_size=96, context_length=size["gpt_block"], n_layers=size["gpt_layers"],
-                    n_heads=size["gpt_heads"], dim=size["gpt_dim"], dropout=0.0)
+    cfg = GPTConfig(
+        vocab_size=96,
+        context_length=size["gpt_block"],
+        n_layers=size["gpt_layers"],
+        n_heads=size["gpt_heads"],
+        dim=size["gpt_dim"],
+        dropout=0.0,
+    )
     torch.manual_seed(0)
     base = GPT(cfg).to(device)
     idx = torch.randint(0, cfg.vocab_size, (size["gpt_batch"], cfg.context_length + 1), device=device)
@@ -141,19 +248,46 @@ def bench_gpt_precision(size: dict[str, Any], device: torch.device) -> list[Row]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
             F.cross_entropy(logits.float().reshape(-1, cfg.vocab_size), y.reshape(-1)).backward()
+
         return run
 
     fp32 = tokens / seconds_per_call(step(base, False), device, size["min_run_s"])
-    rows = [Row("GPT step: bf16 autocast vs fp32", f"{cfg.n_layers} layers, D={cfg.dim}, T={cfg.context_length}",
-                "tokens/s", tokens / seconds_per_call(step(base, True), device, size["min_run_s"]), fp32, 0.0)]
+    rows = [
+        Row(
+            "GPT step: bf16 autocast vs fp32",
+            f"{cfg.n_layers} layers, D={cfg.dim}, T={cfg.context_length}",
+            "tokens/s",
+            tokens / seconds_per_call(step(base, True), device, size["min_run_s"]),
+            fp32,
+            0.0,
+        )
+    ]
     if device.type == "cuda":
         compiled = torch.compile(base)
         rate = tokens / seconds_per_call(step(compiled, True), device, size["min_run_s"])
-        rows.append(Row("GPT step: bf16 + compile vs fp32", rows[0].setting, "tokens/s", rate, fp32, 0.0,
-                        "compile time excluded (one warm-up call)"))
+        rows.append(
+            Row(
+                "GPT step: bf16 + compile vs fp32",
+                rows[0].setting,
+                "tokens/s",
+                rate,
+                fp32,
+                0.0,
+                "compile time excluded (one warm-up call)",
+            )
+        )
     else:
-        rows.append(Row("GPT step: bf16 + compile vs fp32", rows[0].setting, "tokens/s", float("nan"), fp32,
-                        float("nan"), "compile measured on CUDA only"))
+        rows.append(
+            Row(
+                "GPT step: bf16 + compile vs fp32",
+                rows[0].setting,
+                "tokens/s",
+                float("nan"),
+                fp32,
+                float("nan"),
+                "compile measured on CUDA only",
+            )
+        )
     for row in rows:
         if row.ratio == 0.0:
             row.ratio = row.ours / row.reference
@@ -169,8 +303,17 @@ def bench_llama(size: dict[str, Any], device: torch.device) -> list[Row]:
         from transformers import LlamaForCausalLM
     except ImportError:
         print("transformers is not installed: the LLaMA comparison is skipped")
-        return [Row(name, "", "fwd+bwd tokens/s", float("nan"), float("nan"), float("nan"),
-                    "transformers is not installed: skipped")]
+        return [
+            Row(
+                name,
+                "",
+                "fwd+bwd tokens/s",
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                "transformers is not installed: skipped",
+            )
+        ]
     if size["llama_real_weights"]:
         ours, what = load_gguf(), "SmolLM2-135M (dequantised GGUF)"
     else:
@@ -195,19 +338,30 @@ def bench_llama(size: dict[str, Any], device: torch.device) -> list[Row]:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = forward(x)
             F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)).backward()
+
         return run
 
     ours.train()
     ref.train()
     tokens_per_call = x.numel()
-    rates = [tokens_per_call / seconds_per_call(step(f), device, size["min_run_s"])
-             for f in (ours, lambda t: ref(t).logits)]
+    rates = [
+        tokens_per_call / seconds_per_call(step(f), device, size["min_run_s"]) for f in (ours, lambda t: ref(t).logits)
+    ]
     memory = [peak_mb(step(f), device) for f in (ours, lambda t: ref(t).logits)]
     note = f"logits parity (float32) max difference {difference:.1e}"
     if memory[0] is not None and memory[1] is not None:
         note += f"; peak memory {memory[0]:.0f} MB vs {memory[1]:.0f} MB"
-    return [Row(name, f"{what}, batch {x.shape[0]}×{x.shape[1]}, {'bf16 autocast' if bf16 else 'float32'}",
-                "fwd+bwd tokens/s", rates[0], rates[1], rates[0] / rates[1], note)]
+    return [
+        Row(
+            name,
+            f"{what}, batch {x.shape[0]}×{x.shape[1]}, {'bf16 autocast' if bf16 else 'float32'}",
+            "fwd+bwd tokens/s",
+            rates[0],
+            rates[1],
+            rates[0] / rates[1],
+            note,
+        )
+    ]
 
 
 def bench_mfu(size: dict[str, Any], device: torch.device) -> list[Row]:
@@ -215,19 +369,33 @@ def bench_mfu(size: dict[str, Any], device: torch.device) -> list[Row]:
 
     config = LlamaConfig(**size["llama"]) if size["llama"] is not None else LlamaConfig.smollm2_135m()
     torch.manual_seed(0)
-    result = measure_mfu(Llama(config), batch=size["mfu_batch"], seq_len=size["mfu_seq"], steps=size["mfu_steps"],
-                         warmup=1, device=device, compile=size["mfu_compile"] and device.type == "cuda")
+    result = measure_mfu(
+        Llama(config),
+        batch=size["mfu_batch"],
+        seq_len=size["mfu_seq"],
+        steps=size["mfu_steps"],
+        warmup=1,
+        device=device,
+        compile=size["mfu_compile"] and device.type == "cuda",
+    )
     what = "SmolLM2-135M" if size["llama"] is None else f"tiny LLaMA ({result.params:,} parameters)"
     if result.mfu is None:
         note = "MFU: no peak known for this CPU" if device.type != "cuda" else f"MFU: no peak known for {result.device}"
     else:
         note = f"MFU {result.mfu:.1%}"
     note += f"; FLOPs/token = 6N + 12·L·d·T = {result.flops_per_token / 1e9:.3g} G; {result.tokens_per_s:,.0f} tokens/s"
-    return [Row("MFU: LLaMA training step", f"{what}, batch {result.batch}×{result.seq_len}, "
-                f"{'bf16' if result.bf16 else 'fp32'}{', compiled' if result.compiled else ''}",
-                "TFLOP/s vs peak", result.achieved_flops / 1e12,
-                float("nan") if result.peak_flops is None else result.peak_flops / 1e12,
-                float("nan") if result.mfu is None else result.mfu, note)]
+    return [
+        Row(
+            "MFU: LLaMA training step",
+            f"{what}, batch {result.batch}×{result.seq_len}, "
+            f"{'bf16' if result.bf16 else 'fp32'}{', compiled' if result.compiled else ''}",
+            "TFLOP/s vs peak",
+            result.achieved_flops / 1e12,
+            float("nan") if result.peak_flops is None else result.peak_flops / 1e12,
+            float("nan") if result.mfu is None else result.mfu,
+            note,
+        )
+    ]
 
 
 def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[Row]:
@@ -237,17 +405,27 @@ def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[R
         raise ValueError(f"unknown tier {tier!r}: expected one of {', '.join(SIZES)}")
     device = torch.device(device) if device is not None else pick_device()
     size = SIZES[tier]
-    return [*bench_attention(size, device), *bench_vit(size, device), *bench_gpt_precision(size, device),
-            *bench_llama(size, device), *bench_mfu(size, device), *bench_lora_vs_peft(size, device)]
+    return [
+        *bench_attention(size, device),
+        *bench_vit(size, device),
+        *bench_gpt_precision(size, device),
+        *bench_llama(size, device),
+        *bench_mfu(size, device),
+        *bench_lora_vs_peft(size, device),
+    ]
 
 
 def table(rows: list[Row], *, pending: bool = True) -> str:
     """The rows as a plain-text table, with the comparisons still pending at the end (``pending=True``)."""
-    lines = ["ratio = ours / reference: for ms lower is better, for a rate (/s) higher is better",
-             f"{'benchmark':<36} {'setting':<44} {'metric':<15} {'ours':>10} {'reference':>10} {'ratio':>7}  note"]
+    lines = [
+        "ratio = ours / reference: for ms lower is better, for a rate (/s) higher is better",
+        f"{'benchmark':<36} {'setting':<44} {'metric':<15} {'ours':>10} {'reference':>10} {'ratio':>7}  note",
+    ]
     for r in rows:
-        lines.append(f"{r.benchmark:<36} {r.setting:<44} {r.metric:<15} {r.ours:>10.4g} {r.reference:>10.4g} "
-                     f"{r.ratio:>7.3g}  {r.note}")
+        lines.append(
+            f"{r.benchmark:<36} {r.setting:<44} {r.metric:<15} {r.ours:>10.4g} {r.reference:>10.4g} "
+            f"{r.ratio:>7.3g}  {r.note}"
+        )
     built = {u.number for u in manifest.UNITS}
     for what, unit in PENDING if pending else ():
         if unit not in built:
@@ -258,11 +436,18 @@ def table(rows: list[Row], *, pending: bool = True) -> str:
 def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> str:
     """Write the rows with provenance to ``book/results/benchmarks/reference.<tier>.json``; return its path."""
     path = manifest.RESULTS_DIR / "benchmarks" / f"reference.{tier}.json"
-    payload = {"rows": [{k: (None if isinstance(v, float) and v != v else clean_metric(v, k))
-                         for k, v in asdict(r).items()} for r in rows],
-               "pending": [{"comparison": what, "needs_unit": unit} for what, unit in PENDING
-                           if unit not in {u.number for u in manifest.UNITS}],
-               "provenance": {**provenance(device, tier, wall_s), "references": reference_versions()}}
+    payload = {
+        "rows": [
+            {k: (None if isinstance(v, float) and v != v else clean_metric(v, k)) for k, v in asdict(r).items()}
+            for r in rows
+        ],
+        "pending": [
+            {"comparison": what, "needs_unit": unit}
+            for what, unit in PENDING
+            if unit not in {u.number for u in manifest.UNITS}
+        ],
+        "provenance": {**provenance(device, tier, wall_s), "references": reference_versions()},
+    }
     atomic_write_json(path, payload, sort_keys=False)
     return manifest.display_path(path)
 
@@ -289,9 +474,13 @@ def recorded_markdown() -> list[str]:
         p = payload["provenance"]
         suite = path.name.split(".")[0]
         refs = "".join(f" · {k} {v}" for k, v in p.get("references", {}).items() if v)
-        lines += [f"**{suite}, {p['tier']} sizes** · {p['device']} · torch {p['torch']}{refs} · {p['date'][:10]} · commit "
-                  f"{p['commit']} · ratio = ours / reference (ms: lower is better; rates: higher is better)", "",
-                  "| benchmark | setting | metric | ours | reference | ratio | note |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{suite}, {p['tier']} sizes** · {p['device']} · torch {p['torch']}{refs} · {p['date'][:10]} · commit "
+            f"{p['commit']} · ratio = ours / reference (ms: lower is better; rates: higher is better)",
+            "",
+            "| benchmark | setting | metric | ours | reference | ratio | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in payload["rows"]:
             cells = ["n/a" if r[k] is None else f"{r[k]:.4g}" for k in ("ours", "reference", "ratio")]
             lines.append(f"| {r['benchmark']} | {r['setting']} | {r['metric']} | {' | '.join(cells)} | {r['note']} |")

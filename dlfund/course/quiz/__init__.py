@@ -17,12 +17,23 @@ from __future__ import annotations
 
 from dlfund.course.quiz.bank import BankError, Question, load_bank
 from dlfund.course.quiz.certificate import (
-           CertificateError,
-           verify_certificate,
-           write_certificate,
+    CertificateError,
+    verify_certificate,
+    write_certificate,
 )
 from dlfund.course.quiz.report import PASS_MARK, Report
 from dlfund.course.quiz.session import draw_exam, exam, quiz
 
-__all__ = ["BankError", "CertificateError", "PASS_MARK", "Question", "Report", "draw_exam", "exam",
-           "load_bank", "quiz", "verify_certificate", "write_certificate"]
+__all__ = [
+    "BankError",
+    "CertificateError",
+    "PASS_MARK",
+    "Question",
+    "Report",
+    "draw_exam",
+    "exam",
+    "load_bank",
+    "quiz",
+    "verify_certificate",
+    "write_certificate",
+]

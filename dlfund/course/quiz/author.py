@@ -47,9 +47,11 @@ from dlfund.course.quiz.bank import (
 from dlfund.utils.io import atomic_write_text
 
 DRAFT_FIELDS = tuple(f for f in FIELDS if f != "answer_hash") + ("answer",)
-HEADER = ("# Quiz bank for unit {unit:02d}: written by `python -m dlfund.course.quiz.author` from a draft kept\n"
-          "# outside git. Edit the draft and regenerate (recover one with --to-draft); answers are\n"
-          "# stored only as sha256(salt:id:choice), see dlfund/course/quiz/bank.py.\n")
+HEADER = (
+    "# Quiz bank for unit {unit:02d}: written by `python -m dlfund.course.quiz.author` from a draft kept\n"
+    "# outside git. Edit the draft and regenerate (recover one with --to-draft); answers are\n"
+    "# stored only as sha256(salt:id:choice), see dlfund/course/quiz/bank.py.\n"
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -83,16 +85,22 @@ def from_draft(raw: Any, path: Path, position: int) -> dict[str, Any]:
     missing = [f for f in required if f not in raw]
     unknown = sorted(set(raw) - set(DRAFT_FIELDS), key=str)
     if missing or unknown:
-        raise BankError(f"{where}: " + "; ".join(
-            ([f"missing field(s) {', '.join(missing)}"] if missing else [])
-            + ([f"unknown field(s) {', '.join(map(str, unknown))}"] if unknown else [])))
+        raise BankError(
+            f"{where}: "
+            + "; ".join(
+                ([f"missing field(s) {', '.join(missing)}"] if missing else [])
+                + ([f"unknown field(s) {', '.join(map(str, unknown))}"] if unknown else [])
+            )
+        )
     choices = raw["choices"]
     answer = raw["answer"]
     if not isinstance(choices, list):
         raise BankError(f"{where}: field 'choices' must be a list of strings, found {choices!r}")
     if not isinstance(answer, int) or isinstance(answer, bool) or not 1 <= answer <= len(choices):
-        raise BankError(f"{where}: field 'answer' must be the number of the right choice, 1 to {len(choices)} "
-                        f"(counted from 1), found {answer!r}")
+        raise BankError(
+            f"{where}: field 'answer' must be the number of the right choice, 1 to {len(choices)} "
+            f"(counted from 1), found {answer!r}"
+        )
     salt = raw.get("salt") or secrets.token_hex(16)
     entry = {f: raw[f] for f in FIELDS if f in raw and f not in ("salt", "answer_hash")}
     entry["choices"] = [c.strip() if isinstance(c, str) else c for c in choices]
@@ -113,11 +121,16 @@ def lint(questions: Sequence[Question]) -> list[str]:
         positions = Counter(q.correct_index for q in qs)
         if len(qs) > 1 and len(positions) == 1:
             warnings.append(f"unit {unit}: every right answer is choice {qs[0].correct_index + 1}")
-        longest = [q.id for q in qs if all(len(q.choices[q.correct_index]) > len(c)
-                                          for i, c in enumerate(q.choices) if i != q.correct_index)]
+        longest = [
+            q.id
+            for q in qs
+            if all(len(q.choices[q.correct_index]) > len(c) for i, c in enumerate(q.choices) if i != q.correct_index)
+        ]
         if len(longest) > len(qs) / 2:
-            warnings.append(f"unit {unit}: the right answer is the longest choice in {len(longest)} of "
-                            f"{len(qs)} questions ({', '.join(longest)})")
+            warnings.append(
+                f"unit {unit}: the right answer is the longest choice in {len(longest)} of "
+                f"{len(qs)} questions ({', '.join(longest)})"
+            )
         for q in qs:
             if " ".join(q.choices[q.correct_index].lower().split()) in " ".join(q.question.lower().split()):
                 warnings.append(f"{q.id}: the right answer appears word for word in the question")
@@ -147,19 +160,34 @@ def to_draft(bank_file: str | Path) -> str:
     questions = load_file(bank_file)
     rows = []
     for q in questions:
-        rows.append({"id": q.id, "unit": q.unit, "section": q.section, "question": q.question,
-                     "choices": list(q.choices), "answer": q.correct_index + 1,
-                     "explanation": q.explanation, "salt": q.salt})
-    return ("# Draft recovered from a bank file: it holds the answers in plain text. Keep it out of git.\n"
-            + dump({"questions": rows}))
+        rows.append(
+            {
+                "id": q.id,
+                "unit": q.unit,
+                "section": q.section,
+                "question": q.question,
+                "choices": list(q.choices),
+                "answer": q.correct_index + 1,
+                "explanation": q.explanation,
+                "salt": q.salt,
+            }
+        )
+    return "# Draft recovered from a bank file: it holds the answers in plain text. Keep it out of git.\n" + dump(
+        {"questions": rows}
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlfund.course.quiz.author",
-                                description="Write a quiz bank file (hashed answers) from a draft (plain answers).")
+    p = argparse.ArgumentParser(
+        prog="python -m dlfund.course.quiz.author",
+        description="Write a quiz bank file (hashed answers) from a draft (plain answers).",
+    )
     p.add_argument("draft", help="the draft YAML (or, with --to-draft, a bank file)")
-    p.add_argument("-o", "--output", help="where to write (default: dlfund/course/quiz/bank/unitNN.yaml; "
-                                          "with --to-draft: standard output)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="where to write (default: dlfund/course/quiz/bank/unitNN.yaml; with --to-draft: standard output)",
+    )
     p.add_argument("--to-draft", action="store_true", help="recover a draft from a bank file")
     args = p.parse_args(argv)
     try:

@@ -106,13 +106,15 @@ def parse_question(raw: Any, path: Path, position: int, file_unit: int) -> Quest
         raise BankError(f"{where}: field 'unit' is {unit}, but the file is for unit {file_unit}")
     match = _ID.match(qid)
     if not match or int(match.group(1)) != unit:
-        raise BankError(f"{where}: field 'id' must look like 'u{unit:02d}-q01' (its unit, then a number), "
-                        f"found {qid!r}")
+        raise BankError(
+            f"{where}: field 'id' must look like 'u{unit:02d}-q01' (its unit, then a number), found {qid!r}"
+        )
 
     choices = raw["choices"]
     if not isinstance(choices, list) or not MIN_CHOICES <= len(choices) <= MAX_CHOICES:
-        raise BankError(f"{where}: field 'choices' must be a list of {MIN_CHOICES} to {MAX_CHOICES} strings, "
-                        f"found {choices!r}")
+        raise BankError(
+            f"{where}: field 'choices' must be a list of {MIN_CHOICES} to {MAX_CHOICES} strings, found {choices!r}"
+        )
     choices = tuple(_text(where, f"choices[{i}]", c) for i, c in enumerate(choices))
     if len(set(choices)) != len(choices):
         raise BankError(f"{where}: field 'choices' has the same text twice")
@@ -125,14 +127,21 @@ def parse_question(raw: Any, path: Path, position: int, file_unit: int) -> Quest
         raise BankError(f"{where}: field 'answer_hash' must be 64 lowercase hex digits (sha256), found {digest!r}")
 
     question = Question(
-        id=qid, unit=unit, section=_text(where, "section", raw["section"]),
-        question=_text(where, "question", raw["question"]), choices=choices,
-        explanation=_text(where, "explanation", raw["explanation"]), salt=salt, answer_hash=digest,
+        id=qid,
+        unit=unit,
+        section=_text(where, "section", raw["section"]),
+        question=_text(where, "question", raw["question"]),
+        choices=choices,
+        explanation=_text(where, "explanation", raw["explanation"]),
+        salt=salt,
+        answer_hash=digest,
     )
     matching = sum(question.is_correct(i) for i in range(len(choices)))
     if matching != 1:
-        raise BankError(f"{where}: field 'answer_hash' matches {matching} choices, expected exactly 1 "
-                        "(rebuild the file with `python -m dlfund.course.quiz.author`)")
+        raise BankError(
+            f"{where}: field 'answer_hash' matches {matching} choices, expected exactly 1 "
+            "(rebuild the file with `python -m dlfund.course.quiz.author`)"
+        )
     return question
 
 

@@ -28,11 +28,24 @@ from dlfund.course.quiz.report import Report
 from dlfund.utils.io import atomic_write_text
 
 FORMAT = 1
-NOTICE = ("This is a self-assessment, not an accredited qualification. The quiz was taken "
-          "unsupervised on the learner's own computer. The checksum detects edits to this file; "
-          "it is not a signature and does not prove who answered.")
-FIELDS = ("format", "name", "title", "date", "issued", "correct", "total", "pass_mark_percent",
-          "question_ids", "seed", "dlfund_version")
+NOTICE = (
+    "This is a self-assessment, not an accredited qualification. The quiz was taken "
+    "unsupervised on the learner's own computer. The checksum detects edits to this file; "
+    "it is not a signature and does not prove who answered."
+)
+FIELDS = (
+    "format",
+    "name",
+    "title",
+    "date",
+    "issued",
+    "correct",
+    "total",
+    "pass_mark_percent",
+    "question_ids",
+    "seed",
+    "dlfund_version",
+)
 MAX_NAME = 100
 
 
@@ -106,16 +119,26 @@ def render(fields: dict[str, Any], digest: str) -> str:
     every field escaped."""
     shown = {key: html.escape(value) for key, value in visible(fields, digest).items()}
     # JSON inside <script>: escape <, > and & so that no text can close the element
-    embedded = (json.dumps({**fields, "checksum": digest}, sort_keys=True, ensure_ascii=False, indent=1)
-                .replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
-    rows = [("Date", "date"), ("Score", "score"), ("Pass mark", "pass_mark"), ("Questions", "question_ids"),
-            ("Seed", "seed"), ("Version", "version")]
+    embedded = (
+        json.dumps({**fields, "checksum": digest}, sort_keys=True, ensure_ascii=False, indent=1)
+        .replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+    )
+    rows = [
+        ("Date", "date"),
+        ("Score", "score"),
+        ("Pass mark", "pass_mark"),
+        ("Questions", "question_ids"),
+        ("Seed", "seed"),
+        ("Version", "version"),
+    ]
     table = "\n".join(f'<tr><th>{label}</th><td data-field="{key}">{shown[key]}</td></tr>' for label, key in rows)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>dlfund certificate of self-assessment: {shown['name']}</title>
+<title>dlfund certificate of self-assessment: {shown["name"]}</title>
 <style>
 {_STYLE}
 </style>
@@ -125,14 +148,14 @@ def render(fields: dict[str, Any], digest: str) -> str:
 <p class="course">dlfund: a deep-learning course that runs</p>
 <h1>Certificate of self-assessment</h1>
 <p class="lead">This certifies that</p>
-<p class="name" data-field="name">{shown['name']}</p>
+<p class="name" data-field="name">{shown["name"]}</p>
 <p class="lead">reached the pass mark in</p>
-<p class="title" data-field="title">{shown['title']}</p>
+<p class="title" data-field="title">{shown["title"]}</p>
 <table>
 {table}
-<tr><th>Checksum (sha256)</th><td><code data-field="checksum">{shown['checksum']}</code></td></tr>
+<tr><th>Checksum (sha256)</th><td><code data-field="checksum">{shown["checksum"]}</code></td></tr>
 </table>
-<p class="notice" data-field="notice">{shown['notice']}</p>
+<p class="notice" data-field="notice">{shown["notice"]}</p>
 </main>
 <script type="application/json" id="dlfund-certificate">
 {embedded}
@@ -165,13 +188,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:40] or "learner"
 
 
-def write_certificate(report: Report, name: str, out_dir: str | Path | None = None,
-                      now: datetime | None = None) -> Path:
+def write_certificate(
+    report: Report, name: str, out_dir: str | Path | None = None, now: datetime | None = None
+) -> Path:
     """Write the certificate of a passed, complete ``report`` (atomically) and return its path:
     ``<out_dir>/<name>-<quiz>-<date-time>-<checksum prefix>.html``."""
     if not report.passed:
-        raise ValueError(f"no certificate: {report.title} was not passed "
-                         f"({report.correct} of {report.total}, answered {report.answered})")
+        raise ValueError(
+            f"no certificate: {report.title} was not passed "
+            f"({report.correct} of {report.total}, answered {report.answered})"
+        )
     fields = certificate_fields(report, name, now)
     digest = checksum(fields)
     stamp = fields["issued"][:19].replace(":", "").replace("T", "-")
@@ -238,6 +264,7 @@ def verify_certificate(path: str | Path) -> dict[str, Any]:
         if key not in found:
             raise CertificateError(f"{path}: the visible field {key!r} is missing")
         if found[key] != " ".join(expected.split()):
-            raise CertificateError(f"{path}: the visible {key} says {found[key]!r}, "
-                                   f"the certified data say {expected!r}")
+            raise CertificateError(
+                f"{path}: the visible {key} says {found[key]!r}, the certified data say {expected!r}"
+            )
     return {**data, "checksum": digest}

@@ -79,6 +79,9 @@ class Report:
         return EXIT_PASSED if self.passed else EXIT_FAILED
 
     def __repr__(self) -> str:  # short, for a notebook cell that ends with quiz(...)
-        return (f"Report({self.title!r}: {self.correct}/{self.total} correct, answered {self.answered}, "
-                f"{'passed' if self.passed else 'not passed'}"
-                + (f", certificate {str(self.certificate)!r}" if self.certificate else "") + ")")
+        return (
+            f"Report({self.title!r}: {self.correct}/{self.total} correct, answered {self.answered}, "
+            f"{'passed' if self.passed else 'not passed'}"
+            + (f", certificate {str(self.certificate)!r}" if self.certificate else "")
+            + ")"
+        )

@@ -59,8 +59,10 @@ def select_unit(bank: Sequence[Question], unit: int, seed: int) -> list[Question
     """All questions of ``unit``, in an order shuffled by ``seed``."""
     chosen = [q for q in bank if q.unit == unit]
     if not chosen:
-        raise KeyError(f"the quiz bank has no questions for unit {unit}; units with questions: "
-                       f"{', '.join(map(str, units_in(bank)))}")
+        raise KeyError(
+            f"the quiz bank has no questions for unit {unit}; units with questions: "
+            f"{', '.join(map(str, units_in(bank)))}"
+        )
     random.Random(seed).shuffle(chosen)
     return chosen
 
@@ -128,8 +130,7 @@ def _width() -> int:
 
 
 def _wrap(text: str, indent: str, width: int, hanging: str = "") -> str:
-    return textwrap.fill(" ".join(text.split()), width=width, initial_indent=indent,
-                         subsequent_indent=indent + hanging)
+    return textwrap.fill(" ".join(text.split()), width=width, initial_indent=indent, subsequent_indent=indent + hanging)
 
 
 def question_text(q: Question, number: int, total: int, width: int | None = None) -> str:
@@ -137,18 +138,23 @@ def question_text(q: Question, number: int, total: int, width: int | None = None
     width = width or _width()
     lines = [f"Question {number} of {total}  [{q.id}]", _wrap(q.question, "", width)]
     for i, choice in enumerate(q.choices, 1):
-        lines.append(textwrap.fill(" ".join(choice.split()), width=width, initial_indent=f"  {i}) ",
-                                   subsequent_indent="     "))
+        lines.append(
+            textwrap.fill(" ".join(choice.split()), width=width, initial_indent=f"  {i}) ", subsequent_indent="     ")
+        )
     return "\n".join(lines)
 
 
 def score_line(report: Report) -> str:
     """One line: the score, the pass mark and the outcome."""
-    text = (f"Score: {report.correct} of {report.total} correct ({percent(report.score)}); "
-            f"pass mark {percent(report.pass_mark)}: ")
+    text = (
+        f"Score: {report.correct} of {report.total} correct ({percent(report.score)}); "
+        f"pass mark {percent(report.pass_mark)}: "
+    )
     if not report.complete:
-        return text + (f"INCOMPLETE, {report.answered} of {report.total} answered "
-                       f"({report.correct} of those right); no certificate for an incomplete attempt")
+        return text + (
+            f"INCOMPLETE, {report.answered} of {report.total} answered "
+            f"({report.correct} of those right); no certificate for an incomplete attempt"
+        )
     return text + ("PASSED" if report.passed else "not passed")
 
 
@@ -190,9 +196,17 @@ def ask(q: Question, number: int, total: int, input_fn: InputFn, print_fn: Print
             print_fn(f"  {err}")
 
 
-def run_questions(title: str, questions: Sequence[Question], seed: int, *, name: str | None = None,
-                  out_dir: str | Path | None = None, input_fn: InputFn | None = None,
-                  print_fn: PrintFn | None = None, intro: str = "") -> Report:
+def run_questions(
+    title: str,
+    questions: Sequence[Question],
+    seed: int,
+    *,
+    name: str | None = None,
+    out_dir: str | Path | None = None,
+    input_fn: InputFn | None = None,
+    print_fn: PrintFn | None = None,
+    intro: str = "",
+) -> Report:
     """Ask ``questions`` one by one, then print feedback and the score, and write a certificate
     when the attempt is complete and passes. Returns the :class:`Report`. ``input_fn`` and
     ``print_fn`` default to the built-in ``input`` and ``print`` looked up at call time (Jupyter
@@ -202,8 +216,10 @@ def run_questions(title: str, questions: Sequence[Question], seed: int, *, name:
     print_fn(f"{title} ({len(questions)} questions, seed {seed}: --seed {seed} replays this draw)")
     if intro:
         print_fn(intro)
-    print_fn(f"Answer with the number of a choice. Ctrl-D (end of input) stops and scores what you "
-             f"answered. Pass mark {percent(PASS_MARK)}. This is a self-assessment.")
+    print_fn(
+        f"Answer with the number of a choice. Ctrl-D (end of input) stops and scores what you "
+        f"answered. Pass mark {percent(PASS_MARK)}. This is a self-assessment."
+    )
     answers: list[int | None] = []
     stopped = None
     for n, q in enumerate(questions, 1):
@@ -213,12 +229,12 @@ def run_questions(title: str, questions: Sequence[Question], seed: int, *, name:
         except (EOFError, KeyboardInterrupt, NotImplementedError) as err:
             # NotImplementedError: a headless Jupyter kernel (StdinNotImplementedError) cannot ask
             stopped = {EOFError: "end of input", KeyboardInterrupt: "interrupted"}.get(
-                type(err), "this frontend cannot read answers")
+                type(err), "this frontend cannot read answers"
+            )
             break
     print_fn("")
     if stopped:
-        print_fn(f"Stopped ({stopped}) after {len(answers)} of {len(questions)} questions: "
-                 "the attempt is incomplete.")
+        print_fn(f"Stopped ({stopped}) after {len(answers)} of {len(questions)} questions: the attempt is incomplete.")
         print_fn("")
     report = grade(title, questions, answers, seed)
     print_fn(feedback(report))
@@ -227,8 +243,9 @@ def run_questions(title: str, questions: Sequence[Question], seed: int, *, name:
     return report
 
 
-def _certify(report: Report, name: str | None, out_dir: str | Path | None,
-             input_fn: InputFn, print_fn: PrintFn) -> Report:
+def _certify(
+    report: Report, name: str | None, out_dir: str | Path | None, input_fn: InputFn, print_fn: PrintFn
+) -> Report:
 
     if name is None or not name.strip():
         try:
@@ -252,21 +269,42 @@ def _unit_title(unit: int) -> str:
         return f"Unit {unit} quiz"
 
 
-def quiz(unit: int | str, *, name: str | None = None, seed: int | None = None,
-         out_dir: str | Path | None = None, input_fn: InputFn | None = None,
-         print_fn: PrintFn | None = None, bank: Sequence[Question] | None = None) -> Report:
+def quiz(
+    unit: int | str,
+    *,
+    name: str | None = None,
+    seed: int | None = None,
+    out_dir: str | Path | None = None,
+    input_fn: InputFn | None = None,
+    print_fn: PrintFn | None = None,
+    bank: Sequence[Question] | None = None,
+) -> Report:
     """Take the quiz of one unit (all its questions, in a seeded order), e.g. ``quiz(unit=4)``.
     ``unit`` is a number or a slug. Works in a terminal and in a notebook."""
     number = unit if isinstance(unit, int) else manifest.get_unit(unit).number
     bank = load_bank() if bank is None else bank
     seed = new_seed() if seed is None else seed
-    return run_questions(_unit_title(number), select_unit(bank, number, seed), seed, name=name,
-                         out_dir=out_dir, input_fn=input_fn, print_fn=print_fn)
+    return run_questions(
+        _unit_title(number),
+        select_unit(bank, number, seed),
+        seed,
+        name=name,
+        out_dir=out_dir,
+        input_fn=input_fn,
+        print_fn=print_fn,
+    )
 
 
-def exam(*, name: str | None = None, seed: int | None = None, questions: int = EXAM_QUESTIONS,
-         out_dir: str | Path | None = None, input_fn: InputFn | None = None,
-         print_fn: PrintFn | None = None, bank: Sequence[Question] | None = None) -> Report:
+def exam(
+    *,
+    name: str | None = None,
+    seed: int | None = None,
+    questions: int = EXAM_QUESTIONS,
+    out_dir: str | Path | None = None,
+    input_fn: InputFn | None = None,
+    print_fn: PrintFn | None = None,
+    bank: Sequence[Question] | None = None,
+) -> Report:
     """Take the final exam: ``questions`` questions drawn across all units of the bank with
     ``seed`` (at least one per unit, the rest in proportion to each unit's questions)."""
     bank = load_bank() if bank is None else bank
@@ -275,7 +313,10 @@ def exam(*, name: str | None = None, seed: int | None = None, questions: int = E
     units = units_in(bank)
     intro = f"Drawn from units {', '.join(map(str, units))} of the quiz bank."
     if questions > len(bank):
-        intro += (f" The bank holds only {len(bank)} questions, fewer than the {questions} asked for, "
-                  "so the exam uses all of them.")
-    return run_questions("Final exam", chosen, seed, name=name, out_dir=out_dir, input_fn=input_fn,
-                         print_fn=print_fn, intro=intro)
+        intro += (
+            f" The bank holds only {len(bank)} questions, fewer than the {questions} asked for, "
+            "so the exam uses all of them."
+        )
+    return run_questions(
+        "Final exam", chosen, seed, name=name, out_dir=out_dir, input_fn=input_fn, print_fn=print_fn, intro=intro
+    )

@@ -29,8 +29,22 @@ from dlfund.course.settings.base import Settings, doc, explain, flatten, overrid
 
 __all__ = ["Settings", "doc", "explain", "flatten", "override", "tiers"]
 
-_MODULES = (unit01, unit02, unit03, unit04, unit05, unit06, unit07, unit08, unit09, unit10, unit11, unit12, unit13,
-            unit14)
+_MODULES = (
+    unit01,
+    unit02,
+    unit03,
+    unit04,
+    unit05,
+    unit06,
+    unit07,
+    unit08,
+    unit09,
+    unit10,
+    unit11,
+    unit12,
+    unit13,
+    unit14,
+)
 
 
 def tiers(module: ModuleType) -> dict[str, Settings]:

@@ -58,8 +58,10 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not _matches(value, hints[f.name]):
-                raise TypeError(f"{type(self).__name__}.{f.name} must be {_hint_text(hints[f.name])}, "
-                                f"got {value!r} ({type(value).__name__})")
+                raise TypeError(
+                    f"{type(self).__name__}.{f.name} must be {_hint_text(hints[f.name])}, "
+                    f"got {value!r} ({type(value).__name__})"
+                )
 
 
 def _hint_text(hint: Any) -> str:
@@ -93,8 +95,7 @@ def override(settings: Settings, changes: dict[str, Any]) -> Settings:
     names = {f.name: f for f in dataclasses.fields(settings)}
     unknown = sorted(set(changes) - set(names))
     if unknown:
-        raise TypeError(f"{type(settings).__name__} has no setting {', '.join(unknown)}; "
-                        f"settings: {', '.join(names)}")
+        raise TypeError(f"{type(settings).__name__} has no setting {', '.join(unknown)}; settings: {', '.join(names)}")
     resolved = {}
     for name, value in changes.items():
         current = getattr(settings, name)

@@ -36,8 +36,10 @@ class Unit08(Settings):
 
     split_seed: int = doc("seed of the split by movie into training, validation and test reviews")
     n_train: int | None = doc("training reviews the neural classifiers learn from (None: the whole training split)")
-    min_freq: int = doc("occurrences a token needs in the training reviews to get its own id "
-                        "(for the bag-of-words features: reviews containing it)")
+    min_freq: int = doc(
+        "occurrences a token needs in the training reviews to get its own id "
+        "(for the bag-of-words features: reviews containing it)"
+    )
     bow_Cs: tuple[float, ...] = doc("inverse L2-penalty strengths of the logistic regression, tried on validation")
     embed_dim: int = doc("numbers per token embedding (bag of embeddings and recurrent classifiers)")
     hidden_size: int = doc("numbers in the recurrent cell's hidden state, per direction")
@@ -65,7 +67,7 @@ SMOKE = Unit08(
     batch_size=64,
     lr=0.01,
     weight_decay=0.01,
-    cells=('rnn', 'lstm', 'gru'),
+    cells=("rnn", "lstm", "gru"),
     bag=BagOfEmbeddings(epochs=6, lr=0.01),
     seq2seq=Seq2Seq(max_digits=6, train=3000, val=300, test=600, embed=32, hidden=64, epochs=4, batch_size=64, lr=0.01),
 )
@@ -83,7 +85,9 @@ FULL = Unit08(
     batch_size=64,
     lr=0.003,
     weight_decay=0.01,
-    cells=('rnn', 'lstm', 'gru'),
+    cells=("rnn", "lstm", "gru"),
     bag=BagOfEmbeddings(epochs=20, lr=0.01),
-    seq2seq=Seq2Seq(max_digits=12, train=20000, val=1000, test=2000, embed=64, hidden=128, epochs=8, batch_size=128, lr=0.003),
+    seq2seq=Seq2Seq(
+        max_digits=12, train=20000, val=1000, test=2000, embed=64, hidden=128, epochs=8, batch_size=128, lr=0.003
+    ),
 )

@@ -60,8 +60,10 @@ class GenerationModel(Settings):
     context: int = doc("characters the model sees at once (its context length)")
     batch: int = doc("sequences per training batch")
     steps: int = doc("most training steps")
-    time_s: int = doc("wall-clock training budget in seconds (exercise 3 uses half); training stops at "
-                      "whichever of steps or time comes first")
+    time_s: int = doc(
+        "wall-clock training budget in seconds (exercise 3 uses half); training stops at "
+        "whichever of steps or time comes first"
+    )
     lr: float = doc("peak AdamW learning rate (warm-up, then cosine decay)")
 
 
@@ -101,7 +103,22 @@ class Unit09(Settings):
 SMOKE = Unit09(
     attn=AttentionSteps(dim=16, heads=4, tokens=6),
     positions=Positions(layers=2, heads=4, dim=64, context=64, batch=32, steps=400, time_s=6, lr=0.003),
-    gpt=GPTRun(layers=2, heads=4, dim=64, context=64, dropout=0.0, batch=32, lr=0.003, steps=3000, time_s=20, warmup=50, eval_every=100, eval_batches=5, compile=False, target=None),
+    gpt=GPTRun(
+        layers=2,
+        heads=4,
+        dim=64,
+        context=64,
+        dropout=0.0,
+        batch=32,
+        lr=0.003,
+        steps=3000,
+        time_s=20,
+        warmup=50,
+        eval_every=100,
+        eval_batches=5,
+        compile=False,
+        target=None,
+    ),
     gen=GenerationModel(layers=2, heads=4, dim=64, context=128, batch=16, steps=3000, time_s=12, lr=0.003),
     kv=KVCacheTiming(prompt=16, new_tokens=96, batch=4, target_speedup=None),
     scaling=Scaling(lengths=(64, 128, 256, 512, 1024, 2048), dim=64, heads=4, batch=1, min_run_s=0.05),
@@ -110,7 +127,22 @@ SMOKE = Unit09(
 FULL = Unit09(
     attn=AttentionSteps(dim=16, heads=4, tokens=6),
     positions=Positions(layers=4, heads=4, dim=128, context=128, batch=64, steps=5000, time_s=90, lr=0.002),
-    gpt=GPTRun(layers=6, heads=6, dim=384, context=256, dropout=0.2, batch=64, lr=0.001, steps=30000, time_s=300, warmup=200, eval_every=500, eval_batches=40, compile=True, target=1.45),
+    gpt=GPTRun(
+        layers=6,
+        heads=6,
+        dim=384,
+        context=256,
+        dropout=0.2,
+        batch=64,
+        lr=0.001,
+        steps=30000,
+        time_s=300,
+        warmup=200,
+        eval_every=500,
+        eval_batches=40,
+        compile=True,
+        target=1.45,
+    ),
     gen=GenerationModel(layers=6, heads=6, dim=384, context=640, batch=32, steps=30000, time_s=120, lr=0.001),
     kv=KVCacheTiming(prompt=64, new_tokens=512, batch=64, target_speedup=3.0),
     scaling=Scaling(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), dim=512, heads=8, batch=4, min_run_s=0.2),

@@ -37,8 +37,9 @@ class Unit10(Settings):
     weight_decay: float = doc("AdamW weight decay during finetuning")
     dropout: float = doc("dropout probability before the classification head")
     target_accuracy: float | None = doc("test accuracy full finetuning must reach in the full tier (None: not checked)")
-    frozen: FrozenEmbeddings = doc("Frozen embeddings and logistic regression, notebook 02 (its C values also in "
-                                   "notebook 03).")
+    frozen: FrozenEmbeddings = doc(
+        "Frozen embeddings and logistic regression, notebook 02 (its C values also in notebook 03)."
+    )
 
 
 SMOKE = Unit10(

@@ -88,10 +88,12 @@ class Unit11(Settings):
     """The settings of unit 11."""
 
     corpus_chars: int | None = doc("characters of Shakespeare training text used (None: all of it)")
-    bf16_speedup_target: float | None = doc("how many times faster than fp32 a bf16-mixed GPT step must be, full tier "
-                                            "on a GPU (None: not checked)")
-    loss_tolerance: float | None = doc("largest relative gap between bf16-mixed and fp32 validation loss, full tier on "
-                                       "a GPU (None: not checked)")
+    bf16_speedup_target: float | None = doc(
+        "how many times faster than fp32 a bf16-mixed GPT step must be, full tier on a GPU (None: not checked)"
+    )
+    loss_tolerance: float | None = doc(
+        "largest relative gap between bf16-mixed and fp32 validation loss, full tier on a GPU (None: not checked)"
+    )
     gpt: GPTTask = doc("Unit 9's GPT on Shakespeare characters: notebooks 01 and 03, exercises 1 and 2.")
     cnn: CNNTask = doc("Unit 7's SmallCNN on Fashion-MNIST: notebook 01.")
     compile: CompileRun = doc("Compiling a GPT with torch.compile, notebook 02.")

@@ -68,7 +68,20 @@ SMOKE = Unit12(
     text_chars=100000,
     ppl=Perplexity(context=64, batch=2, batches=2),
     continued=ContinuedPretraining(context=32, batch=2, steps=2, lr=3e-05, time_s=20, must_improve=False),
-    tiny=TinyLlama(layers=2, heads=4, kv_heads=2, dim=64, context=64, batch=16, lr=0.003, steps=150, time_s=3, warmup=10, eval_every=50, eval_batches=4),
+    tiny=TinyLlama(
+        layers=2,
+        heads=4,
+        kv_heads=2,
+        dim=64,
+        context=64,
+        batch=16,
+        lr=0.003,
+        steps=150,
+        time_s=3,
+        warmup=10,
+        eval_every=50,
+        eval_batches=4,
+    ),
 )
 
 FULL = Unit12(
@@ -79,5 +92,18 @@ FULL = Unit12(
     text_chars=None,
     ppl=Perplexity(context=512, batch=8, batches=20),
     continued=ContinuedPretraining(context=512, batch=16, steps=300, lr=3e-05, time_s=240, must_improve=True),
-    tiny=TinyLlama(layers=6, heads=6, kv_heads=2, dim=384, context=256, batch=64, lr=0.001, steps=20000, time_s=120, warmup=200, eval_every=500, eval_batches=40),
+    tiny=TinyLlama(
+        layers=6,
+        heads=6,
+        kv_heads=2,
+        dim=384,
+        context=256,
+        batch=64,
+        lr=0.001,
+        steps=20000,
+        time_s=120,
+        warmup=200,
+        eval_every=500,
+        eval_batches=40,
+    ),
 )

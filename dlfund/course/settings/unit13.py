@@ -55,10 +55,12 @@ class Targets(Settings):
     """What the full tier must reach in notebook 04 (nothing is checked in the smoke tier)."""
 
     exact_match: float | None = doc("held-out exact match LoRA and both adapters must reach (None: not checked)")
-    trainable_percent: float | None = doc("percent of the parameters LoRA and the adapters must stay below (None: not "
-                                          "checked)")
-    memory_ratio: float | None = doc("LoRA's peak training memory as a share of full finetuning's, at most; GPU only "
-                                     "(None: not checked)")
+    trainable_percent: float | None = doc(
+        "percent of the parameters LoRA and the adapters must stay below (None: not checked)"
+    )
+    memory_ratio: float | None = doc(
+        "LoRA's peak training memory as a share of full finetuning's, at most; GPU only (None: not checked)"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ SMOKE = Unit13(
     lr_full=0.0001,
     lr_lora=0.002,
     lr_adapter=0.005,
-    lora=LoRASettings(targets=('q_proj', 'v_proj'), rank=8, ranks=(8,), alpha_per_rank=2.0),
+    lora=LoRASettings(targets=("q_proj", "v_proj"), rank=8, ranks=(8,), alpha_per_rank=2.0),
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=3),
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
@@ -120,7 +122,7 @@ FULL = Unit13(
     lr_full=3e-05,
     lr_lora=0.002,
     lr_adapter=0.005,
-    lora=LoRASettings(targets=('q_proj', 'v_proj'), rank=8, ranks=(2, 8, 16), alpha_per_rank=2.0),
+    lora=LoRASettings(targets=("q_proj", "v_proj"), rank=8, ranks=(2, 8, 16), alpha_per_rank=2.0),
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=100),
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=256, true_rank=4, ranks=(1, 2, 4, 8, 16), alphas=(1.0, 16.0), steps=400),
