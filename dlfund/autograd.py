@@ -330,7 +330,7 @@ def draw_graph(
         users[src].append(dst)
         inputs[dst].append(src)
     # column: longest path from an input, then each input moved next to its first user
-    column = {n: 0 for n in names}
+    column = dict.fromkeys(names, 0)
     for _ in names:
         for src, dst, _ in edges:
             column[dst] = max(column[dst], column[src] + 1)

@@ -219,8 +219,9 @@ def predict(
     """Class predictions for ``inputs (N, ...)``: ``(labels (N,) int64, probabilities (N, C) float32)``, on the CPU.
 
     ``model`` maps a batch to logits ``(B, C)``: an ``nn.Module`` (put in ``eval()`` mode here) or
-    a loaded program (traced in ``eval()`` mode by :func:`export_program`). Inputs must be prepared as in training (float, normalised); they go through
-    in batches of ``batch_size`` on ``device`` (default: the model's, or the CPU).
+    a loaded program (traced in ``eval()`` mode by :func:`export_program`). Inputs must be prepared as in
+    training (float, normalised); they go through in batches of ``batch_size`` on ``device`` (default:
+    the model's, or the CPU).
     """
     if not isinstance(inputs, torch.Tensor) or not inputs.dtype.is_floating_point:
         found = inputs.dtype if isinstance(inputs, torch.Tensor) else type(inputs).__name__

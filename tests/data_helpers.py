@@ -15,8 +15,8 @@ import lzma
 import stat
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 

@@ -166,7 +166,7 @@ def test_gradients_of_random_expressions_match_torch() -> None:
 def test_gradients_of_random_expressions_match_finite_differences() -> None:
     for k, (program, inputs) in enumerate(PROGRAMS[:100]):
         _, grads = value_grads(program, inputs)
-        numerical = numerical_grad(lambda xs: run(program, [Value(x) for x in xs]).data, inputs, eps=1e-6)
+        numerical = numerical_grad(lambda xs, p=program: run(p, [Value(x) for x in xs]).data, inputs, eps=1e-6)
         for i, (g, n) in enumerate(zip(grads, numerical)):
             assert abs(g - n) <= 1e-6 + 1e-5 * abs(n), f"program {k}: d/dx{i} = {g!r}, finite differences {n!r}"
 

@@ -55,7 +55,7 @@ def test_setup_prints_environment_budget_and_settings(capsys, monkeypatch):
     assert cfg.device.type in ("cpu", "cuda", "mps")
     assert {"epochs", "fmnist_train", "fmnist_test"} <= set(dir(cfg)), "Tab completion lists the settings"
     with pytest.raises(AttributeError, match="unit 1 has no setting 'width'; settings: fmnist_train"):
-        cfg.width
+        _ = cfg.width
 
 
 def test_setup_rejects_unknown_notebooks_and_settings(monkeypatch):

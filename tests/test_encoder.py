@@ -1,4 +1,4 @@
-"""The from-scratch BERT encoder (dlfund.models.encoder) against references, on random and on the real MiniLM weights."""
+"""The from-scratch BERT encoder (dlfund.models.encoder) against references, on random and the real MiniLM weights."""
 
 from __future__ import annotations
 

@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 
-from dlfund.course.bench import lora_vs_peft
-from dlfund.course.bench import reference
+from dlfund.course.bench import lora_vs_peft, reference
 
 HAVE_PEFT = all(importlib.util.find_spec(m) is not None for m in ("peft", "transformers"))
 

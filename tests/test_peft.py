@@ -12,7 +12,6 @@ from dlfund.course import manifest
 from dlfund.course.notebooks import definitions
 from dlfund.models.llama import GroupedQueryAttention, Llama, LlamaConfig
 from dlfund.peft import adapter, lora
-from dlfund.peft.trainable import cast_frozen, train_only
 from dlfund.peft.finetune import (
     Method,
     build,
@@ -21,6 +20,7 @@ from dlfund.peft.finetune import (
     state_bytes,
     train,
 )
+from dlfund.peft.trainable import cast_frozen, train_only
 
 
 def tiny(seed: int = 0) -> Llama:

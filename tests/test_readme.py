@@ -21,6 +21,8 @@ def test_quick_start_is_two_one_line_commands():
     assert len(run) == 1 and len(test) == 1
     assert run[0].startswith("pip install -e .") and "dlfund run" in run[0]
     assert test[0].startswith("pip install -e ") and "pytest" in test[0]
+    lint, fmt, tests = (test[0].index(s) for s in ("ruff check .", "ruff format --check .", "pytest"))
+    assert lint < tests and fmt < tests, "lint and format are checked before the tests run"
 
 
 def test_ci_runs_the_readme_test_command():

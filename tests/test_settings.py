@@ -123,7 +123,7 @@ def test_the_run_reads_settings_as_attributes_and_lists_them(monkeypatch):
     assert cfg.gpt.layers == unit.tier_settings("smoke").gpt.layers
     assert {"gpt", "kv", "positions"} <= set(dir(cfg))
     with pytest.raises(AttributeError, match="unit 9 has no setting 'gpt_layers'"):
-        cfg.gpt_layers
+        _ = cfg.gpt_layers
 
 
 def test_a_unit_can_check_how_its_settings_fit_together():

@@ -39,7 +39,7 @@ def test_items_are_float_images_and_int64_labels() -> None:
     assert image.shape == (1, 28, 28) and image.dtype == torch.float32
     assert label.shape == () and label.dtype == torch.int64 and int(label) == 3
     assert torch.allclose(image[0], images[3].double().div(255).float())
-    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
 
 
 def test_standardisation_and_transform_order() -> None:

@@ -138,7 +138,10 @@ def early_stopping(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     cases = [(30, 3, True), (30, 2, True), (8, 8, False)]  # (max_epochs, patience, must stop early)
     for max_epochs, patience, must_stop in cases:
         data, ref, states = _early_stopping_case(gen, max_epochs, patience, must_stop=must_stop)
-        call = f"train_with_early_stopping(model, X_train, y_train, X_val, y_val, max_epochs={max_epochs}, patience={patience})"
+        call = (
+            f"train_with_early_stopping(model, X_train, y_train, X_val, y_val, max_epochs={max_epochs}, "
+            f"patience={patience})"
+        )
         model = Perceptron(data[0].shape[1])
         out = call_learner(fn, model, *data, max_epochs=max_epochs, patience=patience, what=call)
         _compare_early_stopping(out, model, ref, states, max_epochs, patience, f"{call} {where}")

@@ -502,12 +502,13 @@ def _check_ovr(ovr_train_epoch: Callable[..., Any], gen: torch.Generator, where:
                 raise CheckFailed(
                     f"{what}: "
                     + {
-                        "batch": "the weights match one update for the whole epoch, computed from predictions made with "
-                        "the starting weights. The perceptron updates after every example, and the next "
+                        "batch": "the weights match one update for the whole epoch, computed from predictions made "
+                        "with the starting weights. The perceptron updates after every example, and the next "
                         "prediction uses the updated weights: loop over the rows of X, vectorise over the classes",
                         "ge": "examples whose net input is exactly 0 were predicted as class 1 (>=); the perceptron "
                         "predicts 1 only when z > 0",
-                        "lr": f"the weights match lr=1.0: the learning rate lr={lr} was ignored (scale the update by lr)",
+                        "lr": f"the weights match lr=1.0: the learning rate lr={lr} was ignored "
+                        "(scale the update by lr)",
                     }[kind]
                 )
         col = int(

@@ -203,7 +203,7 @@ def _check_expressions(div: Callable[..., Any], sigmoid: Callable[..., Any], rng
             _close(out.data, t_out.item(), 1e-12),
             f"{call}: the forward value should be {t_out.item():.10g}, found {out.data:.10g}",
         )
-        numerical = numerical_grad(lambda xs: on_values(Value(xs[0]), Value(xs[1])).data, [x, y])
+        numerical = numerical_grad(lambda xs, f=on_values: f(Value(xs[0]), Value(xs[1])).data, [x, y])
         for name, found, exact, num in (
             ("x", vx.grad, tx.grad.item(), numerical[0]),
             ("y", vy.grad, ty.grad.item(), numerical[1]),

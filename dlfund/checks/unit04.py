@@ -55,7 +55,7 @@ def _blob_problem(gen: torch.Generator, n_train: int, n_test: int) -> tuple[Tens
 
 def _as_float(value: Any) -> float | None:
     """``value`` as a float if it is a real number (or a one-element tensor), else ``None``."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
         return float(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
@@ -68,7 +68,10 @@ def _diagnose_parameters(found: int, d: int, width: int, depth: int, c: int) -> 
     widths = [d, *hidden, c]
     weights_only = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
     if found == weights_only:
-        return ": that counts only the weight matrices; the biases are parameters too (sum p.numel() over model.parameters())"
+        return (
+            ": that counts only the weight matrices; the biases are parameters too "
+            "(sum p.numel() over model.parameters())"
+        )
     if found == 2 * (depth + 1):
         return (
             ": that is the number of parameter *tensors*; count the numbers in them "

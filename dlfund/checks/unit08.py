@@ -90,7 +90,10 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
         "W_k": torch.randn(a, dk, generator=gen) / dk**0.5,
         "v": torch.randn(a, generator=gen),
     }
-    call = f"{_name(fn)}(query {tuple(inputs['query'].shape)}, keys {tuple(inputs['keys'].shape)}, mask {tuple(mask.shape)}, ...)"
+    call = (
+        f"{_name(fn)}(query {tuple(inputs['query'].shape)}, keys {tuple(inputs['keys'].shape)}, "
+        f"mask {tuple(mask.shape)}, ...)"
+    )
 
     def run(values: dict[str, Tensor], m: Tensor) -> tuple[Tensor, Tensor]:
         out = call_learner(fn, values["query"], values["keys"], m, values["W_q"], values["W_k"], values["v"], what=call)

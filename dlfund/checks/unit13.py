@@ -81,7 +81,8 @@ def lora_layer(cls: type, *, seed: int | None = None) -> None:
     expect(
         bool(A.abs().max() <= bound * 1.001) and float(A.std()) > 0.2 * bound,
         f"{call}: A should be Kaiming-uniform like nn.Linear's weight (nn.init.kaiming_uniform_(A, a=math.sqrt(5)), "
-        f"values within ±1/sqrt(in) = ±{bound:.3f}), found values in [{float(A.min()):.3f}, {float(A.max()):.3f}] {where}",
+        f"values within ±1/sqrt(in) = ±{bound:.3f}), found values in "
+        f"[{float(A.min()):.3f}, {float(A.max()):.3f}] {where}",
     )
     expect(getattr(layer, "merged", None) is False, f"{call}: a new layer should have merged = False {where}")
 

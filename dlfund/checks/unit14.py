@@ -257,7 +257,7 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         counts = {"A": (both, big, small), "B": (both, small, big), "neither": (both, even, even + 1)}[truth]
         cases.append((truth, *_outcomes(gen, n, counts)))
     order = torch.randperm(3, generator=gen).tolist()
-    for truth, a, b in [cases[i] for i in order]:
+    for _truth, a, b in [cases[i] for i in order]:
         n_boot = int(torch.randint(500, 1200, (), generator=gen))
         level = 0.95
         boot_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))

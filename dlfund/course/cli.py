@@ -8,7 +8,8 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from packaging.requirements import Requirement

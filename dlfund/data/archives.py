@@ -12,8 +12,9 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Callable, Iterator, Mapping
+from typing import IO
 
 # (registry file name, member, raw stream, size of the raw stream or None)
 Writer = Callable[[str, str, IO[bytes], "int | None"], None]

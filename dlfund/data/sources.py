@@ -18,9 +18,10 @@ import sys
 import tempfile
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 from tqdm import tqdm
 

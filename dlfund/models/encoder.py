@@ -225,12 +225,10 @@ def checkpoint_name(name: str) -> str | None:
     name = name.removeprefix("bert.")
     if _UNUSED.match(name):
         return None
-    if m := re.fullmatch(r"embeddings\.(\w+)\.(weight|bias)", name):
-        if m[1] in _EMBEDDING_PARTS:
-            return f"embeddings.{_EMBEDDING_PARTS[m[1]]}.{m[2]}"
-    if m := re.fullmatch(r"encoder\.layer\.(\d+)\.([\w.]+)\.(weight|bias)", name):
-        if m[2] in _LAYER_PARTS:
-            return f"layers.{m[1]}.{_LAYER_PARTS[m[2]]}.{m[3]}"
+    if (m := re.fullmatch(r"embeddings\.(\w+)\.(weight|bias)", name)) and m[1] in _EMBEDDING_PARTS:
+        return f"embeddings.{_EMBEDDING_PARTS[m[1]]}.{m[2]}"
+    if (m := re.fullmatch(r"encoder\.layer\.(\d+)\.([\w.]+)\.(weight|bias)", name)) and m[2] in _LAYER_PARTS:
+        return f"layers.{m[1]}.{_LAYER_PARTS[m[2]]}.{m[3]}"
     raise KeyError(f"unknown checkpoint tensor {name!r}: not a BERT encoder weight")
 
 
@@ -417,7 +415,8 @@ def finetune(
     """Train the parameters that require gradients with AdamW (the head at ``head_lr``, default ``lr``) and a
     linear warm-up (the first ``warmup`` fraction of steps) then linear decay to 0: the usual BERT recipe.
 
-    ``train`` and ``val`` yield ``(ids (B, T), lengths (B,), labels (B,))`` (e.g. ``dlfund.text.words.SequenceBatches``).
+    ``train`` and ``val`` yield ``(ids (B, T), lengths (B,), labels (B,))``
+    (e.g. ``dlfund.text.words.SequenceBatches``).
     After each epoch the validation accuracy is measured; the best epoch's weights are restored at the
     end. Returns ``{"train_loss": [...], "val_accuracy": [...]}`` per epoch.
     """

@@ -82,7 +82,8 @@ class GPTConfig(DecoderConfig):
 
 
 def sinusoidal_positions(length: int, dim: int, base: float = 10000.0) -> Tensor:
-    """The fixed sinusoidal table ``(length, dim)``: ``PE[p, 2i] = sin(p / base^(2i/dim))``, ``PE[p, 2i+1] = cos(...)``."""
+    """The fixed sinusoidal table ``(length, dim)``: ``PE[p, 2i] = sin(p / base^(2i/dim))``,
+    ``PE[p, 2i+1] = cos(p / base^(2i/dim))``."""
     if dim % 2:
         raise ValueError(f"sinusoidal positions need an even dimension, got {dim}")
     position = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)

@@ -84,7 +84,8 @@ def permute_qk(w: Tensor, n_heads: int) -> Tensor:
 
 
 def unpermute_qk(w: Tensor, n_heads: int) -> Tensor:
-    """Undo :func:`permute_qk`: rows of each head from ``(x0, y0, x1, y1, ...)`` back to ``(x0, x1, ..., y0, y1, ...)``."""
+    """Undo :func:`permute_qk`: the rows of each head from ``(x0, y0, x1, y1, ...)`` back to
+    ``(x0, x1, ..., y0, y1, ...)``."""
     out_features, d_in = w.shape
     if out_features % (2 * n_heads):
         raise WeightsError(f"a q/k projection with {out_features} rows cannot hold {n_heads} heads of even size")

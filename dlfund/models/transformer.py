@@ -167,7 +167,7 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
     """Raise a ``ValueError`` for sampling settings :func:`sample_next` cannot use."""
     if temperature < 0:
         raise ValueError(f"temperature must be ≥ 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k:
+    if top_k is not None and not top_k >= 1:
         raise ValueError(f"top_k must be a positive number of tokens, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")

@@ -220,7 +220,8 @@ class ViT(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def tokens(self, x: Tensor) -> Tensor:
-        """Images ``(N, C, H, W)`` → the encoder's input ``(N, num_patches + 1, D)``: class token first, plus positions."""
+        """Images ``(N, C, H, W)`` → the encoder's input ``(N, num_patches + 1, D)``: class token first,
+        plus positions."""
         patches = self.patch_embed(x)  # (N, P, D)
         if patches.shape[1] != self.num_patches:
             raise ValueError(

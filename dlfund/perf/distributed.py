@@ -263,10 +263,7 @@ def _run_fabric(
     else:
         fabric = _fabric(strategy, world, device)
     model = _model(problem)
-    if strategy == "fsdp2":
-        model = fabric.setup_module(model)
-        opt = fabric.setup_optimizers(torch.optim.AdamW(model.parameters(), lr=problem["lr"]))
-    elif strategy == "fsdp":
+    if strategy == "fsdp2" or strategy == "fsdp":
         model = fabric.setup_module(model)
         opt = fabric.setup_optimizers(torch.optim.AdamW(model.parameters(), lr=problem["lr"]))
     else:

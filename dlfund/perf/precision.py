@@ -192,7 +192,8 @@ def train_with_precision(
     warmup: int = 2,
     keep_model: bool = False,
 ) -> PrecisionRun:
-    """Train ``task.make_model()`` for ``steps`` AdamW steps in ``precision`` and measure it (see :class:`PrecisionRun`)."""
+    """Train ``task.make_model()`` for ``steps`` AdamW steps in ``precision`` and measure it
+    (see :class:`PrecisionRun`)."""
     device = torch.device(device)
     ok, why = supported(precision, device)
     if not ok:

@@ -40,7 +40,7 @@ def clean(text: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Words (with an apostrophe suffix kept: ``it's``, ``marker's``) and single punctuation marks of ``clean(text)``."""
+    """Words (an apostrophe suffix kept: ``it's``, ``marker's``) and single punctuation marks of ``clean(text)``."""
     return _TOKEN.findall(clean(text))
 
 

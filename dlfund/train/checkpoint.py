@@ -43,8 +43,9 @@ with such attributes. Lightning then fails with torch's "Weights only load faile
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import lightning as L
 import numpy as np

@@ -22,8 +22,9 @@ Comparisons whose course code is not written yet are listed as pending, with the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,11 +157,11 @@ def bench_attention(size: dict[str, Any], device: torch.device) -> list[Row]:
         if difference > 1e-4:
             raise AssertionError(f"attention at T={t}: the two implementations differ by {difference:.2e}")
 
-        def step(module: torch.nn.Module) -> Callable[[], None]:
-            return lambda: module(x).sum().backward()
+        def step(module: torch.nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
+            return lambda: module(inputs).sum().backward()
 
-        ms = [1000 * seconds_per_call(step(m), device, size["min_run_s"]) for m in (ours, fused)]
-        memory = [peak_mb(step(m), device) for m in (ours, fused)]
+        ms = [1000 * seconds_per_call(step(m, x), device, size["min_run_s"]) for m in (ours, fused)]
+        memory = [peak_mb(step(m, x), device) for m in (ours, fused)]
         note = f"max difference {difference:.1e}"
         if memory[0] is not None and memory[1] is not None:
             note += f"; peak memory {memory[0]:.0f} MB vs {memory[1]:.0f} MB"

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -47,7 +48,7 @@ class BankError(ValueError):
 
 def answer_hash(salt: str, question_id: str, choice: str) -> str:
     """The stored form of a correct answer: sha256 of ``"{salt}:{id}:{choice}"``, hex."""
-    return hashlib.sha256(f"{salt}:{question_id}:{choice}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{salt}:{question_id}:{choice}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import random
 import shutil
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 from dlfund.course import manifest
 from dlfund.course.quiz.bank import Question, load_bank, units_in
@@ -74,7 +74,7 @@ def exam_quota(sizes: dict[int, int], n: int) -> dict[int, int]:
     units = sorted(sizes)
     if not len(units) <= n <= sum(sizes.values()):
         raise ValueError(f"cannot draw {n} questions from {len(units)} units holding {sum(sizes.values())}")
-    quota = {u: 1 for u in units}
+    quota = dict.fromkeys(units, 1)
     while sum(quota.values()) < n:
         left = n - sum(quota.values())
         open_units = [u for u in units if quota[u] < sizes[u]]

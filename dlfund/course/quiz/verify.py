@@ -7,7 +7,7 @@ the exit status is 1 if any certificate fails.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from dlfund.course.quiz.certificate import CertificateError, verify_certificate
 
