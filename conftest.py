@@ -20,7 +20,7 @@ os.environ.pop("DLFUND_RECORD", None)  # tests never overwrite the committed ref
 collect_ignore_glob = ["units/*/exercises/*", "runs/*", "book/*"]
 
 
-def pytest_configure(config):  # noqa: ANN001 - pytest's hook signature
+def pytest_configure(config):  # pytest's hook signature
     from dlfund.utils.net import block_network
 
     block_network()
@@ -30,13 +30,13 @@ def pytest_configure(config):  # noqa: ANN001 - pytest's hook signature
 _notebook_seconds: dict[str, float] = {}
 
 
-def pytest_runtest_logreport(report):  # noqa: ANN001
+def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + report.duration
 
 
-def pytest_terminal_summary(terminalreporter):  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter):
     if not _notebook_seconds:
         return
     from pathlib import Path

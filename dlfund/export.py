@@ -369,13 +369,13 @@ def start_server(
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server looks for
+        def do_GET(self) -> None:  # the name http.server looks for
             if self.path != "/health":
                 self._reply(404, {"error": f"unknown path {self.path}; use GET /health or POST /predict"})
                 return
             self._reply(200, {"status": "ok", "input_shape": list(input_shape), "served": server.served})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/predict":
                 self._reply(404, {"error": f"unknown path {self.path}; use POST /predict"})
                 return
@@ -408,7 +408,7 @@ def start_server(
                 body["classes"] = [classes[i] for i in labels.tolist()]
             self._reply(200, body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep notebook output quiet
+        def log_message(self, format: str, *args: Any) -> None:  # keep notebook output quiet
             pass
 
     httpd = ThreadingHTTPServer((host, port), Handler)

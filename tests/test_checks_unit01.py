@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import rejects, solution, stub  # noqa: E402
+from check_helpers import rejects, solution, stub
 
 from dlfund.checks import unit01
 from dlfund.course import manifest

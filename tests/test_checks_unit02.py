@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import rejects, solution, stub  # noqa: E402
+from check_helpers import rejects, solution, stub
 
 from dlfund.checks import unit02
 from dlfund.course import manifest

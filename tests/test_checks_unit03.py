@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from check_helpers import rejects, solution  # noqa: E402
+from check_helpers import rejects, solution
 
 from dlfund.autograd import Value
 from dlfund.checks import unit03

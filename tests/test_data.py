@@ -32,7 +32,7 @@ from dlfund.data import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from data_helpers import (  # noqa: E402
+from data_helpers import (
     REVIEWS_CSV,
     build_deb,
     build_wheel,

@@ -32,7 +32,7 @@ class TinyRMSNorm(nn.Module):  # a hand-written norm, recognised by its name
         self.weight = nn.Parameter(torch.ones(1, 5))
 
 
-def ids(ps) -> set[int]:  # noqa: ANN001
+def ids(ps) -> set[int]:
     return {id(p) for p in ps}
 
 

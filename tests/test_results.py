@@ -118,7 +118,7 @@ def repo(tmp_path, monkeypatch):
 
 def test_a_result_is_current_only_for_its_device_commit_file_and_settings(repo, monkeypatch):
     unit, notebook, write = repo
-    reason = lambda device="cuda": results.stale_reason(unit, "nb", notebook, "full", device)  # noqa: E731
+    reason = lambda device="cuda": results.stale_reason(unit, "nb", notebook, "full", device)
     assert reason() == "no recorded result"
     write()
     assert reason() is None

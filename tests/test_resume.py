@@ -38,7 +38,7 @@ class CrashAfterEpoch(L.Callback):
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
-    ) -> None:  # noqa: ANN001
+    ) -> None:
         if trainer.current_epoch == self.epoch + 1 and batch_idx == 1:
             raise Crash(f"killed during epoch {self.epoch + 1}")
 
@@ -139,7 +139,7 @@ def test_crash_during_write_keeps_previous_checkpoint(tmp_path: Path, monkeypatc
 
     real_save = torch.save
 
-    def half_then_die(obj, f, *args, **kwargs):  # noqa: ANN001
+    def half_then_die(obj, f, *args, **kwargs):
         real_save(obj, f, *args, **kwargs)
         f.seek(0)
         f.truncate(len(before) // 2)  # half a file on disk, then the process "dies"

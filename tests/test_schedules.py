@@ -28,7 +28,7 @@ def optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
 
 
 def test_reference_values() -> None:
-    f = lambda s: cosine_with_warmup(s, warmup_steps=10, total_steps=110, min_lr_ratio=0.1)  # noqa: E731
+    f = lambda s: cosine_with_warmup(s, warmup_steps=10, total_steps=110, min_lr_ratio=0.1)
     assert f(0) == pytest.approx(0.1)  # (0 + 1) / 10: the first step already moves
     assert f(4) == pytest.approx(0.5)  # mid-warmup
     assert f(9) == pytest.approx(1.0)  # last warmup step: the full rate

@@ -98,7 +98,7 @@ def test_attention_equals_manual_softmax_reference() -> None:
     x = torch.randn(2, 5, dim)
     out, weights = attn(x, return_attention=True)
     q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(dim, dim=-1)
-    split = lambda t: t.reshape(2, 5, heads, dim // heads).transpose(1, 2)  # noqa: E731  (B, h, T, hd)
+    split = lambda t: t.reshape(2, 5, heads, dim // heads).transpose(1, 2)  # (B, h, T, hd)
     q, k, v = split(q), split(k), split(v)
     reference = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(dim // heads), dim=-1)
     torch.testing.assert_close(weights, reference, atol=1e-6, rtol=1e-5)

@@ -253,7 +253,7 @@ def _check_clip(clip: Callable[..., Any], gen: torch.Generator, where: str) -> N
             x.view(-1)[0], x.view(-1)[1] = low, high
         tensors = {"x": x, **{k: v for k, v in (("low", low), ("high", high)) if isinstance(v, torch.Tensor)}}
         before = {k: v.clone() for k, v in tensors.items()}
-        show = lambda v: f"tensor of shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else repr(v)  # noqa: E731
+        show = lambda v: f"tensor of shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else repr(v)
         what = (
             f"clip(x, {show(low)}, {show(high)}) for x of shape {tuple(x.shape)} and dtype {x.dtype}, {label} {where}"
         )

@@ -347,7 +347,7 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
                 f"{call}[-1] raised IndexError; negative indices count from the end, like a list's: "
                 f"ds[-1] is ds[{n - 1}]"
             ) from None
-        except Exception:  # noqa: BLE001 - let call_learner name the crash
+        except Exception:  # let call_learner name the crash
             last = call_learner(ds.__getitem__, -1, what=f"{call}[-1]")
         expect(
             _close(_check_item(last, f"{call}[-1]")[0], _reference_image(images, n - 1, standardize)),
@@ -358,7 +358,7 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
                 ds[bad]
             except IndexError:
                 continue
-            except Exception as err:  # noqa: BLE001 - any other exception is the mistake we report
+            except Exception as err:  # any other exception is the mistake we report
                 raise CheckFailed(
                     f"{call}[{bad}] raised {type(err).__name__}: {err}; an index outside [-{n}, {n}) "
                     "should raise IndexError, as a list does"

@@ -250,7 +250,7 @@ def adamw_weight_decay(
     _check_groups(groups, model, wd, call)
     try:
         torch.optim.AdamW(groups, lr=1e-3)
-    except Exception as err:  # noqa: BLE001 - say what torch said
+    except Exception as err:  # say what torch said
         raise CheckFailed(f"{call}: torch.optim.AdamW does not accept these groups: {err}") from None
 
     # The update, over a few steps, against torch.optim.AdamW itself (float64: tight tolerances).

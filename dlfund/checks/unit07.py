@@ -367,4 +367,4 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
     )
 
 
-from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402,F401
+from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402

@@ -221,7 +221,7 @@ def gguf_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     reader = gguf_reader(path)
     kv = {key: _gguf_value(field) for key, field in reader.fields.items()}
     arch = kv.get("general.architecture")
-    a = lambda key: kv.get(f"{arch}.{key}")  # noqa: E731
+    a = lambda key: kv.get(f"{arch}.{key}")
     names = {t.name for t in reader.tensors}
     return {
         "architecture": arch,

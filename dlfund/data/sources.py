@@ -259,7 +259,7 @@ class DebianSource(Source):
 
 def _urlopen(url: str) -> IO[bytes]:
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    return urllib.request.urlopen(req, timeout=URL_TIMEOUT_S)  # noqa: S310 (http/https/file only by design)
+    return urllib.request.urlopen(req, timeout=URL_TIMEOUT_S)  # http/https/file only by design
 
 
 def _content_length(resp: object) -> int | None:
