@@ -9,42 +9,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from dlfund.course.settings import (
-    unit01,
-    unit02,
-    unit03,
-    unit04,
-    unit05,
-    unit06,
-    unit07,
-    unit08,
-    unit09,
-    unit10,
-    unit11,
-    unit12,
-    unit13,
-    unit14,
-)
 from dlfund.course.settings.base import Settings, doc, explain, flatten, override
 
 __all__ = ["Settings", "doc", "explain", "flatten", "override", "tiers"]
-
-_MODULES = (
-    unit01,
-    unit02,
-    unit03,
-    unit04,
-    unit05,
-    unit06,
-    unit07,
-    unit08,
-    unit09,
-    unit10,
-    unit11,
-    unit12,
-    unit13,
-    unit14,
-)
 
 
 def tiers(module: ModuleType) -> dict[str, Settings]:
