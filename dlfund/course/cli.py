@@ -89,7 +89,6 @@ def _show(value: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     if args.all == (args.unit is not None):
         raise UsageError("give one unit number (e.g. `dlfund run 1`) or --all")
     units = list(manifest.UNITS) if args.all else [_unit(args.unit)]
@@ -125,7 +124,6 @@ def _version(dist: str) -> str | None:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-
     device = pick_device()
     print(environment_line(device))
     bad = 0
@@ -151,7 +149,6 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-
     if args.action == "list":
         for name, ds in data.DATASETS.items():
             print(f"{name:<20} {ds.title}  [{ds.license}]")
@@ -166,7 +163,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_exercises(args: argparse.Namespace) -> int:
-
     if args.check:
         problems = exercises.stale()
         for p in problems:
@@ -180,7 +176,6 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-
     if args.check:
         problems = exercises.stale() + docs.stale()
         for p in problems:
@@ -194,7 +189,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-
     index = book.build(quiet=not args.verbose)
     print(f"book built: {index}")
     return 0
@@ -214,7 +208,6 @@ def _answer_reader() -> Callable[[str], str]:
 
 
 def _take(run: Callable[..., Any]) -> int:
-
     try:
         report = run(input_fn=_answer_reader())
     except (BankError, KeyError) as err:  # a broken bank file, or a unit without questions
@@ -223,13 +216,11 @@ def _take(run: Callable[..., Any]) -> int:
 
 
 def cmd_quiz(args: argparse.Namespace) -> int:
-
     unit = _unit(args.unit).number
     return _take(lambda input_fn: quiz(unit, name=args.name, seed=args.seed, out_dir=args.out, input_fn=input_fn))
 
 
 def cmd_exam(args: argparse.Namespace) -> int:
-
     if args.questions < 1:
         raise UsageError(f"--questions must be at least 1, got {args.questions}")
     return _take(

@@ -106,7 +106,6 @@ def make_problem(
 
 
 def _model(problem: dict[str, Any]) -> nn.Module:
-
     torch.manual_seed(problem["seed"])  # every rank starts from the same weights
     return GPT(GPTConfig(**problem["model"]))
 
@@ -174,7 +173,6 @@ def _same_layout(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
 
 
 def _memory(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
-
     sizes = state_bytes(model, opt)
     return {
         **{f"{k}_mb": v / 2**20 for k, v in sizes.items()},

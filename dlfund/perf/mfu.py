@@ -181,7 +181,6 @@ def measure_mfu(
 
 
 def main(argv: list[str] | None = None) -> int:
-
     p = argparse.ArgumentParser(prog="python -m dlfund.perf.mfu", description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=None, help="sequences per step (default: 16 on CUDA, 1 on CPU)")
     p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default: 1024 on CUDA, 128 on CPU)")

@@ -178,7 +178,6 @@ class PrecisionRun:
 
 
 def _state_mb(model: nn.Module, opt: torch.optim.Optimizer) -> float:
-
     return sum(state_bytes(model, opt).values()) / 2**20
 
 

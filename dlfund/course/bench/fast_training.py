@@ -46,7 +46,6 @@ def _sizes(tier: str) -> Unit11:
 
 
 def bench_precision(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
-
     gpt = gpt_task(
         n_layers=c.gpt.layers,
         dim=c.gpt.dim,
@@ -122,7 +121,6 @@ def bench_precision(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]
 
 
 def bench_compile(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
-
     precision = "bf16-mixed" if device.type == "cuda" and supported("bf16-mixed", device)[0] else "fp32"
     task = gpt_task(
         n_layers=c.compile.layers,
@@ -155,7 +153,6 @@ def bench_compile(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
 
 def bench_memory(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
-
     task = gpt_task(
         n_layers=c.gpt.layers,
         dim=c.gpt.dim,
@@ -265,7 +262,6 @@ def bench_memory(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
 
 
 def bench_distributed(c: Unit11, device: torch.device, seed: int = 0) -> list[Row]:
-
     if device.type == "cuda":
         nproc, where = c.dist.nproc or torch.cuda.device_count(), "cuda"
     else:

@@ -246,7 +246,6 @@ def run_questions(
 def _certify(
     report: Report, name: str | None, out_dir: str | Path | None, input_fn: InputFn, print_fn: PrintFn
 ) -> Report:
-
     if name is None or not name.strip():
         try:
             name = input_fn("Your name for the certificate (empty: no certificate): ")
