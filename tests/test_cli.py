@@ -84,6 +84,40 @@ def test_runner_collects_failures_and_keeps_going(fake_unit, tmp_path, capsys):
     assert "1/2 notebooks ran" in text and "FAILED" in text
 
 
+@pytest.mark.notebooks
+def test_warm_kernels_are_fresh_processes_and_none_is_left_behind(tmp_path, monkeypatch):
+    """The next notebook's kernel starts early, but nothing of one notebook reaches the next."""
+    monkeypatch.setattr(manifest, "UNITS_DIR", tmp_path / "units")
+    monkeypatch.setattr(manifest, "RUNS_DIR", tmp_path / "runs")
+    unit = manifest.Unit(98, "warm", "Warm", "", (manifest.Notebook("a", "A"), manifest.Notebook("b", "B")), (), ())
+    unit.path.mkdir(parents=True)
+    probe = "import os, sys\nprint(os.getpid(), 'secret' in globals(), os.getcwd(), os.environ['DLFUND_TIER'])"
+    for name in ("a", "b"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe), nbformat.v4.new_code_cell("secret = 1")])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(unit.notebook_path(name)))
+    started = []
+    original = runner.WarmKernel
+
+    def recording(cwd, env):
+        kernel = original(cwd, env)
+        started.append(kernel)
+        return kernel
+
+    monkeypatch.setattr(runner, "WarmKernel", recording)
+    runs = runner.run_unit(unit, "smoke")
+    assert [r.status for r in runs] == ["ok", "ok"] and len(started) == 2
+    seen = []
+    for r in runs:
+        cells = nbformat.read(str(r.executed), as_version=4).cells
+        assert [c.execution_count for c in cells] == [1, 2], "the warm-up leaves no execution count"
+        pid, leaked, cwd, tier = cells[0].outputs[0].text.split()
+        seen.append(pid)
+        assert leaked == "False" and cwd == str(unit.path) and tier == "smoke"
+    assert seen[0] != seen[1], "each notebook has a kernel process of its own"
+    assert not any(k.km.has_kernel for k in started), "every kernel is shut down"
+
+
 def test_env_reports_every_dependency_and_the_data(capsys):
     code, out, _ = run_cli(capsys, "env")
     assert "env: Python" in out

@@ -159,6 +159,7 @@ def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
             raise RuntimeError("boom")
 
     monkeypatch.setattr(runner, "execute", fake_execute)
+    monkeypatch.setattr(runner, "WarmKernel", lambda cwd, env: None)  # nothing runs: no kernels to warm
     monkeypatch.setattr(manifest, "RUNS_DIR", notebook.parent.parent / "runs")
     runs = runner.run_unit(unit, "full", skip_current="cuda")
     assert executed == [name for name, _, _ in items[1:]], "the current notebook is not executed again"

@@ -233,13 +233,26 @@ def cmd_exam(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     # The suites import most of the library (models, training loops, peft, perf): seconds that the
     # other commands should not pay.
-    from dlfund.course.bench import fast_training, reference
+    from dlfund.course.bench import common, fast_training, reference, startup
 
     device = pick_device()
     start = time.perf_counter()
+    if args.suite == "startup":
+        if args.tier != "smoke":
+            raise UsageError("the start-up suite runs the notebooks in the smoke tier: leave out --tier")
+        profiles, bare = startup.run("smoke", args.units or None)
+        rows = startup.rows(profiles, bare)
+        print(common.table(rows))
+        if args.record:
+            if args.units:
+                raise UsageError("--record writes the whole course's profile: leave out --units")
+            print("recorded " + common.record("startup", rows, "smoke", device, time.perf_counter() - start))
+        return 0
+    if args.units:
+        raise UsageError("--units selects notebooks for --suite startup only")
     if args.suite == "fast-training":
         rows = fast_training.run(args.tier, device)
-        print(reference.table(rows, pending=False))
+        print(common.table(rows))
         if args.record:
             print("recorded " + fast_training.record(rows, args.tier, device, time.perf_counter() - start))
         return 0
@@ -340,11 +353,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tier", choices=manifest.TIERS, default="smoke", help="sizes: smoke (seconds, CPU) or full (GPU)")
     s.add_argument(
         "--suite",
-        choices=("reference", "fast-training"),
+        choices=("reference", "fast-training", "startup"),
         default="reference",
         help="reference: dlfund beside SDPA/timm/compile; fast-training: unit 11's precision, compile, "
-        "memory and DDP/FSDP measurements",
+        "memory and DDP/FSDP measurements; startup: each notebook's kernel start, setup, imports and work, "
+        "one notebook at a time (smoke tier)",
     )
+    s.add_argument("--units", nargs="+", metavar="UNIT", help="with --suite startup: only these units")
     s.add_argument("--record", action="store_true", help="write book/results/benchmarks/<suite>.<tier>.json")
     s.set_defaults(func=cmd_bench)
 

@@ -25,7 +25,9 @@ from dlfund.course.settings import Settings, flatten, override
 from dlfund.utils.device import device_name, pick_device, seed_everything
 from dlfund.utils.net import block_network
 
-ENV_PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "matplotlib", "sklearn")
+ENV_PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "matplotlib", "scikit-learn")
+"""Distribution names: watermark reads their versions from the package metadata, without importing them
+(importing scikit-learn to ask its version would cost most of a second in every notebook)."""
 
 
 def pick_tier(requested: str | None = None, *, verbose: bool = True) -> str:

@@ -3,7 +3,7 @@
 Precision (fp32, tf32, fp16-mixed with a scaler, bf16-mixed, bf16-true) on unit 9's GPT and unit 7's
 CNN, fp16 underflow, ``torch.compile``, gradient accumulation, the batch-size finder, activation
 checkpointing, and DDP / FSDP with PyTorch, Lightning and Fabric as several processes, at the sizes of
-the unit's manifest config for the tier. The rows are :class:`dlfund.course.bench.reference.Row` (``ratio =
+the unit's manifest config for the tier. The rows are :class:`dlfund.course.bench.common.Row` (``ratio =
 ours / reference``) and are printed and recorded the same way, to
 ``book/results/benchmarks/fast-training.<tier>.json`` with the same provenance.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from dlfund.course import manifest
+from dlfund.course.bench import common
 from dlfund.course.bench.common import Row
 from dlfund.course.settings.unit11 import Unit11
 from dlfund.models.gpt import GPT, GPTConfig
@@ -35,8 +36,6 @@ from dlfund.perf.precision import (
 )
 from dlfund.train.accumulate import accumulation_step, split_batch
 from dlfund.utils.device import pick_device
-from dlfund.utils.io import atomic_write_json
-from dlfund.utils.provenance import clean_metric, provenance
 
 NAN = float("nan")
 
@@ -338,16 +337,4 @@ def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[R
 
 def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> str:
     """Write the rows with provenance to ``book/results/benchmarks/fast-training.<tier>.json``; return its path."""
-    from dataclasses import asdict
-
-    path = manifest.RESULTS_DIR / "benchmarks" / f"fast-training.{tier}.json"
-    payload = {
-        "rows": [
-            {k: (None if isinstance(v, float) and math.isnan(v) else clean_metric(v, k)) for k, v in asdict(r).items()}
-            for r in rows
-        ],
-        "pending": [],
-        "provenance": provenance(device, tier, wall_s),
-    }
-    atomic_write_json(path, payload, sort_keys=False)
-    return manifest.display_path(path)
+    return common.record("fast-training", rows, tier, device, wall_s)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from dlfund.course import manifest
+from dlfund.course.bench import common
 from dlfund.course.bench.common import Row, peak_mb, seconds_per_call
 from dlfund.course.bench.lora_vs_peft import bench_lora_vs_peft
 from dlfund.models.attention import (
@@ -45,8 +45,6 @@ from dlfund.models.vit import ViT
 from dlfund.perf.mfu import measure_mfu
 from dlfund.train.vision import images_per_second
 from dlfund.utils.device import pick_device
-from dlfund.utils.io import atomic_write_json
-from dlfund.utils.provenance import clean_metric, provenance
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -416,41 +414,20 @@ def run(tier: str = "smoke", device: torch.device | str | None = None) -> list[R
     ]
 
 
-def table(rows: list[Row], *, pending: bool = True) -> str:
-    """The rows as a plain-text table, with the comparisons still pending at the end (``pending=True``)."""
-    lines = [
-        "ratio = ours / reference: for ms lower is better, for a rate (/s) higher is better",
-        f"{'benchmark':<36} {'setting':<44} {'metric':<15} {'ours':>10} {'reference':>10} {'ratio':>7}  note",
-    ]
-    for r in rows:
-        lines.append(
-            f"{r.benchmark:<36} {r.setting:<44} {r.metric:<15} {r.ours:>10.4g} {r.reference:>10.4g} "
-            f"{r.ratio:>7.3g}  {r.note}"
-        )
+def pending() -> list[dict[str, Any]]:
+    """The comparisons of :data:`PENDING` whose unit is not built yet."""
     built = {u.number for u in manifest.UNITS}
-    for what, unit in PENDING if pending else ():
-        if unit not in built:
-            lines.append(f"{'pending':<36} {what} (needs unit {unit})")
-    return "\n".join(lines)
+    return [{"comparison": what, "needs_unit": unit} for what, unit in PENDING if unit not in built]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a plain-text table, with the comparisons still pending at the end."""
+    return common.table(rows, [f"{q['comparison']} (needs unit {q['needs_unit']})" for q in pending()])
 
 
 def record(rows: list[Row], tier: str, device: torch.device, wall_s: float) -> str:
     """Write the rows with provenance to ``book/results/benchmarks/reference.<tier>.json``; return its path."""
-    path = manifest.RESULTS_DIR / "benchmarks" / f"reference.{tier}.json"
-    payload = {
-        "rows": [
-            {k: (None if isinstance(v, float) and v != v else clean_metric(v, k)) for k, v in asdict(r).items()}
-            for r in rows
-        ],
-        "pending": [
-            {"comparison": what, "needs_unit": unit}
-            for what, unit in PENDING
-            if unit not in {u.number for u in manifest.UNITS}
-        ],
-        "provenance": {**provenance(device, tier, wall_s), "references": reference_versions()},
-    }
-    atomic_write_json(path, payload, sort_keys=False)
-    return manifest.display_path(path)
+    return common.record("reference", rows, tier, device, wall_s, pending=pending(), references=reference_versions())
 
 
 def reference_versions() -> dict[str, str | None]:
