@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 os.environ.setdefault("DLFUND_TIER", "smoke")
 os.environ["MPLBACKEND"] = "Agg"
 os.environ["DLFUND_NO_NETWORK"] = "1"
@@ -26,30 +28,62 @@ def pytest_configure(config):  # pytest's hook signature
     block_network()
 
 
-# --- notebook run times against their budgets (printed at the end of the session) -------------------
-_notebook_seconds: dict[str, float] = {}
+# --- notebook run times against their budgets --------------------------------------------------------
+# Every phase of every cell of a notebook counts (nbval starts the kernel in the first cell's setup). With
+# `--dist loadfile` a notebook's cells all run in one worker, one after another, so the total is known at
+# the teardown of its last cell: a notebook over BUDGET_TOLERANCE × its smoke budget fails there.
+_notebook_seconds: dict[str, float] = {}  # in the process that runs the cells (an xdist worker)
+_reported_seconds: dict[str, float] = {}  # in the process that prints the summary (the xdist controller)
+
+
+def _unit_and_name(path: str):
+    from pathlib import Path
+
+    from dlfund.course import manifest
+
+    p = Path(path)
+    try:
+        unit = manifest.get_unit(p.parent.name)
+        unit.budget(p.stem, "smoke")
+    except KeyError:
+        return None, None
+    return unit, p.stem
+
+
+def pytest_runtest_protocol(item, nextitem):
+    item._dlfund_last_of_file = nextitem is None or nextitem.nodeid.split("::")[0] != item.nodeid.split("::")[0]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    path = item.nodeid.split("::")[0]
+    if not path.endswith(".ipynb"):
+        return
+    _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + call.duration
+    tier = os.environ.get("DLFUND_TIER", "smoke")
+    if call.when == "teardown" and getattr(item, "_dlfund_last_of_file", False) and tier == "smoke" and report.passed:
+        unit, name = _unit_and_name(path)
+        why = unit.over_budget(name, tier, _notebook_seconds[path]) if unit else None
+        if why:
+            report.outcome = "failed"
+            report.longrepr = why
 
 
 def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
-        _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + report.duration
+        _reported_seconds[path] = _reported_seconds.get(path, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _notebook_seconds:
+    if not _reported_seconds:
         return
-    from pathlib import Path
-
-    from dlfund.course import manifest
-
     tier = os.environ.get("DLFUND_TIER", "smoke")
     terminalreporter.section(f"notebook run times ({tier} tier) against their budgets")
-    for path, seconds in sorted(_notebook_seconds.items()):
-        p = Path(path)
-        try:
-            budget = manifest.get_unit(p.parent.name).budget(p.stem, tier)
-        except KeyError:
-            budget = None
+    for path, seconds in sorted(_reported_seconds.items()):
+        unit, name = _unit_and_name(path)
+        budget = unit.budget(name, tier) if unit else None
         flag = "  OVER BUDGET" if budget is not None and seconds > budget else ""
         terminalreporter.write_line(f"{seconds:7.1f} s / {budget} s  {path}{flag}")

@@ -49,7 +49,7 @@ def test_setup_prints_environment_budget_and_settings(capsys, monkeypatch):
     cfg = dlfund.setup(unit=1, notebook="02-perceptron-python")
     out = capsys.readouterr().out
     assert "tier: smoke" in out and "env: Python" in out and "torch" in out
-    assert "expected: ≤ 30 s (budget)" in out
+    assert f"expected: ≤ {manifest.get_unit(1).budget('02-perceptron-python', 'smoke')} s (budget)" in out
     assert "settings: fmnist_train=1000" in out
     assert cfg.epochs == manifest.get_unit(1).tier_settings("smoke").epochs
     assert cfg.device.type in ("cpu", "cuda", "mps")

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from dlfund.course import manifest, notebooks
+from dlfund.course.bench import SUITES
 from dlfund.course.runner import unit_notebooks
 
 ALL = [(u, name, kind, path) for u in manifest.UNITS for name, kind, path in unit_notebooks(u)]
@@ -89,7 +90,7 @@ def test_recorded_results_have_provenance():
     for path in manifest.RESULTS_DIR.rglob("*.json"):
         r = json.loads(path.read_text(encoding="utf-8"))
         if path.parent.name == "benchmarks":  # dlfund bench: rows of comparisons, not one notebook's metrics
-            assert path.name in {f"{suite}.{r['provenance']['tier']}.json" for suite in ("reference", "fast-training")}
+            assert path.name in {f"{suite}.{r['provenance']['tier']}.json" for suite in SUITES}
             assert required <= set(r["provenance"]), f"{path}: provenance lacks {required - set(r['provenance'])}"
             assert r["rows"], f"{path}: no rows"
             continue

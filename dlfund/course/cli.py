@@ -16,6 +16,7 @@ from packaging.requirements import Requirement
 
 from dlfund import data
 from dlfund.course import book, docs, exercises, manifest, runner
+from dlfund.course.bench import SUITES
 from dlfund.course.config import environment_line, pick_tier
 from dlfund.course.quiz import BankError, exam, quiz
 from dlfund.course.settings import explain
@@ -353,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tier", choices=manifest.TIERS, default="smoke", help="sizes: smoke (seconds, CPU) or full (GPU)")
     s.add_argument(
         "--suite",
-        choices=("reference", "fast-training", "startup"),
+        choices=SUITES,
         default="reference",
         help="reference: dlfund beside SDPA/timm/compile; fast-training: unit 11's precision, compile, "
         "memory and DDP/FSDP measurements; startup: each notebook's kernel start, setup, imports and work, "
