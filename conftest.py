@@ -1,7 +1,9 @@
-"""Repository-wide pytest setup: the smoke tier, a headless plot backend, and no network.
+"""Repository-wide pytest setup: the smoke tier, figures inline in the notebooks, and no network.
 
 Notebook kernels inherit this environment: ``DLFUND_NO_NETWORK=1`` makes ``dlfund.setup`` block
-sockets inside each kernel too. The generated exercise notebooks are not run by nbval (their stubs
+sockets inside each kernel too, and ``MPLBACKEND`` makes ``plt.show()`` an image output of its cell,
+as in Jupyter; a notebook cell whose ``plt.show()`` gives no image fails. The test processes themselves
+plot headless (Agg). The generated exercise notebooks are not run by nbval (their stubs
 raise by design); ``tests/test_exercises.py`` runs them and checks that their checks fail.
 """
 
@@ -12,7 +14,7 @@ import os
 import pytest
 
 os.environ.setdefault("DLFUND_TIER", "smoke")
-os.environ["MPLBACKEND"] = "Agg"
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # = notebooks.INLINE_BACKEND, for kernels
 os.environ["DLFUND_NO_NETWORK"] = "1"
 # pytest -n 2 runs two notebooks at once: one compute thread each, so they don't fight for the cores
 # (oversubscribed CPU threads made small matmuls thousands of times slower).
@@ -23,8 +25,11 @@ collect_ignore_glob = ["units/*/exercises/*", "runs/*", "book/*"]
 
 
 def pytest_configure(config):  # pytest's hook signature
+    import matplotlib
+
     from dlfund.utils.net import block_network
 
+    matplotlib.use("Agg")  # this process has no kernel to show figures in
     block_network()
 
 
@@ -62,6 +67,13 @@ def pytest_runtest_makereport(item, call):
     if not path.endswith(".ipynb"):
         return
     _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + call.duration
+    if call.when == "call" and report.passed and getattr(item, "test_outputs", None) is not None:
+        from dlfund.course.notebooks import missing_figure
+
+        why = missing_figure(item.cell.source, item.test_outputs)
+        if why:
+            report.outcome = "failed"
+            report.longrepr = f"{item.nodeid}: {why}"
     tier = os.environ.get("DLFUND_TIER", "smoke")
     if call.when == "teardown" and getattr(item, "_dlfund_last_of_file", False) and tier == "smoke" and report.passed:
         unit, name = _unit_and_name(path)

@@ -8,7 +8,9 @@ import shutil
 
 import pytest
 
-from dlfund.course import book, manifest
+from dlfund.course import book, manifest, notebooks
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 @pytest.mark.book
@@ -24,9 +26,12 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
     nb = json.loads(unit.notebook_path(unit.notebooks[0].name).read_text(encoding="utf-8"))
     cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
     cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "OUTPUT-FROM-A-RUN\n"}]
+    for c in nb["cells"]:  # an executed copy shows its figures (one without them is not shown)
+        if c["cell_type"] == "code" and notebooks.figure_calls("".join(c["source"])):
+            c["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": PIXEL}}]
     executed.write_text(json.dumps(nb), encoding="utf-8")
 
-    index = book.build(tmp_path / "out")
+    index = book.build(tmp_path / "out", execute=False)
     html = index.parent
     for u in manifest.UNITS:
         for nb_ in u.notebooks:
@@ -35,7 +40,10 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
             assert (html / "units" / u.dirname / "exercises" / f"{ex.name}.html").exists()
             assert (html / "solutions" / u.dirname / f"{ex.name}.html").exists()
     page = (html / "units" / unit.dirname / f"{unit.notebooks[0].name}.html").read_text(encoding="utf-8")
-    assert "OUTPUT-FROM-A-RUN" in page
+    assert "OUTPUT-FROM-A-RUN" in page and "your <code" in page  # its banner says whose outputs they are
+    assert len(re.findall(r'<img [^>]*src="[^"]*_images/', page)) >= 1
+    other = (html / "units" / unit.dirname / f"{unit.notebooks[1].name}.html").read_text(encoding="utf-8")
+    assert "This page shows no outputs" in other  # nothing executed (execute=False): the page says so
     assert (html / "book" / "_generated" / "results.html").exists()
     quiz_page = (html / "book" / "_generated" / "quiz.html").read_text(encoding="utf-8")
     assert "Pass mark: 80%" in quiz_page and "self-assessment" in quiz_page

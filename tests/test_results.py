@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 
+import nbformat
 import pytest
 import torch
 
@@ -157,6 +158,8 @@ def test_run_unit_skips_current_notebooks_and_runs_the_rest(repo, monkeypatch):
         executed.append(path.stem)
         if path.stem == items[1][0]:
             raise RuntimeError("boom")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(nbformat.writes(nbformat.v4.new_notebook()), encoding="utf-8")  # an executed copy
 
     monkeypatch.setattr(runner, "execute", fake_execute)
     monkeypatch.setattr(runner, "WarmKernel", lambda cwd, env: None)  # nothing runs: no kernels to warm

@@ -1,18 +1,30 @@
-"""Build the course book (Jupyter Book 1.x, offline).
+"""Build the course book (Jupyter Book 1.x, offline), every lecture and solution page with its outputs.
 
-The book's sources are staged in ``runs/book-src``: the book pages, the units and the solutions,
-with each notebook replaced by its executed copy from ``dlfund run`` when there is one (full tier
-preferred), so the book shows outputs without executing anything during the build.
+The book's sources are staged in ``runs/book-src``: the book pages, the units and the solutions, each
+notebook replaced by an executed copy — the learner's own from ``dlfund run`` when its code is the
+notebook's (full tier preferred), else the book's cache ``runs/book-cache``, whose entries are named by
+the notebook's content hash. Notebooks with neither are executed first in the smoke tier, several at a
+time, so a rebuild after an edit executes only what changed. Each page opens with a note saying where
+its outputs come from (tier, device, date), or that its notebook failed and where.
 """
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from dlfund.course import manifest, results
+import nbformat
+from tqdm.auto import tqdm
+
+from dlfund.course import manifest, notebooks, results, runner
 from dlfund.course.bench.reference import recorded_markdown
 from dlfund.utils.io import atomic_write_text
 
@@ -51,17 +63,128 @@ def results_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def executed_copy(unit: manifest.Unit, name: str) -> Path | None:
-    """The newest executed copy of a notebook left by ``dlfund run`` (full tier preferred)."""
-    for tier in ("full", "smoke"):
-        path = manifest.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
-        if path.exists():
-            return path
+BOOK_TIER = "smoke"
+"""The tier ``dlfund book`` executes notebooks in (minutes for the whole course on a laptop)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """A notebook page of the book that shows outputs: a lecture, or an exercise's solution."""
+
+    unit: manifest.Unit
+    name: str
+    source: Path
+    """The committed notebook."""
+
+    @property
+    def cached(self) -> Path:
+        """Its executed copy in the book's cache, named by the notebook's content (an edit misses the cache)."""
+        digest = hashlib.sha256(self.source.read_bytes() + BOOK_TIER.encode()).hexdigest()[:16]
+        return manifest.RUNS_DIR / "book-cache" / self.unit.dirname / f"{self.name}.{digest}.ipynb"
+
+    def run_copies(self) -> list[Path]:
+        """Executed copies left by ``dlfund run`` (full tier first)."""
+        folder = manifest.RUNS_DIR / self.unit.dirname / "executed"
+        return [p for tier in ("full", "smoke") if (p := folder / f"{self.name}.{tier}.ipynb").exists()]
+
+
+def pages() -> list[Page]:
+    """Every lecture and solution notebook, in course order."""
+    return [Page(u, name, path) for u in manifest.UNITS for name, _, path in runner.unit_notebooks(u)]
+
+
+def _code(nb: nbformat.NotebookNode) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def outputs_for(page: Page) -> Path | None:
+    """The executed copy to show: a ``dlfund run`` copy of the notebook's current code that ran through
+    and shows its figures, else the cache entry (which may hold a failure), else ``None``."""
+    code = _code(notebooks.read(page.source))
+    for copy in page.run_copies():
+        nb = notebooks.read(copy)
+        if _code(nb) == code and "error" not in runner.provenance_of(nb) and not notebooks.missing_figures(nb):
+            return copy
+    return page.cached if page.cached.exists() else None
+
+
+def _failed(copy: Path) -> bool:
+    return "error" in runner.provenance_of(notebooks.read(copy))
+
+
+def _execute(source: str, out: str, env: dict[str, str]) -> str | None:
+    """Run one notebook for the book (in a worker process); the error summary when a cell failed."""
+    try:
+        runner.execute(Path(source), Path(out), tier=BOOK_TIER, desc=Path(source).stem, env=env, progress=False)
+    except Exception as err:  # the failed copy is written, its error in its metadata; the page says so
+        return runner.provenance_of(notebooks.read(out)).get("error") if Path(out).exists() else repr(err)
     return None
 
 
-def stage(dest: Path | None = None) -> list[str]:
-    """Copy the book's sources into ``dest`` (default ``STAGE``); return the notebooks shown with outputs."""
+def execute_missing(todo: list[Page], jobs: int) -> list[str]:
+    """Execute ``todo`` in the smoke tier, ``jobs`` notebooks at a time, into the book's cache; return the
+    failures as ``"unit/notebook: error"``."""
+    if not todo:
+        return []
+    env = runner.kernel_environment(BOOK_TIER)
+    # several kernels at once share the cores: one compute thread each (as in the tests)
+    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    failures = []
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {}
+        for page in todo:
+            page.cached.parent.mkdir(parents=True, exist_ok=True)
+            futures[pool.submit(_execute, str(page.source), str(page.cached), env)] = page
+        bar = tqdm(as_completed(futures), total=len(futures), desc=f"executing ({BOOK_TIER} tier)", unit="notebook")
+        for future in bar:
+            page = futures[future]
+            try:
+                error = future.result()
+            except Exception as err:  # the worker itself died (out of memory, killed)
+                error = f"the process executing it stopped: {err!r}"
+            tqdm.write(f"{'✗' if error else '✓'} {page.unit.dirname}/{page.name}" + (f"  {error}" if error else ""))
+            if error:
+                failures.append(f"{page.unit.dirname}/{page.name}: {error}")
+    return failures
+
+
+def banner(page: Page, copy: Path | None) -> str:
+    """The note that opens a page: where its outputs come from, or why there are none."""
+    run = f"`dlfund run {page.unit.number} --notebook {page.name}`"
+    if copy is None:
+        return (
+            "```{note}\nThis page shows no outputs: its notebook has not been executed on this machine. "
+            f"`dlfund book` executes it, or run it yourself: {run}.\n```"
+        )
+    facts = runner.provenance_of(notebooks.read(copy))
+    tier = facts.get("tier", "smoke" if ".smoke." in copy.name or copy.parent.name != "executed" else "full")
+    date = facts.get("date") or datetime.fromtimestamp(copy.stat().st_mtime, timezone.utc).isoformat()
+    where = f"{facts.get('device', 'this machine')}, {date[:10]}"
+    origin = "your `dlfund run`" if copy.parent.name == "executed" else "`dlfund book`"
+    if "error" in facts:
+        return (
+            f"```{{warning}}\nThis notebook **failed** when {origin} executed it ({where}): "
+            f"`{facts['error']}`. The outputs stop at the failing cell; run it yourself to see it whole: {run}.\n```"
+        )
+    small = " (small data, few steps: the numbers show the code works, not what it reaches)" if tier == "smoke" else ""
+    return (
+        f"```{{note}}\nThe outputs on this page come from the {tier} tier{small}, run by {origin} on {where}. "
+        f"Run the notebook to see your own: {run}.\n```"
+    )
+
+
+def _with_banner(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
+    """``nb`` with ``text`` as a markdown cell after its title cell."""
+    at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells.insert(at, nbformat.v4.new_markdown_cell(text))
+    return nb
+
+
+def stage(dest: Path | None = None) -> dict[str, str]:
+    """Copy the book's sources into ``dest`` (default ``STAGE``), each lecture and solution notebook with
+    the executed copy of :func:`outputs_for` and its banner; return ``{"unit/notebook": origin}`` where
+    origin is ``"run"``, ``"book"``, ``"failed"`` or ``"none"``."""
     dest = dest or STAGE
     if dest.exists():
         shutil.rmtree(dest)
@@ -75,30 +198,40 @@ def stage(dest: Path | None = None) -> list[str]:
         dest / "book" / "_generated" / "quiz.md",
         (manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8"),
     )
-    with_outputs = []
-    for u in manifest.UNITS:
-        for name in [nb.name for nb in u.notebooks] + [ex.name for ex in u.exercises]:
-            executed = executed_copy(u, name)
-            if executed is None:
-                continue
-            target = (
-                dest / u.notebook_path(name).relative_to(manifest.ROOT)
-                if any(nb.name == name for nb in u.notebooks)
-                else dest / u.solution_path(name).relative_to(manifest.ROOT)
-            )
-            shutil.copyfile(executed, target)
-            with_outputs.append(f"{u.dirname}/{name}")
-    return with_outputs
+    origins = {}
+    for page in pages():
+        copy = outputs_for(page)
+        nb = notebooks.read(copy or page.source)
+        if copy is None:
+            origin = "none"
+        elif _failed(copy):
+            origin = "failed"
+        else:
+            origin = "run" if copy.parent.name == "executed" else "book"
+        origins[f"{page.unit.dirname}/{page.name}"] = origin
+        target = dest / page.source.relative_to(manifest.ROOT)
+        atomic_write_text(target, nbformat.writes(_with_banner(nb, banner(page, copy))))
+    return origins
 
 
-def build(output: Path | None = None, *, quiet: bool = True) -> Path:
-    """Build the HTML book into ``output`` (default ``OUTPUT``); return the path of its index page."""
+def build(output: Path | None = None, *, quiet: bool = True, execute: bool = True, jobs: int | None = None) -> Path:
+    """Build the HTML book into ``output`` (default ``OUTPUT``); return the path of its index page.
+
+    ``execute``: first execute, in the smoke tier, every notebook with no current executed copy
+    (``jobs`` at a time; default one per core, at most 8); without it, such pages say they have no outputs.
+    """
     manifest.require_repo()
     output = output or OUTPUT
-    with_outputs = stage()
+    if execute:
+        todo = [p for p in pages() if (c := outputs_for(p)) is None or (c == p.cached and _failed(c))]
+        jobs = jobs or min(os.cpu_count() or 1, 8)
+        print(f"book: {len(todo)} notebook(s) to execute ({BOOK_TIER} tier, {jobs} at a time)")
+        execute_missing(todo, jobs)
+    origins = stage()
+    counts = {k: sum(v == k for v in origins.values()) for k in ("run", "book", "failed", "none")}
     print(
-        f"book: {len(with_outputs)} notebook(s) shown with outputs from `dlfund run`"
-        + ("" if with_outputs else " (run a unit first to see outputs in the book)")
+        f"book: {len(origins)} notebook pages: {counts['run']} with outputs from your `dlfund run`, "
+        f"{counts['book']} executed by `dlfund book`, {counts['failed']} failed, {counts['none']} without outputs"
     )
     if output.exists():
         shutil.rmtree(output)

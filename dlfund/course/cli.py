@@ -190,7 +190,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    index = book.build(quiet=not args.verbose)
+    index = book.build(quiet=not args.verbose, execute=not args.no_execute, jobs=args.jobs)
     print(f"book built: {index}")
     return 0
 
@@ -364,8 +364,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--record", action="store_true", help="write book/results/benchmarks/<suite>.<tier>.json")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("book", help="build the course book (Jupyter Book 1.x, offline) into runs/book")
+    s = sub.add_parser(
+        "book",
+        help="build the course book (Jupyter Book 1.x, offline) into runs/book",
+        description="Build the book with every lecture and solution page's outputs: your own `dlfund run` "
+        "copies where their code is current, else copies executed here in the smoke tier and cached by the "
+        "notebook's content (a rebuild executes only what changed).",
+    )
     s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("--jobs", type=int, help="notebooks executed at a time (default: one per core, at most 8)")
+    s.add_argument("--no-execute", action="store_true", help="execute nothing: pages without an executed copy say so")
     s.set_defaults(func=cmd_book)
     return p
 

@@ -9,6 +9,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from tqdm.auto import tqdm
 
-from dlfund.course import manifest
+from dlfund.course import manifest, notebooks
 from dlfund.course.results import fmt, load, result_path, stale_reason
+from dlfund.utils.device import device_name, pick_device
 from dlfund.utils.io import atomic_write_text
+from dlfund.utils.provenance import git_commit
 
 CELL_TIMEOUT_S = {"smoke": 300, "full": 1800}
 
@@ -91,12 +94,20 @@ class WarmKernel:
 
 
 def execute(
-    path: Path, out: Path, *, tier: str, desc: str, env: dict[str, str] | None = None, warm: WarmKernel | None = None
+    path: Path,
+    out: Path,
+    *,
+    tier: str,
+    desc: str,
+    env: dict[str, str] | None = None,
+    warm: WarmKernel | None = None,
+    progress: bool = True,
 ) -> None:
     """Execute ``path`` cell by cell in a fresh kernel (cwd: its folder) with a progress bar; save to ``out``.
 
     ``warm``: a kernel already started for this notebook (:class:`WarmKernel`). The executed copy is
-    written even when a cell fails, so the error can be read in context.
+    written even when a cell fails, so the error can be read in context, and says where its outputs come
+    from in ``metadata["dlfund"]`` (:func:`provenance_of`).
     """
     nb = nbformat.read(str(path), as_version=4)
     saved = {k: os.environ.get(k) for k in (env or {})}
@@ -110,11 +121,15 @@ def execute(
         extra_arguments=KERNEL_ARGUMENTS,
         resources={"metadata": {"path": str(path.parent)}},
     )
+    started, error = time.perf_counter(), None
     try:
         with client.setup_kernel():
             code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-            for index, cell in tqdm(code, desc=desc, unit="cell", leave=False):
+            for index, cell in tqdm(code, desc=desc, unit="cell", leave=False, disable=not progress):
                 client.execute_cell(cell, index)
+    except BaseException as err:
+        error = _error_summary(err) if isinstance(err, Exception) else "interrupted"
+        raise
     finally:
         if km is not None and km.has_kernel:  # a kernel we passed in is ours to stop
             km.shutdown_kernel(now=True)
@@ -123,7 +138,21 @@ def execute(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        nb.metadata["dlfund"] = {
+            "tier": tier,
+            "device": device_name(pick_device()),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": git_commit(),
+            "wall_s": round(time.perf_counter() - started, 1),
+            **({"error": error} if error else {}),
+        }
         atomic_write_text(out, nbformat.writes(nb))
+
+
+def provenance_of(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """Where an executed copy's outputs come from (tier, device, date, commit, wall_s, and error when a
+    cell failed), as :func:`execute` recorded it; ``{}`` for a copy executed before it recorded this."""
+    return dict(nb.metadata.get("dlfund", {}))
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -137,8 +166,9 @@ def _error_summary(err: BaseException) -> str:
 
 
 def kernel_environment(tier: str, *, record: bool = False) -> dict[str, str]:
-    """What a headless notebook run sets for its kernel: the tier, no network, and (maintainers) recording."""
-    env = {"DLFUND_TIER": tier, "MPLBACKEND": "Agg", "DLFUND_NO_NETWORK": "1"}
+    """What a headless notebook run sets for its kernel: the tier, figures as image outputs (whatever the
+    shell's ``MPLBACKEND``), no network, and (maintainers) recording."""
+    env = {"DLFUND_TIER": tier, "MPLBACKEND": notebooks.INLINE_BACKEND, "DLFUND_NO_NETWORK": "1"}
     if record:
         env["DLFUND_RECORD"] = "1"
     return env
@@ -182,7 +212,9 @@ def run_unit(
         start = time.perf_counter()
         try:
             execute(path, run.executed, tier=tier, desc=f"[{n}/{len(items)}] {name}", env=env, warm=mine)
-            run.status = "ok"
+            blank = notebooks.missing_figures(notebooks.read(run.executed))
+            run.status = "FAILED" if blank else "ok"
+            run.error = f"{len(blank)} figure(s) missing; {blank[0]}" if blank else ""
         except Exception as err:  # collect and go on with the next notebook
             run.status = "FAILED"
             run.error = _error_summary(err)
