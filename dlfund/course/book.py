@@ -7,12 +7,13 @@ preferred), so the book shows outputs without executing anything during the buil
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from dlfund.course import manifest, results
+from dlfund.course import manifest, pages
 from dlfund.course.bench.reference import recorded_markdown
 from dlfund.utils.io import atomic_write_text
 
@@ -31,10 +32,22 @@ def results_markdown() -> str:
     ]
     found = False
     for u in manifest.UNITS:
-        rows = results.table(u)
-        if rows:
+        by_notebook: dict[str, dict[str, dict]] = {}
+        for path in sorted((manifest.RESULTS_DIR / u.dirname).glob("*.json")):
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            by_notebook.setdefault(payload["notebook"], {})[payload["provenance"]["tier"]] = payload
+        if by_notebook:
             found = True
-            lines += [f"## Unit {u.number:02d} · {u.title}", "", *rows, ""]
+            lines += [f"## Unit {u.number:02d} · {u.title}", ""]
+            titles = {nb.name: (nb.title, f"{nb.name}.ipynb") for nb in u.notebooks}
+            titles |= {
+                ex.name: (f"Exercise {i} · {ex.title}", f"exercises/{ex.name}.ipynb")
+                for i, ex in enumerate(u.exercises, start=1)
+            }
+            for name, by_tier in by_notebook.items():
+                title, page = titles.get(name, (name, None))
+                heading = f"[{title}](../../units/{u.dirname}/{page})" if page else title
+                lines += pages.results_section(heading, by_tier)
     if not found:
         lines.append("No results have been recorded yet.")
 
@@ -73,7 +86,7 @@ def stage(dest: Path | None = None) -> list[str]:
     # the quiz instructions have one source, the quiz package's README
     atomic_write_text(
         dest / "book" / "_generated" / "quiz.md",
-        (manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8"),
+        pages.quiz_page((manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8")),
     )
     with_outputs = []
     for u in manifest.UNITS:
@@ -88,6 +101,7 @@ def stage(dest: Path | None = None) -> list[str]:
             )
             shutil.copyfile(executed, target)
             with_outputs.append(f"{u.dirname}/{name}")
+    pages.stage(dest)  # what a learner sees: no solution markers, solutions apart from the exercises
     return with_outputs
 
 
