@@ -33,6 +33,8 @@ FOR_AUTHORS = "<!-- for authors: the book's quiz page stops here -->"
 
 VALUE_WIDTH = 48
 """The widest value cell of the results page (characters); longer values are summarised."""
+LABEL_WIDTH = 60
+"""The widest metric name of the results page (characters)."""
 
 
 def _title(nb: nbformat.NotebookNode) -> str:
@@ -87,7 +89,8 @@ def solutions_chapter(unit: manifest.Unit, titles: list[str]) -> str:
         "",
     ]
     for ex, title in zip(unit.exercises, titles, strict=True):
-        lines.append(f"- {title}: [the solution](../../../solutions/{unit.dirname}/{ex.name}.ipynb)")
+        exercise = f"../../../units/{unit.dirname}/exercises/{ex.name}.ipynb"
+        lines.append(f"- [{title}]({exercise}): [its solution](../../../solutions/{unit.dirname}/{ex.name}.ipynb)")
     return "\n".join(lines) + "\n"
 
 
@@ -121,20 +124,38 @@ def summarise(value: Any, width: int = VALUE_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
+def _flatten(metrics: dict[str, Any], most: int = 8) -> dict[str, Any]:
+    """Metrics by row label: a small dict of scalars gives one row per entry (``metric · key``)."""
+    rows: dict[str, Any] = {}
+    for name, value in metrics.items():
+        label = name.replace("_", " ")
+        if (
+            isinstance(value, dict)
+            and 0 < len(value) <= most
+            and not any(isinstance(v, (dict, list)) for v in value.values())
+        ):
+            rows.update({f"{label} · {key}": v for key, v in value.items()})
+        else:
+            rows[label] = value
+    return rows
+
+
 def results_section(heading: str, by_tier: dict[str, dict[str, Any]]) -> list[str]:
-    """Markdown of one notebook's recorded results under ``### heading``: one metric per row, a column per
-    tier, the provenance (device, date, wall time, peak memory, commit) in the last rows.
+    """Markdown of one notebook's recorded results under ``### heading``: one metric per row (a small dict
+    of scalars one row per entry), a column per tier, the provenance (device, date, wall time, peak memory,
+    commit) in the last rows.
 
     ``by_tier``: the recorded payload (``dlfund.course.results.record``) per tier."""
     tiers = [t for t in ("full", "smoke") if t in by_tier] + sorted(set(by_tier) - {"full", "smoke"})
+    metrics = {t: _flatten(by_tier[t]["metrics"]) for t in tiers}
     names: list[str] = []
     for t in tiers:
-        names += [k for k in by_tier[t]["metrics"] if k not in names]
+        names += [k for k in metrics[t] if k not in names]
     lines = [f"### {heading}", "", "| metric | " + " | ".join(f"{t} tier" for t in tiers) + " |"]
     lines.append("|---" * (len(tiers) + 1) + "|")
     for name in names:
-        cells = [summarise(by_tier[t]["metrics"][name]) if name in by_tier[t]["metrics"] else "—" for t in tiers]
-        lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(cells) + " |")
+        cells = [summarise(metrics[t][name]) if name in metrics[t] else "—" for t in tiers]
+        lines.append(f"| {summarise(name, LABEL_WIDTH)} | " + " | ".join(cells) + " |")
 
     def mem(p: dict[str, Any]) -> str:
         return f"{p['peak_memory_mb']:.0f} MB" if p.get("peak_memory_mb") else "n/a"
