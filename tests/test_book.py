@@ -47,6 +47,18 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
     assert (html / "book" / "_generated" / "results.html").exists()
     quiz_page = (html / "book" / "_generated" / "quiz.html").read_text(encoding="utf-8")
     assert "Pass mark: 80%" in quiz_page and "self-assessment" in quiz_page
+    assert "Writing questions" not in quiz_page and "answer_hash" not in quiz_page, "the authoring part is shown"
+    # what a learner sees: each unit once in the sidebar, solutions apart, no markers, no notes for authors
+    sidebar = re.search(r'<nav class="[^"]*bd-docs-nav[^"]*".*?</nav>', page, re.S)
+    assert sidebar, "no sidebar found in a built page"
+    for u in manifest.UNITS:
+        assert sidebar.group(0).count(f"Unit {u.number:02d} · ") == 1, f"unit {u.number} in the sidebar not once"
+    ex = manifest.UNITS[0].exercises[0]
+    exercise_page = (html / "units" / unit.dirname / "exercises" / f"{ex.name}.html").read_text(encoding="utf-8")
+    solution_page = (html / "solutions" / unit.dirname / f"{ex.name}.html").read_text(encoding="utf-8")
+    assert "<title>Exercise 1 · " in exercise_page and "<title>Solution 1 · " in solution_page
+    assert "edit the solution" not in exercise_page and "generated from" not in exercise_page
+    assert "BEGIN SOLUTION" not in solution_page and "END SOLUTION" not in solution_page
     # every internal link of every page resolves to a file of the built book
     broken, checked = [], 0
     for built in html.rglob("*.html"):
@@ -87,7 +99,11 @@ def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
         )
     )
     text = book.results_markdown()
-    assert (
-        "| x | full | test_acc=0.9877 | 3.2 s | 512 MB (cuda_max_allocated) | NVIDIA H100 | 2026-11-22 | abc123 |"
-        in text
-    )
+    assert "### x\n\n| metric | full tier |\n|---|---|\n| test acc | 0.9877 |\n| curve | [1, 2] |\n" in text
+    for row in (
+        "| *device* | NVIDIA H100 |",
+        "| *date* | 2026-11-22 |",
+        "| *wall time* | 3.2 s |",
+        "| *peak memory* | 512 MB |",
+    ):
+        assert row in text

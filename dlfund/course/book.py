@@ -11,6 +11,7 @@ its outputs come from (tier, device, date), or that its notebook failed and wher
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -24,7 +25,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from dlfund.course import manifest, notebooks, results, runner
+from dlfund.course import manifest, notebooks, pages, runner
 from dlfund.course.bench.reference import recorded_markdown
 from dlfund.utils.io import atomic_write_text
 
@@ -43,10 +44,22 @@ def results_markdown() -> str:
     ]
     found = False
     for u in manifest.UNITS:
-        rows = results.table(u)
-        if rows:
+        by_notebook: dict[str, dict[str, dict]] = {}
+        for path in sorted((manifest.RESULTS_DIR / u.dirname).glob("*.json")):
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            by_notebook.setdefault(payload["notebook"], {})[payload["provenance"]["tier"]] = payload
+        if by_notebook:
             found = True
-            lines += [f"## Unit {u.number:02d} · {u.title}", "", *rows, ""]
+            lines += [f"## Unit {u.number:02d} · {u.title}", ""]
+            titles = {nb.name: (nb.title, f"{nb.name}.ipynb") for nb in u.notebooks}
+            titles |= {
+                ex.name: (f"Exercise {i} · {ex.title}", f"exercises/{ex.name}.ipynb")
+                for i, ex in enumerate(u.exercises, start=1)
+            }
+            for name, by_tier in by_notebook.items():
+                title, page = titles.get(name, (name, None))
+                heading = f"[{title}](../../units/{u.dirname}/{page})" if page else title
+                lines += pages.results_section(heading, by_tier)
     if not found:
         lines.append("No results have been recorded yet.")
 
@@ -88,7 +101,7 @@ class Page:
         return [p for tier in ("full", "smoke") if (p := folder / f"{self.name}.{tier}.ipynb").exists()]
 
 
-def pages() -> list[Page]:
+def notebook_pages() -> list[Page]:
     """Every lecture and solution notebook, in course order."""
     return [Page(u, name, path) for u in manifest.UNITS for name, _, path in runner.unit_notebooks(u)]
 
@@ -196,10 +209,10 @@ def stage(dest: Path | None = None) -> dict[str, str]:
     # the quiz instructions have one source, the quiz package's README
     atomic_write_text(
         dest / "book" / "_generated" / "quiz.md",
-        (manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8"),
+        pages.quiz_page((manifest.ROOT / "dlfund" / "course" / "quiz" / "README.md").read_text(encoding="utf-8")),
     )
     origins = {}
-    for page in pages():
+    for page in notebook_pages():
         copy = outputs_for(page)
         nb = notebooks.read(copy or page.source)
         if copy is None:
@@ -211,6 +224,7 @@ def stage(dest: Path | None = None) -> dict[str, str]:
         origins[f"{page.unit.dirname}/{page.name}"] = origin
         target = dest / page.source.relative_to(manifest.ROOT)
         atomic_write_text(target, nbformat.writes(_with_banner(nb, banner(page, copy))))
+    pages.stage(dest)  # what a learner sees: no solution markers, solutions apart from the exercises
     return origins
 
 
@@ -223,7 +237,7 @@ def build(output: Path | None = None, *, quiet: bool = True, execute: bool = Tru
     manifest.require_repo()
     output = output or OUTPUT
     if execute:
-        todo = [p for p in pages() if (c := outputs_for(p)) is None or (c == p.cached and _failed(c))]
+        todo = [p for p in notebook_pages() if (c := outputs_for(p)) is None or (c == p.cached and _failed(c))]
         jobs = jobs or min(os.cpu_count() or 1, 8)
         print(f"book: {len(todo)} notebook(s) to execute ({BOOK_TIER} tier, {jobs} at a time)")
         execute_missing(todo, jobs)

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from dlfund import data
-from dlfund.course import manifest, notebooks, results
+from dlfund.course import manifest, notebooks, pages, results
 from dlfund.utils.io import atomic_write_text
 
 BEGIN = "<!-- BEGIN GENERATED: {what} (dlfund generate) -->"
@@ -89,20 +89,30 @@ def unit_header(unit: manifest.Unit) -> str:
 
 
 def toc() -> str:
-    """Jupyter Book 1.x ``_toc.yml`` (paths relative to the repository root, the book's source)."""
-    parts = []
+    """Jupyter Book 1.x ``_toc.yml`` (paths relative to the repository root, the book's source).
+
+    Each unit is one sidebar entry (its README), with its lecture notebooks and exercises beneath. The
+    solutions come last, in a part of their own with one chapter per unit (pages that ``book.stage()``
+    writes through :mod:`dlfund.course.pages`): a learner reading on never lands on an answer by turning
+    the page after the question."""
+    units, solutions = [], []
     for u in manifest.UNITS:
         sections = [{"file": f"units/{u.dirname}/{nb.name}"} for nb in u.notebooks]
         sections += [{"file": f"units/{u.dirname}/exercises/{ex.name}"} for ex in u.exercises]
-        sections += [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises]
-        parts.append(
-            {
-                "caption": f"Unit {u.number:02d} · {u.title}",
-                "chapters": [{"file": f"units/{u.dirname}/README", "sections": sections}],
-            }
-        )
-    parts.append({"caption": "Certification quiz", "chapters": [{"file": "book/_generated/quiz"}]})
-    parts.append({"caption": "Results", "chapters": [{"file": "book/_generated/results"}]})
+        units.append({"file": f"units/{u.dirname}/README", "sections": sections})
+        if u.exercises:
+            solutions.append(
+                {
+                    "file": f"{pages.SOLUTIONS_DIR.as_posix()}/{u.dirname}",
+                    "sections": [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises],
+                }
+            )
+    parts = [
+        {"caption": "Units", "chapters": units},
+        {"caption": "Certification quiz", "chapters": [{"file": "book/_generated/quiz"}]},
+        {"caption": "Results", "chapters": [{"file": "book/_generated/results"}]},
+        {"caption": "Solutions", "chapters": solutions},
+    ]
     doc = {"format": "jb-book", "root": "book/intro", "parts": parts}
     return "# Generated from dlfund/course/manifest.py by `dlfund generate`: do not edit.\n" + yaml.safe_dump(
         doc, sort_keys=False, allow_unicode=True
