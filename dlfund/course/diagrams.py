@@ -455,7 +455,7 @@ def causal_mask() -> Figure:
             if j > i:
                 _text(ax, x0 + (j + 0.5) * cell, y0 - (i + 0.5) * cell, "−∞", size=10, color=RED)
     _text(ax, x0 + n * cell / 2, y0 + 0.5, "keys j (what can be read) →", size=10.5)
-    _text(ax, 0.35, y0 - n * cell / 2, "queries i →", size=10.5, rotation=90)
+    _text(ax, 0.75, y0 + 0.2, "queries i ↓", size=10.5)
     right = x0 + n * cell + 0.5
     _box(ax, right + 1.55, 3.5, 3.0, 0.9, "allowed: j ≤ i\nscore q_i · k_j / √d", PURPLE, size=10.5)
     _box(ax, right + 1.55, 2.35, 3.0, 0.9, "masked: j > i\nscore set to −∞", ("#fee2e2", RED), size=10.5)
