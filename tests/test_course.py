@@ -56,6 +56,17 @@ def test_manifest_names_resolve(unit):
         assert item.full_s > 0
 
 
+@pytest.mark.parametrize("unit", manifest.UNITS, ids=lambda u: u.dirname)
+def test_every_unit_tells_the_learner_where_it_starts_and_what_it_gives(unit):
+    assert unit.builds_on.strip(), "builds_on: what the unit takes from the units before it (its roadmap's first box)"
+    assert unit.prerequisites, "prerequisites: what to know before starting"
+    assert 3 <= len(unit.outcomes) <= 5, "outcomes: 3 to 5 things the learner will be able to do"
+    for outcome in unit.outcomes:
+        assert outcome[0].islower() and not outcome.endswith("."), f"{outcome!r} should complete 'You will be able to'"
+    low, high = unit.study_hours
+    assert 0 < low <= high <= 12, "study_hours: an estimate (low, high) in hours"
+
+
 def test_get_unit_accepts_numbers_and_slugs_and_explains_unknown():
     assert manifest.get_unit(1) is manifest.get_unit("01") is manifest.get_unit("perceptron")
     with pytest.raises(KeyError, match="known units: 1 \\(perceptron\\)"):

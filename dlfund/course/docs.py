@@ -1,6 +1,8 @@
 """Files generated from the manifest: the README unit table, each unit's README header, the book's
-table of contents, and ARCHITECTURE.md's table of the library modules each unit uses. ``dlfund generate``
-writes them; a test fails when any of them is stale."""
+table of contents, ARCHITECTURE.md's table of the library modules each unit uses, and the diagrams
+(``book/figures/*.svg``, drawn by :mod:`dlfund.course.diagrams`). ``dlfund generate`` writes them; a test
+fails when any text file is stale, or a diagram's file is missing (the SVG bytes are not compared: another
+matplotlib version writes other bytes)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from dlfund import data
-from dlfund.course import manifest, notebooks, pages, results
+from dlfund.course import diagrams, manifest, notebooks, pages, results
 from dlfund.utils.io import atomic_write_text
 
 BEGIN = "<!-- BEGIN GENERATED: {what} (dlfund generate) -->"
@@ -50,12 +52,35 @@ def results_section() -> str:
     return "\n".join(lines).rstrip()
 
 
+def roadmap_alt(unit: manifest.Unit) -> str:
+    """The roadmap figure's alternative text: what it shows, for a reader who cannot see it."""
+    previous = f"what it takes from unit {unit.number - 1:02d}, " if unit.number > 1 else ""
+    return (
+        f"Roadmap of unit {unit.number:02d}: {previous}its {len(unit.notebooks)} lecture notebooks in order, "
+        f"and its {len(unit.exercises)} exercises"
+    )
+
+
 def unit_header(unit: manifest.Unit) -> str:
     """The generated top of ``units/<unit>/README.md``."""
+    low, high = unit.study_hours
     lines = [
         f"# Unit {unit.number:02d} · {unit.title}",
         "",
+        f"![{roadmap_alt(unit)}](../../book/figures/unit{unit.number:02d}-roadmap.svg)",
+        "",
         unit.summary,
+        "",
+        "**Before you start**",
+        "",
+        *(f"- {item}" for item in unit.prerequisites),
+        "",
+        "**You will be able to**",
+        "",
+        *(f"- {item}" for item in unit.outcomes),
+        "",
+        f"**Study time**: about {low}–{high} hours. This is an estimate, not a measurement: reading the notebooks, "
+        "running them in the smoke tier and doing the exercises.",
         "",
         "## Notebooks",
         "",
@@ -204,7 +229,7 @@ def expected_files() -> dict[Path, Callable[[], str]]:
 
 
 def build() -> list[Path]:
-    changed = []
+    changed = diagrams.write_all()
     for path, make in expected_files().items():
         text = make()
         if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -214,7 +239,7 @@ def build() -> list[Path]:
 
 
 def stale() -> list[str]:
-    problems = []
+    problems = diagrams.problems()
     for path, make in expected_files().items():
         rel = path.relative_to(manifest.ROOT)
         if not path.exists():

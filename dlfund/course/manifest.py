@@ -88,6 +88,16 @@ class Unit:
     settings: dict[str, Settings] = field(default_factory=dict)
     """Per-tier settings (data size, epochs, width...): ``{"smoke": ..., "full": ...}``, typed and documented
     in :mod:`dlfund.course.settings`."""
+    builds_on: str = ""
+    """What the unit takes from the units before it, in one line: the first box of its roadmap figure."""
+    prerequisites: tuple[str, ...] = ()
+    """What a learner should know before starting (earlier units, outside knowledge): the README's list."""
+    outcomes: tuple[str, ...] = ()
+    """What the learner will be able to do after the unit (3 to 5 items, each completing "You will be able
+    to ..."): the README's list."""
+    study_hours: tuple[int, int] = (0, 0)
+    """An estimate of the study time (hours, low and high): reading the notebooks, running them in the smoke
+    tier and doing the exercises. Not measured: the README says it is an estimate."""
 
     @property
     def dirname(self) -> str:
@@ -169,6 +179,19 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit01),
+        builds_on="Python and school algebra: the course starts here.",
+        prerequisites=(
+            "Python: functions, lists, loops, dictionaries and classes",
+            "school algebra: a weighted sum, the equation of a straight line",
+            "no machine learning: this unit starts from the beginning",
+        ),
+        outcomes=(
+            "split data into seeded, stratified training, validation and test sets, and beat a trivial baseline",
+            "write Rosenblatt's perceptron and its learning rule in plain Python, and read its decision boundary",
+            "vectorise the perceptron with tensors and time it against the plain-Python loop",
+            "train a perceptron on two Fashion-MNIST classes and read its weights as an image",
+        ),
+        study_hours=(3, 4),
     ),
     Unit(
         number=2,
@@ -199,6 +222,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit02),
+        builds_on="the perceptron rewritten with tensors; a first taste of vectorised code.",
+        prerequisites=(
+            "unit 01: the supervised workflow and the perceptron",
+            "Python and NumPy-style arrays help, but are not required",
+        ),
+        outcomes=(
+            "create tensors and read their shape, dtype and device, and tell a view from a copy",
+            "predict where each dtype rounds or overflows, and how mixed dtypes promote",
+            "combine tensors of different shapes by broadcasting, and replace Python loops by tensor operations, timed",
+            "read a shape error message and fix it with reshape, permute, unsqueeze and their relatives",
+        ),
+        study_hours=(3, 4),
     ),
     Unit(
         number=3,
@@ -225,6 +260,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("breast-cancer",),
         settings=tiers(unit03),
+        builds_on="tensors and vectorised code; the perceptron's learning rule, which had no gradient.",
+        prerequisites=(
+            "units 01–02: the supervised workflow, tensors and broadcasting",
+            "derivatives of simple functions (sum, product, exp, log) and the idea of the chain rule",
+        ),
+        outcomes=(
+            "write a computation as a graph and compute every gradient by hand with the chain rule",
+            "build a small scalar autograd engine and check it against torch.autograd and finite differences",
+            "derive logistic regression's gradients, train it by hand, then with autograd, to the same weights",
+            "train with minibatch SGD and explain why unstandardised features slow gradient descent",
+        ),
+        study_hours=(4, 6),
     ),
     Unit(
         number=4,
@@ -255,6 +302,15 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("mnist-5k", "fashion-mnist", "diabetes"),
         settings=tiers(unit04),
+        builds_on="gradients by autograd, logistic regression and minibatch SGD.",
+        prerequisites=("units 01–03: tensors, autograd and logistic regression trained by gradient descent",),
+        outcomes=(
+            "compute softmax and cross-entropy stably and train softmax regression on many classes",
+            "explain why XOR needs a hidden layer, and draw any model's decision boundary",
+            "choose activations and initialisations, and measure vanishing and exploding signals layer by layer",
+            "feed a training loop with Dataset and DataLoader, and train MLP classifiers and a regressor",
+        ),
+        study_hours=(5, 7),
     ),
     Unit(
         number=5,
@@ -289,6 +345,15 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("fashion-mnist", "diabetes"),
         settings=tiers(unit05),
+        builds_on="the MLP and the training loop written by hand.",
+        prerequisites=("unit 04: the MLP, its training loop, Dataset and DataLoader",),
+        outcomes=(
+            "turn a hand-written training loop into a LightningModule that the Trainer runs to the same weights",
+            "measure with torchmetrics and feed data through a LightningDataModule",
+            "log to CSV and TensorBoard and plot the logs read back",
+            "make runs reproducible, write a callback, and checkpoint, reload, test and predict",
+        ),
+        study_hours=(4, 5),
     ),
     Unit(
         number=6,
@@ -330,6 +395,19 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit06),
+        builds_on="Lightning's Trainer, metrics, logs, callbacks and checkpoints.",
+        prerequisites=(
+            "unit 05: LightningModule, Trainer, DataModule and callbacks",
+            "unit 04: the MLP on Fashion-MNIST",
+        ),
+        outcomes=(
+            "resume a killed run from its last checkpoint and stop early on the validation loss",
+            "find a learning rate and schedule it (step, plateau, cosine with warmup)",
+            "compare SGD with momentum, Adam and AdamW fairly, and decay only the right parameters",
+            "use BatchNorm and dropout, describe runs in a LightningCLI config and sweep them",
+            "debug a training run with fast_dev_run, the model summary and overfitting one batch",
+        ),
+        study_hours=(5, 7),
     ),
     Unit(
         number=7,
@@ -356,6 +434,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("fashion-mnist", "mnist-5k"),
         settings=tiers(unit07),
+        builds_on="schedules, AdamW, BatchNorm, checkpoints and fair comparisons, on an MLP.",
+        prerequisites=(
+            "units 04–06: MLPs, Lightning and the training craft",
+            "unit 02: tensor shapes and broadcasting, used on (N, C, H, W) batches",
+        ),
+        outcomes=(
+            "compute a convolution by hand and with unfold, and predict a layer's output size",
+            "build and train a CNN and a small ResNet, with data augmentation written in torch",
+            "reuse a pretrained network's features (transfer learning) and measure when it helps",
+            "build a Vision Transformer from patches and compare it with a CNN on accuracy, parameters and throughput",
+        ),
+        study_hours=(6, 8),
     ),
     Unit(
         number=8,
@@ -385,6 +475,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("movie-reviews",),
         settings=tiers(unit08),
+        builds_on="classifiers trained with a good recipe; the ViT's first look at attention.",
+        prerequisites=(
+            "units 04–06: training classifiers, choosing on validation data",
+            "unit 07 helps (the ViT's attention), but is not required",
+        ),
+        outcomes=(
+            "turn raw reviews into padded id tensors with a vocabulary, split so that no movie leaks",
+            "build a bag-of-words baseline and use embeddings",
+            "train RNN, LSTM and GRU classifiers on packed sequences and compare them",
+            "build an encoder–decoder with additive attention and read its attention heatmaps",
+        ),
+        study_hours=(5, 7),
     ),
     Unit(
         number=9,
@@ -410,6 +512,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("shakespeare",),
         settings=tiers(unit09),
+        builds_on="additive attention in an encoder–decoder; text as ids and embeddings.",
+        prerequisites=(
+            "unit 08: tokens, embeddings and additive attention",
+            "units 04–06: training loops, AdamW, warm-up and cosine schedules",
+        ),
+        outcomes=(
+            "build scaled dot-product self-attention step by step (causal mask, heads, fused) and match PyTorch's",
+            "give attention positions (sinusoidal, learned, rotary) and explain why it needs them",
+            "train a small GPT on Shakespeare and sample from it with temperature and top-k",
+            "speed up generation with a KV cache, and measure how attention's time and memory grow with length",
+        ),
+        study_hours=(6, 8),
     ),
     Unit(
         number=10,
@@ -451,6 +565,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("minilm-l6-v2", "movie-reviews"),
         settings=tiers(unit10),
+        builds_on="the transformer block and self-attention built from scratch.",
+        prerequisites=(
+            "unit 09: self-attention and the transformer block",
+            "unit 08: the movie-review data and its bag-of-words and RNN baselines",
+        ),
+        outcomes=(
+            "tokenise with WordPiece and load a pretrained checkpoint into your own encoder with strict checks",
+            "compute sentence embeddings by mean pooling and compare sentences",
+            "classify sentiment with frozen embeddings, by finetuning the top layers, and by finetuning everything",
+            "compare the finetuned encoder honestly with unit 8's baselines",
+        ),
+        study_hours=(3, 5),
     ),
     Unit(
         number=11,
@@ -497,6 +623,19 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("shakespeare", "fashion-mnist"),
         settings=tiers(unit11),
+        builds_on="a pretrained transformer finetuned; unit 9's GPT and unit 7's CNN, to be trained faster.",
+        prerequisites=(
+            "unit 09: the GPT and its training loop",
+            "unit 07: the CNN on Fashion-MNIST",
+            "units 05–06: Lightning and the training craft",
+        ),
+        outcomes=(
+            "say what fp32, tf32, fp16 and bf16 can hold, and train with autocast and a gradient scaler",
+            "time torch.compile fairly: compile time apart from the steady-state step",
+            "trade time for memory with gradient accumulation, the batch-size finder and activation checkpointing",
+            "run data-parallel training with DDP and FSDP as several processes, and scale it to many nodes",
+        ),
+        study_hours=(4, 6),
     ),
     Unit(
         number=12,
@@ -555,6 +694,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit12),
+        builds_on="fast training with mixed precision; unit 9's GPT, its KV cache and rotary positions.",
+        prerequisites=(
+            "unit 09: the GPT, sampling, the KV cache and RoPE",
+            "unit 11: mixed precision (for the full tier on a GPU)",
+        ),
+        outcomes=(
+            "build RMSNorm, RoPE, SwiGLU and grouped-query attention and assemble them into LLaMA",
+            "load SmolLM2-135M's real weights from a GGUF file, undoing the q/k permutation",
+            "write a byte-level BPE tokenizer and prompt a chat model through its template",
+            "decode greedily and by sampling with a KV cache, measure perplexity, and pretrain a tiny LLaMA",
+        ),
+        study_hours=(6, 8),
     ),
     Unit(
         number=13,
@@ -598,6 +749,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit13),
+        builds_on="the LLaMA model with SmolLM2's real weights, its tokenizer and generation.",
+        prerequisites=(
+            "unit 12: the LLaMA model, its tokenizer, the chat template and generation",
+            "unit 11: where training memory goes (weights, gradients, optimizer state)",
+        ),
+        outcomes=(
+            "write a LoRA layer, inject it by name, merge and unmerge it, and save only the adapter",
+            "build an instruction dataset with exact answers and train on the response tokens only",
+            "add LLaMA-Adapter v1 (zero-gated prompts) and v2 (bias, scale and norms) to a model",
+            "compare full finetuning, LoRA and LLaMA-Adapter on exact match, trainable parameters, memory and time",
+        ),
+        study_hours=(5, 7),
     ),
     Unit(
         number=14,
@@ -628,6 +791,18 @@ UNITS: tuple[Unit, ...] = (
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit14),
+        builds_on="every model of the course, each judged so far by one test accuracy.",
+        prerequisites=(
+            "unit 04: the MLP on Fashion-MNIST (retrained here)",
+            "units 01–13 for the final exam",
+        ),
+        outcomes=(
+            "put a confidence interval on a test accuracy (normal, Wilson, bootstrap, repeated runs)",
+            "compare two models on the same test set with a paired bootstrap and McNemar's test",
+            "export a model for inference (safetensors, torch.export) and serve it over HTTP",
+            "choose where to go next, and take the final exam",
+        ),
+        study_hours=(3, 5),
     ),
 )
 
