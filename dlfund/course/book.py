@@ -3,10 +3,16 @@
 The book's sources are staged in ``runs/book-src``: the book pages, the units and the solutions,
 with each notebook replaced by its executed copy from ``dlfund run`` when there is one (full tier
 preferred), so the book shows outputs without executing anything during the build.
+
+The book loads nothing from another host: its maths is typeset by MathJax 2.7 from the book's own
+``_static/mathjax/`` (copied from the PyPI package ``jupyter-server-mathjax``, which the ``book`` extra
+installs; ``book/_config.yml`` points Sphinx at it), and the theme's extensions that fetch scripts
+from the web (thebe's live code cells) are left out.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -18,6 +24,22 @@ from dlfund.utils.io import atomic_write_text
 
 STAGE = manifest.RUNS_DIR / "book-src"
 OUTPUT = manifest.RUNS_DIR / "book"
+# staged MathJax lands here; book/_config.yml names this folder in html_static_path, so Sphinx copies it
+# to the built book's _static/mathjax/ (not "_static" itself: Jupyter Book would link every .js in it)
+ASSETS = "_assets"
+
+
+def mathjax_dir() -> Path:
+    """MathJax 2.7's files (``MathJax.js``, its extensions, input/output jax and STIX web fonts)."""
+    spec = importlib.util.find_spec("jupyter_server_mathjax")  # finds the package without importing it
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    static = Path(folders[0]) / "static" if folders else None
+    if static is None or not (static / "MathJax.js").is_file():
+        raise RuntimeError(
+            "the book typesets its maths with MathJax from the package jupyter-server-mathjax, which is "
+            "not installed: pip install -e '.[book]'"
+        )
+    return static
 
 
 def results_markdown() -> str:
@@ -69,6 +91,7 @@ def stage(dest: Path | None = None) -> list[str]:
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_generated", "results")
     for folder in ("book", "units", "solutions"):
         shutil.copytree(manifest.ROOT / folder, dest / folder, ignore=ignore)
+    shutil.copytree(mathjax_dir(), dest / ASSETS / "mathjax")
     atomic_write_text(dest / "book" / "_generated" / "results.md", results_markdown())
     # the quiz instructions have one source, the quiz package's README
     atomic_write_text(
