@@ -1,41 +1,51 @@
-"""The book builds offline (Jupyter Book 1.x) with a page for every notebook in the manifest."""
+"""The book builds offline (Jupyter Book 1.x) with a page for every notebook in the manifest, loads
+nothing from another host, and reads well in a real browser: maths typeset, images loaded, no errors.
+
+The book is built once for this module (about 30 s); the browser tests open a few of its pages in
+headless Chromium (skipped where Debian's chromium is not installed) and leave screenshots in
+runs/screenshots/ for a person to look at.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from dlfund.course import book, manifest
+from dlfund.course import book, browser, manifest, runner
+
+# a lecture run headless before the build, so one page shows a real run's outputs
+RUN_UNIT, RUN_NOTEBOOK = manifest.UNITS[0], manifest.UNITS[0].notebooks[0].name
+SCREENSHOTS = manifest.ROOT / "runs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    """The HTML folder of one book build, after a smoke run of unit 1's first notebook."""
+    pytest.importorskip("jupyter_book", reason="the book extra is not installed: pip install -e '.[book]'")
+    tmp = tmp_path_factory.mktemp("book")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(manifest, "RUNS_DIR", tmp / "runs")
+        mp.setattr(book, "STAGE", tmp / "src")
+        (run,) = runner.run_unit(RUN_UNIT, "smoke", only=RUN_NOTEBOOK)
+        assert run.status == "ok", run.error
+        return book.build(tmp / "out").parent
 
 
 @pytest.mark.book
-def test_book_builds_every_page(tmp_path, monkeypatch):
-    pytest.importorskip("jupyter_book", reason="the book extra is not installed: pip install -e '.[book]'")
-    monkeypatch.setattr(book, "STAGE", tmp_path / "src")
-    # one executed notebook from a (fake) earlier run: the book must show its outputs
-    unit = manifest.UNITS[0]
-    runs = tmp_path / "runs"
-    monkeypatch.setattr(manifest, "RUNS_DIR", runs)
-    executed = runs / unit.dirname / "executed" / f"{unit.notebooks[0].name}.smoke.ipynb"
-    executed.parent.mkdir(parents=True)
-    nb = json.loads(unit.notebook_path(unit.notebooks[0].name).read_text(encoding="utf-8"))
-    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "OUTPUT-FROM-A-RUN\n"}]
-    executed.write_text(json.dumps(nb), encoding="utf-8")
-
-    index = book.build(tmp_path / "out")
-    html = index.parent
+def test_book_builds_every_page(built_book):
+    html = built_book
     for u in manifest.UNITS:
         for nb_ in u.notebooks:
             assert (html / "units" / u.dirname / f"{nb_.name}.html").exists()
         for ex in u.exercises:
             assert (html / "units" / u.dirname / "exercises" / f"{ex.name}.html").exists()
             assert (html / "solutions" / u.dirname / f"{ex.name}.html").exists()
-    page = (html / "units" / unit.dirname / f"{unit.notebooks[0].name}.html").read_text(encoding="utf-8")
-    assert "OUTPUT-FROM-A-RUN" in page
+    page = (html / "units" / RUN_UNIT.dirname / f"{RUN_NOTEBOOK}.html").read_text(encoding="utf-8")
+    assert 'class="cell_output' in page  # the executed copy's outputs
     assert (html / "book" / "_generated" / "results.html").exists()
     quiz_page = (html / "book" / "_generated" / "quiz.html").read_text(encoding="utf-8")
     assert "Pass mark: 80%" in quiz_page and "self-assessment" in quiz_page
@@ -52,7 +62,6 @@ def test_book_builds_every_page(tmp_path, monkeypatch):
             if not (built.parent / target).exists():
                 broken.append(f"{built.relative_to(html)} -> {href}")
     assert checked > 100 and not broken, broken[:20]
-    shutil.rmtree(tmp_path / "out")
 
 
 def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
@@ -83,3 +92,121 @@ def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
         "| x | full | test_acc=0.9877 | 3.2 s | 512 MB (cuda_max_allocated) | NVIDIA H100 | 2026-11-22 | abc123 |"
         in text
     )
+
+
+class _Assets(HTMLParser):
+    """What an HTML page loads: script, image and media sources, <link> targets, CSS url(...) in style
+    attributes and blocks, and addresses written into inline scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self._tag = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self._tag = tag
+        if tag in ("script", "img", "iframe", "source", "audio", "video", "embed", "input") and a.get("src"):
+            self.refs.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.refs.append(a["href"])
+        self.refs += CSS_URL.findall(a.get("style", ""))
+
+    def handle_data(self, data: str) -> None:
+        if self._tag == "style":
+            self.refs += CSS_URL.findall(data)
+        elif self._tag == "script":
+            self.refs += re.findall(r"""["'`]((?:https?:)?//[^"'`\s]+)""", data)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._tag = ""
+
+
+CSS_URL = re.compile(r"""url\(\s*["']?([^"')\s]+)""")
+EXTERNAL = re.compile(r"^(https?:|wss?:)?//", re.IGNORECASE)
+
+
+def external_assets(html: Path) -> list[str]:
+    """Every reference of the built book to an asset on another host: ``page -> address``."""
+    found = []
+    for path in html.rglob("*"):
+        rel = path.relative_to(html)
+        if path.suffix == ".html" and "_static" not in rel.parts:  # _static/*.html are theme templates
+            parser = _Assets()
+            parser.feed(path.read_text(encoding="utf-8"))
+            refs = parser.refs
+        elif path.suffix == ".css":
+            refs = CSS_URL.findall(path.read_text(encoding="utf-8", errors="replace"))
+        else:
+            continue
+        found += [f"{rel} -> {ref}" for ref in refs if EXTERNAL.match(ref)]
+    return found
+
+
+def test_external_assets_are_found(tmp_path):
+    (tmp_path / "a.html").write_text(
+        '<link rel="stylesheet" href="https://fonts.example/x.css"><img alt="" src="//img.example/a.png">'
+        '<script src="_static/local.js"></script><script>const URL = "https://unpkg.example/thebe.js"</script>'
+        '<div style="background: url(\'http://bg.example/b.png\')"></div><a href="https://docs.example">docs</a>'
+    )
+    (tmp_path / "s.css").write_text("@font-face { src: url(https://fonts.example/f.woff2) } x { a: url(data:,) }")
+    hosts = sorted(re.sub(r".*//([^/]+).*", r"\1", ref) for ref in external_assets(tmp_path))
+    assert hosts == ["bg.example", "fonts.example", "fonts.example", "img.example", "unpkg.example"]
+
+
+@pytest.mark.book
+def test_book_loads_nothing_from_another_host(built_book):
+    assert (built_book / "_static" / "mathjax" / "MathJax.js").is_file()
+    assert external_assets(built_book) == []
+
+
+def maths_pages(html: Path, n: int = 2) -> list[str]:
+    """The first ``n`` lecture pages that have maths (they load MathJax)."""
+    pages = [
+        p.relative_to(html).as_posix()
+        for p in sorted((html / "units").glob("*/*.html"))
+        if p.stem != "README" and "mathjax/MathJax.js" in p.read_text(encoding="utf-8")
+    ]
+    return pages[:n]
+
+
+@pytest.fixture(scope="module")
+def opened(built_book) -> dict[str, browser.Page]:
+    """A few pages of the book opened in headless Chromium (screenshots in runs/screenshots/)."""
+    if not browser.CHROMIUM.exists():
+        pytest.skip(
+            f"{browser.CHROMIUM} not found: the browser checks need Debian's chromium (apt-get install chromium)"
+        )
+    pytest.importorskip("websocket", reason="the test extra is not installed: pip install -e '.[test]'")
+    pages = ["book/intro.html", f"units/{RUN_UNIT.dirname}/{RUN_NOTEBOOK}.html", *maths_pages(built_book)]
+    with browser.serve(built_book) as base, browser.Browser() as chromium:
+        return {
+            rel: chromium.open(
+                base + rel,
+                screenshot=SCREENSHOTS / (rel.removesuffix(".html").replace("/", "__") + ".png"),
+                scroll_to="article .MathJax_Display, article .MathJax, article .cell_output img",
+            )
+            for rel in pages
+        }
+
+
+@pytest.mark.book
+def test_pages_load_without_errors(opened):
+    # no console error, no failed request, nothing asked of another host, every <img> loaded (naturalWidth > 0)
+    problems = {rel: page.problems() for rel, page in opened.items() if page.problems()}
+    assert not problems, problems
+
+
+@pytest.mark.book
+def test_maths_is_typeset(opened, built_book):
+    pages = maths_pages(built_book)
+    assert pages, "no lecture page has maths: the check has nothing to look at"
+    for rel in pages:
+        assert opened[rel].maths > 0 and not opened[rel].raw_maths, (rel, opened[rel].raw_maths)
+
+
+@pytest.mark.book
+@pytest.mark.xfail(reason="figures inline: being fixed in the runner", raises=AssertionError, strict=False)
+def test_an_executed_lecture_shows_its_figures(opened):
+    page = opened[f"units/{RUN_UNIT.dirname}/{RUN_NOTEBOOK}.html"]
+    assert page.figures > 0, f"no figure in the cell outputs of {page.url}"
