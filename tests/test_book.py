@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -94,36 +93,25 @@ def test_results_page_reads_the_recorded_files(tmp_path, monkeypatch):
     )
 
 
-class _Assets(HTMLParser):
-    """What an HTML page loads: script, image and media sources, <link> targets, CSS url(...) in style
-    attributes and blocks, and addresses written into inline scripts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.refs: list[str] = []
-        self._tag = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        self._tag = tag
-        if tag in ("script", "img", "iframe", "source", "audio", "video", "embed", "input") and a.get("src"):
-            self.refs.append(a["src"])
-        if tag == "link" and a.get("href"):
-            self.refs.append(a["href"])
-        self.refs += CSS_URL.findall(a.get("style", ""))
-
-    def handle_data(self, data: str) -> None:
-        if self._tag == "style":
-            self.refs += CSS_URL.findall(data)
-        elif self._tag == "script":
-            self.refs += re.findall(r"""["'`]((?:https?:)?//[^"'`\s]+)""", data)
-
-    def handle_endtag(self, tag: str) -> None:
-        self._tag = ""
-
-
+# what a page loads: the src/href of these tags, CSS url(...) in <style> blocks and style attributes, and
+# addresses written into inline scripts (an <a href> to a documentation site loads nothing)
+LOADING_TAG = re.compile(r"<(?:script|link|img|iframe|source|audio|video|embed)\b([^>]*)>", re.IGNORECASE)
+SRC_OR_HREF = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+INLINE = re.compile(r"<(script|style)\b[^>]*>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+STYLE_ATTR = re.compile(r"""\bstyle\s*=\s*"([^"]*)\"""", re.IGNORECASE)
 CSS_URL = re.compile(r"""url\(\s*["']?([^"')\s]+)""")
+SCRIPT_URL = re.compile(r"""["'`]((?:https?:|wss?:)?//[^"'`\s]+)""")
 EXTERNAL = re.compile(r"^(https?:|wss?:)?//", re.IGNORECASE)
+
+
+def page_assets(text: str) -> list[str]:
+    """The addresses an HTML page loads its assets from."""
+    refs = [ref for attrs in LOADING_TAG.findall(text) for ref in SRC_OR_HREF.findall(attrs)]
+    for tag, body in INLINE.findall(text):
+        refs += (SCRIPT_URL if tag.lower() == "script" else CSS_URL).findall(body)
+    for style in STYLE_ATTR.findall(text):
+        refs += CSS_URL.findall(style)
+    return refs
 
 
 def external_assets(html: Path) -> list[str]:
@@ -132,9 +120,7 @@ def external_assets(html: Path) -> list[str]:
     for path in html.rglob("*"):
         rel = path.relative_to(html)
         if path.suffix == ".html" and "_static" not in rel.parts:  # _static/*.html are theme templates
-            parser = _Assets()
-            parser.feed(path.read_text(encoding="utf-8"))
-            refs = parser.refs
+            refs = page_assets(path.read_text(encoding="utf-8"))
         elif path.suffix == ".css":
             refs = CSS_URL.findall(path.read_text(encoding="utf-8", errors="replace"))
         else:

@@ -91,7 +91,8 @@ def stage(dest: Path | None = None) -> list[str]:
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_generated", "results")
     for folder in ("book", "units", "solutions"):
         shutil.copytree(manifest.ROOT / folder, dest / folder, ignore=ignore)
-    shutil.copytree(mathjax_dir(), dest / ASSETS / "mathjax")
+    # all of it but the SVG output's fonts, which the package ships without the SVG output itself
+    shutil.copytree(mathjax_dir(), dest / ASSETS / "mathjax", ignore=shutil.ignore_patterns("SVG"))
     atomic_write_text(dest / "book" / "_generated" / "results.md", results_markdown())
     # the quiz instructions have one source, the quiz package's README
     atomic_write_text(
