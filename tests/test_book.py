@@ -156,14 +156,31 @@ def maths_pages(html: Path, n: int = 2) -> list[str]:
     return pages[:n]
 
 
+def needs_chromium() -> None:
+    if not browser.CHROMIUM.exists():
+        pytest.skip(f"{browser.CHROMIUM} not found: the browser checks need Debian's chromium (apt-get install)")
+    pytest.importorskip("websocket", reason="the test extra is not installed: pip install -e '.[test]'")
+
+
+def test_the_browser_reports_what_a_reader_would_notice(tmp_path):
+    needs_chromium()
+    (tmp_path / "bad.html").write_text(
+        "<p>raw maths \\(x^2\\) here</p><pre>code may say \\(</pre><img alt='' src='missing.png'>"
+        "<script src='https://cdn.example/lib.js'></script><script>console.error('boom')</script>"
+    )
+    with browser.serve(tmp_path) as base, browser.Browser() as chromium:
+        page = chromium.open(base + "bad.html")
+    assert page.raw_maths == ["raw maths \\(x^2\\) here"] and page.maths == 0
+    assert page.broken_images == [base + "missing.png"]
+    assert page.external_requests == ["https://cdn.example/lib.js"]
+    assert any("boom" in e for e in page.console_errors)
+    assert any("missing.png" in r for r in page.failed_requests)
+
+
 @pytest.fixture(scope="module")
 def opened(built_book) -> dict[str, browser.Page]:
     """A few pages of the book opened in headless Chromium (screenshots in runs/screenshots/)."""
-    if not browser.CHROMIUM.exists():
-        pytest.skip(
-            f"{browser.CHROMIUM} not found: the browser checks need Debian's chromium (apt-get install chromium)"
-        )
-    pytest.importorskip("websocket", reason="the test extra is not installed: pip install -e '.[test]'")
+    needs_chromium()
     pages = ["book/intro.html", f"units/{RUN_UNIT.dirname}/{RUN_NOTEBOOK}.html", *maths_pages(built_book)]
     with browser.serve(built_book) as base, browser.Browser() as chromium:
         return {
