@@ -6,11 +6,17 @@ notebook's (full tier preferred), else the book's cache ``runs/book-cache``, who
 the notebook's content hash. Notebooks with neither are executed first in the smoke tier, several at a
 time, so a rebuild after an edit executes only what changed. Each page opens with a note saying where
 its outputs come from (tier, device, date), or that its notebook failed and where.
+
+The book loads nothing from another host: its maths is typeset by MathJax 2.7 from the book's own
+``_static/mathjax/`` (copied from the PyPI package ``jupyter-server-mathjax``, which the ``book`` extra
+installs; ``book/_config.yml`` points Sphinx at it), and the theme's extensions that fetch scripts
+from the web (thebe's live code cells) are left out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -31,6 +37,22 @@ from dlfund.utils.io import atomic_write_text
 
 STAGE = manifest.RUNS_DIR / "book-src"
 OUTPUT = manifest.RUNS_DIR / "book"
+# staged MathJax lands here; book/_config.yml names this folder in html_static_path, so Sphinx copies it
+# to the built book's _static/mathjax/ (not "_static" itself: Jupyter Book would link every .js in it)
+ASSETS = "_assets"
+
+
+def mathjax_dir() -> Path:
+    """MathJax 2.7's files (``MathJax.js``, its extensions, input/output jax and STIX web fonts)."""
+    spec = importlib.util.find_spec("jupyter_server_mathjax")  # finds the package without importing it
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    static = Path(folders[0]) / "static" if folders else None
+    if static is None or not (static / "MathJax.js").is_file():
+        raise RuntimeError(
+            "the book typesets its maths with MathJax from the package jupyter-server-mathjax, which is "
+            "not installed: pip install -e '.[book]'"
+        )
+    return static
 
 
 def results_markdown() -> str:
@@ -205,6 +227,8 @@ def stage(dest: Path | None = None) -> dict[str, str]:
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_generated", "results")
     for folder in ("book", "units", "solutions"):
         shutil.copytree(manifest.ROOT / folder, dest / folder, ignore=ignore)
+    # all of it but the SVG output's fonts, which the package ships without the SVG output itself
+    shutil.copytree(mathjax_dir(), dest / ASSETS / "mathjax", ignore=shutil.ignore_patterns("SVG"))
     atomic_write_text(dest / "book" / "_generated" / "results.md", results_markdown())
     # the quiz instructions have one source, the quiz package's README
     atomic_write_text(
