@@ -42,7 +42,19 @@ def test_help_describes_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("units", "run", "lab", "env", "data", "exercises", "generate", "book"):
+    for command in (
+        "units",
+        "run",
+        "lab",
+        "start",
+        "check",
+        "progress",
+        "env",
+        "data",
+        "exercises",
+        "generate",
+        "book",
+    ):
         assert command in out
 
 
