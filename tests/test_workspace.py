@@ -128,6 +128,8 @@ def test_progress_imports_neither_torch_nor_nbformat(solved):
     out = subprocess.run([sys.executable, "-c", code, str(ws)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "next:" in out.stdout
+    pyproject = (manifest.ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dlfund = "dlfund.course.entry:main"' in pyproject, "the console command must start at the light entry"
 
 
 def test_check_outcomes_not_started_no_check_error_timeout_and_broken_files(solved, monkeypatch):
