@@ -10,6 +10,7 @@ raise by design); ``tests/test_exercises.py`` runs them and checks that their ch
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -20,8 +21,10 @@ os.environ["DLFUND_NO_NETWORK"] = "1"
 # (oversubscribed CPU threads made small matmuls thousands of times slower).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.pop("DLFUND_RECORD", None)  # tests never overwrite the committed reference results
+# tests never read or write a learner's workspace (quiz scores, progress): theirs is elsewhere
+os.environ["DLFUND_WORKSPACE"] = os.path.join(tempfile.gettempdir(), "dlfund-tests-no-workspace")
 
-collect_ignore_glob = ["units/*/exercises/*", "runs/*", "book/*"]
+collect_ignore_glob = ["units/*/exercises/*", "runs/*", "book/*", "workspace/*"]
 
 
 def pytest_configure(config):  # pytest's hook signature

@@ -42,7 +42,19 @@ def test_help_describes_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("units", "run", "lab", "env", "data", "exercises", "generate", "book"):
+    for command in (
+        "units",
+        "run",
+        "lab",
+        "start",
+        "check",
+        "progress",
+        "env",
+        "data",
+        "exercises",
+        "generate",
+        "book",
+    ):
         assert command in out
 
 
@@ -129,7 +141,8 @@ def test_env_reports_every_dependency_and_the_data(capsys):
     assert code in (0, 1)  # 1 only when a cached dataset fails its hash
 
 
-def test_lab_starts_jupyterlab_on_the_course(capsys, monkeypatch):
+def test_lab_starts_jupyterlab_on_the_course(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DLFUND_WORKSPACE", str(tmp_path / "none"))  # no workspace: the course
     seen = {}
     monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: seen.update(cmd=cmd, cwd=cwd) or 0)
     code, out, _ = run_cli(capsys, "lab", "--no-browser")

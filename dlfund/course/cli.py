@@ -1,9 +1,11 @@
-"""The ``dlfund`` command line: list units, run them headless, open JupyterLab, fetch data, build."""
+"""The ``dlfund`` command line: list units, run them headless, open JupyterLab, fetch data, build; and the
+learner's own commands (start, check, progress: :mod:`dlfund.course.learner`)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import torch
 from packaging.requirements import Requirement
 
 from dlfund import data
-from dlfund.course import book, docs, exercises, manifest, runner
+from dlfund.course import book, docs, edits, exercises, learner, manifest, runner, workspace
 from dlfund.course.bench import SUITES
 from dlfund.course.config import environment_line, pick_tier
 from dlfund.course.quiz import BankError, exam, quiz
@@ -111,9 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    root = manifest.require_repo()
+    root, why = learner.lab_root()
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", *args.extra]
-    print("starting JupyterLab on the course: " + " ".join(cmd))
+    if os.geteuid() == 0 and "--allow-root" not in cmd:
+        cmd.append("--allow-root")
+        print("running as root: passing --allow-root to JupyterLab (which otherwise refuses to start)")
+    print(f"{why}: " + " ".join(cmd))
     return subprocess.call(cmd, cwd=root)
 
 
@@ -169,7 +174,13 @@ def cmd_exercises(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"stale: {p}")
         return 1 if problems else 0
-    changed = exercises.build()
+    try:
+        changed = exercises.build()
+    except edits.KeptEdits as err:  # the others were written; say which, then what was kept and why
+        for path in err.written:
+            print(f"wrote {manifest.display_path(path)}")
+        print(f"dlfund: {err}", file=sys.stderr)
+        return 1
     for path in changed:
         print(f"wrote {manifest.display_path(path)}")
     print(f"{len(changed)} exercise notebook(s) written, {len(exercises.targets()) - len(changed)} already current")
@@ -302,11 +313,13 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "lab",
-        help="open JupyterLab on the course (other arguments go to jupyter lab)",
-        description="Open JupyterLab on the course; other arguments (e.g. --no-browser "
-        "--port 8890) are passed to jupyter lab.",
+        help="open JupyterLab in your workspace, or on the course (other arguments go to jupyter lab)",
+        description="Open JupyterLab in your workspace (see `dlfund start`), or on the course when there is "
+        "none; other arguments (e.g. --no-browser --port 8890) are passed to jupyter lab.",
     )
     s.set_defaults(func=cmd_lab)
+
+    learner.add_parsers(sub)  # start, check, progress
 
     s = sub.add_parser("env", help="print versions, the device and the data cache, with OK/FAIL per item")
     s.set_defaults(func=cmd_env)
@@ -386,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra
     try:
         return int(args.func(args))
-    except (UsageError, FileNotFoundError) as err:
+    except (UsageError, FileNotFoundError, workspace.WorkspaceError, edits.KeptEdits) as err:
         print(f"dlfund: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:

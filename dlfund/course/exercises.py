@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from dlfund.course import manifest
+from dlfund.course import edits, manifest
 from dlfund.utils.io import atomic_write_text
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s+hint:\s*(?P<hint>.*?))?\s*$")
@@ -133,14 +133,24 @@ class Target:
     def target(self) -> Path:
         return self.unit.exercise_path(self.exercise.name)
 
-    def expected(self) -> str:
+    def expected(self, *, stamped: bool = True) -> str:
+        """The notebook's text as generated now; ``stamped=False``: without the fingerprint, as notebooks
+        were generated before there was one (such a file is not counted as edited)."""
         if not self.source.exists():
             raise FileNotFoundError(
                 f"the manifest lists exercise {self.exercise.name!r} of unit {self.unit.number}, "
                 f"but its solution {manifest.display_path(self.source)} does not exist"
             )
         solution = nbformat.read(str(self.source), as_version=4)
-        return render(make_exercise(solution, self.unit.dirname, self.exercise.name))
+        nb = make_exercise(solution, self.unit.dirname, self.exercise.name)
+        if stamped:
+            edits.stamp(nb)  # lets a later build tell a learner's edits from an old generation
+        return render(nb)
+
+    def edited(self) -> bool:
+        """Whether someone edited the generated notebook (see :mod:`dlfund.course.edits`)."""
+        current = self.target.read_text(encoding="utf-8")
+        return edits.edited(current) and current != self.expected(stamped=False)
 
 
 def targets(units: tuple[manifest.Unit, ...] = manifest.UNITS) -> list[Target]:
@@ -150,9 +160,12 @@ def targets(units: tuple[manifest.Unit, ...] = manifest.UNITS) -> list[Target]:
 def build(units: tuple[manifest.Unit, ...] = manifest.UNITS) -> list[Path]:
     """(Re)write every generated exercise notebook; return the ones that changed.
 
-    A missing solution does not stop the others from being built; the error lists all of them.
+    A missing solution does not stop the others from being built; the error lists all of them. A
+    notebook that someone edited (its cells no longer match the fingerprint written when it was generated,
+    see :mod:`dlfund.course.edits`) is never overwritten: the others are built, then
+    :class:`~dlfund.course.edits.KeptEdits` says which were kept and how to move them to a workspace.
     """
-    changed, missing = [], []
+    changed, missing, kept = [], [], []
     for t in targets(units):
         try:
             text = t.expected()
@@ -160,11 +173,27 @@ def build(units: tuple[manifest.Unit, ...] = manifest.UNITS) -> list[Path]:
             missing.append(str(err))
             continue
         if not t.target.exists() or t.target.read_text(encoding="utf-8") != text:
+            if t.target.exists() and t.edited():
+                kept.append(t.target)
+                continue
             atomic_write_text(t.target, text)
             changed.append(t.target)
+    if kept:
+        raise edits.KeptEdits(_kept_message(kept), changed)
     if missing:
         raise FileNotFoundError("\n".join(missing))
     return changed
+
+
+def _kept_message(kept: list[Path]) -> str:
+    kept_line = "has edits (it no longer matches what was generated): kept as it is"
+    lines = [f"{manifest.display_path(p)} {kept_line}" for p in kept]
+    lines.append(
+        "to keep that work, run `dlfund start`: it copies an edited exercise into your workspace as your "
+        "starting point (do your exercises there: nothing overwrites it); then delete the file here and run "
+        "`dlfund exercises build` again"
+    )
+    return "\n".join(lines)
 
 
 def stale(units: tuple[manifest.Unit, ...] = manifest.UNITS) -> list[str]:

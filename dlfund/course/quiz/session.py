@@ -21,7 +21,7 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
-from dlfund.course import manifest
+from dlfund.course import manifest, progress
 from dlfund.course.quiz.bank import Question, load_bank, units_in
 from dlfund.course.quiz.certificate import clean_name, write_certificate
 from dlfund.course.quiz.report import PASS_MARK, Graded, Report
@@ -283,7 +283,7 @@ def quiz(
     number = unit if isinstance(unit, int) else manifest.get_unit(unit).number
     bank = load_bank() if bank is None else bank
     seed = new_seed() if seed is None else seed
-    return run_questions(
+    report = run_questions(
         _unit_title(number),
         select_unit(bank, number, seed),
         seed,
@@ -292,6 +292,15 @@ def quiz(
         input_fn=input_fn,
         print_fn=print_fn,
     )
+    return _record(str(number), report, print_fn)
+
+
+def _record(key: str, report: Report, print_fn: PrintFn | None) -> Report:
+    """Note the attempt in the learner's progress (their workspace, if they have one)."""
+    line = progress.record_quiz(key, float(report.score), report.passed, report.complete)
+    if line:
+        (print_fn or print)(line)
+    return report
 
 
 def exam(
@@ -316,6 +325,9 @@ def exam(
             f" The bank holds only {len(bank)} questions, fewer than the {questions} asked for, "
             "so the exam uses all of them."
         )
-    return run_questions(
+    report = run_questions(
         "Final exam", chosen, seed, name=name, out_dir=out_dir, input_fn=input_fn, print_fn=print_fn, intro=intro
     )
+    if questions >= min(EXAM_QUESTIONS, len(bank)):  # a shorter practice draw is not the exam
+        _record("exam", report, print_fn)
+    return report
