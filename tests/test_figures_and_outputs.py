@@ -117,3 +117,18 @@ def test_the_banner_goes_after_the_title(first):
     nb.cells = [make("# Title" if first == "markdown" else "x = 1")]
     out = book._with_banner(nb, "NOTE")
     assert [c.source for c in out.cells] == (["# Title", "NOTE"] if first == "markdown" else ["NOTE", "x = 1"])
+
+
+def test_dlfund_run_fails_a_notebook_whose_figures_are_missing(tmp_path, monkeypatch):
+    unit = manifest.get_unit(1)
+    name = unit.notebooks[0].name
+
+    def headless(path, out, **kwargs):  # as a kernel with a headless backend would leave it: no image
+        nbformat.write(notebooks.read(path), str(out))
+
+    monkeypatch.setattr(runner, "execute", headless)
+    monkeypatch.setattr(runner, "WarmKernel", lambda cwd, env: None)
+    monkeypatch.setattr(manifest, "RUNS_DIR", tmp_path / "runs")
+    (tmp_path / "runs" / unit.dirname / "executed").mkdir(parents=True)
+    (run,) = runner.run_unit(unit, "smoke", only=name)
+    assert run.status == "FAILED" and "figure(s) missing" in run.error and "plt.show()" in run.error
