@@ -156,3 +156,32 @@ def test_images_per_second_leaves_the_model_alone() -> None:
     assert rate > 0
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert images_per_second(model, 8, "cpu", image_shape=(1, 12, 12), steps=2, warmup=0, train=False) > 0
+
+
+def test_train_classifier_watches_validation_and_touches_test_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a validation set, every epoch is scored on it, and the test set exactly once, at the end."""
+    import dlfund.train.vision as vision
+
+    torch.manual_seed(0)
+    images, labels = toy_images(256)
+    train = TensorBatches(images, labels, batch_size=32, mean=0.2, std=0.3, shuffle=True)
+    val = TensorBatches(*toy_images(64, seed=2), batch_size=64, mean=0.2, std=0.3)
+    test = TensorBatches(*toy_images(64, seed=1), batch_size=64, mean=0.2, std=0.3)
+    scored: list[str] = []
+    real = vision.evaluate_accuracy
+
+    def counting(model, batches, *args, **kwargs):  # type: ignore[no-untyped-def]
+        scored.append("val" if batches is val else "test" if batches is test else "?")
+        return real(model, batches, *args, **kwargs)
+
+    monkeypatch.setattr(vision, "evaluate_accuracy", counting)
+    model = small_model()
+    history = vision.train_classifier(
+        model, train, test, val=val, epochs=3, lr=0.2, device="cpu", target_accuracy=0.5, verbose=False
+    )
+    assert scored == ["val", "val", "val", "test"]
+    assert len(history.val_accuracy) == 3 and len(history.test_accuracy) == 1
+    assert history.final_accuracy == real(model, test, "cpu")
+    assert [set(r) >= {"val_accuracy"} for r in history.rows()] == [True] * 3
+    if history.epochs_to_target is not None:
+        assert history.val_accuracy[history.epochs_to_target - 1] >= 0.5
