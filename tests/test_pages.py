@@ -109,6 +109,7 @@ def test_stage_rewrites_only_the_staged_copy(tmp_path):
             exe = nbformat.read(str(tmp_path / u.exercise_path(ex.name).relative_to(manifest.ROOT)), as_version=4)
             assert f"solutions/{u.dirname}/{ex.name}.ipynb" in exe.cells[-1].source
             assert f"solutions/{u.dirname}/{ex.name}.ipynb" in chapter
+        assert (f"solutions/{u.dirname}/{pages.TRY_IT}.md" in chapter) == pages.has_try_it(u)
 
 
 def test_each_unit_once_in_the_toc_and_solutions_apart():
@@ -125,7 +126,11 @@ def test_each_unit_once_in_the_toc_and_solutions_apart():
             f"units/{u.dirname}/exercises/{ex.name}" for ex in u.exercises
         ]
     solution_files = [s["file"] for c in solutions for s in c["sections"]]
-    assert solution_files == [f"solutions/{u.dirname}/{ex.name}" for u in manifest.UNITS for ex in u.exercises]
+    assert solution_files == [
+        f
+        for u in manifest.UNITS
+        for f in [f"solutions/{u.dirname}/{ex.name}" for ex in u.exercises] + [f"solutions/{u.dirname}/{pages.TRY_IT}"] * pages.has_try_it(u)
+    ], "each unit's solutions, then the discussion of its lectures' Try it questions"
     assert [c["file"] for c in solutions] == [
         f"{pages.SOLUTIONS_DIR.as_posix()}/{u.dirname}" for u in manifest.UNITS if u.exercises
     ]

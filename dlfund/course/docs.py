@@ -119,7 +119,8 @@ def toc() -> str:
     Each unit is one sidebar entry (its README), with its lecture notebooks and exercises beneath. The
     solutions come last, in a part of their own with one chapter per unit (pages that ``book.stage()``
     writes through :mod:`dlfund.course.pages`): a learner reading on never lands on an answer by turning
-    the page after the question."""
+    the page after the question. Each unit's solutions chapter ends with the discussion of its lectures'
+    "Try it" questions (``solutions/<unit>/try-it.md``)."""
     units, solutions = [], []
     for u in manifest.UNITS:
         sections = [{"file": f"units/{u.dirname}/{nb.name}"} for nb in u.notebooks]
@@ -129,7 +130,8 @@ def toc() -> str:
             solutions.append(
                 {
                     "file": f"{pages.SOLUTIONS_DIR.as_posix()}/{u.dirname}",
-                    "sections": [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises],
+                    "sections": [{"file": f"solutions/{u.dirname}/{ex.name}"} for ex in u.exercises]
+                    + ([{"file": f"solutions/{u.dirname}/{pages.TRY_IT}"}] if pages.has_try_it(u) else []),
                 }
             )
     parts = [

@@ -25,6 +25,20 @@ import nbformat
 from dlfund.course import exercises, manifest
 from dlfund.utils.io import atomic_write_text
 
+TRY_IT = "try-it"
+"""``solutions/<unit>/try-it.md``: the discussion of the open "Try it" questions that close each of the unit's
+lecture notebooks (COURSE.md §12); the unit's Solutions chapter lists it after the exercises' solutions."""
+
+TRY_IT_PENDING = frozenset(range(5, 15))
+"""Units whose lectures do not end with "Try it" questions yet (issue 23, item 3, lands unit by unit): the
+book lists no discussion page for them, and ``tests/test_try_it.py`` skips them, naming them. Remove a unit
+from this set in the commit that adds its questions and its ``try-it.md``."""
+
+
+def has_try_it(unit: manifest.Unit) -> bool:
+    """Whether the unit's lectures end with Try-it questions discussed in ``solutions/<unit>/try-it.md``."""
+    return unit.number not in TRY_IT_PENDING
+
 SOLUTIONS_DIR = Path("book") / "_generated" / "solutions"
 """Where the per-unit Solutions chapter pages are staged (relative to the book's source folder)."""
 
@@ -91,6 +105,12 @@ def solutions_chapter(unit: manifest.Unit, titles: list[str]) -> str:
     for ex, title in zip(unit.exercises, titles, strict=True):
         exercise = f"../../../units/{unit.dirname}/exercises/{ex.name}.ipynb"
         lines.append(f"- [{title}]({exercise}): [its solution](../../../solutions/{unit.dirname}/{ex.name}.ipynb)")
+    if has_try_it(unit):
+        lines += [
+            "",
+            f"The open *Try it* questions that end each lecture are discussed in "
+            f"[Try it · discussion](../../../solutions/{unit.dirname}/{TRY_IT}.md).",
+        ]
     return "\n".join(lines) + "\n"
 
 
