@@ -51,9 +51,19 @@ def test_augmentation_accepts_solution(seed: int, capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.startswith("✓ random crop")
 
 
-def test_augmentation_accepts_reference_and_library() -> None:
+def test_augmentation_accepts_reference_and_rejects_the_library() -> None:
     unit07.augmentation(crop_variant(), seed=3)
-    unit07.augmentation(RandomCrop, seed=4)
+    rejects(unit07.augmentation, RandomCrop, match=r"library's own RandomCrop.*write yours")
+
+    class Wrapped:
+        def __init__(self, padding, fill=0.0, generator=None):
+            self.crop = RandomCrop(padding, fill, generator=generator)
+
+        def __call__(self, image):
+            return self.crop(image)
+
+    rejects(unit07.augmentation, Wrapped, match=r"library's own RandomCrop")
+    rejects(unit07.augmentation, lambda *a, **k: RandomCrop(*a, **k), match=r"library's own RandomCrop")
 
 
 def test_augmentation_rejects_stub() -> None:

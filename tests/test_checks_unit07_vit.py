@@ -61,10 +61,21 @@ def test_accepts_the_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out.startswith("✓ patch embedding")
 
 
-def test_accepts_the_library_and_a_correct_variant(capsys: pytest.CaptureFixture[str]) -> None:
-    patch_embedding(PatchEmbedding, seed=5)
+def test_accepts_a_correct_variant_and_rejects_the_library(capsys: pytest.CaptureFixture[str]) -> None:
     patch_embedding(variant(), seed=5)
-    assert capsys.readouterr().out.count("✓ patch embedding") == 2
+    assert capsys.readouterr().out.count("✓ patch embedding") == 1
+    rejects(patch_embedding, PatchEmbedding, match=r"library's own PatchEmbedding.*write yours")
+
+    class Wrapped(nn.Module):
+        def __init__(self, image_size, patch_size, in_channels, dim):
+            super().__init__()
+            self.inner = PatchEmbedding(image_size, patch_size, in_channels, dim)
+            self.proj, self.num_patches = self.inner.proj, self.inner.num_patches
+
+        def forward(self, x):
+            return self.inner(x)
+
+    rejects(patch_embedding, Wrapped, match=r"library's own PatchEmbedding")
 
 
 def test_rejects_the_stub() -> None:
