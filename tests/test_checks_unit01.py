@@ -319,3 +319,101 @@ def test_learning_rate_rejects_wrong_counts() -> None:
         lambda *a, **k: right(*a, **k).cumsum(dim=1),
         match=r"mistakes for lr=.* in epoch \d+: expected \d+, found \d+",
     )
+
+
+# --- named typical mistakes, each rejected on every seed ----------------------------------------
+
+
+def _none_best_epoch(model, X_train, y_train, X_val, y_val, *, max_epochs, patience):
+    out = early_stopping_variant()(model, X_train, y_train, X_val, y_val, max_epochs=max_epochs, patience=patience)
+    return {**out, "best_epoch": None}
+
+
+def _float_init(num_features, init, *, generator=None, scale=0.01):
+    w, b = init_variant()(num_features, init, generator=generator, scale=scale)
+    return w.double(), b.double()
+
+
+def _ignores_scale(num_features, init, *, generator=None, scale=0.01):
+    return init_variant()(num_features, init, generator=generator)
+
+
+_RIGHT_INIT = init_variant()
+EARLY_STOPPING_MISTAKES = {
+    "weights not restored": (early_stopping_variant(restore=False), r"should hold the weights of the best epoch"),
+    "saved without clone": (early_stopping_variant(clone=False), r"best epoch|\.clone\(\)"),
+    "patience off by one (late)": (early_stopping_variant(off_by_one=1), r"one epoch too many|off by one"),
+    "patience off by one (early)": (early_stopping_variant(off_by_one=-1), r"one epoch too early|off by one"),
+    "ties count as improvements": (early_stopping_variant(ties_improve=True), r"strict improvements"),
+    "zero-based best epoch": (early_stopping_variant(zero_based=True), r"best_epoch: expected \d+"),
+    "best_epoch left None": (_none_best_epoch, r"best_epoch should be an int.*found None"),
+}
+RANDOM_INIT_MISTAKES = {
+    "global RNG instead of the generator": (
+        (init_variant(use_generator=False), predictions_variant(init_variant(use_generator=False))),
+        r"generator",
+    ),
+    "scale ignored (unit normal)": (
+        (init_variant(scaled=False), predictions_variant(_RIGHT_INIT)),
+        r"standard deviation",
+    ),
+    "scale argument ignored": ((_ignores_scale, predictions_variant(_RIGHT_INIT)), r"standard deviation 0.5"),
+    "random bias": ((init_variant(random_bias=True), predictions_variant(_RIGHT_INIT)), r"bias should start at 0"),
+    "upcast to float64": ((_float_init, predictions_variant(_RIGHT_INIT)), r"should be float32, found torch.float64"),
+    "one generator shared across learning rates": (
+        (_RIGHT_INIT, predictions_variant(_RIGHT_INIT, shared_generator=True)),
+        r"same initial weights",
+    ),
+    "learning rate ignored": (
+        (_RIGHT_INIT, predictions_variant(_RIGHT_INIT, ignore_lr=True)),
+        r"every learning rate gave the same predictions|is lr passed",
+    ),
+}
+LEARNING_RATE_MISTAKES = {
+    "zero initialisation": (mistakes_variant(init="zeros"), r"starts from zeros"),
+    "model continued across learning rates": (mistakes_variant(fresh_model=False), r"continued training"),
+    "learning rate ignored": (mistakes_variant(ignore_lr=True), r"mistakes of lr=1|pass lr"),
+    "list instead of tensor": (mistakes_variant(as_list=True), r"expected a tensor"),
+    "transposed": (mistakes_variant(transpose=True), r"transposed"),
+    "scale ignored": (
+        lambda X, y, lrs, *, epochs, seed, scale=0.01: mistakes_variant()(X, y, lrs, epochs=epochs, seed=seed),
+        r"mistakes for lr=|differ|same",
+    ),
+}
+_CHECKS = {
+    "early_stopping": (unit01.early_stopping, EARLY_STOPPING_MISTAKES),
+    "random_init": (unit01.random_init, RANDOM_INIT_MISTAKES),
+    "learning_rate": (unit01.learning_rate, LEARNING_RATE_MISTAKES),
+}
+_CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
+
+
+def _rejected(check: str, name: str, seed: int) -> None:
+    fn, (fns, match) = _CHECKS[check][0], (_CHECKS[check][1][name])
+    fns = fns if isinstance(fns, tuple) else (fns,)
+    rejects(fn, *fns, match=match, seed=seed)
+
+
+def test_every_check_has_six_named_mistakes() -> None:
+    assert all(len(table) >= 6 for _, table in _CHECKS.values())
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize(("check", "name"), _CASES)
+def test_named_mistake_rejected(check: str, name: str, seed: int) -> None:
+    _rejected(check, name, seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(100, 150))
+@pytest.mark.parametrize(("check", "name"), _CASES)
+def test_named_mistake_rejected_on_many_seeds(check: str, name: str, seed: int) -> None:
+    _rejected(check, name, seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(200))
+def test_solutions_pass_on_many_seeds(seed: int) -> None:
+    unit01.early_stopping(solution(1, "ex01-early-stopping", "train_with_early_stopping"), seed=seed)
+    unit01.random_init(*solution(1, "ex02-random-init", "init_weights", "predictions_per_learning_rate"), seed=seed)
+    unit01.learning_rate(solution(1, "ex03-learning-rate", "mistakes_per_epoch"), seed=seed)

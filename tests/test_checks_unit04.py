@@ -327,3 +327,101 @@ def test_fashion_dataset_rejects_wrong_length_and_non_dataset() -> None:
             pass
 
     rejects(unit04.fashion_dataset, NotADataset, match="expected a subclass of torch.utils.data.Dataset")
+
+
+# --- named typical mistakes in the measured accuracies, each rejected on every seed ---------------
+
+
+def trained_study(mistake: str):
+    """The solution's study with one measuring mistake switched on (trains for real, small and fast)."""
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlfund.models.mlp import MLP
+
+    def accuracy(model, X, y, batch_size=None):
+        with torch.no_grad():
+            if batch_size is None:
+                return float((model(X).argmax(1) == y).float().mean())
+            accs = [float((model(xb).argmax(1) == yb).float().mean()) for xb, yb in zip(X.split(32), y.split(32))]
+            return sum(accs) / len(accs)
+
+    def study(X_train, y_train, X_test, y_test, *, depths, widths, epochs, batch_size, lr, seed):
+        c = int(y_train.max()) + 1
+        rows = []
+        for depth in depths:
+            for width in widths:
+                torch.manual_seed(seed)
+                model = MLP(X_train.shape[1], [width] * depth, c)
+                opt = torch.optim.Adam(model.parameters(), lr=lr)
+                loader = DataLoader(TensorDataset(X_train, y_train), batch_size=batch_size, shuffle=True)
+                for _ in range(epochs):
+                    for xb, yb in loader:
+                        opt.zero_grad()
+                        nn.functional.cross_entropy(model(xb), yb).backward()
+                        opt.step()
+                train, test = accuracy(model, X_train, y_train), accuracy(model, X_test, y_test)
+                if mistake == "test measured on the training set":
+                    test = train
+                elif mistake == "train measured on the test set":
+                    train = test
+                elif mistake == "sets swapped":
+                    train, test = test, train
+                elif mistake == "typed in":
+                    train, test = 1.0, 1.0
+                elif mistake == "averaged over batches":
+                    train, test = accuracy(model, X_train, y_train, 32), accuracy(model, X_test, y_test, 32)
+                elif mistake == "percentages":
+                    train, test = 100 * train, 100 * test
+                rows.append(
+                    {
+                        "depth": depth,
+                        "width": width,
+                        "parameters": sum(p.numel() for p in model.parameters()),
+                        "train_accuracy": train,
+                        "test_accuracy": test,
+                    }
+                )
+        return rows
+
+    return study
+
+
+STUDY_MISTAKES = {
+    "test measured on the training set": r"(no model can score above|not a whole number)",
+    "train measured on the test set": r"(no model can score above|not a whole number)",
+    "sets swapped": r"(no model can score above|not a whole number)",
+    "typed in": r"no model can score above",
+    "averaged over batches": r"(not a whole number|averaging per-batch)",
+    "percentages": r"looks like a percentage",
+}
+PARAMETER_MISTAKES = {
+    "weights only (no biases)": ({"parameters": "weights only"}, r"parameters"),
+    "one layer too many": ({"parameters": "one layer more"}, r"parameters"),
+    "no output layer": ({"parameters": "no output layer"}, r"parameters"),
+    "width-major order": ({"order": "width"}, r"wrong order"),
+}
+
+
+@pytest.mark.parametrize("seed", [0])
+@pytest.mark.parametrize("mistake", ["test measured on the training set", "typed in"])
+def test_depth_width_named_mistake_rejected(mistake: str, seed: int) -> None:
+    rejects(unit04.depth_width, trained_study(mistake), match=STUDY_MISTAKES[mistake], seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(100, 150))
+@pytest.mark.parametrize("mistake", list(STUDY_MISTAKES) + list(PARAMETER_MISTAKES))
+def test_depth_width_named_mistake_rejected_on_many_seeds(mistake: str, seed: int) -> None:
+    if mistake in PARAMETER_MISTAKES:
+        kwargs, match = PARAMETER_MISTAKES[mistake]
+        rejects(unit04.depth_width, fake_study(**kwargs), match=match, seed=seed)
+    else:
+        rejects(unit04.depth_width, trained_study(mistake), match=STUDY_MISTAKES[mistake], seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(200))
+def test_depth_width_solution_passes_on_many_seeds(seed: int) -> None:
+    unit04.depth_width(solution("ex01-depth-width", "depth_width_study"), seed=seed)
+    unit04.depth_width(trained_study("none"), seed=seed)

@@ -286,3 +286,25 @@ def test_custom_callback_rejects_a_fixed_monitor() -> None:
         match=r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
         r"trainer.callback_metrics\[self.monitor\]",
     )
+
+
+@pytest.mark.parametrize(
+    ("net", "match"),
+    [
+        (lambda d, h: nn.Sequential(nn.Linear(d, h), nn.Linear(h, 1)), r"the model is affine"),
+        (lambda d, h: nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, 1)), r"is hidden passed"),
+        (lambda d, h: nn.Linear(d, 1), r"one hidden layer"),
+        (
+            lambda d, h: nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1)),
+            r"one hidden layer",
+        ),
+    ],
+    ids=["no activation", "hidden ignored", "linear model", "two hidden layers"],
+)
+def test_regression_module_rejects_architecture_mistakes(net, match: str) -> None:
+    class Wrong(regressor()):
+        def __init__(self, in_features, hidden=32, lr=1e-3):
+            super().__init__(in_features, hidden, lr)
+            self.net = net(in_features, hidden)
+
+    rejects(unit05.regression_module, Wrong, match=match)

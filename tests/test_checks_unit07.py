@@ -37,6 +37,11 @@ def crop_variant(*, pad: str = "right", offsets: str = "right", rng: str = "gene
             gen = self.generator if rng == "generator" else None
             if offsets == "fixed":
                 dy, dx = self.fixed
+            elif offsets == "one draw":  # the same random number for both axes
+                dy = dx = int(torch.randint(0, high, (), generator=gen))
+            elif offsets == "mirrored":  # dx follows from dy
+                dy = int(torch.randint(0, high, (), generator=gen))
+                dx = 2 * extra - dy
             else:
                 dy, dx = torch.randint(0, high, (2,), generator=gen).tolist()
             return padded[:, dy : dy + h, dx : dx + w]
@@ -51,9 +56,19 @@ def test_augmentation_accepts_solution(seed: int, capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.startswith("✓ random crop")
 
 
-def test_augmentation_accepts_reference_and_library() -> None:
+def test_augmentation_accepts_reference_and_rejects_the_library() -> None:
     unit07.augmentation(crop_variant(), seed=3)
-    unit07.augmentation(RandomCrop, seed=4)
+    rejects(unit07.augmentation, RandomCrop, match=r"library's own RandomCrop.*write yours")
+
+    class Wrapped:
+        def __init__(self, padding, fill=0.0, generator=None):
+            self.crop = RandomCrop(padding, fill, generator=generator)
+
+        def __call__(self, image):
+            return self.crop(image)
+
+    rejects(unit07.augmentation, Wrapped, match=r"library's own RandomCrop")
+    rejects(unit07.augmentation, lambda *a, **k: RandomCrop(*a, **k), match=r"library's own RandomCrop")
 
 
 def test_augmentation_rejects_stub() -> None:
@@ -187,3 +202,41 @@ def test_conv_unfold_restores_conv2d_after_a_failure() -> None:
 
 def test_conv_unfold_rejects_non_tensor() -> None:
     rejects(unit07.conv_unfold, lambda *a, **k: [1.0], match="should return a tensor, found list")
+
+
+# --- named typical mistakes, each rejected on every seed ----------------------------------------
+
+CROP_MISTAKES = {
+    "no padding (smaller image)": ({"pad": "none"}, r"expected shape"),
+    "padded with zeros, not fill": ({"pad": "zeros"}, r"padded with 0, but fill="),
+    "padded twice as much": ({"pad": "double"}, r"more than padding="),
+    "offset range excludes 2·padding": ({"offsets": "exclusive"}, r"never took the value \d = 2·padding"),
+    "offsets only one way": ({"offsets": "one way"}, r"only ever moved one way"),
+    "offset drawn once in __init__": ({"offsets": "fixed"}, r"same offset .* on all"),
+    "global RNG instead of the generator": ({"rng": "global"}, r"generators seeded alike gave different outputs"),
+    "input changed in place": ({"inplace": True}, r"(changed its input in place|is not a shifted copy)"),
+    "one draw for both axes": ({"offsets": "one draw"}, r"one random draw was used for both axes"),
+    "dx follows from dy": ({"offsets": "mirrored"}, r"not drawn independently"),
+}
+
+
+@pytest.mark.parametrize("seed", [0])
+@pytest.mark.parametrize("name", list(CROP_MISTAKES))
+def test_crop_named_mistake_rejected(name: str, seed: int) -> None:
+    kwargs, match = CROP_MISTAKES[name]
+    rejects(unit07.augmentation, crop_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(100, 150))
+@pytest.mark.parametrize("name", list(CROP_MISTAKES))
+def test_crop_named_mistake_rejected_on_many_seeds(name: str, seed: int) -> None:
+    kwargs, match = CROP_MISTAKES[name]
+    rejects(unit07.augmentation, crop_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(200))
+def test_unit07_solutions_pass_on_many_seeds(seed: int) -> None:
+    unit07.augmentation(solution(7, "ex02-augmentation", "MyRandomCrop"), seed=seed)
+    unit07.patch_embedding(solution(7, "ex01-patch-embedding", "MyPatchEmbedding"), seed=seed)

@@ -61,10 +61,21 @@ def test_accepts_the_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out.startswith("✓ patch embedding")
 
 
-def test_accepts_the_library_and_a_correct_variant(capsys: pytest.CaptureFixture[str]) -> None:
-    patch_embedding(PatchEmbedding, seed=5)
+def test_accepts_a_correct_variant_and_rejects_the_library(capsys: pytest.CaptureFixture[str]) -> None:
     patch_embedding(variant(), seed=5)
-    assert capsys.readouterr().out.count("✓ patch embedding") == 2
+    assert capsys.readouterr().out.count("✓ patch embedding") == 1
+    rejects(patch_embedding, PatchEmbedding, match=r"library's own PatchEmbedding.*write yours")
+
+    class Wrapped(nn.Module):
+        def __init__(self, image_size, patch_size, in_channels, dim):
+            super().__init__()
+            self.inner = PatchEmbedding(image_size, patch_size, in_channels, dim)
+            self.proj, self.num_patches = self.inner.proj, self.inner.num_patches
+
+        def forward(self, x):
+            return self.inner(x)
+
+    rejects(patch_embedding, Wrapped, match=r"library's own PatchEmbedding")
 
 
 def test_rejects_the_stub() -> None:
@@ -87,25 +98,28 @@ def test_rejects_the_stub() -> None:
     rejects(patch_embedding, ForwardStub, match=r"on x of shape .*is not implemented yet.*hint: cut the patches")
 
 
+PATCH_MISTAKES = [
+    ("column-major", r"numbered column by column; number them row by row \(row-major\)"),
+    ("channels last", r"channels innermost, \(p, p, C\); flatten it channel first, \(C, p, p\)"),
+    ("pixel columns first", r"pixels inside each patch are flattened column by column"),
+    ("plain reshape", r"does not cut the image into p × p squares"),
+    ("no projection", r"the last dimension is C·p·p = \d+, the raw patch; project each patch"),
+    ("no proj attribute", r"found no attribute `proj`; .*self.proj = nn.Linear\(\d+, \d+\)"),
+    ("transposed output", r"that is \(N, dim, num_patches\); transpose"),
+    ("no bias", r"the bias of self.proj is missing"),
+    ("detached", r"the output does not require a gradient"),
+    ("no num_patches", r"set self.num_patches"),
+    (
+        "no size check",
+        r"returned an output without complaint.*raise a ValueError that says H and W \(\d+\) must be "
+        r"divisible by patch_size",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("mistake", "match"),
-    [
-        ("column-major", r"numbered column by column; number them row by row \(row-major\)"),
-        ("channels last", r"channels innermost, \(p, p, C\); flatten it channel first, \(C, p, p\)"),
-        ("pixel columns first", r"pixels inside each patch are flattened column by column"),
-        ("plain reshape", r"does not cut the image into p × p squares"),
-        ("no projection", r"the last dimension is C·p·p = \d+, the raw patch; project each patch"),
-        ("no proj attribute", r"found no attribute `proj`; .*self.proj = nn.Linear\(\d+, \d+\)"),
-        ("transposed output", r"that is \(N, dim, num_patches\); transpose"),
-        ("no bias", r"the bias of self.proj is missing"),
-        ("detached", r"the output does not require a gradient"),
-        ("no num_patches", r"set self.num_patches"),
-        (
-            "no size check",
-            r"returned an output without complaint.*raise a ValueError that says H and W \(\d+\) must be "
-            r"divisible by patch_size",
-        ),
-    ],
+    PATCH_MISTAKES,
 )
 def test_rejects_typical_mistakes(mistake: str, match: str) -> None:
     message = rejects(patch_embedding, variant(mistake), match=match)
@@ -130,3 +144,16 @@ def test_reference_patches_match_the_conv_layout() -> None:
     conv = nn.Conv2d(3, 5, kernel_size=4, stride=4)
     out = F.linear(reference_patches(x, 4), conv.weight.reshape(5, -1), conv.bias)
     torch.testing.assert_close(out, conv(x).flatten(2).transpose(1, 2), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [1])
+@pytest.mark.parametrize(("mistake", "match"), PATCH_MISTAKES)
+def test_named_mistake_rejected_on_other_seeds(mistake: str, match: str, seed: int) -> None:
+    rejects(patch_embedding, variant(mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(100, 150))
+@pytest.mark.parametrize(("mistake", "match"), PATCH_MISTAKES)
+def test_named_mistake_rejected_on_many_seeds(mistake: str, match: str, seed: int) -> None:
+    rejects(patch_embedding, variant(mistake), match=match, seed=seed)

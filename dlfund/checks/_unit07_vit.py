@@ -76,6 +76,7 @@ def _build(cls: Any, image_size: int, patch_size: int, in_channels: int, dim: in
         cls, image_size=image_size, patch_size=patch_size, in_channels=in_channels, dim=dim, what=call
     )
     expect(isinstance(module, nn.Module), f"{call}: expected an nn.Module, found {type(module).__name__}")
+    _refuse_library(module, call)
     return module, call
 
 
@@ -228,6 +229,20 @@ def _check_not_divisible(cls: Any, gen: torch.Generator, where: str) -> None:
     )
 
 
+def _refuse_library(obj: Any, what: str) -> None:
+    """Writing the module is the exercise: the library's own PatchEmbedding (or a module built on it) is refused."""
+    from dlfund.models.vit import PatchEmbedding
+
+    library = obj is PatchEmbedding or (isinstance(obj, type) and issubclass(obj, PatchEmbedding))
+    if isinstance(obj, nn.Module):
+        library = any(isinstance(m, PatchEmbedding) for m in obj.modules())
+    if library:
+        raise CheckFailed(
+            f"{what} is the library's own PatchEmbedding (dlfund.models.vit.PatchEmbedding): write yours, "
+            "cutting the patches with reshape/permute and projecting them with nn.Linear"
+        )
+
+
 def patch_embedding(cls: Callable[..., nn.Module], *, seed: int | None = None) -> None:
     """Check a learner's ``PatchEmbedding(image_size, patch_size, in_channels, dim)`` module class.
 
@@ -237,6 +252,7 @@ def patch_embedding(cls: Callable[..., nn.Module], *, seed: int | None = None) -
     the module docstring (values and gradients), and which raises ``ValueError`` when the image size is
     not divisible by the patch size. Each call draws fresh sizes and inputs; a failure names the seed.
     """
+    _refuse_library(cls, "the class you passed")
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(seed {seed})"

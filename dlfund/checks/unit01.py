@@ -183,6 +183,16 @@ def _compare_early_stopping(
         raise CheckFailed(
             f"{call}: ran {len(val)} epochs, expected {stop} ({rule}){_diagnose_stop(val, patience, max_epochs)}"
         )
+    for key in ("best_epoch", "stopped_epoch"):
+        value = out[key]
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, torch.Tensor):
+            ok = value.numel() == 1 and not value.dtype.is_floating_point and value.dtype != torch.bool
+        expect(
+            ok,
+            f"{call}: {key} should be an int (an epoch counted from 1), found {value!r} ({type(value).__name__})"
+            + (": set it when the validation mistakes improve, starting from epoch 1" if value is None else ""),
+        )
     expect(
         int(out["best_epoch"]) == best,
         f"{call}: best_epoch: expected {best} (the first epoch with the fewest validation mistakes, "

@@ -101,6 +101,16 @@ def depth_width(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     where = f"(data seed {seed})"
     n_train, n_test = 240, 101  # 101 is prime: a test accuracy must be a multiple of 1/101
     X_train, y_train, X_test, y_test, n_classes = _blob_problem(gen, n_train, n_test)
+    # Conflicting copies: the last m examples of each set repeat earlier ones with another label, so
+    # every model gets at least m of them wrong. An accuracy above that bound was not measured on that
+    # set (the other set, a typed-in number); the bounds differ, so the two sets cannot be swapped.
+    conflicts = {"train": 12, "test": 20}
+    for part, (X_, y_) in {"train": (X_train, y_train), "test": (X_test, y_test)}.items():
+        m = conflicts[part]
+        X_[-m:], y_[-m:] = X_[:m], (y_[:m] + 1) % n_classes
+        order = torch.randperm(len(y_), generator=gen)
+        X_[:], y_[:] = X_[order].clone(), y_[order].clone()
+    bounds = {"train": (n_train - conflicts["train"]) / n_train, "test": (n_test - conflicts["test"]) / n_test}
     d = X_train.shape[1]
     chance = 1 / n_classes
     depths = sorted(int(v) for v in torch.randperm(3, generator=gen)[:2] + 1)  # two of 1, 2, 3
@@ -183,6 +193,13 @@ def depth_width(fn: Callable[..., Any], *, seed: int | None = None) -> None:
                 f"(correct / {n}), not averaging per-batch accuracies",
             )
             expect(
+                value <= bounds[part] + 1e-9,
+                f"{label}: {key} = {value:.4f}, but {conflicts[part]} of the {n} {part} examples are copies of "
+                f"others with a different label, so no model can score above {bounds[part]:.4f} on the {part} "
+                f"set: measure {key} from the model's predictions on the {part} set (not another set, not a "
+                "typed-in number)",
+            )
+            expect(
                 value >= chance + 0.1,
                 f"{label}: {key} = {value:.3f} is close to chance ({chance:.3f} with "
                 f"{n_classes} classes) on an easy problem{untrained}",
@@ -191,9 +208,9 @@ def depth_width(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     for key, values in accuracies.items():
         mean = sum(values) / len(values)
         expect(
-            mean >= 0.8,
+            mean >= bounds[key.split("_")[0]] - 0.15,
             f"{call}: the mean {key} over the grid is {mean:.3f}, but on this easy problem (chance "
-            f"{chance:.3f}) trained models reach above 0.9{untrained}",
+            f"{chance:.3f}) trained models come close to the best possible {bounds[key.split('_')[0]]:.3f}{untrained}",
         )
     passed(
         f"depth/width study: {len(grid)} rows in the right order, exact parameter counts and trained accuracies "

@@ -91,6 +91,22 @@ def _offsets(aug: Any, image: Tensor, padding: int, fill: float, n: int, call: s
     return found
 
 
+def _refuse_library_crop(obj: Any, what: str) -> None:
+    """Writing the crop is the exercise: the library's own :class:`RandomCrop` (or a wrapper of it) is refused."""
+    from dlfund.data.augment import RandomCrop
+
+    held = list(vars(obj).values()) if hasattr(obj, "__dict__") and not isinstance(obj, type) else []
+    if (
+        obj is RandomCrop
+        or (isinstance(obj, type) and issubclass(obj, RandomCrop))
+        or any(isinstance(v, RandomCrop) for v in [obj, *held])
+    ):
+        raise CheckFailed(
+            f"{what} is the library's own RandomCrop (dlfund.data.augment.RandomCrop): write yours, "
+            "with F.pad and a slice at a random offset"
+        )
+
+
 def augmentation(cls: Callable[..., Any], *, seed: int | None = None, calls: int = 300) -> None:
     """Check a random crop with padding: ``cls(padding, fill=0.0, generator=None)``, called on ``(C, H, W)``.
 
@@ -102,6 +118,7 @@ def augmentation(cls: Callable[..., Any], *, seed: int | None = None, calls: int
     reproduce and different seeds differ, and that it works as ``ImageDataset(transform=...)`` with
     labels unchanged.
     """
+    _refuse_library_crop(cls, "the class you passed")
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
@@ -119,6 +136,7 @@ def augmentation(cls: Callable[..., Any], *, seed: int | None = None, calls: int
         generator=torch.Generator().manual_seed(seed + 1),
         what=f"{_name(cls)}(padding={padding}, fill={fill:g}, generator=...)",
     )
+    _refuse_library_crop(aug, f"{_name(cls)}(...)")
     offsets = _offsets(aug, image, padding, fill, calls, call + f" {where}")
     expect(
         torch.equal(image, original),
@@ -159,6 +177,19 @@ def augmentation(cls: Callable[..., Any], *, seed: int | None = None, calls: int
             f"{call}: the offset {name} is not uniform over 0..{k - 1}: {worst} came {counts[worst]} times in "
             f"{calls} calls, expected about {expected:.0f} {where}",
         )
+    by_dy: dict[int, set[int]] = {}
+    for dy, dx in offsets:
+        by_dy.setdefault(dy, set()).add(dx)
+    if all(dy == dx for dy, dx in offsets):
+        raise CheckFailed(
+            f"{call}: dy and dx were equal on all {calls} calls {where}: one random draw was used for both "
+            "axes, so the image only moves along the diagonal; draw dy and dx separately"
+        )
+    expect(
+        any(len(dxs) > 1 for dxs in by_dy.values()),
+        f"{call}: dx is always the same function of dy over {calls} calls {where}: the two offsets are not "
+        "drawn independently; draw dy and dx separately (e.g. torch.randint(0, 2 * padding + 1, (2,), ...))",
+    )
     unchanged = sum(o == (padding, padding) for o in offsets) / calls
     expect(
         unchanged < 0.5,
