@@ -129,7 +129,8 @@ def test_each_unit_once_in_the_toc_and_solutions_apart():
     assert solution_files == [
         f
         for u in manifest.UNITS
-        for f in [f"solutions/{u.dirname}/{ex.name}" for ex in u.exercises] + [f"solutions/{u.dirname}/{pages.TRY_IT}"] * pages.has_try_it(u)
+        for f in [f"solutions/{u.dirname}/{ex.name}" for ex in u.exercises]
+        + [f"solutions/{u.dirname}/{pages.TRY_IT}"] * pages.has_try_it(u)
     ], "each unit's solutions, then the discussion of its lectures' Try it questions"
     assert [c["file"] for c in solutions] == [
         f"{pages.SOLUTIONS_DIR.as_posix()}/{u.dirname}" for u in manifest.UNITS if u.exercises

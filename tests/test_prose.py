@@ -19,9 +19,18 @@ from dlfund.course.settings.base import Settings
 
 # (unit directory/notebook, name) -> why the name in backticks is an API word there, not a settings key.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("05-lightning/02-metrics-and-datamodules", "n_train"): "an argument of FashionMNISTDataModule, whose signature the cell shows",
-    ("05-lightning/02-metrics-and-datamodules", "n_val"): "an argument of FashionMNISTDataModule, whose signature the cell shows",
-    ("05-lightning/02-metrics-and-datamodules", "n_test"): "an argument of FashionMNISTDataModule, whose signature the cell shows",
+    (
+        "05-lightning/02-metrics-and-datamodules",
+        "n_train",
+    ): "an argument of FashionMNISTDataModule, whose signature the cell shows",
+    (
+        "05-lightning/02-metrics-and-datamodules",
+        "n_val",
+    ): "an argument of FashionMNISTDataModule, whose signature the cell shows",
+    (
+        "05-lightning/02-metrics-and-datamodules",
+        "n_test",
+    ): "an argument of FashionMNISTDataModule, whose signature the cell shows",
     ("06-training-craft/01-checkpoints-and-early-stopping", "patience"): "Lightning's EarlyStopping argument",
     ("06-training-craft/02-learning-rates", "patience"): "ReduceLROnPlateau's argument",
     ("09-self-attention/02-positions", "positions"): "the field of GPTConfig that the four models differ in",
@@ -100,6 +109,8 @@ def test_every_allowed_name_is_still_needed() -> None:
     """An entry of ALLOWED whose notebook no longer names the word is removed, so the list stays small."""
     for (where, name), _why in ALLOWED.items():
         text = "\n".join(
-            c.source for c in nbformat.read(manifest.UNITS_DIR / f"{where}.ipynb", as_version=4).cells if c.cell_type == "markdown"
+            c.source
+            for c in nbformat.read(manifest.UNITS_DIR / f"{where}.ipynb", as_version=4).cells
+            if c.cell_type == "markdown"
         )
         assert f"`{name}`" in text, f"ALLOWED[{where!r}, {name!r}] is no longer needed"

@@ -61,11 +61,12 @@ def test_patch_embedding_rejects_bad_sizes() -> None:
         embed(torch.randn(1, 3, 8, 8))
 
 
-def test_library_patch_embedding_passes_the_exercise_check(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_exercise_check_refuses_the_library_patch_embedding() -> None:
+    from dlfund.checks import CheckFailed
     from dlfund.checks._unit07_vit import patch_embedding
 
-    patch_embedding(PatchEmbedding, seed=3)
-    assert capsys.readouterr().out.startswith("✓ patch embedding")
+    with pytest.raises(CheckFailed, match="the library's own PatchEmbedding"):
+        patch_embedding(PatchEmbedding, seed=3)
 
 
 # --- attention ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.models.vit import PatchEmbedding
 
 __all__ = ["patch_embedding", "reference_patches"]
 
@@ -231,8 +232,6 @@ def _check_not_divisible(cls: Any, gen: torch.Generator, where: str) -> None:
 
 def _refuse_library(obj: Any, what: str) -> None:
     """Writing the module is the exercise: the library's own PatchEmbedding (or a module built on it) is refused."""
-    from dlfund.models.vit import PatchEmbedding
-
     library = obj is PatchEmbedding or (isinstance(obj, type) and issubclass(obj, PatchEmbedding))
     if isinstance(obj, nn.Module):
         library = any(isinstance(m, PatchEmbedding) for m in obj.modules())

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.data.augment import RandomCrop
 from dlfund.data.torch_datasets import ImageDataset
 
 __all__ = ["augmentation", "conv_unfold", "patch_embedding"]
@@ -93,8 +94,6 @@ def _offsets(aug: Any, image: Tensor, padding: int, fill: float, n: int, call: s
 
 def _refuse_library_crop(obj: Any, what: str) -> None:
     """Writing the crop is the exercise: the library's own :class:`RandomCrop` (or a wrapper of it) is refused."""
-    from dlfund.data.augment import RandomCrop
-
     held = list(vars(obj).values()) if hasattr(obj, "__dict__") and not isinstance(obj, type) else []
     if (
         obj is RandomCrop

@@ -39,6 +39,7 @@ def has_try_it(unit: manifest.Unit) -> bool:
     """Whether the unit's lectures end with Try-it questions discussed in ``solutions/<unit>/try-it.md``."""
     return unit.number not in TRY_IT_PENDING
 
+
 SOLUTIONS_DIR = Path("book") / "_generated" / "solutions"
 """Where the per-unit Solutions chapter pages are staged (relative to the book's source folder)."""
 

@@ -351,7 +351,8 @@ def train_classifier(
         if verbose:
             print(
                 f"epoch {epoch:>{len(str(epochs))}}/{epochs}: train loss {history.train_loss[-1]:.4f}, "
-                f"{'test' if val is None else 'validation'} accuracy {accuracy:.4f}, {seen / seconds:,.0f} images/s, {elapsed:.1f} s of training"
+                f"{'test' if val is None else 'validation'} accuracy {accuracy:.4f}, "
+                f"{seen / seconds:,.0f} images/s, {elapsed:.1f} s of training"
             )
     if verbose and target_accuracy is not None:
         reached = (
