@@ -31,13 +31,21 @@ def refusing(references: dict[str, Callable[..., Any]], exercise: str) -> Iterat
         if previous is not None:
             previous(frame, event, arg)
 
-    sys.setprofile(watch)
-    try:
-        yield
-    finally:
-        sys.setprofile(previous)
-    if seen:
-        raise CheckFailed(
+    def refused() -> CheckFailed:
+        return CheckFailed(
             f"this is the library's own {seen[0]}: write yours ({exercise} is the exercise; the library's "
             "version is there to compare with afterwards, not to call)"
         )
+
+    sys.setprofile(watch)
+    try:
+        yield
+    except Exception as err:  # a crash after calling the library: the call is the mistake to name
+        sys.setprofile(previous)
+        if seen:
+            raise refused() from err
+        raise
+    finally:
+        sys.setprofile(previous)
+    if seen:
+        raise refused()
