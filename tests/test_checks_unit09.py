@@ -145,7 +145,7 @@ HEAD_MISTAKES = [
     (_no_transpose, ref_merge, r"= \(B, T, h, d\).*transpose\(1, 2\)"),
     (_strided, ref_merge, r"every h-th feature"),
     (ref_split, _merge_no_transpose, r"without moving the heads back"),
-    (ref_split, _merge_view, r"raised RuntimeError"),
+    (ref_split, _merge_view, r"not contiguous in memory, so .view cannot merge the heads: use .reshape"),
     (_split_no_check, ref_merge, r"did not raise: D=\d+ is not divisible by heads"),
 ]
 

@@ -176,7 +176,19 @@ def multi_head(
 
     heads_in = torch.randn(b, heads, t, d, generator=gen)
     call_m = f"{_name(merge_heads)}(x of shape {(b, heads, t, d)})"
-    merged = call_learner(merge_heads, heads_in.clone(), what=call_m)
+
+    def merge(tensor: Tensor) -> Any:
+        try:
+            return call_learner(merge_heads, tensor, what=call_m)
+        except CheckFailed as err:
+            if "view" not in str(err):
+                raise
+            raise CheckFailed(
+                f"{err} {where}. After transpose(1, 2) the tensor is not contiguous in memory, so .view "
+                "cannot merge the heads: use .reshape (or .contiguous().view)"
+            ) from err
+
+    merged = merge(heads_in.clone())
     expect(isinstance(merged, Tensor), f"{call_m} should return a tensor, found {type(merged).__name__}")
     expected_m = ref_merge(heads_in)
     expect(
@@ -190,7 +202,7 @@ def multi_head(
                 "heads back next to the features: transpose(1, 2) first, then reshape"
             )
         expect_close(merged, expected_m, f"{call_m} {where}")
-    round_trip = call_learner(merge_heads, call_learner(split_heads, x.clone(), heads, what=call), what=call_m)
+    round_trip = merge(call_learner(split_heads, x.clone(), heads, what=call))
     expect(torch.equal(round_trip, x), f"merge_heads(split_heads(x)) is not x {where}")
 
     bad = torch.randn(b, t, dim + 1, generator=gen)
@@ -220,7 +232,7 @@ def multi_head(
     xa = torch.randn(b, t, dim, generator=gen, requires_grad=True)
     xr = xa.detach().clone().requires_grad_(True)
     q, k, v = (call_learner(split_heads, xa @ w.T, heads, what=call) for w in (wq, wk, wv))
-    mine = call_learner(merge_heads, naive_attention(q, k, v, causal=True), what=call_m) @ wo.T
+    mine = merge(naive_attention(q, k, v, causal=True)) @ wo.T
     mask = ~torch.ones(t, t, dtype=torch.bool).tril()
     theirs = reference(xr, xr, xr, attn_mask=mask, need_weights=False)[0]
     expect_close(
