@@ -113,7 +113,7 @@ BOOTSTRAP_MISTAKES = [
     ("percent", r"looks like percentages; return fractions"),
     ("swapped", r"lower .* > upper .*return \(lower, upper\) in that order"),
     ("min max", r"smallest and largest bootstrap accuracy, not the quantiles"),
-    ("unseeded", r"two calls with the same seed gave different intervals.*torch.Generator\(\).manual_seed\(seed\)"),
+    ("unseeded", r"calls with the same seed gave different intervals.*torch.Generator\(\).manual_seed\(seed\)"),
     ("in place", r"changed `correct` in place"),
     ("hard-coded", r"level=0\.(8|9|99).*2.5% and 97.5% quantiles, right only for level = 0.95"),
     ("library", r"this is the library's own dlfund.evaluation.bootstrap_ci: write yours"),
