@@ -65,24 +65,31 @@ def test_attention_rejects_stub() -> None:
     rejects(unit08.additive_attention, stub, match=r"stub\(query .* is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        (
-            {"mask": "none"},
-            r"padded positions got weight .*equal a softmax without any mask.*float\('-inf'\) before the softmax",
-        ),
-        ({"mask": "multiply"}, r"padded positions got weight"),
-        ({"mask": "after"}, r"zeroed on padding after the softmax, so rows sum to .* not 1"),
-        ({"dim": 0}, r"(softmax ran over the batch dimension \(dim=0\)|padded positions got weight)"),
-        ({"tanh": False}, r"match scores without the tanh"),
-        ({"context": "projected"}, r"context should have shape \(B, Dk\).*sum the keys, not their projections"),
-        ({"detach": True}, r"no gradient reached (query|W_q|W_k|v)"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 3])
+ATTENTION_MISTAKES = [
+    (
+        {"mask": "none"},
+        r"padded positions got weight .*equal a softmax without any mask.*float\('-inf'\) before the softmax",
+    ),
+    ({"mask": "multiply"}, r"padded positions got weight"),
+    ({"mask": "after"}, r"zeroed on padding after the softmax, so rows sum to .* not 1"),
+    ({"dim": 0}, r"(softmax ran over the batch dimension \(dim=0\)|padded positions got weight)"),
+    ({"tanh": False}, r"match scores without the tanh"),
+    ({"context": "projected"}, r"context should have shape \(B, Dk\).*sum the keys, not their projections"),
+    ({"detach": True}, r"no gradient reached (query|W_q|W_k|v)"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), ATTENTION_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_attention_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
     rejects(unit08.additive_attention, attention_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), ATTENTION_MISTAKES)
+def test_attention_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit08.additive_attention, attention_variant(**kwargs), match=match, seed=seed)
 
 
 def test_attention_softmax_over_batch_is_named() -> None:
@@ -102,8 +109,30 @@ def test_attention_rejects_wrong_return_type() -> None:
 # --- ex02: GRU cell -----------------------------------------------------------------------------
 
 
+def _init(kind: str, shape: tuple[int, ...], input_size: int, hidden_size: int) -> torch.Tensor:
+    """How a learner draws a fresh parameter: right (uniform ±1/√H), or a typical initialisation mistake."""
+    k = 1 / hidden_size**0.5
+    if kind == "zeros":
+        return torch.zeros(shape)
+    if kind == "randn":
+        return torch.randn(shape)
+    if kind == "positive":
+        return torch.rand(shape) * k
+    if kind == "input_size":
+        return torch.empty(shape).uniform_(-(input_size**-0.5), input_size**-0.5)
+    if kind == "tiny":
+        return torch.randn(shape) * 0.01
+    return torch.empty(shape).uniform_(-k, k)
+
+
 def gru_variant(
-    *, order: str = "rzn", reset_after: bool = True, swap_mix: bool = False, names: bool = True, zero_state: bool = True
+    *,
+    order: str = "rzn",
+    reset_after: bool = True,
+    swap_mix: bool = False,
+    names: bool = True,
+    zero_state: bool = True,
+    init: str = "uniform",
 ):
     """A learner's MyGRUCell with one typical mistake switched on."""
 
@@ -118,7 +147,7 @@ def gru_variant(
                 ("bias_ih", (3 * hidden_size,)),
                 ("bias_hh", (3 * hidden_size,)),
             ):
-                self.register_parameter(prefix + name, nn.Parameter(torch.randn(shape) * 0.1))
+                self.register_parameter(prefix + name, nn.Parameter(_init(init, shape, input_size, hidden_size)))
 
         def forward(self, x, h=None):
             if h is None:
@@ -161,20 +190,51 @@ def test_gru_rejects_stub() -> None:
     rejects(unit08.gru_cell, Stub, match=r"Stub\(\d+, \d+\) is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"order": "zrn"}, r"reset and update gates are swapped"),
-        ({"order": "nrz"}, r"order \(n, r, z\)"),
-        ({"reset_after": False}, r"reset gate multiplies h before W_hn"),
-        ({"swap_mix": True}, r"z and 1 - z are swapped"),
-        ({"names": False}, r"has no parameter 'weight_ih' \(found \['w_bias_hh'"),
-        ({"zero_state": False}, r"with no state given, start from zeros"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 5])
+GRU_MISTAKES = [
+    ({"order": "zrn"}, r"reset and update gates are swapped"),
+    ({"order": "nrz"}, r"order \(n, r, z\)"),
+    ({"reset_after": False}, r"reset gate multiplies h before W_hn"),
+    ({"swap_mix": True}, r"z and 1 - z are swapped"),
+    ({"names": False}, r"has no parameter 'weight_ih' \(found \['w_bias_hh'"),
+    ({"zero_state": False}, r"with no state given, start from zeros"),
+    ({"init": "zeros"}, r"every fresh parameter has the same value"),
+    ({"init": "randn"}, r"outside ±1/√hidden_size"),
+    ({"init": "positive"}, r"average .*not about 0"),
+    ({"init": "input_size"}, r"outside ±1/√hidden_size .*uses hidden_size, not input_size"),
+    ({"init": "tiny"}, r"standard deviation .*initialise like nn.GRUCell"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), GRU_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_gru_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    torch.manual_seed(seed)
     rejects(unit08.gru_cell, gru_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), GRU_MISTAKES)
+def test_gru_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        torch.manual_seed(seed)
+        rejects(unit08.gru_cell, gru_variant(**kwargs), match=match, seed=seed)
+
+
+def test_gru_rejects_pytorchs_own_cell() -> None:
+    class Wrapped(nn.GRUCell):
+        pass
+
+    rejects(unit08.gru_cell, Wrapped, match=r"PyTorch's own nn.GRUCell .*library's own cell, write yours")
+
+
+@pytest.mark.seeds
+def test_solutions_pass_on_every_seed() -> None:
+    attention = solution(8, "ex01-additive-attention", "additive_attention")
+    cell = solution(8, "ex02-gru-cell", "MyGRUCell")
+    for seed in range(200):
+        torch.manual_seed(seed)
+        unit08.additive_attention(attention, seed=seed)
+        unit08.gru_cell(cell, seed=seed)
 
 
 def test_gru_rejects_detached_parameters() -> None:

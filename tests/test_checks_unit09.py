@@ -51,20 +51,28 @@ def test_causal_mask_rejects_stub() -> None:
     rejects(unit09.causal_mask, stub, match=r"is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"diagonal": 1}, r"off by one and lets position i see position i \+ 1"),
-        ({"diagonal": -1}, r"returned NaN at position\(s\) \[0\].*Position i must see itself"),
-        ({"diagonal": 100}, r"no mask was applied"),
-        ({"fill": 0.0}, r"set to 0 instead of -inf"),
-        ({"after": True}, r"masked after the softmax"),
-        ({"scale": False}, r"not scaled: divide q·k by √d"),
-        ({"upper": True}, r"(triu instead of tril|returned NaN)"),
-    ],
-)
-def test_causal_mask_rejects_typical_mistakes(kwargs: dict, match: str) -> None:
-    rejects(unit09.causal_mask, causal_variant(**kwargs), match=match)
+CAUSAL_MISTAKES = [
+    ({"diagonal": 1}, r"off by one and lets position i see position i \+ 1"),
+    ({"diagonal": -1}, r"returned NaN at position\(s\) \[0\].*Position i must see itself"),
+    ({"diagonal": 100}, r"no mask was applied"),
+    ({"fill": 0.0}, r"set to 0 instead of -inf"),
+    ({"after": True}, r"masked after the softmax"),
+    ({"scale": False}, r"not scaled: divide q·k by √d"),
+    ({"upper": True}, r"(triu instead of tril|returned NaN)"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), CAUSAL_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_causal_mask_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    rejects(unit09.causal_mask, causal_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), CAUSAL_MISTAKES)
+def test_causal_mask_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit09.causal_mask, causal_variant(**kwargs), match=match, seed=seed)
 
 
 def test_causal_mask_reports_future_leaks_it_does_not_recognise() -> None:
@@ -132,19 +140,27 @@ def _split_no_check(x, heads):
     )
 
 
-@pytest.mark.parametrize(
-    ("split", "merge", "match"),
-    [
-        (_direct_reshape, ref_merge, r"reshaped straight to \(B, h, T, d\), which mixes tokens and heads"),
-        (_no_transpose, ref_merge, r"= \(B, T, h, d\).*transpose\(1, 2\)"),
-        (_strided, ref_merge, r"every h-th feature"),
-        (ref_split, _merge_no_transpose, r"without moving the heads back"),
-        (ref_split, _merge_view, r"raised RuntimeError"),
-        (_split_no_check, ref_merge, r"did not raise: D=\d+ is not divisible by heads"),
-    ],
-)
-def test_multi_head_rejects_typical_mistakes(split, merge, match: str) -> None:
-    rejects(unit09.multi_head, split, merge, match=match)
+HEAD_MISTAKES = [
+    (_direct_reshape, ref_merge, r"reshaped straight to \(B, h, T, d\), which mixes tokens and heads"),
+    (_no_transpose, ref_merge, r"= \(B, T, h, d\).*transpose\(1, 2\)"),
+    (_strided, ref_merge, r"every h-th feature"),
+    (ref_split, _merge_no_transpose, r"without moving the heads back"),
+    (ref_split, _merge_view, r"not contiguous in memory, so .view cannot merge the heads: use .reshape"),
+    (_split_no_check, ref_merge, r"did not raise: D=\d+ is not divisible by heads"),
+]
+
+
+@pytest.mark.parametrize(("split", "merge", "match"), HEAD_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_multi_head_rejects_typical_mistakes(split, merge, match: str, seed: int) -> None:
+    rejects(unit09.multi_head, split, merge, match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("split", "merge", "match"), HEAD_MISTAKES)
+def test_multi_head_rejects_typical_mistakes_on_every_seed(split, merge, match: str) -> None:
+    for seed in range(50):
+        rejects(unit09.multi_head, split, merge, match=match, seed=seed)
 
 
 def test_transposed_heads_are_caught_even_when_the_round_trip_works() -> None:
@@ -176,20 +192,26 @@ def test_kv_cache_accepts_solution(capsys: pytest.CaptureFixture[str]) -> None:
     assert "✓ KV cache" in capsys.readouterr().out
 
 
-def _generate(cache_cls, *, feed: str = "last", prefill: bool = True):
-    """Greedy generation with ``cache_cls``; ``feed="all"`` feeds the whole sequence every step, without cache."""
+def _generate(cache_cls, *, feed: str = "last", prefill: bool = True, shared: bool = False, record: str = "before"):
+    """Greedy generation with ``cache_cls``, or one typical mistake: ``feed="all"`` feeds the whole
+    sequence every step, without cache; ``feed="previous"`` feeds the token before the new one;
+    ``shared`` gives every block the same cache; ``record="after"`` keeps each step's logits one step late."""
 
     def generate(model, idx, n):
-        caches = [cache_cls() for _ in model.layers]
+        caches = [cache_cls()] * len(model.layers) if shared else [cache_cls() for _ in model.layers]
         steps = []
         with torch.no_grad():
             logits = model(idx if prefill else idx[:, -1:], caches)[:, -1]
             for step in range(n):
-                steps.append(logits)
+                if record == "before":
+                    steps.append(logits)
                 nxt = logits.argmax(-1, keepdim=True)
+                fed = idx[:, -1:] if feed == "previous" else nxt
                 idx = torch.cat([idx, nxt], dim=1)
-                if step < n - 1:
-                    logits = model(idx)[:, -1] if feed == "all" else model(nxt, caches)[:, -1]
+                if step < n - 1 or record == "after":
+                    logits = model(idx)[:, -1] if feed == "all" else model(fed, caches)[:, -1]
+                if record == "after":
+                    steps.append(logits)
         return idx, torch.stack(steps, dim=1)
 
     generate.__name__ = "generate_greedy_cached"
@@ -231,18 +253,29 @@ def test_kv_cache_rejects_stub() -> None:
     rejects(unit09.kv_cache, KVCache, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("cache_cls", "kwargs", "match"),
-    [
-        (NotAppended, {}, r"returned only the new keys.*the cache was not appended"),
-        (WrongAxis, {}, r"concatenate along the time axis, dim=-2"),
-        (ForgetsLength, {}, r"len\(cache\) should be 6, found 0"),
-        (KVCache, {"feed": "all"}, r"the model read \d+ tokens in all"),
-        (KVCache, {"prefill": False}, r"logits of step 0 differ.*run model\(idx, caches\) once on the prompt"),
-    ],
-)
-def test_kv_cache_rejects_typical_mistakes(cache_cls, kwargs: dict, match: str) -> None:
-    rejects(unit09.kv_cache, cache_cls, _generate(cache_cls, **kwargs), match=match)
+KV_MISTAKES = [
+    (NotAppended, {}, r"returned only the new keys.*the cache was not appended"),
+    (WrongAxis, {}, r"concatenate along the time axis, dim=-2"),
+    (ForgetsLength, {}, r"len\(cache\) should be 6, found 0"),
+    (KVCache, {"feed": "all"}, r"the model read \d+ tokens in all"),
+    (KVCache, {"prefill": False}, r"logits of step 0 differ.*run model\(idx, caches\) once on the prompt"),
+    (KVCache, {"shared": True}, r"the same KVCache object was given to blocks 0 and 1.*one per block"),
+    (KVCache, {"feed": "previous"}, r"logits of step 1 differ.*only the newest token fed, once"),
+    (KVCache, {"record": "after"}, r"logits of step 0 differ"),
+]
+
+
+@pytest.mark.parametrize(("cache_cls", "kwargs", "match"), KV_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+def test_kv_cache_rejects_typical_mistakes(cache_cls, kwargs: dict, match: str, seed: int) -> None:
+    rejects(unit09.kv_cache, cache_cls, _generate(cache_cls, **kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("cache_cls", "kwargs", "match"), KV_MISTAKES)
+def test_kv_cache_rejects_typical_mistakes_on_every_seed(cache_cls, kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit09.kv_cache, cache_cls, _generate(cache_cls, **kwargs), match=match, seed=seed)
 
 
 def test_kv_cache_catches_a_cache_that_drops_old_positions_in_generation() -> None:
@@ -261,3 +294,14 @@ def test_kv_cache_catches_a_cache_that_drops_old_positions_in_generation() -> No
         r"raised)",
     ):
         unit09.kv_cache(Window, _generate(Window), seed=0)
+
+
+@pytest.mark.seeds
+def test_solutions_pass_on_every_seed() -> None:
+    causal = solution(9, "ex01-causal-mask", "causal_attention")
+    split, merge = solution(9, "ex02-multi-head", "split_heads", "merge_heads")
+    cache_cls, generate = solution(9, "ex03-kv-cache", "MyKVCache", "generate_greedy_cached")
+    for seed in range(200):
+        unit09.causal_mask(causal, seed=seed)
+        unit09.multi_head(split, merge, seed=seed)
+        unit09.kv_cache(cache_cls, generate, seed=seed)

@@ -46,19 +46,35 @@ def test_pooling_rejects_stub() -> None:
     rejects(unit10.mean_pooling, stub, match=r"is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("all", r"mean over all T positions, padding included"),
-        ("sum", r"the sum over the real tokens, not their mean"),
-        ("by_T", r"divided by the padded length T"),
-        ("inverted", r"mean over the padded positions .*the mask is True at real tokens"),
-        ("detach", r"no gradient reached hidden"),
-        ("float_mask", r"should return torch.float32"),
-        ("dim0", r"should return shape \(B, H\)"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 3])
+POOLING_MISTAKES = [
+    ("all", r"mean over all T positions, padding included"),
+    ("sum", r"the sum over the real tokens, not their mean"),
+    ("by_T", r"divided by the padded length T"),
+    ("inverted", r"mean over the padded positions .*the mask is True at real tokens"),
+    ("detach", r"no gradient reached hidden"),
+    ("float_mask", r"should return torch.float32"),
+    ("dim0", r"should return shape \(B, H\)"),
+]
+
+
+@pytest.mark.seeds
+def test_pooling_rejects_typical_mistakes_on_every_seed() -> None:
+    for seed in range(50):
+        for kind, match in POOLING_MISTAKES:
+            rejects(unit10.mean_pooling, pooling_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_solutions_pass_on_every_seed() -> None:
+    pooling = solution(10, "ex01-mean-pooling", "mean_pooling")
+    freeze, count = solution(10, "ex02-freezing-layers", "freeze", "count_trainable")
+    for seed in range(200):
+        unit10.mean_pooling(pooling, seed=seed)
+        unit10.freezing(freeze, count, seed=seed)
+
+
+@pytest.mark.parametrize(("kind", "match"), POOLING_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_pooling_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit10.mean_pooling, pooling_variant(kind), match=match, seed=seed)
 
@@ -103,7 +119,7 @@ def freeze_variant(kind: str):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_freezing_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
-    unit10.freezing(solution(10, "ex02-freezing-layers", "freeze"), seed=seed)
+    unit10.freezing(*solution(10, "ex02-freezing-layers", "freeze", "count_trainable"), seed=seed)
     unit10.freezing(freeze_layers, seed=seed + 10)
     assert capsys.readouterr().out.startswith("✓ freezing")
 
@@ -112,20 +128,62 @@ def test_freezing_rejects_stub() -> None:
     rejects(unit10.freezing, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("bottom", r"the bottom \d layers train, but the top ones should"),
-        ("head_frozen", r"the head must be trainable"),
-        ("embeddings_on", r"the embeddings should be frozen"),
-        ("no_reset", r"switch requires_grad off everywhere first"),
-        ("norms_frozen", r"a trainable layer should train all its parameters"),
-        ("none_frozen", r"with k=None every parameter should train"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 4])
+def count_variant(kind: str):
+    def count_trainable(model):
+        params = list(model.parameters())
+        if kind == "tensors":
+            return sum(1 for p in params if p.requires_grad)
+        if kind == "all":
+            return sum(p.numel() for p in params)
+        if kind == "frozen":
+            return sum(p.numel() for p in params if not p.requires_grad)
+        if kind == "float":
+            return float(sum(p.numel() for p in params if p.requires_grad))
+        return sum(p.numel() for p in params if p.requires_grad)
+
+    return count_trainable
+
+
+COUNT_MISTAKES = [
+    ("tensors", r"number of trainable tensors: count their elements"),
+    ("all", r"that is every parameter: count only those with p.requires_grad"),
+    ("frozen", r"that is the frozen parameters"),
+    ("float", r"should return an int"),
+]
+
+FREEZE_MISTAKES = [
+    ("bottom", r"the bottom \d layers train, but the top ones should"),
+    ("head_frozen", r"the head must be trainable"),
+    ("embeddings_on", r"the embeddings should be frozen"),
+    ("no_reset", r"switch requires_grad off everywhere first"),
+    ("norms_frozen", r"a trainable layer should train all its parameters"),
+    ("none_frozen", r"with k=None every parameter should train"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), FREEZE_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_freezing_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit10.freezing, freeze_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.parametrize(("kind", "match"), COUNT_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_count_trainable_mistakes_are_rejected(kind: str, match: str, seed: int) -> None:
+    rejects(unit10.freezing, freeze_layers, count_variant(kind), match=match, seed=seed)
+
+
+def test_freezing_accepts_a_right_count() -> None:
+    unit10.freezing(freeze_layers, count_variant("right"), seed=3)
+
+
+@pytest.mark.seeds
+def test_freezing_rejects_typical_mistakes_on_every_seed() -> None:
+    for seed in range(50):
+        for kind, match in FREEZE_MISTAKES:
+            rejects(unit10.freezing, freeze_variant(kind), match=match, seed=seed)
+        for kind, match in COUNT_MISTAKES:
+            rejects(unit10.freezing, freeze_layers, count_variant(kind), match=match, seed=seed)
 
 
 def test_count_trainable_solution() -> None:

@@ -73,21 +73,35 @@ def test_accumulation_rejects_stub() -> None:
     rejects(unit11.accumulation, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("no_divide", r"the gradient is \d× the large batch's: divide each micro-batch's loss by the number of micro"),
-        ("zero_each", r"only the last micro-batch's gradient reached the step: zero the gradients once per step"),
-        ("zero_each_no_divide", r"only the last micro-batch's gradient .*and it was not divided"),
-        ("no_zero", r"gradients left in .grad from before the call: call optimizer.zero_grad\(\) once"),
-        ("no_zero_no_divide", r"left in .grad from before the call, and the gradient is \d× too large"),
-        ("step_each", r"called optimizer.step\(\) \d times: accumulate"),
-        ("whole_batch", r"ran the model on \d+ examples at once: split the batch"),
-        ("no_step", r"never called optimizer.step\(\)"),
-        ("half_data", r"the model saw \d+ examples in total, the batch has \d+"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 5])
+ACCUMULATION_MISTAKES = [
+    ("no_divide", r"the gradient is \d× the large batch's: divide each micro-batch's loss by the number of micro"),
+    ("zero_each", r"only the last micro-batch's gradient reached the step: zero the gradients once per step"),
+    ("zero_each_no_divide", r"only the last micro-batch's gradient .*and it was not divided"),
+    ("no_zero", r"gradients left in .grad from before the call: call optimizer.zero_grad\(\) once"),
+    ("no_zero_no_divide", r"left in .grad from before the call, and the gradient is \d× too large"),
+    ("step_each", r"called optimizer.step\(\) \d times: accumulate"),
+    ("whole_batch", r"ran the model on \d+ examples at once: split the batch"),
+    ("no_step", r"never called optimizer.step\(\)"),
+    ("half_data", r"the model saw \d+ examples in total, the batch has \d+"),
+]
+
+
+@pytest.mark.seeds
+def test_accumulation_rejects_typical_mistakes_on_every_seed() -> None:
+    for seed in range(50):
+        for kind, match in ACCUMULATION_MISTAKES:
+            rejects(unit11.accumulation, accumulate_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_accumulation_solution_passes_on_every_seed() -> None:
+    accumulate = solution(11, "ex01-gradient-accumulation", "accumulate")
+    for seed in range(200):
+        unit11.accumulation(accumulate, seed=seed)
+
+
+@pytest.mark.parametrize(("kind", "match"), ACCUMULATION_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_accumulation_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit11.accumulation, accumulate_variant(kind), match=match, seed=seed)
 
@@ -168,6 +182,13 @@ def broken(kind: str) -> dict:
         t["fp8"] = dict(t["fp32"])
     elif kind == "missing_column":
         del t["bf16-mixed"]["val_loss"]
+    elif kind == "seconds":  # step time in seconds, not milliseconds
+        for row in t.values():
+            row["step_ms"] /= 1000
+    elif kind == "renamed":  # a field under another name
+        for row in t.values():
+            row["loss"] = row.pop("val_loss")
+            row["val_loss"] = row["loss"]
     elif kind == "not_a_dict":
         return [("fp32", 1.0)]  # type: ignore[return-value]
     return t
@@ -187,6 +208,8 @@ def broken(kind: str) -> dict:
         ("unknown", r"unknown precision\(s\) \['fp8'\]"),
         ("missing_column", r"table\['bf16-mixed'\] lacks val_loss"),
         ("not_a_dict", r"should be a dict precision -> row"),
+        ("seconds", r"\['step_ms'\] = 0.01: .*is it in seconds\? report milliseconds"),
+        ("renamed", r"has field\(s\) \['loss'\] besides step_ms"),
     ],
 )
 def test_precision_table_rejects_wrong_tables(kind: str, match: str) -> None:
@@ -217,3 +240,40 @@ def test_precision_study_rejects_stub_and_wrong_tables(kind: str, match: str) ->
 
     with pytest.raises(unit11.CheckFailed, match=match):
         unit11.precision_study(study, tiny_task(), "cpu", 6, 0)
+
+
+def study_variant(kind: str):
+    """The solution's study, with one mistake in the units of what it reports."""
+    right = solution(11, "ex02-precision-study", "study")
+
+    def study(task, device, steps, seed):
+        table = right(task, device, steps, seed)
+        for row in table.values():
+            if row is None:
+                continue
+            if kind == "bytes":
+                row["state_mb"] *= 2**20
+                row["activation_mb"] *= 2**20
+            elif kind == "kb":
+                row["state_mb"] *= 1024
+            elif kind == "total_ms":
+                row["step_ms"] *= steps * 50
+            elif kind == "weights_only":
+                row["state_mb"] /= 4
+        return table
+
+    return study
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("bytes", r"fp32's state_mb is .*it looks like bytes: divide by 2\*\*20"),
+        ("kb", r"it looks like KB"),
+        ("total_ms", r"step times add up to .*milliseconds per step"),
+        ("weights_only", r"count the weights, their gradients and AdamW's two moments"),
+    ],
+)
+def test_precision_study_rejects_wrong_units(kind: str, match: str) -> None:
+    with pytest.raises(unit11.CheckFailed, match=match):
+        unit11.precision_study(study_variant(kind), tiny_task(), "cpu", 3, 0)

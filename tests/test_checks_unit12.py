@@ -26,6 +26,10 @@ def rope_variant(kind: str):
         exponent = torch.arange(0, d, 2, dtype=torch.float32) / d
         if kind == "freq_i_over_d":
             exponent = exponent / 2
+        if kind == "freq_4i_over_d":
+            exponent = exponent * 2
+        if kind == "positive_exponent":
+            exponent = -exponent
         if kind == "no_positions":
             positions = torch.arange(x.shape[-2])
         if kind == "fixed_theta":
@@ -38,7 +42,7 @@ def rope_variant(kind: str):
         if kind == "backwards":
             sin = -sin
         if kind == "scaled":  # not a rotation: lengths change
-            return library_rope(x, positions, theta) * 1.5
+            return rope_variant("right")(x, positions, theta) * 1.5
         if kind == "absolute":  # adds a position-dependent vector: not relative
             return x + positions.float()[:, None] * 0.1
         x1, x2 = x[..., : d // 2], x[..., d // 2 :]
@@ -50,7 +54,6 @@ def rope_variant(kind: str):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rope_accepts_solution_and_library(seed, capsys):
     unit12.rope(solution(12, "ex01-rope", "rope"), seed=seed)
-    unit12.rope(library_rope, seed=seed + 10)
     unit12.rope(rope_variant("right"), seed=seed + 20)
     assert capsys.readouterr().out.startswith("✓ rope")
 
@@ -59,34 +62,37 @@ def test_rope_rejects_stub():
     rejects(unit12.rope, stub, match=r"is not implemented yet.*hint: write this function")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("adjacent", r"rotates adjacent pairs \(0, 1\), \(2, 3\).*rotate half"),
-        ("backwards", r"rotates the wrong way"),
-        ("freq_i_over_d", r"frequencies theta\^\(-i/d\)"),
-        ("no_positions", r"ignores `positions`"),
-        ("scaled", r"vector lengths \(a rotation keeps them\)"),
-        ("absolute", r"vector lengths|must depend on the distance m - n only"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 3])
+ROPE_MISTAKES = [
+    ("adjacent", r"rotates adjacent pairs \(0, 1\), \(2, 3\).*rotate half"),
+    ("backwards", r"rotates the wrong way"),
+    ("freq_i_over_d", r"frequencies theta\^\(-i/d\)"),
+    ("no_positions", r"ignores `positions`"),
+    ("scaled", r"vector lengths \(a rotation keeps them\)"),
+    ("absolute", r"vector lengths|must depend on the distance m - n only"),
+    ("freq_4i_over_d", r"frequencies theta\^\(-4i/d\)"),
+    ("positive_exponent", r"frequencies theta\^\(\+2i/d\)"),
+    ("fixed_theta", r"ignores `theta` \(uses 10000\)"),
+]
+
+
+def rope_mistake(kind: str):
+    return library_rope if kind == "library" else rope_variant(kind)
+
+
+ROPE_MISTAKES.append(("library", r"this is the library's own (apply_rope|rope_tables): write yours"))
+
+
+@pytest.mark.parametrize(("kind", "match"), ROPE_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_rope_rejects_typical_mistakes(kind, match, seed):
-    rejects(unit12.rope, rope_variant(kind), match=match, seed=seed)
+    rejects(unit12.rope, rope_mistake(kind), match=match, seed=seed)
 
 
-def test_rope_rejects_a_fixed_theta():
-    # seed chosen so that theta != 10000 is drawn; find one deterministically
-    for seed in range(20):
-        gen = torch.Generator().manual_seed(seed)
-        (
-            torch.randint(2, 4, (), generator=gen),
-            torch.randint(5, 9, (), generator=gen),
-            torch.randint(3, 7, (), generator=gen),
-        )
-        if int(torch.randint(0, 3, (), generator=gen)) != 1:
-            break
-    rejects(unit12.rope, rope_variant("fixed_theta"), match=r"ignores `theta`", seed=seed)
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), ROPE_MISTAKES)
+def test_rope_rejects_typical_mistakes_on_every_seed(kind, match):
+    for seed in range(50):
+        rejects(unit12.rope, rope_mistake(kind), match=match, seed=seed)
 
 
 # --- ex02: RMSNorm ---------------------------------------------------------------------------------
@@ -96,7 +102,7 @@ def norm_variant(kind: str):
     class Norm(nn.Module):
         def __init__(self, dim, eps=1e-5):
             super().__init__()
-            self.eps = eps
+            self.eps = 1e-5 if kind == "fixed_eps" else eps
             self.weight = nn.Parameter(torch.ones(dim))
             if kind == "bias":
                 self.bias = nn.Parameter(torch.zeros(dim))
@@ -104,7 +110,7 @@ def norm_variant(kind: str):
                 nn.init.zeros_(self.weight)
 
         def forward(self, x):
-            x32 = x.float()
+            x32 = x if kind == "no_upcast" else x.float()
             ms = x32.pow(2).mean(-1, keepdim=True)
             if kind == "no_eps":
                 out = x32 * torch.rsqrt(ms)
@@ -132,7 +138,7 @@ def norm_variant(kind: str):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rmsnorm_accepts_solution_and_library(seed, capsys):
     unit12.rms_norm(solution(12, "ex02-rmsnorm", "RMSNorm"), seed=seed)
-    unit12.rms_norm(RMSNorm, seed=seed + 10)
+    unit12.rms_norm(norm_variant("right"), seed=seed + 10)
     assert capsys.readouterr().out.startswith("✓ RMSNorm")
 
 
@@ -140,24 +146,44 @@ def test_rmsnorm_rejects_stub():
     rejects(unit12.rms_norm, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("no_eps", r"forgets eps"),
-        ("eps_outside", r"adds eps outside the square root"),
-        ("layernorm", r"subtracts the mean like LayerNorm"),
-        ("sum", r"uses the sum of squares"),
-        ("dim0", r"averages over the wrong dimension"),
-        ("no_weight", r"forgets to multiply by weight"),
-        ("bias", r"exactly one parameter, `weight` \(no bias"),
-        ("init_zero", r"should start as ones"),
-        ("detach", r"no gradient reached x"),
-        ("float_out", r"should return the input's dtype bfloat16"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 5])
+class SubclassedNorm(RMSNorm):
+    pass
+
+
+def norm_mistake(kind: str):
+    return {"library": RMSNorm, "subclass": SubclassedNorm, "torch": nn.RMSNorm}.get(kind) or norm_variant(kind)
+
+
+NORM_MISTAKES = [
+    ("no_eps", r"forgets eps"),
+    ("eps_outside", r"adds eps outside the square root"),
+    ("layernorm", r"subtracts the mean like LayerNorm"),
+    ("sum", r"uses the sum of squares"),
+    ("dim0", r"averages over the wrong dimension"),
+    ("no_weight", r"forgets to multiply by weight"),
+    ("bias", r"exactly one parameter, `weight` \(no bias"),
+    ("init_zero", r"should start as ones"),
+    ("detach", r"no gradient reached x"),
+    ("float_out", r"should return the input's dtype bfloat16"),
+    ("fixed_eps", r"ignores the eps argument \(uses 1e-5"),
+    ("no_upcast", r"computed in bfloat16; upcast first"),
+    ("library", r"this is the library's own RMSNorm: write yours"),
+    ("subclass", r"this is the library's own RMSNorm: write yours"),
+    ("torch", r"this is the library's own torch.nn.(RMSNorm|functional.rms_norm): write yours"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), NORM_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_rmsnorm_rejects_typical_mistakes(kind, match, seed):
-    rejects(unit12.rms_norm, norm_variant(kind), match=match, seed=seed)
+    rejects(unit12.rms_norm, norm_mistake(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), NORM_MISTAKES)
+def test_rmsnorm_rejects_typical_mistakes_on_every_seed(kind, match):
+    for seed in range(50):
+        rejects(unit12.rms_norm, norm_mistake(kind), match=match, seed=seed)
 
 
 # --- ex03: grouped-query attention -----------------------------------------------------------------
@@ -196,17 +222,35 @@ def test_gqa_rejects_stub():
     rejects(unit12.grouped_attention, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("repeat", r"key/value head i % h_kv.*repeat_interleave"),
-        ("not_causal", r"attend to the future"),
-        ("no_scale", r"forgets to scale the scores by 1/sqrt\(d\)"),
-        ("scale_d", r"scales the scores by 1/d"),
-        ("kv_only", r"should return \(B, h, T, d\)"),
-        ("detach", r"no gradient reached q"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 4])
+GQA_MISTAKES = [
+    ("repeat", r"key/value head i % h_kv.*repeat_interleave"),
+    ("not_causal", r"attend to the future"),
+    ("no_scale", r"forgets to scale the scores by 1/sqrt\(d\)"),
+    ("scale_d", r"scales the scores by 1/d"),
+    ("kv_only", r"should return \(B, h, T, d\)"),
+    ("detach", r"no gradient reached q"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), GQA_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_gqa_rejects_typical_mistakes(kind, match, seed):
     rejects(unit12.grouped_attention, gqa_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), GQA_MISTAKES)
+def test_gqa_rejects_typical_mistakes_on_every_seed(kind, match):
+    for seed in range(50):
+        rejects(unit12.grouped_attention, gqa_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_solutions_pass_on_every_seed():
+    rope = solution(12, "ex01-rope", "rope")
+    norm = solution(12, "ex02-rmsnorm", "RMSNorm")
+    gqa = solution(12, "ex03-grouped-query-attention", "grouped_attention")
+    for seed in range(200):
+        unit12.rope(rope, seed=seed)
+        unit12.rms_norm(norm, seed=seed)
+        unit12.grouped_attention(gqa, seed=seed)

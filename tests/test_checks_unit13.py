@@ -71,23 +71,30 @@ def test_lora_rejects_stub() -> None:
     rejects(unit13.lora_layer, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("alpha", r"scaled by α instead of α/r"),
-        ("no_scale", r"not scaled: multiply by α/r"),
-        ("r_over_alpha", r"scaled by r/α instead of α/r"),
-        ("A_zero", r"A is all zeros"),
-        ("B_random", r"B should start at zero .* B was initialised randomly"),
-        ("A_normal", r"A should be Kaiming-uniform"),
-        ("double", r"after merge\(\) the forward pass adds ΔW twice"),
-        ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
-        ("no_unmerge", r"unmerge\(\) should restore W"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 3])
+LORA_MISTAKES = [
+    ("alpha", r"scaled by α instead of α/r"),
+    ("no_scale", r"not scaled: multiply by α/r"),
+    ("r_over_alpha", r"scaled by r/α instead of α/r"),
+    ("A_zero", r"A is all zeros"),
+    ("B_random", r"B should start at zero .* B was initialised randomly"),
+    ("A_normal", r"A should be Kaiming-uniform"),
+    ("double", r"after merge\(\) the forward pass adds ΔW twice"),
+    ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
+    ("no_unmerge", r"unmerge\(\) should restore W"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), LORA_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_lora_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit13.lora_layer, lora_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), LORA_MISTAKES)
+def test_lora_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit13.lora_layer, lora_variant(kind), match=match, seed=seed)
 
 
 # --- ex02: the adapter gate -----------------------------------------------------------------------
@@ -100,15 +107,25 @@ def adapter_variant(kind: str):
             self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
             n = 1 if kind == "one_gate_param" else config.n_heads
             self.adapter_gate = nn.Parameter(torch.randn(n) if kind == "random_gate" else torch.zeros(n))
+            if kind == "gate_4d":
+                self.adapter_gate = nn.Parameter(torch.zeros(1, n, 1, 1))
             self.theta = config.rope_base
 
         def forward(self, x, rope, cache=None):
             q, k, v = self.project(x, rope)
+            if cache is not None and kind != "no_cache":
+                k, v = cache.append(k, v)
             groups = self.n_heads // self.n_kv_heads
             prompt = self.adapter_prompt[None].expand(x.shape[0], -1, -1)
-            kp = repeat_kv(split_heads(self.k_proj(prompt), self.n_kv_heads), groups)
-            vp = repeat_kv(split_heads(self.v_proj(prompt), self.n_kv_heads), groups)
+            kp = split_heads(self.k_proj(prompt), self.n_kv_heads)
+            vp = split_heads(self.v_proj(prompt), self.n_kv_heads)
+            if kind == "tiled":  # key/value heads tiled 0,1,2,0,1,2 instead of repeated 0,0,1,1,2,2
+                kp, vp = kp.repeat(1, groups, 1, 1), vp.repeat(1, groups, 1, 1)
+            else:
+                kp, vp = repeat_kv(kp, groups), repeat_kv(vp, groups)
             gate = self.adapter_gate.view(1, -1, 1, 1)
+            if kind == "prompt_in_cache" and cache is not None:  # the prompts appended to the cache too
+                cache.append(split_heads(self.k_proj(prompt), self.n_kv_heads)[:, :, :1], k[:, :, :1])
             if kind == "joint":
                 kk = torch.cat([kp, repeat_kv(k, groups)], 2)
                 vv = torch.cat([vp, repeat_kv(v, groups)], 2)
@@ -145,24 +162,44 @@ def test_adapter_rejects_stub() -> None:
     rejects(unit13.adapter_gate, stub, match=r"is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("random_gate", r"adapter_gate must start at zero"),
-        ("one_gate_param", r"one gate per query head"),
-        ("rope", r"rotated by RoPE"),
-        ("causal", r"causal mask"),
-        ("joint", r"share one softmax with the text"),
-        ("detached", r"the gate got no gradient"),
-        ("shared", r"one gate was used for all heads"),
-        ("tanh", r"went through tanh"),
-    ],
-)
-@pytest.mark.parametrize("seed", [0, 5])
+ADAPTER_MISTAKES = [
+    ("random_gate", r"adapter_gate must start at zero"),
+    ("one_gate_param", r"one gate per query head"),
+    ("rope", r"rotated by RoPE"),
+    ("causal", r"causal mask"),
+    ("joint", r"share one softmax with the text"),
+    ("detached", r"the gate got no gradient"),
+    ("shared", r"one gate was used for all heads"),
+    ("tanh", r"went through tanh"),
+    ("gate_4d", r"adapter_gate should have shape \(n_heads,\) = \(6,\), found \(1, 6, 1, 1\)"),
+    ("no_cache", r"the cache holds 0 positions.*ignores its cache argument"),
+    ("prompt_in_cache", r"the cache holds \d+ positions.*append only the text's keys and values"),
+    ("tiled", r"key/value heads were tiled .*use repeat_kv"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), ADAPTER_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
 def test_adapter_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
     rejects(unit13.adapter_gate, adapter_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), ADAPTER_MISTAKES)
+def test_adapter_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit13.adapter_gate, adapter_variant(kind), match=match, seed=seed)
 
 
 def test_rope_tables_used_by_the_check_cover_the_prompts() -> None:
     cos, _ = rope_tables(4, 8, 100000.0)
     assert cos.shape == (4, 8)
+
+
+@pytest.mark.seeds
+def test_solutions_pass_on_every_seed() -> None:
+    lora = solution(13, "ex01-lora-layer", "MyLoRALinear")
+    adapter = solution(13, "ex02-adapter-gate", "MyAdapterAttention")
+    for seed in range(200):
+        unit13.lora_layer(lora, seed=seed)
+        unit13.adapter_gate(adapter, seed=seed)

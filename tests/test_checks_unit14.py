@@ -80,27 +80,59 @@ def test_bootstrap_ci_rejects_stub() -> None:
     rejects(unit14.bootstrap_ci, stub, match=r"bootstrap_ci\(correct \(N=\d+\).*is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("mistake", "match"),
-    [
-        (
-            "without replacement",
-            r"every resample has the test accuracy itself.*Sample \*with\* replacement \(torch.randint\)",
-        ),
-        ("wrong quantiles", r"these are the 5% and 95% quantiles; a 95% interval leaves 2.5% out on \*each\* side"),
-        ("std", r"returned one number .*not an interval"),
-        ("normal", r"accuracy ± z·std of the bootstrap accuracies .*percentile interval"),
-        ("transposed", r"the index tensor has shape \(N, n_boot\); the convention is \(n_boot, N\)"),
-        ("percent", r"looks like percentages; return fractions"),
-        ("swapped", r"lower .* > upper .*return \(lower, upper\) in that order"),
-        ("min max", r"smallest and largest bootstrap accuracy, not the quantiles"),
-        ("unseeded", r"two calls with the same seed gave different intervals.*torch.Generator\(\).manual_seed\(seed\)"),
-        ("in place", r"changed `correct` in place"),
-    ],
-)
-def test_bootstrap_ci_rejects_typical_mistakes(mistake: str, match: str) -> None:
-    message = rejects(unit14.bootstrap_ci, bootstrap_variant(mistake), match=match)
-    assert "(data seed 0)" in message
+def library_bootstrap(correct, n_boot, level, seed):
+    from dlfund import evaluation as ev
+
+    ci = ev.bootstrap_ci(correct, n_boot=n_boot, level=level, seed=seed)
+    return ci.lower, ci.upper
+
+
+def library_accuracies(correct, n_boot, level, seed):
+    from dlfund import evaluation as ev
+
+    accs = ev.bootstrap_accuracies(correct, n_boot, seed)
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=accs.dtype)
+    return tuple(torch.quantile(accs, q).tolist())
+
+
+def bootstrap_mistake(mistake: str):
+    return {"library": library_bootstrap, "library accuracies": library_accuracies}.get(mistake) or bootstrap_variant(
+        mistake
+    )
+
+
+BOOTSTRAP_MISTAKES = [
+    (
+        "without replacement",
+        r"every resample has the test accuracy itself.*Sample \*with\* replacement \(torch.randint\)",
+    ),
+    ("wrong quantiles", r"these are the 5% and 95% quantiles; a 95% interval leaves 2.5% out on \*each\* side"),
+    ("std", r"returned one number .*not an interval"),
+    ("normal", r"accuracy ± z·std of the bootstrap accuracies .*percentile interval"),
+    ("transposed", r"the index tensor has shape \(N, n_boot\); the convention is \(n_boot, N\)"),
+    ("percent", r"looks like percentages; return fractions"),
+    ("swapped", r"lower .* > upper .*return \(lower, upper\) in that order"),
+    ("min max", r"smallest and largest bootstrap accuracy, not the quantiles"),
+    ("unseeded", r"calls with the same seed gave different intervals.*torch.Generator\(\).manual_seed\(seed\)"),
+    ("in place", r"changed `correct` in place"),
+    ("hard-coded", r"level=0\.(8|9|99).*2.5% and 97.5% quantiles, right only for level = 0.95"),
+    ("library", r"this is the library's own dlfund.evaluation.bootstrap_ci: write yours"),
+    ("library accuracies", r"this is the library's own dlfund.evaluation.bootstrap_accuracies: write yours"),
+]
+
+
+@pytest.mark.parametrize(("mistake", "match"), BOOTSTRAP_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_bootstrap_ci_rejects_typical_mistakes(mistake: str, match: str, seed: int) -> None:
+    message = rejects(unit14.bootstrap_ci, bootstrap_mistake(mistake), match=match, seed=seed)
+    assert f"(data seed {seed})" in message or "library's own" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("mistake", "match"), BOOTSTRAP_MISTAKES)
+def test_bootstrap_ci_rejects_typical_mistakes_on_every_seed(mistake: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit14.bootstrap_ci, bootstrap_mistake(mistake), match=match, seed=seed)
 
 
 def test_bootstrap_ci_rejects_quantiles_hard_coded_for_95_percent() -> None:
@@ -152,11 +184,17 @@ def comparison_variant(mistake: str = "none"):
             p = binomtest(right_a, right_a + right_b, 0.5).pvalue
         elif mistake == "all examples":
             p = binomtest(only_a, n, 0.5).pvalue
+        elif mistake == "library mcnemar":
+            from dlfund import evaluation as ev
+
+            p = ev.mcnemar(correct_a, correct_b).p_value
         else:
             p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
         difference = (a.mean() - b.mean()).item()
         if mistake == "sign of difference":
             better = "A" if difference > 0 else "B"
+        elif mistake == "decided by p":
+            better = ("A" if difference > 0 else "B") if p < 1 - level else "neither"
         elif mistake == "reversed decision":
             better = "B" if lower > 0 else "A" if upper < 0 else "neither"
         else:
@@ -189,29 +227,64 @@ def test_paired_comparison_rejects_stub() -> None:
     rejects(unit14.paired_comparison, stub, match=r"paired_comparison\(correct_a, correct_b .*is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("mistake", "match"),
-    [
-        ("swapped", r"the sign is swapped; the difference is accuracy\(A\) - accuracy\(B\)"),
-        ("unpaired", r"as wide as the paired one; the two models were resampled independently"),
-        ("totals", r"compares the two totals of correct answers.*only the discordant pairs"),
-        ("all examples", r"counts b out of all N examples.*test b out of b \+ c"),
-        ("sign of difference", r"expected better = 'neither', found '(A|B)': the interval .* contains 0"),
-        ("reversed decision", r"the decision is reversed"),
-        ("missing key", r"expected exactly the keys .*missing \['p_value'\]"),
-    ],
-)
-def test_paired_comparison_rejects_typical_mistakes(mistake: str, match: str) -> None:
-    message = rejects(unit14.paired_comparison, comparison_variant(mistake), match=match)
-    assert "(data seed 0)" in message
+def library_paired(correct_a, correct_b, n_boot, level, seed):
+    from dlfund import evaluation as ev
+
+    ref = ev.paired_bootstrap(correct_a, correct_b, n_boot=n_boot, level=level, seed=seed)
+    better = "A" if ref.lower > 0 else "B" if ref.upper < 0 else "neither"
+    p = ev.mcnemar(correct_a, correct_b).p_value
+    return {"difference": ref.estimate, "lower": ref.lower, "upper": ref.upper, "p_value": p, "better": better}
+
+
+def comparison_mistake(mistake: str):
+    return library_paired if mistake == "library" else comparison_variant(mistake)
+
+
+PAIRED_MISTAKES = [
+    ("swapped", r"the sign is swapped; the difference is accuracy\(A\) - accuracy\(B\)"),
+    ("unpaired", r"as wide as the paired one; the two models were resampled independently"),
+    ("totals", r"compares the two totals of correct answers.*only the discordant pairs"),
+    ("all examples", r"counts b out of all N examples.*test b out of b \+ c"),
+    ("sign of difference", r"expected better = 'neither', found '(A|B)': the interval .* contains 0"),
+    ("reversed decision", r"the decision is reversed"),
+    ("missing key", r"expected exactly the keys .*missing \['p_value'\]"),
+    ("decided by p", r"that follows the p-value .*the interval .* and the p-value disagree"),
+    ("library mcnemar", r"this is the library's own dlfund.evaluation.mcnemar: write yours"),
+    ("library", r"this is the library's own dlfund.evaluation.paired_bootstrap: write yours"),
+]
+
+
+@pytest.mark.parametrize(("mistake", "match"), PAIRED_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_paired_comparison_rejects_typical_mistakes(mistake: str, match: str, seed: int) -> None:
+    message = rejects(unit14.paired_comparison, comparison_mistake(mistake), match=match, seed=seed)
+    assert f"(data seed {seed})" in message or "library's own" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("mistake", "match"), PAIRED_MISTAKES)
+def test_paired_comparison_rejects_typical_mistakes_on_every_seed(mistake: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit14.paired_comparison, comparison_mistake(mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_solutions_pass_on_every_seed() -> None:
+    ci = solution(14, "ex01-bootstrap-ci", "bootstrap_ci")
+    paired = solution(14, "ex02-paired-comparison", "paired_comparison")
+    for seed in range(200):
+        unit14.bootstrap_ci(ci, seed=seed)
+        unit14.paired_comparison(paired, seed=seed)
 
 
 def test_paired_comparison_rejects_chi_square_and_wrong_types() -> None:
-    from dlfund import evaluation as ev
 
     def chi_square(correct_a, correct_b, n_boot, level, seed):
+        from scipy.stats import chi2
+
         result = comparison_variant()(correct_a, correct_b, n_boot, level, seed)
-        return {**result, "p_value": ev.mcnemar(correct_a, correct_b, exact=False).p_value}
+        b, c = int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
+        return {**result, "p_value": float(chi2.sf((abs(b - c) - 1) ** 2 / (b + c), 1))}
 
     rejects(unit14.paired_comparison, chi_square, match=r"chi-square approximation; the exercise asks for the exact")
     rejects(unit14.paired_comparison, lambda *args: (0.1, 0.0, 0.2), match=r"expected a dict with keys")

@@ -257,11 +257,48 @@ _MISTAKES = (
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
+def _check_init(make: str, params: dict[str, Tensor], n_h: int) -> None:
+    """The fresh cell's parameters are drawn like ``nn.GRUCell``'s: uniform in ±1/√hidden_size."""
+    k = 1 / n_h**0.5
+    values = torch.cat([params[n].detach().float().flatten() for n in _PARAMS])
+    expect(
+        bool(torch.isfinite(values).all()),
+        f"{make}: the fresh parameters hold NaN or inf (torch.empty leaves memory uninitialised): draw them "
+        f"uniformly from [-1/√hidden_size, 1/√hidden_size] = ±{k:.3f}",
+    )
+    spread = float(values.std())
+    expect(
+        spread > 1e-6,
+        f"{make}: every fresh parameter has the same value ({float(values[0]):.3g}): a cell whose weights "
+        f"start equal cannot break the symmetry between units; draw them uniformly from ±1/√hidden_size = ±{k:.3f}",
+    )
+    for name in _PARAMS:
+        largest = float(params[name].detach().abs().max())
+        expect(
+            largest <= k * (1 + 1e-4),
+            f"{make}.{name} starts with values up to {largest:.3g}, outside ±1/√hidden_size = ±{k:.3f}: "
+            "initialise every parameter like nn.GRUCell, uniform in [-1/√hidden_size, 1/√hidden_size] "
+            "(the scale uses hidden_size, not input_size, and is not a standard normal)",
+        )
+    mean = float(values.mean())
+    expect(
+        abs(mean) < 0.25 * k,
+        f"{make}: the fresh parameters average {mean:.3g}, not about 0: draw them uniformly from "
+        f"[-1/√hidden_size, +1/√hidden_size] = ±{k:.3f}, centred on zero",
+    )
+    expect(
+        0.6 * k / 3**0.5 < spread < 1.4 * k / 3**0.5,
+        f"{make}: the fresh parameters have standard deviation {spread:.3g}; uniform in ±1/√hidden_size "
+        f"(= ±{k:.3f}) gives {k / 3**0.5:.3g}: initialise like nn.GRUCell",
+    )
+
+
 def gru_cell(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check a GRU cell ``cls(input_size, hidden_size)`` against ``nn.GRUCell`` with the same weights.
 
     The module must hold parameters named and shaped like ``nn.GRUCell``'s: ``weight_ih (3H, I)``,
-    ``weight_hh (3H, H)``, ``bias_ih (3H,)``, ``bias_hh (3H,)``, rows in gate order (r, z, n); and
+    ``weight_hh (3H, H)``, ``bias_ih (3H,)``, ``bias_hh (3H,)``, rows in gate order (r, z, n), drawn
+    like ``nn.GRUCell``'s (uniform in ±1/√hidden_size); and
     ``forward(x (B, I), h (B, H) or None) -> h' (B, H)`` (``None`` means a zero state). The check
     copies ``nn.GRUCell``'s random weights into yours and compares outputs and gradients (inputs,
     state and all four parameters); it names the typical mistakes (gate order, where the reset gate
@@ -287,6 +324,12 @@ def gru_cell(cls: Callable[..., Any], *, seed: int | None = None) -> None:
             f"{make}.{name} should have shape {shape} (three gates stacked: "
             f"3·hidden_size rows), found {tuple(params[name].shape)}",
         )
+    expect(
+        not isinstance(cell, nn.RNNCellBase),
+        f"{make} is PyTorch's own nn.GRUCell (or built on it): this is the library's own cell, write yours "
+        "from nn.Module with the four parameters",
+    )
+    _check_init(make, params, n_h)
     with torch.random.fork_rng():  # leave the learner's random state alone
         torch.manual_seed(seed)
         ref = nn.GRUCell(n_in, n_h)

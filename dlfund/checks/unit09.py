@@ -144,7 +144,7 @@ def multi_head(
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
-    b, t, heads = 2, int(torch.randint(4, 9, (), generator=gen)), int(torch.randint(2, 5, (), generator=gen))
+    b, t, heads = 2, int(torch.randint(5, 9, (), generator=gen)), int(torch.randint(2, 5, (), generator=gen))
     d = int(torch.randint(3, 7, (), generator=gen))
     dim = heads * d
     x = torch.randn(b, t, dim, generator=gen)
@@ -176,7 +176,19 @@ def multi_head(
 
     heads_in = torch.randn(b, heads, t, d, generator=gen)
     call_m = f"{_name(merge_heads)}(x of shape {(b, heads, t, d)})"
-    merged = call_learner(merge_heads, heads_in.clone(), what=call_m)
+
+    def merge(tensor: Tensor) -> Any:
+        try:
+            return call_learner(merge_heads, tensor, what=call_m)
+        except CheckFailed as err:
+            if "view" not in str(err):
+                raise
+            raise CheckFailed(
+                f"{err} {where}. After transpose(1, 2) the tensor is not contiguous in memory, so .view "
+                "cannot merge the heads: use .reshape (or .contiguous().view)"
+            ) from err
+
+    merged = merge(heads_in.clone())
     expect(isinstance(merged, Tensor), f"{call_m} should return a tensor, found {type(merged).__name__}")
     expected_m = ref_merge(heads_in)
     expect(
@@ -190,7 +202,7 @@ def multi_head(
                 "heads back next to the features: transpose(1, 2) first, then reshape"
             )
         expect_close(merged, expected_m, f"{call_m} {where}")
-    round_trip = call_learner(merge_heads, call_learner(split_heads, x.clone(), heads, what=call), what=call_m)
+    round_trip = merge(call_learner(split_heads, x.clone(), heads, what=call))
     expect(torch.equal(round_trip, x), f"merge_heads(split_heads(x)) is not x {where}")
 
     bad = torch.randn(b, t, dim + 1, generator=gen)
@@ -220,7 +232,7 @@ def multi_head(
     xa = torch.randn(b, t, dim, generator=gen, requires_grad=True)
     xr = xa.detach().clone().requires_grad_(True)
     q, k, v = (call_learner(split_heads, xa @ w.T, heads, what=call) for w in (wq, wk, wv))
-    mine = call_learner(merge_heads, naive_attention(q, k, v, causal=True), what=call_m) @ wo.T
+    mine = merge(naive_attention(q, k, v, causal=True)) @ wo.T
     mask = ~torch.ones(t, t, dtype=torch.bool).tril()
     theirs = reference(xr, xr, xr, attn_mask=mask, need_weights=False)[0]
     expect_close(
@@ -243,12 +255,40 @@ def multi_head(
 # ex03: the KV cache
 
 
-def _tiny_gpt(seed: int, positions: str) -> GPT:
-    torch.manual_seed(seed)
+def _tiny_gpt(seed: int, positions: str, prompt: Tensor, n: int) -> GPT:
+    """A tiny GPT whose greedy continuation of ``prompt`` never repeats the token before it.
+
+    An untrained GPT predicts almost the same token whatever it reads, so an order bug (feeding the
+    previous token again, keeping each step's logits one step late) would go unnoticed. Here the
+    token embeddings are large and the output layer reads token ``t`` as ``t + shift`` (a shift that
+    is never 0), so every step's greedy token depends on the token fed and differs from the one before;
+    among a few such models, the first whose continuation of ``prompt`` never repeats a token is used.
+    """
     config = GPTConfig(
-        vocab_size=23, context_length=48, n_layers=2, n_heads=2, dim=16, dropout=0.0, positions=positions
+        vocab_size=23,
+        context_length=48,
+        n_layers=2,
+        n_heads=2,
+        dim=16,
+        dropout=0.0,
+        positions=positions,
+        tie_embeddings=False,
     )
-    return GPT(config).eval()
+    model = None
+    for attempt in range(16):
+        torch.manual_seed(seed * 16 + attempt)
+        model = GPT(config).eval()
+        with torch.no_grad():
+            model.embed_tokens.weight.normal_()
+            model.lm_head.weight.copy_(model.embed_tokens.weight.roll(1 + (seed + attempt) % 22, dims=0))
+            idx = prompt
+            for _ in range(n):
+                idx = torch.cat([idx, model(idx)[:, -1].argmax(-1, keepdim=True)], dim=1)
+        tail = idx[:, prompt.shape[1] - 1 :]
+        if bool((tail[:, 1:] != tail[:, :-1]).all()):
+            break
+    assert model is not None
+    return model
 
 
 def kv_cache(
@@ -301,17 +341,33 @@ def kv_cache(
 
     # 2. Generation with it, against the uncached model at every step.
     for positions in ("learned", "rope"):
-        model = _tiny_gpt(seed, positions)
         prompt = torch.randint(0, 23, (2, int(torch.randint(3, 8, (), generator=gen))), generator=gen)
         n = 12
+        with torch.random.fork_rng():  # leave the learner's random state alone
+            model = _tiny_gpt(seed, positions, prompt, n)
         read: list[int] = []
         used: set[str] = set()
         hooks = [
             model.embed_tokens.register_forward_pre_hook(lambda _m, args, read=read: read.append(args[0].shape[1]))
         ]
+
+        owners: dict[int, int] = {}
+
+        def seen(layer: int, cache: Any, used: set[str] = used, owners: dict[int, int] = owners) -> None:
+            used.add(type(cache).__name__)
+            if cache is None:
+                return
+            owner = owners.setdefault(id(cache), layer)
+            if owner != layer:
+                raise CheckFailed(
+                    f"the same {type(cache).__name__} object was given to blocks {owner} and {layer}: each block "
+                    f"needs its own cache of its own keys and values; create one per block, "
+                    f"[{type(cache).__name__}() for _ in model.layers], not [{type(cache).__name__}()] * n_layers"
+                )
+
         hooks += [
-            layer.self_attn.register_forward_pre_hook(lambda _m, args, used=used: used.add(type(args[2]).__name__))
-            for layer in model.layers
+            layer.self_attn.register_forward_pre_hook(lambda _m, args, i=i: seen(i, args[2]))
+            for i, layer in enumerate(model.layers)
         ]
         call = f"{_name(generate)}(model ({positions} positions), prompt of shape {tuple(prompt.shape)}, {n})"
         try:

@@ -155,10 +155,42 @@ def _trainable(model: EncoderClassifier) -> dict[str, bool]:
     return {name: p.requires_grad for name, p in model.named_parameters()}
 
 
-def freezing(fn: Callable[[EncoderClassifier, int | None], Any], *, seed: int | None = None) -> None:
+def _check_count(
+    count_trainable: Callable[[torch.nn.Module], Any], model: torch.nn.Module, want: int, when: str, where: str
+) -> None:
+    call = f"{_name(count_trainable)}(model) {when}"
+    got = call_learner(count_trainable, model, what=call)
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    expect(
+        isinstance(got, int) and not isinstance(got, bool),
+        f"{call} should return an int (a number of parameters), found {type(got).__name__} {got!r}",
+    )
+    if got == want:
+        return
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    if got == sum(1 for p in params if p.requires_grad):
+        why = "that is the number of trainable tensors: count their elements, p.numel()"
+    elif got == total:
+        why = "that is every parameter: count only those with p.requires_grad"
+    elif got == total - want:
+        why = "that is the frozen parameters: count those with p.requires_grad True"
+    else:
+        why = "sum p.numel() over the parameters with p.requires_grad"
+    raise CheckFailed(f"{call} returned {got:,}, expected {want:,} trainable numbers {where}: {why}")
+
+
+def freezing(
+    fn: Callable[[EncoderClassifier, int | None], Any],
+    count_trainable: Callable[[torch.nn.Module], Any] | None = None,
+    *,
+    seed: int | None = None,
+) -> None:
     """Check ``fn(model, k)`` on an :class:`~dlfund.models.encoder.EncoderClassifier`: afterwards exactly the
     head and the top ``k`` encoder layers require gradients (``k=None``: every parameter, embeddings
-    included), whatever was trainable before the call.
+    included), whatever was trainable before the call. With ``count_trainable``, also check that
+    ``count_trainable(model)`` returns the number of trainable numbers (elements, not tensors) each time.
 
     Counts of trainable parameters are compared exactly; the head must train, the embeddings and
     lower layers must not.
@@ -178,6 +210,8 @@ def freezing(fn: Callable[[EncoderClassifier, int | None], Any], *, seed: int | 
         call_learner(fn, model, k, what=call)
         flags = _trainable(model)
         found = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if count_trainable is not None:
+            _check_count(count_trainable, model, found, f"after {call}", where)
         if k is None:
             frozen = [name for name, on in flags.items() if not on]
             expect(

@@ -8,6 +8,7 @@ was made.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -195,6 +196,12 @@ def precision_table(
         )
         absent = [c for c in COLUMNS if c not in row]  # type: ignore[operator]
         expect(not absent, f"table[{p!r}] lacks {', '.join(absent)}")
+        extra = [c for c in row if c not in COLUMNS]  # type: ignore[union-attr]
+        expect(
+            not extra,
+            f"table[{p!r}] has field(s) {extra} besides {', '.join(COLUMNS)}: use exactly these names "
+            "(a misspelt or renamed field is read by no one)",
+        )
         for c in COLUMNS:
             v = row[c]  # type: ignore[index]
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
@@ -203,6 +210,14 @@ def precision_table(
                 f"table[{p!r}][{c!r}] = {v!r}: every measurement must be a finite positive number"
                 + (" (NaN or inf: did the run diverge?)" if isinstance(v, float) and not math.isfinite(v) else ""),
             )
+    for p in wanted:
+        r = table[p]
+        assert r is not None
+        expect(
+            r["step_ms"] >= 0.02,
+            f"table[{p!r}]['step_ms'] = {r['step_ms']:.3g}: a training step (forward, backward, AdamW) takes more "
+            "than 20 µs; is it in seconds? report milliseconds (× 1000)",
+        )
     fp32 = table["fp32"]
     assert fp32 is not None
     if "bf16-mixed" in wanted:
@@ -250,7 +265,34 @@ def precision_study(
     """Run the learner's ``study(task, device, steps, seed)`` and check the table it returns with
     :func:`precision_table`; returns the table."""
     call = f"{_name(study)}(task, {torch.device(device).type!r}, steps={steps}, seed={seed})"
+    start = time.perf_counter()
     table = call_learner(study, task, device, steps, seed, what=call)
+    wall_ms = (time.perf_counter() - start) * 1000
     expect(table is not None, f"{call} returned None: return the table (a dict precision -> row)")
     precision_table(table, device)
+    rows = [r for r in table.values() if r is not None]
+    spent = sum(r["step_ms"] for r in rows) * steps
+    expect(
+        spent <= wall_ms * 1.05,
+        f"{call}: the step times add up to {spent:,.0f} ms over {steps} steps per precision, but the whole call took "
+        f"{wall_ms:,.0f} ms: step_ms should be milliseconds per step (not microseconds, not the total of all steps)",
+    )
+    n_params = sum(p.numel() for p in task.make_model().parameters())
+    want = n_params * (4 + 4 + 8) / 2**20  # float32 weights, gradients, and AdamW's two moments
+    found = table["fp32"]["state_mb"]
+    if not 0.8 * want <= found <= 1.25 * want:
+        ratio = found / want
+        why = (
+            "it looks like bytes: divide by 2**20"
+            if ratio > 1e5
+            else "it looks like KB: divide by 1024"
+            if ratio > 500
+            else "it looks like GB: report MB"
+            if ratio < 1 / 500
+            else "count the weights, their gradients and AdamW's two moments, 4 bytes each"
+        )
+        raise CheckFailed(
+            f"{call}: fp32's state_mb is {found:.4g}, but the model's {n_params:,} float32 parameters, their "
+            f"gradients and AdamW's two moments take {want:.4g} MB (16 bytes per parameter): {why}"
+        )
     return table

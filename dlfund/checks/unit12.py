@@ -22,6 +22,7 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
+from dlfund.checks._library_use import refusing
 from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, RMSNorm, repeat_kv
 from dlfund.models.transformer import apply_rope, rope_tables
 
@@ -87,11 +88,14 @@ def rope(fn: Callable[[Tensor, Tensor, float], Tensor], *, seed: int | None = No
     where = f"(seed {seed})"
     b, h, t = 2, int(torch.randint(2, 4, (), generator=gen)), int(torch.randint(5, 9, (), generator=gen))
     d = 2 * int(torch.randint(3, 7, (), generator=gen))
-    theta = float([100.0, 10000.0, 100000.0][int(torch.randint(0, 3, (), generator=gen))])
+    # never 10000 (the usual default, so that ignoring theta shows) nor 100 or 10^8 (whose powers 2 and
+    # 1/2 are 10000, so that a doubled or halved exponent is not mistaken for an ignored theta)
+    theta = float([500.0, 2000.0, 50000.0, 200000.0][int(torch.randint(0, 4, (), generator=gen))])
     x = torch.randn(b, h, t, d, generator=gen)
     positions = torch.randperm(40, generator=gen)[:t] + 3  # not 0..T-1: positions must be read
     call = f"{_name(fn)}(x {tuple(x.shape)}, positions {tuple(positions.shape)}, theta={theta:g})"
-    out = call_learner(fn, x.clone(), positions.clone(), theta, what=call)
+    with refusing({"apply_rope": apply_rope, "rope_tables": rope_tables}, "rotating the features yourself"):
+        out = call_learner(fn, x.clone(), positions.clone(), theta, what=call)
     expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
     expect(
         out.shape == x.shape, f"{call} should return the shape of x {tuple(x.shape)}, found {tuple(out.shape)} {where}"
@@ -112,6 +116,15 @@ def rope(fn: Callable[[Tensor, Tensor, float], Tensor], *, seed: int | None = No
             (
                 _rope_freq(x, positions, theta, 1.0),
                 "uses the frequencies theta^(-i/d): the exponent is -2i/d for pair i",
+            ),
+            (
+                _rope_freq(x, positions, theta, 4.0),
+                "uses the frequencies theta^(-4i/d) (the 2 counted twice, e.g. arange(0, d, 2) times 2/d): "
+                "the exponent is -2i/d for pair i = 0 .. d/2 - 1",
+            ),
+            (
+                _rope_freq(x, positions, theta, -2.0),
+                "uses the frequencies theta^(+2i/d): the exponent is negative, -2i/d, so the frequencies fall",
             ),
             (
                 reference_rope(x, torch.arange(t), theta),
@@ -164,7 +177,11 @@ def rms_norm(cls: Callable[..., torch.nn.Module], *, seed: int | None = None) ->
     dim = int(torch.randint(6, 13, (), generator=gen))
     eps = 1e-3
     call = f"{_name(cls)}({dim}, eps={eps:g})"
-    module = call_learner(cls, dim, eps=eps, what=call)
+    library = {"RMSNorm": RMSNorm, "torch.nn.RMSNorm": torch.nn.RMSNorm, "torch.nn.functional.rms_norm": F.rms_norm}
+    with refusing(library, "computing the RMSNorm yourself"):
+        module = call_learner(cls, dim, eps=eps, what=call)
+        expect(isinstance(module, torch.nn.Module), f"{call} should build an nn.Module, found {type(module).__name__}")
+        call_learner(module, torch.randn(2, dim, generator=gen), what=f"{call}(x (2, {dim}))")
     expect(isinstance(module, torch.nn.Module), f"{call} should build an nn.Module, found {type(module).__name__}")
     params = dict(module.named_parameters())
     expect(
@@ -207,6 +224,16 @@ def rms_norm(cls: Callable[..., torch.nn.Module], *, seed: int | None = None) ->
             (x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w, "uses the sum of squares: take their mean"),
             (x * torch.rsqrt(ms + eps), "forgets to multiply by weight"),
             (
+                x * torch.rsqrt(ms + 1e-5) * w,
+                f"ignores the eps argument (uses 1e-5, not the eps={eps:g} it was given): keep eps in __init__ "
+                "and use self.eps",
+            ),
+            (
+                x * torch.rsqrt(ms + 1e-6) * w,
+                f"ignores the eps argument (uses 1e-6, not the eps={eps:g} it was given): keep eps in __init__ "
+                "and use self.eps",
+            ),
+            (
                 x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w,
                 "averages over the wrong dimension: the mean is over the last one, the features",
             ),
@@ -227,6 +254,25 @@ def rms_norm(cls: Callable[..., torch.nn.Module], *, seed: int | None = None) ->
         outb.dtype == torch.bfloat16,
         f"{call}(x) should return the input's dtype bfloat16, found {outb.dtype} "
         f"{where}: compute in float32, then .to(x.dtype)",
+    )
+    # the upcast: a bf16 module computes mean(x²) and the division in float32; in bf16 throughout, each
+    # row's normaliser is rounded to 8 bits, a shared error of up to 0.4% per row that float32 avoids
+    wide = 256
+    big = call_learner(cls, wide, eps=eps, what=f"{_name(cls)}({wide}, eps={eps:g})")
+    wb = (torch.rand(wide, generator=gen) + 0.5).bfloat16()
+    with torch.no_grad():
+        big = big.to(torch.bfloat16)
+        big.weight.copy_(wb)
+        xw = (torch.randn(64, wide, generator=gen) * 3).bfloat16()
+        outw = call_learner(big, xw, what=f"{_name(cls)}({wide}, eps={eps:g})(bf16 x (64, {wide}))")
+    x64 = xw.double()
+    truth = x64 * torch.rsqrt(x64.pow(2).mean(-1, keepdim=True) + eps) * wb.double()
+    row_error = float(((outw.double() / truth).mean(-1) - 1).pow(2).mean().sqrt())
+    expect(
+        row_error < 6e-4,
+        f"{call} on bfloat16 input: each row is off by {row_error:.2%} on average (float32 inside gives about "
+        f"0.02%) {where}: the mean of squares and the division were computed in bfloat16; upcast first, "
+        "x.float(), and cast the result back with .to(x.dtype)",
     )
     passed(f"RMSNorm: values, gradients and bf16 handling match the reference (dim {dim}, eps {eps:g})")
 
@@ -249,9 +295,10 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(seed {seed})"
-    h_kv = int(torch.randint(2, 4, (), generator=gen))
-    groups = int(torch.randint(2, 4, (), generator=gen))
-    h, d, t, b = h_kv * groups, 8, int(torch.randint(5, 9, (), generator=gen)), 2
+    # groups != h_kv (so that repeating by the wrong count shows), several of each (so that tiling and
+    # interleaving differ), and T, d, h all different (so that a swapped axis changes the shape)
+    h_kv, groups = [(2, 3), (2, 4), (3, 2), (3, 4)][int(torch.randint(0, 4, (), generator=gen))]
+    h, d, t, b = h_kv * groups, 10, int(torch.randint(13, 16, (), generator=gen)), 2
     q = torch.randn(b, h, t, d, generator=gen)
     k, v = torch.randn(b, h_kv, t, d, generator=gen), torch.randn(b, h_kv, t, d, generator=gen)
     call = f"{_name(fn)}(q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)})"

@@ -17,7 +17,7 @@ from torch import nn
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 from dlfund.models.attention import merge_heads, split_heads
 from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, repeat_kv
-from dlfund.models.transformer import apply_rope, rope_tables
+from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 
 __all__ = ["adapter_gate", "lora_layer"]
@@ -177,7 +177,10 @@ def _prompt_attention_variant(attn: AdapterAttention, q: Tensor, kind: str, thet
     k = split_heads(attn.k_proj(prompt), attn.n_kv_heads)
     v = split_heads(attn.v_proj(prompt), attn.n_kv_heads)
     groups = attn.n_heads // attn.n_kv_heads
-    k, v = repeat_kv(k, groups), repeat_kv(v, groups)
+    if kind == "tiled":
+        k, v = k.repeat(1, groups, 1, 1), v.repeat(1, groups, 1, 1)
+    else:
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)
     if kind == "rope":
         cos, sin = rope_tables(attn.adapter_prompt.shape[0], attn.head_dim, theta)
         k = apply_rope(k, cos, sin)
@@ -221,10 +224,12 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     where = f"(seed {seed})"
     config = LlamaConfig(
         vocab_size=32,
-        dim=32,
+        dim=48,
         n_layers=1,
-        n_heads=4,
-        n_kv_heads=int(2 ** torch.randint(0, 3, (), generator=gen)),
+        # 6 query heads over 2 or 3 key/value heads: several heads share each key/value head (so that a
+        # missing or wrong repeat shows) and the gates of one group differ
+        n_heads=6,
+        n_kv_heads=int(torch.randint(2, 4, (), generator=gen)),
         hidden_dim=48,
         context_length=32,
     )
@@ -249,13 +254,24 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
         f"({config.n_heads}), found shape {tuple(gate.shape)} {where}",
     )
     expect(
+        tuple(gate.shape) == (config.n_heads,),
+        f"{call}: adapter_gate should have shape (n_heads,) = ({config.n_heads},), found {tuple(gate.shape)} "
+        f"{where}: keep the parameter flat and reshape it where it multiplies, gate.view(1, -1, 1, 1)",
+    )
+    expect(
         bool(gate.detach().abs().max() == 0),
         f"{call}: adapter_gate must start at zero (then the model is exactly "
         f"the pretrained one at step 0), found values up to "
         f"{float(gate.detach().abs().max()):.3g} {where}",
     )
     ref = AdapterAttention(config, k_len)
-    ref.load_state_dict({k: v for k, v in attn.state_dict().items() if k in ref.state_dict()}, strict=True)
+    try:
+        ref.load_state_dict({k: v for k, v in attn.state_dict().items() if k in ref.state_dict()}, strict=True)
+    except (RuntimeError, KeyError) as err:
+        raise CheckFailed(
+            f"{call}: its parameters do not fit GroupedQueryAttention's plus adapter_prompt {(k_len, config.dim)} and "
+            f"adapter_gate ({config.n_heads},) {where}: {str(err).splitlines()[-1].strip()}"
+        ) from None
     plain = GroupedQueryAttention(config)
     plain.load_state_dict({k: v for k, v in ref.state_dict().items() if k in plain.state_dict()})
     cos, sin = rope_tables(config.context_length, config.head_dim, config.rope_base)
@@ -301,6 +317,11 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
                     "the text, project them with k_proj and v_proj only",
                 ),
                 ("causal", "the prompts were attended with a causal mask: every query sees every prompt (no mask)"),
+                (
+                    "tiled",
+                    "the prompts' key/value heads were tiled (tensor.repeat: heads 0,1,0,1,...): query head i "
+                    "reads key/value head i // (n_heads / n_kv_heads); use repeat_kv (repeat_interleave)",
+                ),
             ):
                 wrong = ref.o_proj(merge_heads(y + g * _prompt_attention_variant(ref, q, kind, config.rope_base)))
                 if _close(out, wrong):
@@ -322,7 +343,36 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
             f"{fwd}: with open gates the output should be o_proj(attend(q, k, v) + gate·softmax(q k_Pᵀ/√d) "
             f"v_P); it differs by {float((out - expected).detach().abs().max()):.3g} {where}"
         )
+    # generation: the prompt once, then a token at a time through a KV cache, as the full forward
+    t0 = int(torch.randint(2, t - 1, (), generator=gen))
+    cache = KVCache()
+    with torch.no_grad():
+        full = ref(x, rope)
+        pieces = [call_learner(attn, x[:, :t0], (cos[:t0], sin[:t0]), cache, what=f"{fwd[:-1]}, cache) on the prompt")]
+        for j in range(t0, t):
+            step = f"{_name(cls)}.forward(one new token at position {j}, rope, cache)"
+            pieces.append(call_learner(attn, x[:, j : j + 1], (cos[j : j + 1], sin[j : j + 1]), cache, what=step))
+    stepped = torch.cat(pieces, dim=1)
+    cached = len(cache)
+    expect(
+        cached == t,
+        f"{fwd}: after a {t0}-token prompt and {t - t0} more tokens the cache holds {cached} positions, expected {t} "
+        f"{where}: "
+        + (
+            "the forward ignores its cache argument; append the text's keys and values with "
+            "cache.append(k, v), as GroupedQueryAttention.forward does"
+            if cached == 0
+            else "append only the text's keys and values; the prompts are not positions of the text"
+        ),
+    )
+    expect(
+        _close(stepped, full, 1e-4),
+        f"{fwd}: token by token through a KV cache the output differs from the whole sequence at once by "
+        f"{float((stepped - full).abs().max()):.3g} {where}: with a cache, attend the new queries to all the "
+        "cached keys (cache.append returns them) and add the prompts' attention as before",
+    )
     passed(
-        f"adapter gate: identity at initialisation, the gate gets a gradient, prompts without RoPE or mask "
+        f"adapter gate: identity at initialisation, the gate gets a gradient, prompts without RoPE or mask, "
+        "the same output token by token through a KV cache "
         f"({config.n_heads} heads, {config.n_kv_heads} key/value heads, {k_len} prompts)"
     )

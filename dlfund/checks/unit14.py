@@ -22,6 +22,7 @@ import torch
 
 from dlfund import evaluation as ev
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._library_use import refusing
 
 __all__ = ["bootstrap_ci", "paired_comparison", "PAIRED_KEYS", "CONVENTION"]
 
@@ -146,6 +147,20 @@ def _diagnose_bootstrap(correct: Tensor, n_boot: int, level: float, seed: int, f
     return ""
 
 
+_BOOTSTRAP_HELPERS = {
+    "dlfund.evaluation.bootstrap_ci": ev.bootstrap_ci,
+    "dlfund.evaluation.bootstrap_accuracies": ev.bootstrap_accuracies,
+    "dlfund.evaluation percentile interval": ev._percentile_interval,
+    "dlfund.evaluation resampling": ev._resample_means,
+}
+_PAIRED_HELPERS = {
+    **_BOOTSTRAP_HELPERS,
+    "dlfund.evaluation.paired_bootstrap": ev.paired_bootstrap,
+    "dlfund.evaluation.unpaired_bootstrap": ev.unpaired_bootstrap,
+    "dlfund.evaluation.mcnemar": ev.mcnemar,
+}
+
+
 def bootstrap_ci(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check ``bootstrap_ci(correct, n_boot, level, seed) -> (lower, upper)``.
 
@@ -167,7 +182,8 @@ def bootstrap_ci(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         boot_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
         call = f"bootstrap_ci(correct (N={n}), n_boot={n_boot}, level={level}, seed={boot_seed}) {where}"
         given = correct.clone()
-        result = call_learner(fn, correct, n_boot, level, boot_seed, what=call)
+        with refusing(_BOOTSTRAP_HELPERS, "the percentile bootstrap"):
+            result = call_learner(fn, correct, n_boot, level, boot_seed, what=call)
         expect(torch.equal(correct, given), f"{call} changed `correct` in place; leave the input as it is")
         lower, upper = _as_interval(result, call)
         expect(
@@ -175,10 +191,18 @@ def bootstrap_ci(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         )
         reference = ev.bootstrap_ci(correct, n_boot=n_boot, level=level, seed=boot_seed)
         if not (_close(lower, reference.lower) and _close(upper, reference.upper)):
-            again = _as_interval(call_learner(fn, correct, n_boot, level, boot_seed, what=call), call)
+            # Two random streams often give the same quantiles here (accuracies are multiples of 1/N, and
+            # many resamples tie at the quantile), so probe with two resamples of a large test set at
+            # level 0.5, whose interval interpolates between them: equal only with the same indices.
+            probe = torch.arange(5000) % 2 == 0
+            probe_call = f"bootstrap_ci(correct (N=5000), n_boot=2, level=0.5, seed={boot_seed}) {where}"
+            probes = {
+                _as_interval(call_learner(fn, probe, 2, 0.5, boot_seed, what=probe_call), probe_call) for _ in "wxyz"
+            }
             expect(
-                again == (lower, upper),
-                f"{call}: two calls with the same seed gave different intervals, {(lower, upper)} and {again}: "
+                len(probes) == 1,
+                f"{call}: calls with the same seed gave different intervals ({sorted(probes)[:2]} for a probe "
+                "with n_boot=2): "
                 "draw the indices from a generator seeded with `seed` "
                 "(g = torch.Generator().manual_seed(seed)), not from the global random state",
             )
@@ -236,6 +260,32 @@ def _diagnose_p_value(a: Tensor, b: Tensor, found: float) -> str:
     return ""
 
 
+def _disagreeing_case(gen: torch.Generator, n: int) -> tuple[str, Tensor, Tensor, int, int]:
+    """Two models and a bootstrap seed for which the paired interval and McNemar's p-value (at 5%) lead to
+    different decisions, so that a decision taken from the p-value shows. Near the edge of significance
+    the exact test is a little more cautious than the interval, so such cases exist; search them."""
+    case = None
+    for _ in range(400):
+        c = int(torch.randint(10, 25, (), generator=gen))
+        b_count = c + int(round(2.0 * math.sqrt(2 * c))) + int(torch.randint(-2, 3, (), generator=gen))
+        both = int(n * 0.7)
+        a, b = _outcomes(gen, n, (both, b_count, c))
+        if torch.rand((), generator=gen) < 0.5:  # B the better one
+            a, b = b, a
+        n_boot = int(torch.randint(500, 1200, (), generator=gen))
+        boot_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
+        ref = ev.paired_bootstrap(a, b, n_boot=n_boot, level=0.95, seed=boot_seed)
+        by_interval = "A" if ref.lower > 0 else "B" if ref.upper < 0 else "neither"
+        p = ev.mcnemar(a, b).p_value
+        by_p = ("A" if ref.estimate > 0 else "B") if p < 0.05 else "neither"
+        case = (by_interval, a, b, n_boot, boot_seed)
+        clear = min(abs(ref.lower), abs(ref.upper)) > 0.5 / n  # no bound at 0, where rounding could decide
+        if by_interval != by_p and clear:
+            return case
+    assert case is not None
+    return case
+
+
 def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check ``paired_comparison(correct_a, correct_b, n_boot, level, seed) -> dict``.
 
@@ -255,16 +305,17 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         big, small = int(torch.randint(45, 60, (), generator=gen)), int(torch.randint(8, 14, (), generator=gen))
         even = int(torch.randint(18, 26, (), generator=gen))
         counts = {"A": (both, big, small), "B": (both, small, big), "neither": (both, even, even + 1)}[truth]
-        cases.append((truth, *_outcomes(gen, n, counts)))
-    order = torch.randperm(3, generator=gen).tolist()
-    for _truth, a, b in [cases[i] for i in order]:
         n_boot = int(torch.randint(500, 1200, (), generator=gen))
-        level = 0.95
-        boot_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
+        cases.append((truth, *_outcomes(gen, n, counts), n_boot, int(torch.randint(0, 2**31 - 1, (), generator=gen))))
+    cases.append(_disagreeing_case(gen, n))
+    order = torch.randperm(len(cases), generator=gen).tolist()
+    level = 0.95
+    for _truth, a, b, n_boot, boot_seed in [cases[i] for i in order]:
         call = (
             f"paired_comparison(correct_a, correct_b (N={n}), n_boot={n_boot}, level={level}, seed={boot_seed}) {where}"
         )
-        result = call_learner(fn, a.clone(), b.clone(), n_boot, level, boot_seed, what=call)
+        with refusing(_PAIRED_HELPERS, "the paired comparison"):
+            result = call_learner(fn, a.clone(), b.clone(), n_boot, level, boot_seed, what=call)
         expect(
             isinstance(result, Mapping),
             f"{call}: expected a dict with keys {list(PAIRED_KEYS)}, found {type(result).__name__}",
@@ -328,8 +379,15 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         expected = "A" if ref.lower > 0 else "B" if ref.upper < 0 else "neither"
         expect(better in DECISIONS, f"{call}: better should be one of {DECISIONS}, found {better!r}")
         if better != expected:
+            by_p = ("A" if ref.estimate > 0 else "B") if reference_p < 1 - level else "neither"
             if better == {"A": "B", "B": "A"}.get(expected):
                 why = "the decision is reversed: a positive difference (lower > 0) means A is better"
+            elif better == by_p:
+                why = (
+                    f"that follows the p-value ({reference_p:.3g}), but here the interval ({ref.lower:.4f}, "
+                    f"{ref.upper:.4f}) and the p-value disagree; the exercise decides by the interval: 'A' if "
+                    "lower > 0, 'B' if upper < 0, else 'neither'"
+                )
             elif expected == "neither":
                 why = f"the interval ({ref.lower:.4f}, {ref.upper:.4f}) contains 0: the data do not show a difference"
             else:
