@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nbformat
 import pytest
 
@@ -167,3 +169,44 @@ def test_units_settings_prints_both_tiers_with_their_meaning(capsys):
     assert row.split()[1:3] == [str(smoke), str(full)] and len(row.split()) > 3, "value in each tier, then the meaning"
     code, _, err = run_cli(capsys, "units", "--settings", "99")
     assert code == 2 and "no unit '99'" in err
+
+
+@pytest.mark.notebooks
+def test_run_parallel_runs_notebooks_at_once_and_collects_failures(tmp_path, monkeypatch, capsys):
+    """`dlfund run -j 2`: two notebooks that each wait for the other can only finish when they run at once."""
+    monkeypatch.setattr(manifest, "UNITS_DIR", tmp_path / "units")
+    monkeypatch.setattr(manifest, "RUNS_DIR", tmp_path / "runs")
+    names = ("a", "b", "c")
+    unit = manifest.Unit(97, "par", "Par", "", tuple(manifest.Notebook(n, n.upper()) for n in names), (), ())
+    unit.path.mkdir(parents=True)
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    rendezvous = (
+        "import os, pathlib, time\n"
+        f"here = pathlib.Path({str(meeting)!r})\n"
+        "(here / '{me}').touch()\n"
+        "deadline = time.time() + 120\n"
+        "while not (here / '{other}').exists():\n"
+        "    assert time.time() < deadline, 'the other notebook never ran beside this one'\n"
+        "    time.sleep(0.1)\n"
+        "print(os.environ['OMP_NUM_THREADS'], os.environ['DLFUND_JOBS'])"
+    )
+    sources = {"a": rendezvous.format(me="a", other="b"), "b": rendezvous.format(me="b", other="a"), "c": "1 / 0"}
+    for name in names:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(sources[name])])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(unit.notebook_path(name)))
+    [runs] = runner.run_parallel([unit], "smoke", jobs=2)
+    assert [(r.name, r.status) for r in runs] == [("a", "ok"), ("b", "ok"), ("c", "FAILED")]
+    assert "ZeroDivisionError" in runs[2].error
+    threads, jobs = nbformat.read(str(runs[0].executed), as_version=4).cells[0].outputs[0].text.split()
+    assert jobs == "2" and int(threads) == max(1, (os.cpu_count() or 1) // 2), "each kernel gets its share"
+    assert runs[2].executed.exists(), "a failed notebook's executed copy is kept, with the error in context"
+    out = capsys.readouterr().out
+    assert "3 notebook(s) to run, 2 at a time" in out and "[3/3]" in out
+    assert "failed: c" in runner.course_summary([runs], "smoke")
+
+
+def test_run_refuses_fewer_than_one_job(capsys):
+    code, _, err = run_cli(capsys, "run", "1", "--jobs", "0")
+    assert code == 2 and "at least 1, found 0" in err

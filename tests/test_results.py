@@ -46,6 +46,24 @@ def test_record_reference_when_asked(cfg, tmp_path, monkeypatch, capsys):
     assert "reference" in out and "0.5" in out  # the second run is shown beside the first
 
 
+def test_a_smoke_run_on_a_gpu_is_recorded_apart(cfg, tmp_path, monkeypatch, capsys):
+    """The GPU smoke pass writes `<notebook>.gpu-smoke.json`: the CPU smoke results stay as they are, and a
+    run says how many notebooks shared the machine."""
+    monkeypatch.setenv("DLFUND_RECORD", "1")
+    monkeypatch.setenv("DLFUND_JOBS", "8")
+    cfg.record({"test_acc": 0.5})  # this machine: the CPU smoke result
+    fake = {"device": "NVIDIA H200", "device_type": "cuda", "wall_s": 1.0, "commit": "c0ffee", "date": "2026-12-04"}
+    monkeypatch.setattr(results, "provenance", lambda device, tier, wall_s: {**fake, "tier": tier})
+    results.record(cfg.unit, cfg.notebook, "smoke", torch.device("cuda"), 1.0, {"epochs": 1}, {"test_acc": 0.9})
+    assert results.load(1, cfg.notebook, "smoke")["metrics"] == {"test_acc": 0.5}, "CPU smoke untouched"
+    gpu = results.load(1, cfg.notebook, "gpu-smoke")
+    assert gpu["metrics"] == {"test_acc": 0.9} and gpu["provenance"]["tier"] == "gpu-smoke"
+    mine = json.loads(results.result_path(tmp_path / "book", cfg.unit, cfg.notebook, "smoke").read_text())
+    assert mine["provenance"]["concurrent_notebooks"] == 8
+    assert results.result_tier("smoke", "cuda") == "gpu-smoke" and results.result_tier("full", "cuda") == "full"
+    assert results.result_tier("smoke", "cpu") == "smoke" and results.settings_tier("gpu-smoke") == "smoke"
+
+
 @pytest.mark.parametrize(
     "bad,match",
     [

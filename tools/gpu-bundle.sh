@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Make .gpu-bundle/: what a GPU machine without network needs to run units' full tier with
-# tools/gpu-full-tier.sh. Run it HERE (it needs PyPI and a filled data cache), from the tree you will send.
+# Make .gpu-bundle/: what a GPU machine without network needs to run the course with tools/gpu-smoke.sh
+# or tools/gpu-full-tier.sh; then cut it into .gpu-parts/, parts that each fit in one call beside the
+# working tree (64 MiB in all per call). Run it HERE (it needs PyPI and a filled data cache), from the tree
+# you will send.
 #
+#   bash tools/gpu-bundle.sh all          # wheels + every unit's datasets and weights
 #   bash tools/gpu-bundle.sh 5 6 7        # wheels + the datasets of units 5, 6 and 7
+#
+# Send one part per call, each call carrying [".gpu-parts/parts.json", ".gpu-parts/part-00N-of-00M.bin"]
+# (the parts stay in the ignored .gpu-parts/ there while the machine is held); the scripts join and verify
+# them there (python -m dlfund.course.bundle check .gpu-parts says which have arrived).
 #
 # The GPU machine is assumed to have Python 3.12 with PyTorch (CUDA), Lightning, torchmetrics,
 # matplotlib, scikit-learn, numpy, pyyaml and tqdm, but no Jupyter: the wheels of nbclient, ipykernel,
@@ -11,7 +18,7 @@
 # Override GPU_PYTHON (3.12) or GPU_HAS (packages not to bundle) for another image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { echo "usage: bash tools/gpu-bundle.sh UNIT [UNIT...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash tools/gpu-bundle.sh all | UNIT [UNIT...]" >&2; exit 2; }
 py=${PYTHON:-python3}
 out=.gpu-bundle
 rm -rf "$out" && mkdir -p "$out/wheels" "$out/data"
@@ -34,7 +41,8 @@ import gzip, shutil, sys
 from pathlib import Path
 from dlfund import data
 from dlfund.course import manifest
-out, units = Path(sys.argv[1]), [manifest.get_unit(u) for u in sys.argv[2:]]
+out = Path(sys.argv[1])
+units = manifest.UNITS if sys.argv[2:] == ["all"] else [manifest.get_unit(u) for u in sys.argv[2:]]
 names = sorted({d for u in units for d in u.datasets})
 data.fetch(names)  # fills and verifies the cache here (offline when it is already filled)
 for name in names:
@@ -51,5 +59,8 @@ for name in names:
 PY
 git rev-parse --short=12 HEAD | tr -d '\n' > "$out/COMMIT"
 [ -z "$(git status --porcelain --untracked-files=no)" ] || printf '+dirty' >> "$out/COMMIT"
-du -sh "$out" "$out/wheels" "$out/data" | sed 's/^/size: /'
-echo "commit $(cat "$out/COMMIT"); on the GPU machine: bash tools/gpu-full-tier.sh [--limit S] UNIT[:NOTEBOOK]..."
+du -sh "$out/wheels" "$out/data" "$out" | sed 's/^/size: /'
+# what travels beside each part: the tracked files (and untracked ones git does not ignore)
+tree=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+"$py" -m dlfund.course.bundle split "$out" .gpu-parts --tree-mib "$(( tree / 1048576 + 1 ))"
+echo "commit $(cat "$out/COMMIT"); on the GPU machine: bash tools/gpu-smoke.sh, or bash tools/gpu-full-tier.sh --priorities"

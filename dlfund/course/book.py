@@ -18,12 +18,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,40 +145,18 @@ def _failed(copy: Path) -> bool:
     return "error" in runner.provenance_of(notebooks.read(copy))
 
 
-def _execute(source: str, out: str, env: dict[str, str]) -> str | None:
-    """Run one notebook for the book (in a worker process); the error summary when a cell failed."""
-    try:
-        runner.execute(Path(source), Path(out), tier=BOOK_TIER, desc=Path(source).stem, env=env, progress=False)
-    except Exception as err:  # the failed copy is written, its error in its metadata; the page says so
-        return runner.provenance_of(notebooks.read(out)).get("error") if Path(out).exists() else repr(err)
-    return None
-
-
 def execute_missing(todo: list[Page], jobs: int) -> list[str]:
     """Execute ``todo`` in the smoke tier, ``jobs`` notebooks at a time, into the book's cache; return the
     failures as ``"unit/notebook: error"``."""
-    if not todo:
-        return []
-    env = runner.kernel_environment(BOOK_TIER)
-    # several kernels at once share the cores: one compute thread each (as in the tests)
-    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     failures = []
-    context = multiprocessing.get_context("spawn")  # no fork of a process that holds threads
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {}
-        for page in todo:
-            page.cached.parent.mkdir(parents=True, exist_ok=True)
-            futures[pool.submit(_execute, str(page.source), str(page.cached), env)] = page
-        bar = tqdm(as_completed(futures), total=len(futures), desc=f"executing ({BOOK_TIER} tier)", unit="notebook")
-        for future in bar:
-            page = futures[future]
-            try:
-                error = future.result()
-            except Exception as err:  # the worker itself died (out of memory, killed)
-                error = f"the process executing it stopped: {err!r}"
-            tqdm.write(f"{'✗' if error else '✓'} {page.unit.dirname}/{page.name}" + (f"  {error}" if error else ""))
-            if error:
-                failures.append(f"{page.unit.dirname}/{page.name}: {error}")
+    pairs = [(page.source, page.cached) for page in todo]
+    env = runner.kernel_environment(BOOK_TIER)
+    done = runner.execute_many(pairs, tier=BOOK_TIER, env=env, jobs=jobs)
+    for index, error, _ in tqdm(done, total=len(todo), desc=f"executing ({BOOK_TIER} tier)", unit="notebook"):
+        page = todo[index]
+        tqdm.write(f"{'✗' if error else '✓'} {page.unit.dirname}/{page.name}" + (f"  {error}" if error else ""))
+        if error:
+            failures.append(f"{page.unit.dirname}/{page.name}: {error}")
     return failures
 
 

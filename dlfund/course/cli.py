@@ -97,17 +97,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     units = list(manifest.UNITS) if args.all else [_unit(args.unit)]
     if args.all and args.notebook:
         raise UsageError("--notebook names a notebook of one unit: give the unit instead of --all")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs is the number of notebooks run at once: at least 1, found {args.jobs}")
     tier = pick_tier(args.tier)
     skip = pick_device().type if args.skip_current else None
     per_unit = []
-    for u in units:
-        print(f"unit {u.number:02d} · {u.title} · {tier} tier · budget {u.smoke_s if tier == 'smoke' else u.full_s} s")
-        data.fetch(list(u.datasets))
-        runs = runner.run_unit(u, tier, record=args.record, only=args.notebook, skip_current=skip)
-        print(runner.summary(runs, tier))
-        per_unit.append(runs)
-    if len(per_unit) > 1:
+    started = time.perf_counter()
+    if args.jobs > 1:
+        names = [u.dirname for u in units]
+        print(f"{', '.join(names) if len(names) < 4 else f'{len(names)} units'} · {tier} tier · {args.jobs} at a time")
+        data.fetch(sorted({d for u in units for d in u.datasets}))
+        per_unit = runner.run_parallel(
+            units, tier, jobs=args.jobs, record=args.record, only=args.notebook, skip_current=skip
+        )
+        for runs in per_unit:
+            print(runner.summary(runs, tier))
+    else:
+        for u in units:
+            budget = u.smoke_s if tier == "smoke" else u.full_s
+            print(f"unit {u.number:02d} · {u.title} · {tier} tier · budget {budget} s")
+            data.fetch(list(u.datasets))
+            runs = runner.run_unit(u, tier, record=args.record, only=args.notebook, skip_current=skip)
+            print(runner.summary(runs, tier))
+            per_unit.append(runs)
+    if len(per_unit) > 1 or args.jobs > 1:
         print(runner.course_summary(per_unit, tier))
+    if args.jobs > 1:
+        print(f"wall time {time.perf_counter() - started:.0f} s with {args.jobs} notebooks at a time")
     failed = sum(r.status not in ("ok", "current") for runs in per_unit for r in runs)
     return 1 if failed else 0
 
@@ -298,6 +314,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="run every unit")
     s.add_argument("--tier", choices=manifest.TIERS, help="default: $DLFUND_TIER, else full with CUDA, smoke without")
     s.add_argument("--notebook", help="run only this notebook of the unit")
+    s.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N notebooks at once, each in its own process and kernel with its share of the cores "
+        "(default 1: one after the other); on a GPU machine the kernels share the device",
+    )
     s.add_argument(
         "--record",
         action="store_true",

@@ -128,7 +128,7 @@ def setup(
     print(environment_line(dev))
     print(f"unit {u.number:02d} · {notebook} · seed {seed}")
     budget = u.budget(notebook, chosen_tier)
-    last = results.load(u, notebook, chosen_tier)
+    last = results.load(u, notebook, results.result_tier(chosen_tier, dev.type))
     if last is not None:
         prov = last.get("provenance", {})
         mem = prov.get("peak_memory_mb")

@@ -422,9 +422,9 @@ UNITS: tuple[Unit, ...] = (
             Notebook("01-images-as-tensors", "Images as tensors", smoke_s=10, full_s=60),
             Notebook("02-convolution-by-hand", "Convolution by hand", smoke_s=15, full_s=120),
             Notebook("03-cnn", "A convolutional network", smoke_s=20, full_s=300),
-            Notebook("04-resnet-and-augmentation", "Residual networks and data augmentation", smoke_s=20, full_s=600),
+            Notebook("04-resnet-and-augmentation", "Residual networks and data augmentation", smoke_s=20, full_s=480),
             Notebook("05-transfer-learning", "Transfer learning without downloaded weights", smoke_s=25, full_s=600),
-            Notebook("06-vision-transformer", "A Vision Transformer from scratch", smoke_s=15, full_s=600),
+            Notebook("06-vision-transformer", "A Vision Transformer from scratch", smoke_s=15, full_s=480),
             Notebook("07-cnn-vs-vit", "CNN vs ViT, measured", smoke_s=20, full_s=600),
         ),
         exercises=(
@@ -501,7 +501,7 @@ UNITS: tuple[Unit, ...] = (
         notebooks=(
             Notebook("01-attention-step-by-step", "Self-attention, step by step", smoke_s=10, full_s=60),
             Notebook("02-positions", "Positions: sinusoidal, learned and rotary", smoke_s=45, full_s=600),
-            Notebook("03-gpt-on-shakespeare", "A small GPT on Shakespeare", smoke_s=40, full_s=600),
+            Notebook("03-gpt-on-shakespeare", "A small GPT on Shakespeare", smoke_s=40, full_s=480),
             Notebook("04-sampling-and-kv-cache", "Sampling and the KV cache", smoke_s=30, full_s=600),
             Notebook("05-attention-scaling", "How attention scales with sequence length", smoke_s=10, full_s=300),
         ),
@@ -590,7 +590,7 @@ UNITS: tuple[Unit, ...] = (
             "Fabric, run as several processes; and how the same code runs on many nodes."
         ),
         notebooks=(
-            Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=600),
+            Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=480),
             # compiling even a tiny model with inductor takes 30-40 s on a 2-core CPU: the smoke run compiles
             # one small model once, and the budget is the maximum
             Notebook("02-compile", "torch.compile: compile time and steady-state speed", smoke_s=45, full_s=300),
@@ -733,7 +733,7 @@ UNITS: tuple[Unit, ...] = (
             Notebook(
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
-            Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=600),
+            Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
         ),
         exercises=(
             Exercise(

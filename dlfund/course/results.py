@@ -21,6 +21,20 @@ from dlfund.course import manifest
 from dlfund.utils.io import atomic_write_json
 from dlfund.utils.provenance import clean_metric, provenance
 
+GPU_SMOKE = "gpu-smoke"
+"""The smoke tier run on a GPU is recorded under a name of its own: it never replaces the CPU smoke results
+(which the tests and the setup cell compare a learner's CPU run with), nor the full tier's."""
+
+
+def result_tier(tier: str, device_type: str) -> str:
+    """The name under which a run in ``tier`` on a device of ``device_type`` ("cuda", "cpu") is recorded."""
+    return GPU_SMOKE if tier == "smoke" and device_type == "cuda" else tier
+
+
+def settings_tier(recorded: str) -> str:
+    """The tier whose settings a result recorded as ``recorded`` was measured with."""
+    return "smoke" if recorded == GPU_SMOKE else recorded
+
 
 def result_path(root: Path, unit: manifest.Unit, notebook: str, tier: str) -> Path:
     return root / unit.dirname / f"{notebook}.{tier}.json"
@@ -41,6 +55,7 @@ def record(
     notebook cell ending in ``cfg.record(...)`` shows only the printed table."""
     if not metrics:
         raise ValueError("record() needs at least one metric")
+    tier = result_tier(tier, device.type)
     payload = {
         "unit": unit.number,
         "notebook": notebook,
@@ -103,9 +118,9 @@ def stale_reason(unit: manifest.Unit, notebook: str, path: Path, tier: str, devi
         return f"recorded from commit {commit!r}, not a clean commit"
     if not _git_unchanged_since(commit, path):
         return f"{path.name} changed since {commit}"
-    settings = clean_metric(dataclasses.asdict(unit.tier_settings(tier)), "settings")
+    settings = clean_metric(dataclasses.asdict(unit.tier_settings(settings_tier(tier))), "settings")
     if payload.get("settings") != settings:
-        return f"the manifest's {tier} settings changed since {commit}"
+        return f"the manifest's {settings_tier(tier)} settings changed since {commit}"
     return None
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +22,7 @@ from nbclient import NotebookClient
 from tqdm.auto import tqdm
 
 from dlfund.course import manifest, notebooks
-from dlfund.course.results import fmt, load, result_path, stale_reason
+from dlfund.course.results import fmt, load, result_path, result_tier, stale_reason
 from dlfund.utils.device import device_name, pick_device
 from dlfund.utils.io import atomic_write_text
 from dlfund.utils.provenance import git_commit
@@ -174,6 +177,100 @@ def kernel_environment(tier: str, *, record: bool = False) -> dict[str, str]:
     return env
 
 
+def _execute_job(source: str, out: str, tier: str, env: dict[str, str]) -> tuple[str | None, float]:
+    """Execute one notebook in a worker process: (the error summary or ``None``, wall seconds)."""
+    start = time.perf_counter()
+    try:
+        execute(Path(source), Path(out), tier=tier, desc=Path(source).stem, env=env, progress=False)
+    except Exception as err:  # the executed copy holds the error in context; report it and go on
+        return _error_summary(err), time.perf_counter() - start
+    return None, time.perf_counter() - start
+
+
+def parallel_environment(env: dict[str, str], jobs: int) -> dict[str, str]:
+    """``env`` for ``jobs`` kernels at once: each gets its share of the cores as compute threads (as in the
+    tests), and ``DLFUND_JOBS`` tells the results' provenance that the machine was shared."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    return {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "DLFUND_JOBS": str(jobs)}
+
+
+def execute_many(
+    todo: list[tuple[Path, Path]], *, tier: str, env: dict[str, str], jobs: int
+) -> Iterator[tuple[int, str | None, float]]:
+    """Execute the notebooks ``todo`` (source, executed copy) ``jobs`` at a time, each in a worker process
+    with a fresh kernel; yield ``(index in todo, error or None, wall seconds)`` as each one finishes.
+
+    A worker that dies (out of memory, killed) fails its notebook with a message and the others go on. The
+    caller orders ``todo``: submitting the longest notebooks first finishes the whole set soonest."""
+    if not todo:
+        return
+    env = parallel_environment(env, jobs)
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds threads
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    try:
+        futures = {}
+        for index, (source, out) in enumerate(todo):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            futures[pool.submit(_execute_job, str(source), str(out), tier, env)] = index
+        for future in as_completed(futures):
+            try:
+                error, wall_s = future.result()
+            except Exception as err:  # the worker process itself stopped
+                error, wall_s = f"the process executing it stopped: {err!r}", 0.0
+            yield futures[future], error, wall_s
+    finally:  # also on Ctrl-C: cancel what has not started; running workers stop their kernels
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _plan(
+    unit: manifest.Unit, tier: str, only: str | None, skip_current: str | None
+) -> tuple[list[tuple[str, str, Path]], set[str]]:
+    """The notebooks of ``unit`` to consider (all, or ``only``) and the names of those whose committed result
+    is current for the device type ``skip_current`` (none when it is ``None``)."""
+    items = [i for i in unit_notebooks(unit) if only is None or i[0] == only]
+    if not items:
+        raise KeyError(f"unit {unit.number} has no notebook {only!r}")
+    label = result_tier(tier, skip_current or "")
+    current = {
+        name for name, _, path in items if skip_current and stale_reason(unit, name, path, label, skip_current) is None
+    }
+    return items, current
+
+
+def _current(unit: manifest.Unit, name: str, kind: str, tier: str, device_type: str) -> NotebookRun:
+    """A notebook not run again: its committed result stands in for the run."""
+    run = NotebookRun(unit, name, kind, status="current")
+    reference = load(unit, name, result_tier(tier, device_type)) or {}
+    run.metrics = reference.get("metrics", {})
+    run.wall_s = float(reference.get("provenance", {}).get("wall_s", 0.0))
+    tqdm.write(f"= {name:<32} recorded result is current ({reference['provenance']['commit']}), skipped")
+    return run
+
+
+def _executed_path(unit: manifest.Unit, name: str, tier: str) -> Path:
+    return manifest.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
+
+
+def _finish(run: NotebookRun, tier: str, error: str | None, wall_s: float, prefix: str = "") -> None:
+    """Judge an executed notebook (a failed cell, or a figure that showed nothing), read what it measured,
+    and print its line."""
+    run.wall_s = wall_s
+    if error is None:
+        blank = notebooks.missing_figures(notebooks.read(run.executed)) if run.executed else []
+        run.status = "FAILED" if blank else "ok"
+        run.error = f"{len(blank)} figure(s) missing; {blank[0]}" if blank else ""
+    else:
+        run.status, run.error = "FAILED", error
+    label = result_tier(tier, pick_device().type)
+    own = result_path(manifest.RUNS_DIR / "results", run.unit, run.name, label)
+    if run.status == "ok" and own.exists() and own.stat().st_mtime >= time.time() - run.wall_s - 1:
+        run.metrics = json.loads(own.read_text(encoding="utf-8"))["metrics"]
+    mark = "✓" if run.status == "ok" else "✗"
+    budget = run.unit.budget(run.name, tier)
+    over = f"  (over its {budget} s budget)" if run.wall_s > budget else ""
+    tqdm.write(f"{mark} {prefix}{run.name:<32} {run.wall_s:6.1f} s{over}" + (f"  {run.error}" if run.error else ""))
+
+
 def run_unit(
     unit: manifest.Unit, tier: str, *, record: bool = False, only: str | None = None, skip_current: str | None = None
 ) -> list[NotebookRun]:
@@ -186,38 +283,23 @@ def run_unit(
     """
     manifest.require_repo()
     env = kernel_environment(tier, record=record)
-    items = [i for i in unit_notebooks(unit) if only is None or i[0] == only]
-    if not items:
-        raise KeyError(f"unit {unit.number} has no notebook {only!r}")
-    current = {
-        name for name, _, path in items if skip_current and stale_reason(unit, name, path, tier, skip_current) is None
-    }
+    items, current = _plan(unit, tier, only, skip_current)
     todo = [i for i in items if i[0] not in current]
     warm = WarmKernel(todo[0][2].parent, env) if todo else None
     runs = []
     for n, (name, kind, path) in enumerate(items, start=1):
-        run = NotebookRun(unit, name, kind)
         if name in current:
-            run.status = "current"
-            reference = load(unit, name, tier) or {}
-            run.metrics = reference.get("metrics", {})
-            run.wall_s = float(reference.get("provenance", {}).get("wall_s", 0.0))
-            tqdm.write(f"= {name:<32} recorded result is current ({reference['provenance']['commit']}), skipped")
-            runs.append(run)
+            runs.append(_current(unit, name, kind, tier, skip_current or ""))
             continue
+        run = NotebookRun(unit, name, kind, executed=_executed_path(unit, name, tier))
         mine = warm
         following = todo[todo.index((name, kind, path)) + 1 :]
         warm = WarmKernel(following[0][2].parent, env) if following else None  # starts beside this notebook
-        run.executed = manifest.RUNS_DIR / unit.dirname / "executed" / f"{name}.{tier}.ipynb"
-        start = time.perf_counter()
+        start, error = time.perf_counter(), None
         try:
             execute(path, run.executed, tier=tier, desc=f"[{n}/{len(items)}] {name}", env=env, warm=mine)
-            blank = notebooks.missing_figures(notebooks.read(run.executed))
-            run.status = "FAILED" if blank else "ok"
-            run.error = f"{len(blank)} figure(s) missing; {blank[0]}" if blank else ""
         except Exception as err:  # collect and go on with the next notebook
-            run.status = "FAILED"
-            run.error = _error_summary(err)
+            error = _error_summary(err)
         except BaseException:  # Ctrl-C: leave no kernel behind
             for kernel in (mine, warm):
                 if kernel is not None:
@@ -225,16 +307,50 @@ def run_unit(
             raise
         if mine is not None:
             mine.shutdown()  # a no-op when execute took it and stopped it
-        run.wall_s = time.perf_counter() - start
-        own = result_path(manifest.RUNS_DIR / "results", unit, name, tier)
-        if run.status == "ok" and own.exists() and own.stat().st_mtime >= time.time() - run.wall_s - 1:
-            run.metrics = json.loads(own.read_text(encoding="utf-8"))["metrics"]
-        mark = "✓" if run.status == "ok" else "✗"
-        budget = unit.budget(name, tier)
-        over = f"  (over its {budget} s budget)" if run.wall_s > budget else ""
-        tqdm.write(f"{mark} {name:<32} {run.wall_s:6.1f} s{over}" + (f"  {run.error}" if run.error else ""))
+        _finish(run, tier, error, time.perf_counter() - start)
         runs.append(run)
     return runs
+
+
+def run_parallel(
+    units: list[manifest.Unit],
+    tier: str,
+    *,
+    jobs: int,
+    record: bool = False,
+    only: str | None = None,
+    skip_current: str | None = None,
+) -> list[list[NotebookRun]]:
+    """Execute the lecture and solution notebooks of ``units`` ``jobs`` at a time (:func:`execute_many`):
+    one list of runs per unit, in course order. Failures are collected, not fatal.
+
+    The notebooks with the largest budget start first. Several kernels share the machine's cores (each
+    gets its share as compute threads) and, on a GPU machine, the device; a notebook's time is then longer
+    than alone, and a recorded result says how many ran at once (``concurrent_notebooks``)."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, found {jobs}")
+    manifest.require_repo()
+    env = kernel_environment(tier, record=record)
+    per_unit: list[list[NotebookRun]] = []
+    todo: list[tuple[NotebookRun, Path]] = []
+    for unit in units:
+        items, current = _plan(unit, tier, only, skip_current)
+        runs = []
+        for name, kind, path in items:
+            if name in current:
+                runs.append(_current(unit, name, kind, tier, skip_current or ""))
+            else:
+                runs.append(NotebookRun(unit, name, kind, executed=_executed_path(unit, name, tier)))
+                todo.append((runs[-1], path))
+        per_unit.append(runs)
+    todo.sort(key=lambda item: -item[0].unit.budget(item[0].name, tier))
+    threads = parallel_environment({}, jobs)["OMP_NUM_THREADS"]
+    tqdm.write(f"{len(todo)} notebook(s) to run, {jobs} at a time ({threads} compute thread(s) each)")
+    pairs = [(path, run.executed) for run, path in todo]
+    for done, (index, error, wall_s) in enumerate(execute_many(pairs, tier=tier, env=env, jobs=jobs), start=1):
+        run = todo[index][0]
+        _finish(run, tier, error, wall_s, prefix=f"[{done}/{len(todo)}] {run.unit.dirname}/")
+    return per_unit
 
 
 def summary(runs: list[NotebookRun], tier: str) -> str:

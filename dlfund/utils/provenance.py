@@ -90,6 +90,9 @@ def provenance(device: torch.device, tier: str, wall_s: float) -> dict[str, Any]
         "commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    jobs = os.environ.get("DLFUND_JOBS", "1")
+    if jobs.isdigit() and int(jobs) > 1:  # `dlfund run -j N`: the machine was shared, times are longer
+        prov["concurrent_notebooks"] = int(jobs)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         prov["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
