@@ -106,9 +106,7 @@ def code_lines(lines: tuple[str, ...] | list[str]) -> list[str]:
 
 def hint_problems(nb: nbformat.NotebookNode) -> list[str]:
     """What is wrong with the notebook's progressive hints ([] when nothing is)."""
-    first = next(
-        (i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "# BEGIN SOLUTION" in c.source), None
-    )
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "# BEGIN SOLUTION" in c.source), None)
     if first is None:
         return ["no code cell holds a '# BEGIN SOLUTION' region"]
     problems: list[str] = []
@@ -223,7 +221,9 @@ def test_stub_hints_are_short_nudges(target: exercises.Target) -> None:
 def test_no_lecture_prints_the_answer(target: exercises.Target) -> None:
     lectures = lectures_up_to(target.unit)
     found = [
-        f"the region in cell {r.cell} is in {where}" for r in regions(_solution(target)) for where in copied_from(r, lectures)
+        f"the region in cell {r.cell} is in {where}"
+        for r in regions(_solution(target))
+        for where in copied_from(r, lectures)
     ]
     assert not found, (
         f"{target.source.name}: {'; '.join(found)}. A lecture must not print the function the exercise asks for: "
@@ -241,7 +241,10 @@ def test_no_summary_states_the_answer(target: exercises.Target) -> None:
 
 # The detectors, on synthetic notebooks: each must be able to fail.
 
-_TASK = "def f(x):\n    # BEGIN SOLUTION hint: square it\n    y = x * x\n    z = y + 1  # one more\n    return z / 2\n    # END SOLUTION"
+_TASK = (
+    "def f(x):\n    # BEGIN SOLUTION hint: square it\n"
+    "    y = x * x\n    z = y + 1  # one more\n    return z / 2\n    # END SOLUTION"
+)
 _GOOD_HINT = "**Hint.** What is x times itself?\n\n<details><summary>Hint 2</summary>\n\nMultiply.\n\n</details>"
 
 
@@ -296,7 +299,12 @@ def test_the_copy_detector() -> None:
 def test_the_summary_detector() -> None:
     task = _TASK.replace("z = y + 1", "zeta = torch.clamp(y, min=0.0)")
     check = "dlfund.checks.unit00.f(f)"
-    honest = _notebook(("code", "import dlfund.checks.unit00"), ("code", task), ("code", check), ("md", "## What we saw\n\nClamping keeps `y` non-negative."))
+    honest = _notebook(
+        ("code", "import dlfund.checks.unit00"),
+        ("code", task),
+        ("code", check),
+        ("md", "## What we saw\n\nClamping keeps `y` non-negative."),
+    )
     assert stated_answers(honest) == []
     for summary in (
         "## What we saw\n\n- `zeta = torch.clamp(y, min=0.0)` does it.",
@@ -309,6 +317,4 @@ def test_the_summary_detector() -> None:
 
 
 def test_lectures_are_found_for_every_unit() -> None:
-    assert len(lectures_up_to(manifest.UNITS[1])) == len(manifest.UNITS[0].notebooks) + len(
-        manifest.UNITS[1].notebooks
-    )
+    assert len(lectures_up_to(manifest.UNITS[1])) == len(manifest.UNITS[0].notebooks) + len(manifest.UNITS[1].notebooks)

@@ -8,8 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlfund.course import manifest
-from dlfund.course.notebooks import definitions
 from dlfund.models.llama import GroupedQueryAttention, Llama, LlamaConfig
 from dlfund.peft import adapter, lora
 from dlfund.peft.finetune import (
