@@ -8,6 +8,8 @@ COURSE.md §5 and §12 ask four things of every exercise in the manifest, and th
   dictation of every line;
 - **no lecture prints the answer**: a solution region is not, for the most part, a code cell of a lecture
   of its unit or an earlier one (the learner could copy it);
+- **no lecture defines it under its name**: a lecture of the unit or an earlier one defines no function
+  or class whose name is the one the exercise asks for (up to case, underscores and a leading ``My``);
 - **no summary states the answer**: the markdown after the check (``## What we saw``) holds no code span
   or code block that contains a line of the solution.
 
@@ -16,8 +18,11 @@ Each detector is tested on a small synthetic case, where it must fail, as well a
 
 from __future__ import annotations
 
+import ast
+import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -31,6 +36,18 @@ COPIED_FRACTION = 0.6
 MIN_COPIED_LINES = 3
 MIN_SUMMARY_LINE = 20
 """A solution line shorter than this (normalised) is too generic to count as stating the answer."""
+
+# (exercise, name) -> why a lecture's function or class of that name does not give the exercise away.
+SAME_NAME_ALLOWED: dict[tuple[str, str], str] = {
+    ("03-backprop/ex01-backward-ops", "sigmoid"): (
+        "notebook 02 composes σ from exp, addition and division, with no backward of its own; the exercise "
+        "writes the fused node and its backward"
+    ),
+    ("03-backprop/ex02-standardise", "standardise"): (
+        "unit 2 contrasts an in-place and a copying standardisation of all the data; the exercise fits the "
+        "statistics on the training set, with the population std and a zero guard"
+    ),
+}
 
 TARGETS = exercises.targets()
 IDS = [f"{t.unit.dirname}/{t.exercise.name}" for t in TARGETS]
@@ -185,10 +202,64 @@ def stated_answers(nb: nbformat.NotebookNode) -> list[str]:
     ]
 
 
+def _key(name: str) -> str:
+    """A name without case, underscores or a leading ``My``: ``MyLoRALinear`` and ``LoRALinear`` match."""
+    key = name.lower().replace("_", "")
+    return key.removeprefix("my") or key
+
+
+def asked_names(nb: nbformat.NotebookNode) -> set[str]:
+    """The top-level functions and classes of a solution that hold a solution region."""
+    names = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "# BEGIN SOLUTION" not in cell.source:
+            continue
+        lines = cell.source.splitlines()
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and any(
+                "# BEGIN SOLUTION" in line for line in lines[node.lineno - 1 : node.end_lineno]
+            ):
+                names.add(node.name)
+    return names
+
+
+def defined_names(nb: nbformat.NotebookNode) -> dict[str, int]:
+    """The top-level functions and classes a notebook defines, with the first cell that defines each."""
+    found: dict[str, int] = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:  # a cell with a magic: nothing to define
+            continue
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                found.setdefault(node.name, i)
+    return found
+
+
+def same_names(asked: set[str], lectures: dict[str, nbformat.NotebookNode]) -> list[tuple[str, str]]:
+    """``(asked name, "<lecture> cell <i> defines <name>")`` for each lecture definition of an asked name."""
+    keys = {_key(name): name for name in asked}
+    return [
+        (keys[_key(name)], f"{where} cell {i} defines {name}")
+        for where, nb in lectures.items()
+        for name, i in defined_names(nb).items()
+        if _key(name) in keys
+    ]
+
+
+@functools.cache
+def _read(path: Path) -> nbformat.NotebookNode:
+    """A lecture notebook, read once per session (the detectors only read it)."""
+    return nbformat.read(path, as_version=4)
+
+
 def lectures_up_to(unit: manifest.Unit) -> dict[str, nbformat.NotebookNode]:
     """The lecture notebooks of ``unit`` and every earlier unit, by ``<unit dir>/<notebook>``."""
     return {
-        f"{u.dirname}/{n.name}": nbformat.read(u.notebook_path(n.name), as_version=4)
+        f"{u.dirname}/{n.name}": _read(u.notebook_path(n.name))
         for u in manifest.UNITS
         if u.number <= unit.number
         for n in u.notebooks
@@ -229,6 +300,29 @@ def test_no_lecture_prints_the_answer(target: exercises.Target) -> None:
         f"{target.source.name}: {'; '.join(found)}. A lecture must not print the function the exercise asks for: "
         "show a different case there, or import the library's version without printing it"
     )
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=IDS)
+def test_no_lecture_defines_the_asked_function(target: exercises.Target) -> None:
+    where = f"{target.unit.dirname}/{target.exercise.name}"
+    found = [
+        why
+        for name, why in same_names(asked_names(_solution(target)), lectures_up_to(target.unit))
+        if (where, name) not in SAME_NAME_ALLOWED
+    ]
+    assert not found, (
+        f"{target.source.name}: {'; '.join(found)}. A lecture must not write the function the exercise asks for: "
+        "show a different case, or use the library's without printing it (or explain in SAME_NAME_ALLOWED why "
+        "the lecture's function is a different one)"
+    )
+
+
+def test_every_same_name_allowance_is_still_needed() -> None:
+    by_name = {f"{t.unit.dirname}/{t.exercise.name}": t for t in TARGETS}
+    for (where, name), _why in SAME_NAME_ALLOWED.items():
+        target = by_name[where]
+        found = same_names(asked_names(_solution(target)), lectures_up_to(target.unit))
+        assert any(asked == name for asked, _ in found), f"SAME_NAME_ALLOWED[{where!r}, {name!r}] is no longer needed"
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=IDS)
@@ -294,6 +388,21 @@ def test_the_copy_detector() -> None:
     assert copied_from(region, other) == []  # one line in three is shared: a different case
     short = Region(0, "", ("return x",))
     assert copied_from(short, {"l": _notebook(("code", "return x"))}) == []
+
+
+def test_the_name_detector() -> None:
+    solution = _notebook(("code", "import torch"), ("code", _TASK), ("code", "def helper():\n    return 1"))
+    assert asked_names(solution) == {"f"}
+    lecture = _notebook(("code", "def g(x):\n    return x"), ("code", "%time 1"), ("code", "class Other:\n    pass"))
+    assert same_names({"f"}, {"00-x/01-lecture": lecture}) == []
+    lecture.cells.append(nbformat.v4.new_code_cell("def f(x):\n    return x * x"))
+    assert same_names({"f"}, {"00-x/01-lecture": lecture}) == [("f", "00-x/01-lecture cell 3 defines f")]
+    assert same_names({"MyLoRALinear", "RMSNorm"}, {"l": _notebook(("code", "class LoRALinear:\n    pass"))}) == [
+        ("MyLoRALinear", "l cell 0 defines LoRALinear")
+    ]
+    assert same_names({"RMSNorm"}, {"l": _notebook(("code", "def rms_norm(x):\n    return x"))}) == [
+        ("RMSNorm", "l cell 0 defines rms_norm")
+    ]
 
 
 def test_the_summary_detector() -> None:
