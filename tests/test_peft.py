@@ -8,8 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlfund.course import manifest
-from dlfund.course.notebooks import definitions
 from dlfund.models.llama import GroupedQueryAttention, Llama, LlamaConfig
 from dlfund.peft import adapter, lora
 from dlfund.peft.finetune import (
@@ -126,22 +124,6 @@ def test_save_and_load_only_the_adapter(tmp_path) -> None:
     lora.merge_lora(model)
     with pytest.raises(ValueError, match="unmerge the model before saving"):
         lora.save_lora(model, path)
-
-
-def test_notebook_lora_layer_matches_the_library() -> None:
-    nb = manifest.get_unit(13).notebook_path("01-lora-from-scratch")
-    NotebookLoRA = definitions(nb, names=("LoRALinear",))["LoRALinear"]
-    torch.manual_seed(0)
-    ours = NotebookLoRA(16, 8, r=4, alpha=8)
-    lib = lora.LoRALinear(16, 8, r=4, alpha=8)
-    lib.load_state_dict(ours.state_dict())
-    with torch.no_grad():
-        ours.lora_B.normal_()
-        lib.lora_B.copy_(ours.lora_B)
-    x = torch.randn(3, 16)
-    assert torch.allclose(ours(x), lib(x), atol=1e-6)
-    ours.merge(), lib.merge()
-    assert torch.allclose(ours.weight, lib.weight, atol=1e-6) and torch.allclose(ours(x), lib(x), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ Adapter
