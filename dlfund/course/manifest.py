@@ -509,6 +509,13 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex01-causal-mask", "The causal mask", ("unit09.causal_mask",), smoke_s=10, full_s=60),
             Exercise("ex02-multi-head", "Splitting and merging heads", ("unit09.multi_head",), smoke_s=10, full_s=60),
             Exercise("ex03-kv-cache", "A KV cache", ("unit09.kv_cache",), smoke_s=20, full_s=300),
+            Exercise(
+                "ex04-window-prefix-masks",
+                "Sliding-window and prefix-LM masks",
+                ("unit09.attention_masks",),
+                smoke_s=15,
+                full_s=60,
+            ),
         ),
         datasets=("shakespeare",),
         settings=tiers(unit09),
