@@ -569,6 +569,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=60,
             ),
+            Exercise(
+                "ex03-layerwise-lr",
+                "Layer-wise learning-rate decay",
+                ("unit10.layerwise_lr",),
+                smoke_s=20,
+                full_s=60,
+            ),
         ),
         datasets=("minilm-l6-v2", "movie-reviews"),
         settings=tiers(unit10),
