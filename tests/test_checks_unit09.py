@@ -305,3 +305,117 @@ def test_solutions_pass_on_every_seed() -> None:
         unit09.causal_mask(causal, seed=seed)
         unit09.multi_head(split, merge, seed=seed)
         unit09.kv_cache(cache_cls, generate, seed=seed)
+
+
+# --- ex04: sliding-window and prefix-LM masks ------------------------------------------------------
+
+
+def masks_variant(kind: str = "right"):
+    """A learner's (sliding_window_mask, prefix_lm_mask, masked_attention) with one typical mistake."""
+
+    def positions(t):
+        return torch.arange(t)[:, None], torch.arange(t)[None, :]
+
+    def sliding_window_mask(t, w):
+        i, j = positions(t)
+        if kind == "window_wide":  # w tokens before the query, plus the query
+            return (j <= i) & (j >= i - w)
+        if kind == "window_forward":  # a band around the query
+            return (i - j).abs() < w
+        if kind == "window_inverted":  # True where hidden
+            return ~((j <= i) & (j > i - w))
+        if kind == "window_float":
+            return ((j <= i) & (j > i - w)).float()
+        return (j <= i) & (j > i - w)
+
+    def prefix_lm_mask(t, p):
+        i, j = positions(t)
+        if kind == "prefix_causal":  # the prefix forgotten
+            return j <= i
+        if kind == "prefix_rows_all":  # prefix queries also read the continuation
+            return (j <= i) | (i < p)
+        if kind == "prefix_off_by_one":
+            return (j <= i) | (j <= p)
+        return (j <= i) | (j < p)
+
+    def masked_attention(q, k, v, allowed):
+        scores = q @ k.transpose(-2, -1) / (1.0 if kind == "no_scale" else math.sqrt(q.shape[-1]))
+        if kind == "after_softmax":
+            return scores.softmax(-1).masked_fill(~allowed, 0.0) @ v
+        if kind == "fill_zero":
+            return scores.masked_fill(~allowed, 0.0).softmax(-1) @ v
+        if kind == "attention_inverted":  # hides the allowed keys
+            return scores.masked_fill(allowed, float("-inf")).softmax(-1) @ v
+        if kind == "leak_last":  # every output also reads the last token
+            out = scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+            return out + 1e-3 * v[..., -1:, :]
+        return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+
+    return sliding_window_mask, prefix_lm_mask, masked_attention
+
+
+MASK_MISTAKES = [
+    ("window_wide", r"sees? w \+ 1 tokens"),
+    ("window_forward", r"looks forward: query i sees keys after i"),
+    ("window_inverted", r"is inverted: True must mark the keys a query may attend to"),
+    ("window_float", r"should return a bool mask .*found dtype torch.float32"),
+    ("prefix_causal", r"is the plain causal mask: the prefix tokens should see each other"),
+    ("prefix_rows_all", r"lets the prefix queries see the whole sequence"),
+    ("prefix_off_by_one", r"makes a prefix of p \+ 1 tokens"),
+    ("after_softmax", r"masked after the softmax"),
+    ("fill_zero", r"set to 0 instead of -inf"),
+    ("attention_inverted", r"(read the wrong way round|returned NaN)"),
+    ("no_scale", r"not scaled: divide q·k by √d"),
+    ("leak_last", r"changing token \d+'s key and value moved the output at position\(s\) \[.*whose mask hides"),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_attention_masks_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    fns = solution(9, "ex04-window-prefix-masks", "sliding_window_mask", "prefix_lm_mask", "masked_attention")
+    unit09.attention_masks(*fns, seed=seed)
+    unit09.attention_masks(*masks_variant(), seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ attention masks")
+
+
+def test_attention_masks_accepts_fused_attention() -> None:
+    window, prefix, _ = masks_variant()
+
+    def fused(q, k, v, allowed):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+    unit09.attention_masks(window, prefix, fused, seed=4)
+
+
+def test_attention_masks_rejects_stub() -> None:
+    rejects(unit09.attention_masks, stub, stub, stub, match=r"is not implemented yet.*hint: write this function")
+    window, prefix, attention = masks_variant()
+    rejects(unit09.attention_masks, window, stub, attention, match=r"stub\(\d+, \d+\) is not implemented")
+    rejects(unit09.attention_masks, window, prefix, stub, match=r"stub\(q, k, v, window w=\d+\)")
+
+
+def test_attention_masks_never_crashes_on_odd_answers() -> None:
+    window, prefix, attention = masks_variant()
+    rejects(unit09.attention_masks, lambda t, w: None, prefix, attention, match=r"should return a tensor")
+    rejects(unit09.attention_masks, lambda t, w: torch.ones(t, t + 1).bool(), prefix, attention, match=r"\(T, T\)")
+    rejects(unit09.attention_masks, window, prefix, lambda q, k, v, m: q[..., 0], match=r"expected shape")
+
+
+@pytest.mark.parametrize(("kind", "match"), MASK_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_attention_masks_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit09.attention_masks, *masks_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), MASK_MISTAKES)
+def test_attention_masks_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit09.attention_masks, *masks_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_attention_masks_solution_passes_on_every_seed() -> None:
+    fns = solution(9, "ex04-window-prefix-masks", "sliding_window_mask", "prefix_lm_mask", "masked_attention")
+    for seed in range(200):
+        unit09.attention_masks(*fns, seed=seed)

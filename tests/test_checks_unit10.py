@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from check_helpers import rejects, solution, stub
 
 from dlfund.checks import unit10
@@ -207,3 +208,102 @@ def test_count_trainable_solution() -> None:
     assert count(model) == 8 * 2 + 2
     freeze_layers(model, None)
     assert count(model) == sum(p.numel() for p in model.parameters())
+
+
+# --- ex03: layer-wise learning-rate decay ----------------------------------------------------------
+
+
+def lr_variant(kind: str = "right"):
+    """A learner's layerwise_lr_groups with one typical mistake."""
+
+    def layerwise_lr_groups(model, lr, decay, weight_decay):
+        layers = list(model.encoder.layers)
+        n = len(layers)
+        depth = {
+            "reversed": lambda i: i + 1,  # the bottom layer gets the largest rate
+            "off_by_one": lambda i: n - 1 - i,  # the top layer gets the head's rate
+        }.get(kind, lambda i: n - i)
+        blocks = [(layer, depth(i)) for i, layer in enumerate(layers)]
+        if kind != "embeddings_forgotten":
+            blocks.insert(0, (model.encoder.embeddings, n if kind == "embeddings_as_bottom" else n + 1))
+        blocks.append((model.head, 1 if kind == "head_decayed" else 0))
+        if kind == "duplicated":  # the head once more, "to be sure it trains"
+            blocks.append((model.head, 0))
+        groups, flat = [], []
+        for module, d in blocks:
+            decayed, plain = [], []
+            for sub in module.modules():
+                for name, p in sub.named_parameters(recurse=False):
+                    if p.requires_grad or kind == "frozen_included":
+                        (decayed if isinstance(sub, torch.nn.Linear) and name == "weight" else plain).append(p)
+            if kind == "no_decay_flat":  # biases and norms collected across the model, at the head's rate
+                flat, plain = flat + plain, []
+            for params, wd in ((decayed, weight_decay), (plain, weight_decay if kind == "wd_everywhere" else 0.0)):
+                if params:
+                    group = {"params": params, "weight_decay": wd}
+                    if kind != "missing_lr":
+                        group["lr"] = lr * decay**d
+                    groups.append(group)
+        if flat:
+            groups.append({"params": flat, "lr": lr, "weight_decay": 0.0})
+        return groups
+
+    return layerwise_lr_groups
+
+
+LR_MISTAKES = [
+    ("reversed", r"the rates grow towards the input"),
+    ("off_by_one", r"exponent is off by one: the top layer got the head's rate"),
+    ("embeddings_forgotten", r"the embeddings are in no group"),
+    ("embeddings_as_bottom", r"the embeddings share a rate with another block"),
+    ("head_decayed", r"the head was decayed"),
+    ("duplicated", r"head\.weight is in two groups"),
+    ("frozen_included", r"frozen parameters \(requires_grad=False\) were put into groups"),
+    ("no_decay_flat", r"the biases and LayerNorm parameters got lr .*split each block by weight decay"),
+    ("wd_everywhere", r"the (bias or LayerNorm parameter|embedding table) \S+ got weight decay"),
+    ("missing_lr", r"group \d+ has no 'lr'"),
+]
+
+
+def test_layerwise_lr_accepts_solution(capsys: pytest.CaptureFixture[str]) -> None:
+    groups_fn = solution(10, "ex03-layerwise-lr", "layerwise_lr_groups")
+    for seed in range(3):
+        unit10.layerwise_lr(groups_fn, seed=seed)
+        unit10.layerwise_lr(lr_variant(), seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ layer-wise learning rates")
+
+
+def test_layerwise_lr_rejects_stub_and_odd_answers() -> None:
+    rejects(unit10.layerwise_lr, stub, match=r"is not implemented yet")
+    rejects(unit10.layerwise_lr, lambda *args: None, match=r"should return a list of dicts")
+    rejects(unit10.layerwise_lr, lambda m, *args: [{"params": 3, "lr": 1.0, "weight_decay": 0.0}], match=r"'params'")
+    rejects(
+        unit10.layerwise_lr,
+        lambda m, lr, *args: [{"params": [torch.zeros(2)], "lr": lr, "weight_decay": 0.0}],
+        match=r"not a parameter of the model",
+    )
+    rejects(
+        unit10.layerwise_lr,
+        lambda m, lr, *args: [{"params": m.parameters(), "lr": "big", "weight_decay": 0.0}],
+        match=r"'lr' should be a number",
+    )
+
+
+@pytest.mark.parametrize(("kind", "match"), LR_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_layerwise_lr_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit10.layerwise_lr, lr_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), LR_MISTAKES)
+def test_layerwise_lr_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit10.layerwise_lr, lr_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_layerwise_lr_solution_passes_on_every_seed() -> None:
+    groups_fn = solution(10, "ex03-layerwise-lr", "layerwise_lr_groups")
+    for seed in range(200):
+        unit10.layerwise_lr(groups_fn, seed=seed)

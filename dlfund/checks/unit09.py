@@ -1,4 +1,5 @@
-"""Checks for unit 9 (self-attention): the causal mask, splitting and merging heads, a KV cache.
+"""Checks for unit 9 (self-attention): the causal mask, splitting and merging heads, a KV cache, and
+sliding-window and prefix-LM masks.
 
 Each check builds fresh random inputs (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), compares the learner's work with a reference, and says
@@ -27,7 +28,7 @@ from dlfund.models.attention import merge_heads as ref_merge
 from dlfund.models.attention import split_heads as ref_split
 from dlfund.models.gpt import GPT, GPTConfig
 
-__all__ = ["causal_mask", "kv_cache", "multi_head"]
+__all__ = ["attention_masks", "causal_mask", "kv_cache", "multi_head"]
 
 Tensor = torch.Tensor
 
@@ -422,4 +423,220 @@ def kv_cache(
     passed(
         f"KV cache: {name} and {_name(generate)} give the uncached model's logits at every step, reading "
         "each token once"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex04: sliding-window and prefix-LM masks
+
+
+def _band(t: int, low: int, high: int) -> Tensor:
+    """``(T, T)`` bool, True where ``low ≤ i - j ≤ high`` (query i, key j)."""
+    offset = torch.arange(t)[:, None] - torch.arange(t)[None, :]
+    return (offset >= low) & (offset <= high)
+
+
+def _window(t: int, w: int) -> Tensor:
+    return _band(t, 0, w - 1)  # itself and the w - 1 tokens before it
+
+
+def _prefix(t: int, p: int) -> Tensor:
+    return _band(t, 0, t) | (torch.arange(t)[None, :] < p)  # causal, plus every key of the prefix
+
+
+def _where_wrong(found: Tensor, expected: Tensor) -> str:
+    i, j = (int(x) for x in torch.nonzero(found != expected)[0])
+    said = "allows" if bool(found[i, j]) else "hides"
+    return f"the mask {said} query {i} → key {j}, which should be {'hidden' if said == 'allows' else 'allowed'}"
+
+
+def _learner_mask(fn: Callable[[int, int], Tensor], t: int, arg: int, what: str, where: str) -> Tensor:
+    call = f"{_name(fn)}({t}, {arg})"
+    mask = call_learner(fn, t, arg, what=call)
+    expect(isinstance(mask, Tensor), f"{call} should return a tensor, found {type(mask).__name__} {where}")
+    expect(
+        mask.shape == (t, t),
+        f"{call} should return a (T, T) = {(t, t)} mask, one row per query and one column per key, "
+        f"found shape {tuple(mask.shape)} {where}",
+    )
+    expect(
+        mask.dtype == torch.bool,
+        f"{call} should return a bool mask (True where query i may attend to key j), found dtype "
+        f"{mask.dtype} {where}: masked_fill needs a bool tensor; build it from comparisons or .bool()",
+    )
+    return mask
+
+
+def _check_window(fn: Callable[[int, int], Tensor], t: int, w: int, where: str) -> None:
+    call = f"{_name(fn)}({t}, {w})"
+    mask = _learner_mask(fn, t, w, call, where)
+    expected = _window(t, w)
+    if torch.equal(mask, expected):
+        return
+    if w >= t:
+        raise CheckFailed(
+            f"{call} {where}: with a window at least as long as the sequence (w = {w} ≥ T = {t}) the mask "
+            f"should be the plain causal mask; {_where_wrong(mask, expected)}"
+        )
+    wrong = {
+        "is the plain causal mask: every query sees all earlier tokens; hide the keys more than w - 1 "
+        "positions back": _band(t, 0, t),
+        "lets each query see w + 1 tokens (itself and w before it): the window holds w tokens, itself and "
+        "the w - 1 before it": _band(t, 0, w),
+        "lets each query see only w - 1 tokens: the window holds w tokens, itself and the w - 1 before it": _band(
+            t, 0, w - 2
+        ),
+        "looks forward: query i sees keys after i. The window lies behind the query, keys i - w + 1 .. i": _band(
+            t, -(w - 1), w - 1
+        ),
+        "looks only forward (the transpose): query i must see keys i - w + 1 .. i, not i .. i + w - 1": _band(
+            t, -(w - 1), 0
+        ),
+        "is inverted: True must mark the keys a query may attend to, False the hidden ones": ~expected,
+    }
+    for message, mistake in wrong.items():
+        if torch.equal(mask, mistake):
+            raise CheckFailed(f"{call} {where}: the mask {message}")
+    raise CheckFailed(
+        f"{call} {where}: {_where_wrong(mask, expected)} (query i may see keys i - w + 1 .. i, those that exist)"
+    )
+
+
+def _check_prefix(fn: Callable[[int, int], Tensor], t: int, p: int, where: str) -> None:
+    call = f"{_name(fn)}({t}, {p})"
+    mask = _learner_mask(fn, t, p, call, where)
+    expected = _prefix(t, p)
+    if torch.equal(mask, expected):
+        return
+    if p == 0:
+        raise CheckFailed(
+            f"{call} {where}: with an empty prefix (p = 0) the mask should be the plain causal mask; "
+            f"{_where_wrong(mask, expected)}"
+        )
+    rows = torch.arange(t)[:, None] < p
+    wrong = {
+        "is the plain causal mask: the prefix tokens should see each other in both directions (every key "
+        "j < p), not only the earlier ones": _band(t, 0, t),
+        "lets the prefix queries see the whole sequence, the continuation included: a prefix query sees the "
+        "prefix only; the continuation is still to be generated": _band(t, 0, t) | rows,
+        "makes a prefix of p + 1 tokens: the prefix is positions 0 .. p - 1": _prefix(t, p + 1),
+        "makes a prefix of p - 1 tokens: the prefix is positions 0 .. p - 1": _prefix(t, p - 1),
+        "is inverted: True must mark the keys a query may attend to, False the hidden ones": ~expected,
+        "is transposed: row i is query i, column j is key j; query i sees the prefix and keys j ≤ i": expected.T,
+    }
+    for message, mistake in wrong.items():
+        if torch.equal(mask, mistake):
+            raise CheckFailed(f"{call} {where}: the mask {message}")
+    raise CheckFailed(f"{call} {where}: {_where_wrong(mask, expected)} (query i may see keys j < p and j ≤ i)")
+
+
+def _attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, *, fill: float = float("-inf"), scale: bool = True):
+    scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+    return scores.masked_fill(~allowed, fill).softmax(-1) @ v
+
+
+def _check_masked_attention(fn: Callable[..., Tensor], allowed: Tensor, label: str, shape: tuple[int, ...], gen, where):
+    q, k, v = (torch.randn(*shape, generator=gen) for _ in range(3))
+    call = f"{_name(fn)}(q, k, v, {label}) with q, k, v of shape {shape}"
+    out = call_learner(fn, q.clone(), k.clone(), v.clone(), allowed.clone(), what=call)
+    expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__} {where}")
+    expect(
+        out.shape == v.shape,
+        f"{call}: expected shape {tuple(v.shape)} (one d-vector per query), found {tuple(out.shape)} {where}",
+    )
+    expect(out.dtype == v.dtype, f"{call}: expected dtype {v.dtype}, found {out.dtype} {where}")
+    expect(
+        not bool(torch.isnan(out).any()),
+        f"{call} returned NaN {where}: a row hides every key (softmax of all -inf); is the mask read the "
+        "wrong way round? masked_fill(~allowed, -inf) hides the keys where allowed is False",
+    )
+    expected = _attend(q, k, v, allowed)
+    if not _close(out, expected):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(shape[-1])
+        wrong = {
+            "the weights were masked after the softmax: the remaining weights no longer sum to 1; fill the "
+            "hidden scores with -inf before the softmax": scores.softmax(-1).masked_fill(~allowed, 0.0) @ v,
+            "the hidden scores were set to 0 instead of -inf: exp(0) = 1, so hidden keys still get weight; "
+            "use float('-inf')": _attend(q, k, v, allowed, fill=0.0),
+            "the mask was read the wrong way round: allowed is True where attention is allowed, so hide "
+            "~allowed": _attend(q, k, v, ~allowed),
+            "the mask was ignored: every query attends to every key": naive_attention(q, k, v),
+            "the scores are not scaled: divide q·k by √d (d = q.shape[-1]) before the softmax": _attend(
+                q, k, v, allowed, scale=False
+            ),
+        }
+        for message, mistake in wrong.items():
+            if _close(out, mistake):
+                raise CheckFailed(f"{call} {where}: {message}")
+    # Each output may depend only on the keys its row allows, and must depend on all of them.
+    t = shape[-2]
+    batch_dims = tuple(range(out.dim() - 2))
+    for j in range(t):
+        k2, v2 = k.clone(), v.clone()
+        k2[..., j, :] += 3.0 * torch.randn(shape[-1], generator=gen)
+        v2[..., j, :] += 3.0
+        out2 = call_learner(fn, q.clone(), k2, v2, allowed.clone(), what=call)
+        moved = (out2 - out).abs().amax(dim=batch_dims + (-1,)) > 1e-5  # (T,) per query
+        leaked = [i for i in range(t) if bool(moved[i]) and not bool(allowed[i, j])]
+        expect(
+            not leaked,
+            f"{call} {where}: changing token {j}'s key and value moved the output at position(s) {leaked}, "
+            f"whose mask hides token {j}: a hidden key must get weight exactly 0 (-inf before the softmax)",
+        )
+        deaf = [i for i in range(t) if not bool(moved[i]) and bool(allowed[i, j])]
+        expect(
+            not deaf,
+            f"{call} {where}: changing token {j}'s key and value did not move the output at position(s) "
+            f"{deaf}, whose mask allows token {j}: every allowed key should count",
+        )
+    expect_close(out, expected, f"{call} {where}", atol=1e-5, rtol=1e-4)
+
+
+def attention_masks(
+    sliding_window_mask: Callable[[int, int], Tensor],
+    prefix_lm_mask: Callable[[int, int], Tensor],
+    masked_attention: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor],
+    *,
+    seed: int | None = None,
+) -> None:
+    """Check two attention masks and attention that uses them.
+
+    ``sliding_window_mask(T, w)`` and ``prefix_lm_mask(T, p)`` return ``(T, T)`` bool masks, True where
+    query ``i`` may attend to key ``j``: the window allows ``i - w < j ≤ i``; the prefix-LM mask allows
+    ``j < p`` (the prefix, seen in both directions) or ``j ≤ i`` (causal after it).
+    ``masked_attention(q, k, v, allowed)`` with q, k, v ``(..., T, d)`` returns
+    ``softmax(q kᵀ/√d with hidden scores -inf) v``.
+
+    The masks are compared cell by cell for random ``T``, ``w`` and ``p`` and at the edges (``w = 1``,
+    ``w ≥ T``: causal; ``p = 0``: causal; ``p = T``: full). The attention is compared with an
+    independent computation and tested by perturbation: changing token ``j``'s key and value must move
+    exactly the outputs whose row allows ``j``.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(data seed {seed})"
+    t = int(torch.randint(8, 12, (), generator=gen))
+    w = int(torch.randint(3, t - 2, (), generator=gen))
+    p = int(torch.randint(2, t - 2, (), generator=gen))
+    for window in (w, 1, 2, t, t + 3):
+        _check_window(sliding_window_mask, t, window, where)
+    for prefix in (p, 1, 0, t):
+        _check_prefix(prefix_lm_mask, t, prefix, where)
+    d = int(torch.randint(3, 7, (), generator=gen))
+    _check_masked_attention(masked_attention, _window(t, w), f"window w={w}", (2, 3, t, d), gen, where)
+    _check_masked_attention(masked_attention, _prefix(t, p), f"prefix p={p}", (3, t, d), gen, where)
+    # The learner's own masks inside the learner's attention, against full attention on the prefix.
+    q, k, v = (torch.randn(2, t, d, generator=gen) for _ in range(3))
+    mask = call_learner(prefix_lm_mask, t, p, what=f"{_name(prefix_lm_mask)}({t}, {p})")
+    out = call_learner(masked_attention, q, k, v, mask, what=f"{_name(masked_attention)}(q, k, v, prefix mask)")
+    expect_close(
+        out[:, :p],
+        naive_attention(q[:, :p], k[:, :p], v[:, :p]),
+        f"the outputs of the prefix with your prefix_lm_mask should equal full attention over the prefix {where}",
+        atol=1e-5,
+        rtol=1e-4,
+    )
+    passed(
+        f"attention masks: the sliding window (w={w}) and the prefix-LM mask (p={p}) are right for T={t} and at "
+        "the edges, and masked attention reads exactly the keys each mask allows"
     )

@@ -1,4 +1,5 @@
-"""Checks for unit 10 (finetuning a pretrained transformer): mean pooling with the mask, and layer-wise freezing.
+"""Checks for unit 10 (finetuning a pretrained transformer): mean pooling with the mask, layer-wise freezing,
+and layer-wise learning-rate decay.
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``), compares with the library's reference, and when the answer differs
@@ -20,9 +21,9 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
-from dlfund.models.encoder import Encoder, EncoderClassifier, EncoderConfig, mean_pool
+from dlfund.models.encoder import Encoder, EncoderClassifier, EncoderConfig, freeze_layers, mean_pool
 
-__all__ = ["mean_pooling", "freezing"]
+__all__ = ["mean_pooling", "freezing", "layerwise_lr"]
 
 Tensor = torch.Tensor
 
@@ -263,4 +264,221 @@ def freezing(
     passed(
         f"freezing: exact trainable counts for k in 0..{n} and None on a {n}-layer encoder; the head trains, "
         "the embeddings and lower layers do not"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: layer-wise learning-rate decay
+
+
+def _blocks(model: EncoderClassifier) -> dict[int, str]:
+    """``id(parameter) -> block``: "embeddings", "layer i" (0 nearest the input) or "head"."""
+    block = {id(p): "embeddings" for p in model.encoder.embeddings.parameters()}
+    for i, layer in enumerate(model.encoder.layers):
+        block.update({id(p): f"layer {i}" for p in layer.parameters()})
+    block.update({id(p): "head" for p in model.head.parameters()})
+    return block
+
+
+def _expected_lr(model: EncoderClassifier, lr: float, decay: float) -> dict[str, float]:
+    n = len(model.encoder.layers)
+    rates = {"head": lr, "embeddings": lr * decay ** (n + 1)}
+    rates.update({f"layer {i}": lr * decay ** (n - i) for i in range(n)})
+    return rates
+
+
+def _decays(model: EncoderClassifier) -> set[int]:
+    """ids of the parameters that take weight decay: matrices outside the embeddings and the LayerNorms."""
+    no_decay = {id(p) for p in model.encoder.embeddings.parameters()}
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            no_decay.update(id(p) for p in module.parameters())
+    return {id(p) for p in model.parameters() if p.ndim >= 2 and id(p) not in no_decay}
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-30)
+
+
+def _read_groups(groups: Any, call: str, where: str) -> list[tuple[list[Any], Any, Any]]:
+    """The learner's groups as ``(params, lr, weight_decay)``, with generators turned into lists."""
+    expect(
+        isinstance(groups, list | tuple) and all(isinstance(g, dict) for g in groups),
+        f"{call} should return a list of dicts (optimizer parameter groups), found {type(groups).__name__} {where}",
+    )
+    read = []
+    for n, group in enumerate(groups):
+        expect("params" in group, f"{call}: group {n} has no 'params' key {where}; its keys: {sorted(group)}")
+        for key in ("lr", "weight_decay"):
+            expect(
+                key in group,
+                f"{call}: group {n} has no {key!r} {where}: every group needs its own {key!r}, or the "
+                "optimizer's single default applies to it",
+            )
+            value = group[key]
+            expect(
+                isinstance(value, int | float) and not isinstance(value, bool),
+                f"{call}: group {n}'s {key!r} should be a number, found {type(value).__name__} {value!r} {where}",
+            )
+        params = group["params"]
+        try:
+            params = [params] if isinstance(params, Tensor) else list(params)
+        except TypeError:
+            raise CheckFailed(
+                f"{call}: group {n}'s 'params' should be a list of parameters, found {type(params).__name__} {where}"
+            ) from None
+        read.append((params, float(group["lr"]), float(group["weight_decay"])))
+    return read
+
+
+def _judge_groups(
+    fn: Callable[..., Any], model: EncoderClassifier, lr: float, decay: float, weight_decay: float, where: str
+) -> list[tuple[list[Any], float, float]]:
+    n = len(model.encoder.layers)
+    call = f"{_name(fn)}(model with {n} layers, lr={lr:g}, decay={decay:g}, weight_decay={weight_decay:g})"
+    groups = _read_groups(call_learner(fn, model, lr, decay, weight_decay, what=call), call, where)
+    names = {id(p): name for name, p in model.named_parameters()}
+    block = _blocks(model)
+    found: dict[int, tuple[float, float]] = {}
+    for params, group_lr, group_wd in groups:
+        for p in params:
+            expect(
+                isinstance(p, Tensor) and id(p) in names,
+                f"{call}: a group holds {type(p).__name__} that is not a parameter of the model {where}",
+            )
+            expect(
+                id(p) not in found,
+                f"{call}: {names[id(p)]} is in two groups {where}: every parameter must be in exactly one "
+                "(the optimizer refuses duplicates); was a block added twice, or the whole model added "
+                "after its parts?",
+            )
+            found[id(p)] = (group_lr, group_wd)
+    frozen = [name for name, p in model.named_parameters() if id(p) in found and not p.requires_grad]
+    expect(
+        not frozen,
+        f"{call}: frozen parameters (requires_grad=False) were put into groups, e.g. {frozen[:2]} {where}: leave "
+        "them out; only the parameters that train belong in the optimizer",
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    missing = [p for p in trainable if id(p) not in found]
+    if missing:
+        missing_blocks = sorted({block[id(p)] for p in missing})
+        if missing_blocks == ["embeddings"]:
+            raise CheckFailed(
+                f"{call}: the embeddings are in no group {where}: they train too, at the smallest rate; "
+                f"missing e.g. {[names[id(p)] for p in missing[:2]]}"
+            )
+        raise CheckFailed(
+            f"{call}: {len(missing)} trainable parameters are in no group ({', '.join(missing_blocks)}), e.g. "
+            f"{names[id(missing[0])]} {where}: every trainable parameter must be in exactly one group"
+        )
+
+    # Learning rates, block by block.
+    rates = _expected_lr(model, lr, decay)
+    by_block: dict[str, set[float]] = {}
+    for p in trainable:
+        by_block.setdefault(block[id(p)], set()).add(found[id(p)][0])
+    mixed = [b for b, got in by_block.items() if len(got) > 1]
+    if mixed:
+        b = mixed[0]
+        wrong = [p for p in trainable if block[id(p)] == b and not _same(found[id(p)][0], rates[b])]
+        if wrong and all(p.ndim < 2 or id(p) not in _decays(model) for p in wrong) and b != "embeddings":
+            raise CheckFailed(
+                f"{call}: in {b} the biases and LayerNorm parameters got lr {found[id(wrong[0])][0]:.4g}, the "
+                f"weight matrices another {where}: the parameters without weight decay need their block's rate "
+                f"too ({rates[b]:.4g} for {b}); split each block by weight decay, not the whole model"
+            )
+        p = wrong[0] if wrong else next(p for p in trainable if block[id(p)] == b)
+        raise CheckFailed(
+            f"{call}: the parameters of {b} have different learning rates {sorted(by_block[b])} {where}; all of "
+            f"{b} should get {rates[b]:.4g} (e.g. {names[id(p)]} got {found[id(p)][0]:.4g})"
+        )
+    got = {b: next(iter(r)) for b, r in by_block.items()}
+    wrong_blocks = [b for b in got if not _same(got[b], rates[b])]
+    if wrong_blocks:
+        layers = [f"layer {i}" for i in range(n) if f"layer {i}" in got]
+
+        def pattern(rate: Callable[[int], float]) -> bool:
+            return bool(layers) and all(_same(got[b], rate(int(b.split()[1]))) for b in layers)
+
+        table = ", ".join(f"{b} {got[b]:.3g} (expected {rates[b]:.3g})" for b in wrong_blocks[:3])
+        if pattern(lambda i: lr * decay ** (i + 1)):
+            message = (
+                "the rates grow towards the input: the layer next to the embeddings (layer 0) should get the "
+                "smallest rate of the layers and the top layer (nearest the head) the largest"
+            )
+        elif pattern(lambda i: lr * decay ** (n - 1 - i)):
+            message = (
+                "the exponent is off by one: the top layer got the head's rate lr; it should get lr·decay, "
+                "one step below the head"
+            )
+        elif pattern(lambda i: lr * decay ** (n - i + 1)):
+            message = "the exponent is off by one: the top layer got lr·decay², it should get lr·decay"
+        elif "head" in wrong_blocks and _same(got["head"], lr * decay):
+            message = "the head was decayed: the new head gets the full rate lr"
+        elif wrong_blocks == ["embeddings"] and any(_same(got["embeddings"], got[b]) for b in [*layers, "head"]):
+            message = (
+                "the embeddings share a rate with another block: they sit below layer 0, one more step of decay down"
+            )
+        else:
+            message = "head lr, the top layer lr·decay, each layer below one more factor of decay"
+        raise CheckFailed(f"{call} {where}: {message}; found {table}")
+
+    # Weight decay: matrices only.
+    decays = _decays(model)
+    for p in trainable:
+        want = weight_decay if id(p) in decays else 0.0
+        if _same(found[id(p)][1], want):
+            continue
+        what = names[id(p)]
+        if id(p) in decays:
+            raise CheckFailed(
+                f"{call}: the weight matrix {what} got weight decay {found[id(p)][1]:g}, expected {weight_decay:g} "
+                f"{where}: weight matrices outside the embeddings take the weight decay"
+            )
+        kind = "embedding table" if block[id(p)] == "embeddings" and p.ndim >= 2 else "bias or LayerNorm parameter"
+        raise CheckFailed(
+            f"{call}: the {kind} {what} got weight decay {found[id(p)][1]:g} {where}: biases, LayerNorm "
+            "parameters and embedding tables take no weight decay (0.0)"
+        )
+    try:
+        torch.optim.AdamW([{"params": ps, "lr": g_lr, "weight_decay": wd} for ps, g_lr, wd in groups if ps])
+    except Exception as err:
+        raise CheckFailed(f"torch.optim.AdamW refused the groups of {call}: {err} {where}") from err
+    return groups
+
+
+def layerwise_lr(fn: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check ``fn(model, lr, decay, weight_decay)`` on an :class:`~dlfund.models.encoder.EncoderClassifier`:
+    it returns optimizer parameter groups (dicts with ``params``, ``lr`` and ``weight_decay``) in which
+
+    - the head trains at ``lr``, encoder layer ``i`` of ``n`` (0 nearest the input) at
+      ``lr · decay ** (n - i)``, and the embeddings at ``lr · decay ** (n + 1)``;
+    - weight matrices outside the embeddings take ``weight_decay``; biases, LayerNorm parameters
+      and embedding tables 0;
+    - every trainable parameter is in exactly one group, and frozen ones in none.
+
+    Verified on small random encoders with a random number of layers, ``decay`` and learning rate,
+    trainable and partly frozen; the groups must also be accepted by ``torch.optim.AdamW``.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    n = int(torch.randint(3, 6, (), generator=gen))
+    model = _tiny_classifier(n, gen)
+
+    def uniform(low: float, high: float, digits: int) -> float:
+        return round(float(torch.empty(()).uniform_(low, high, generator=gen)), digits)
+
+    # never 1 and never a usual default, so each mistake changes some rate
+    lr, weight_decay = uniform(2e-4, 9e-4, 6), uniform(0.02, 0.09, 3)
+    decays = [uniform(0.6, 0.9, 2), uniform(0.3, 0.5, 2)]
+    for decay in decays:
+        _judge_groups(fn, model, lr, decay, weight_decay, where)
+    frozen_below = int(torch.randint(1, n, (), generator=gen))
+    freeze_layers(model, n - frozen_below)  # embeddings and the bottom layers frozen
+    _judge_groups(fn, model, lr, decays[0], weight_decay, where)
+    passed(
+        f"layer-wise learning rates: every trainable parameter of a {n}-layer encoder in exactly one group, at "
+        "its layer's rate and with weight decay on matrices only, frozen ones left out"
     )
