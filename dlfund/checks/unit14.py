@@ -400,3 +400,8 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         "paired comparison: difference, paired interval, McNemar p-value and decision match the reference "
         "on three pairs of models"
     )
+
+
+from dlfund.checks._unit14_conformal import class_conditional_conformal  # noqa: E402
+
+__all__ += ["class_conditional_conformal"]

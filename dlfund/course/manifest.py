@@ -782,12 +782,19 @@ UNITS: tuple[Unit, ...] = (
         title="Evaluation and next steps",
         summary=(
             "Confidence intervals for test accuracy (normal approximation, bootstrap, repeated runs); "
-            "comparing two models honestly; exporting a trained model for inference and serving it; "
+            "comparing two models honestly; calibrated confidences and conformal prediction sets; "
+            "exporting a trained model for inference and serving it; "
             "where to go next; the final exam."
         ),
         notebooks=(
             Notebook("01-confidence-intervals", "Confidence intervals for test accuracy", smoke_s=15, full_s=600),
             Notebook("02-comparing-models", "Comparing two models honestly", smoke_s=15, full_s=450),
+            Notebook(
+                "03-trustworthy-predictions",
+                "Trustworthy predictions: calibration and conformal prediction",
+                smoke_s=30,
+                full_s=300,
+            ),
             Notebook("03-export-and-serve", "Exporting and serving a trained model", smoke_s=15, full_s=180),
             Notebook("04-next-steps", "Where to go next, and the final exam", smoke_s=10, full_s=20),
         ),
@@ -802,6 +809,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=300,
             ),
+            Exercise(
+                "ex04-class-conditional-conformal",
+                "Class-conditional conformal prediction",
+                ("unit14.class_conditional_conformal",),
+                smoke_s=20,
+                full_s=120,
+            ),
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit14),
@@ -813,6 +827,7 @@ UNITS: tuple[Unit, ...] = (
         outcomes=(
             "put a confidence interval on a test accuracy (normal, Wilson, bootstrap, repeated runs)",
             "compare two models on the same test set with a paired bootstrap and McNemar's test",
+            "calibrate a classifier's confidences and give prediction sets with a coverage guarantee",
             "export a model for inference (safetensors, torch.export) and serve it over HTTP",
             "choose where to go next, and take the final exam",
         ),

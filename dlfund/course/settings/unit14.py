@@ -17,6 +17,11 @@ class Unit14(Settings):
     batch_size: int = doc("images per training batch")
     seeds: int = doc("retrainings with other seeds, to see how much the accuracy varies")
     bootstrap: int = doc("resamples of the test set drawn for each bootstrap interval")
+    n_calibration: int = doc(
+        "training images held out from training, to fit the temperature and calibrate the conformal prediction sets"
+    )
+    long_epochs: int = doc("epochs of the deliberately long training that makes an overconfident model")
+    conformal_splits: int = doc("random calibration/test splits over which the conformal coverage is measured")
 
 
 SMOKE = Unit14(
@@ -26,6 +31,9 @@ SMOKE = Unit14(
     batch_size=128,
     seeds=3,
     bootstrap=1000,
+    n_calibration=1000,
+    long_epochs=20,
+    conformal_splits=200,
 )
 
 FULL = Unit14(
@@ -35,4 +43,7 @@ FULL = Unit14(
     batch_size=128,
     seeds=5,
     bootstrap=2000,
+    n_calibration=10000,
+    long_epochs=40,
+    conformal_splits=1000,
 )
