@@ -1,4 +1,4 @@
-"""The unit-13 checks accept the committed solutions and the library, and reject stubs and typical wrong answers."""
+"""The unit-13 checks accept the solutions, and reject stubs, the library's own layers and typical wrong answers."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ from dlfund.peft.lora import LoRALinear
 
 def lora_variant(kind: str):
     """A learner's LoRA layer with one typical mistake."""
+    if kind == "library":
+        return LoRALinear
+    if kind == "library_subclass":
+
+        class Subclass(LoRALinear):  # "my" layer, all of it inherited from the library
+            pass
+
+        return Subclass
 
     class Wrong(nn.Linear):
         def __init__(self, in_features, out_features, *, r, alpha=1.0):
@@ -61,10 +69,14 @@ def lora_variant(kind: str):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lora_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lora_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
     unit13.lora_layer(solution(13, "ex01-lora-layer", "MyLoRALinear"), seed=seed)
-    unit13.lora_layer(LoRALinear, seed=seed + 10)
     assert capsys.readouterr().out.startswith("✓ LoRA layer")
+
+
+def test_lora_rejects_the_library_layer() -> None:
+    """The library's LoRALinear computes the right thing, but passing it in is not writing the layer."""
+    rejects(unit13.lora_layer, LoRALinear, match=r"library's own dlfund.peft.lora.LoRALinear: write yours")
 
 
 def test_lora_rejects_stub() -> None:
@@ -81,6 +93,8 @@ LORA_MISTAKES = [
     ("double", r"after merge\(\) the forward pass adds ΔW twice"),
     ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
     ("no_unmerge", r"unmerge\(\) should restore W"),
+    ("library", r"this is the library's own dlfund.peft.lora.LoRALinear: write yours"),
+    ("library_subclass", r"this is the library's own dlfund.peft.lora.LoRALinear: write yours"),
 ]
 
 
@@ -100,7 +114,24 @@ def test_lora_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> N
 # --- ex02: the adapter gate -----------------------------------------------------------------------
 
 
+class CallsTheLibraryAttend(GroupedQueryAttention):
+    """A learner's adapter that builds its own parameters but borrows the library's attention to the prompts."""
+
+    def __init__(self, config, prompt_len):
+        super().__init__(config)
+        self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
+        self.adapter_gate = nn.Parameter(torch.zeros(config.n_heads))
+
+    attend = AdapterAttention.attend
+    prompt_attention = AdapterAttention.prompt_attention
+
+
 def adapter_variant(kind: str):
+    if kind == "library":
+        return AdapterAttention
+    if kind == "library_attend":
+        return CallsTheLibraryAttend
+
     class Wrong(GroupedQueryAttention):
         def __init__(self, config, prompt_len):
             super().__init__(config)
@@ -152,10 +183,14 @@ def adapter_variant(kind: str):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_adapter_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adapter_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
     unit13.adapter_gate(solution(13, "ex02-adapter-gate", "MyAdapterAttention"), seed=seed)
-    unit13.adapter_gate(AdapterAttention, seed=seed + 10)
     assert capsys.readouterr().out.startswith("✓ adapter gate")
+
+
+def test_adapter_rejects_the_library_layer() -> None:
+    """The library's AdapterAttention computes the right thing, but passing it in is not writing it."""
+    rejects(unit13.adapter_gate, AdapterAttention, match=r"library's own dlfund.peft.adapter.AdapterAttention: write")
 
 
 def test_adapter_rejects_stub() -> None:
@@ -175,6 +210,8 @@ ADAPTER_MISTAKES = [
     ("no_cache", r"the cache holds 0 positions.*ignores its cache argument"),
     ("prompt_in_cache", r"the cache holds \d+ positions.*append only the text's keys and values"),
     ("tiled", r"key/value heads were tiled .*use repeat_kv"),
+    ("library", r"this is the library's own dlfund.peft.adapter.AdapterAttention: write yours"),
+    ("library_attend", r"this is the library's own dlfund.peft.adapter.AdapterAttention.attend: write yours"),
 ]
 
 

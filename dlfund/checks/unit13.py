@@ -7,6 +7,7 @@ answer differs tries the typical mistakes to say which one was made.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -15,10 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._library_use import refusing
 from dlfund.models.attention import merge_heads, split_heads
 from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, repeat_kv
 from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
+from dlfund.peft.lora import LoRALinear
 
 __all__ = ["adapter_gate", "lora_layer"]
 
@@ -33,6 +36,32 @@ def _close(a: Tensor, b: Tensor, atol: float = 1e-5) -> bool:
     return a.shape == b.shape and torch.allclose(a.detach().float(), b.detach().float(), atol=atol, rtol=1e-4)
 
 
+# The library's own layers, recognised by the code of the methods that make them what they are (a
+# subclass calling them, or the class itself passed in place of the learner's, is refused).
+_LORA_REFERENCE = {
+    "dlfund.peft.lora.LoRALinear": LoRALinear.__init__,
+    "dlfund.peft.lora.LoRALinear.forward": LoRALinear.forward,
+    # merge and unmerge are wrapped by torch.no_grad, whose wrapper code every such method shares: the inner ones
+    "dlfund.peft.lora.LoRALinear.merge": inspect.unwrap(LoRALinear.merge),
+    "dlfund.peft.lora.LoRALinear.unmerge": inspect.unwrap(LoRALinear.unmerge),
+    "dlfund.peft.lora.LoRALinear.delta_weight": LoRALinear.delta_weight,
+}
+# Not its forward: AdapterAttention inherits GroupedQueryAttention.forward, which the learner's class uses too.
+_ADAPTER_REFERENCE = {
+    "dlfund.peft.adapter.AdapterAttention": AdapterAttention.__init__,
+    "dlfund.peft.adapter.AdapterAttention.attend": AdapterAttention.attend,
+    "dlfund.peft.adapter.AdapterAttention.prompt_attention": AdapterAttention.prompt_attention,
+    "dlfund.peft.adapter.AdapterAttention.reset_adapter": AdapterAttention.reset_adapter,
+}
+
+
+def _adapter_call(fn: Any, *args: Any, what: str) -> Any:
+    """Call the learner's adapter code, refusing the library's ``AdapterAttention`` (the check's own
+    reference is used outside these calls)."""
+    with refusing(_ADAPTER_REFERENCE, "the adapter attention"):
+        return call_learner(fn, *args, what=what)
+
+
 # ---------------------------------------------------------------------------------------------
 # ex01: the LoRA layer
 
@@ -44,8 +73,13 @@ def lora_layer(cls: type, *, seed: int | None = None) -> None:
     Checks: output unchanged at initialisation (``B = 0``) with ``A`` Kaiming-initialised (non-zero);
     the forward pass ``x Wᵀ + (α/r) x Aᵀ Bᵀ`` for random ``B``; gradients reach ``A`` and ``B``;
     ``merge()`` gives the same outputs and sets ``merged``; merging twice changes nothing;
-    ``unmerge()`` restores ``W``.
+    ``unmerge()`` restores ``W``. The library's own ``LoRALinear`` (or a subclass calling it) is refused.
     """
+    with refusing(_LORA_REFERENCE, "the LoRA layer"):
+        _lora_layer(cls, seed)
+
+
+def _lora_layer(cls: type, seed: int | None) -> None:
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(seed {seed})"
@@ -237,7 +271,7 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     t = int(torch.randint(6, 10, (), generator=gen))  # t ≥ prompt_len
     call = f"{_name(cls)}(config, prompt_len={k_len})"
     torch.manual_seed(seed)
-    attn = call_learner(cls, config, k_len, what=call)
+    attn = _adapter_call(cls, config, k_len, what=call)
     expect(
         isinstance(attn, GroupedQueryAttention),
         f"{call} should subclass GroupedQueryAttention, found {type(attn).__name__}",
@@ -278,7 +312,7 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     rope = (cos[:t], sin[:t])
     x = torch.randn(2, t, config.dim, generator=gen)
     fwd = f"{call}.forward(x {tuple(x.shape)}, rope)"
-    out = call_learner(attn, x, rope, what=fwd)
+    out = _adapter_call(attn, x, rope, what=fwd)
     expect(
         isinstance(out, Tensor) and out.shape == x.shape,
         f"{fwd} should return shape {tuple(x.shape)}, found "
@@ -303,7 +337,7 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     with torch.no_grad():
         for m in (attn, ref):
             m.adapter_gate.copy_(torch.linspace(-0.8, 0.9, config.n_heads))
-    out = call_learner(attn, x, rope, what=fwd)
+    out = _adapter_call(attn, x, rope, what=fwd)
     expected = ref(x, rope)
     if not _close(out, expected):
         with torch.no_grad():
@@ -348,10 +382,10 @@ def adapter_gate(cls: type, *, seed: int | None = None) -> None:
     cache = KVCache()
     with torch.no_grad():
         full = ref(x, rope)
-        pieces = [call_learner(attn, x[:, :t0], (cos[:t0], sin[:t0]), cache, what=f"{fwd[:-1]}, cache) on the prompt")]
+        pieces = [_adapter_call(attn, x[:, :t0], (cos[:t0], sin[:t0]), cache, what=f"{fwd[:-1]}, cache) on the prompt")]
         for j in range(t0, t):
             step = f"{_name(cls)}.forward(one new token at position {j}, rope, cache)"
-            pieces.append(call_learner(attn, x[:, j : j + 1], (cos[j : j + 1], sin[j : j + 1]), cache, what=step))
+            pieces.append(_adapter_call(attn, x[:, j : j + 1], (cos[j : j + 1], sin[j : j + 1]), cache, what=step))
     stepped = torch.cat(pieces, dim=1)
     cached = len(cache)
     expect(
