@@ -788,6 +788,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=300,
             ),
+            Exercise(
+                "ex03-permutation-test",
+                "A paired permutation test",
+                ("unit14.permutation_test",),
+                smoke_s=20,
+                full_s=300,
+            ),
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit14),
