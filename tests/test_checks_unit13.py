@@ -233,10 +233,123 @@ def test_rope_tables_used_by_the_check_cover_the_prompts() -> None:
     assert cos.shape == (4, 8)
 
 
+# --- ex03: LoRA for an embedding table ------------------------------------------------------------
+
+
+def embedding_variant(kind: str = "none"):
+    """A learner's LoRA embedding (A zero, B random, as loralib) with one typical mistake."""
+
+    class Emb(nn.Embedding):
+        def __init__(self, num_embeddings, embedding_dim, *, r, alpha=1.0, padding_idx=None):
+            super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
+            if kind != "not_frozen":
+                self.weight.requires_grad_(False)
+            self.merged = False
+            self.scaling = {"alpha": alpha, "no_scale": 1.0}.get(kind, alpha / r)
+            if kind == "A_transposed":
+                self.lora_A = nn.Parameter(torch.zeros(num_embeddings, r))
+            else:
+                self.lora_A = nn.Parameter(torch.zeros(r, num_embeddings))
+            self.lora_B = nn.Parameter(torch.randn(embedding_dim, r))
+            if kind in ("padding_ignored", "padding_not_zeroed"):  # B zero, A random (as for a linear layer)
+                nn.init.zeros_(self.lora_B)
+                nn.init.normal_(self.lora_A)
+            if kind == "both_random":
+                nn.init.normal_(self.lora_A)
+            if kind == "both_zero":
+                nn.init.zeros_(self.lora_B)
+
+        def forward(self, idx):
+            y = F.embedding(idx, self.weight, self.padding_idx)
+            if self.merged and kind != "double":
+                return y
+            pad = None if kind == "padding_ignored" else self.padding_idx
+            if kind == "transposed_lookup":
+                after_a = self.lora_A[:, idx].T
+            else:
+                after_a = F.embedding(idx, self.lora_A.T, pad)
+            return y + after_a @ self.lora_B.T * self.scaling
+
+        @torch.no_grad()
+        def merge(self):
+            if not self.merged or kind == "not_idempotent":
+                delta = self.lora_B @ self.lora_A * self.scaling
+                self.weight += delta if kind == "merge_no_transpose" else delta.T
+                self.merged = True
+
+        @torch.no_grad()
+        def unmerge(self):
+            if self.merged:
+                if kind != "no_unmerge":
+                    self.weight -= (self.lora_B @ self.lora_A * self.scaling).T
+                self.merged = False
+
+    return Emb
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lora_embedding_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit13.lora_embedding(solution(13, "ex03-lora-embedding", "MyLoRAEmbedding"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ LoRA embedding")
+
+
+def test_lora_embedding_accepts_b_zero_with_the_padding_column_zeroed() -> None:
+    """The other start (B zero, A random as for a linear layer) is right too, once A's padding column is zero."""
+
+    class BZero(embedding_variant()):
+        def __init__(self, num_embeddings, embedding_dim, *, r, alpha=1.0, padding_idx=None):
+            super().__init__(num_embeddings, embedding_dim, r=r, alpha=alpha, padding_idx=padding_idx)
+            with torch.no_grad():
+                nn.init.zeros_(self.lora_B)
+                nn.init.normal_(self.lora_A)
+                self.lora_A[:, padding_idx] = 0
+
+    for seed in range(3):
+        unit13.lora_embedding(BZero, seed=seed)
+
+
+def test_lora_embedding_rejects_stub() -> None:
+    rejects(unit13.lora_embedding, stub, match=r"is not implemented yet")
+
+
+EMBEDDING_MISTAKES = [
+    ("both_random", r"both A and B start random, so ΔW = \(α/r\)·B A ≠ 0"),
+    ("both_zero", r"neither A nor B gets a gradient at initialisation \(both start at zero"),
+    ("alpha", r"scaled by α instead of α/r"),
+    ("no_scale", r"not scaled: multiply by α/r"),
+    ("not_frozen", r"the base weight is not frozen"),
+    ("double", r"after merge\(\) the forward pass adds ΔW twice"),
+    ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
+    ("no_unmerge", r"unmerge\(\) should restore the weight"),
+    ("padding_ignored", r"changed the padding token's embedding .*pass padding_idx to the lookup"),
+    ("padding_not_zeroed", r"changed the padding token's embedding .*padding column of A must start at\s+zero"),
+    ("transposed_lookup", r"batch and position axes swapped: A\[:, idx\] has shape"),
+    ("A_transposed", r"lora_A has shape \(\d+, \d\), the transpose of \(\d, \d+\)"),
+    ("merge_no_transpose", r"merge\(\) raised RuntimeError.*B A has shape \(embedding_dim, num_embeddings\)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), EMBEDDING_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")
+def test_lora_embedding_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit13.lora_embedding, embedding_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), EMBEDDING_MISTAKES)
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")
+def test_lora_embedding_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit13.lora_embedding, embedding_variant(kind), match=match, seed=seed)
+
+
 @pytest.mark.seeds
 def test_solutions_pass_on_every_seed() -> None:
     lora = solution(13, "ex01-lora-layer", "MyLoRALinear")
     adapter = solution(13, "ex02-adapter-gate", "MyAdapterAttention")
+    embedding = solution(13, "ex03-lora-embedding", "MyLoRAEmbedding")
     for seed in range(200):
         unit13.lora_layer(lora, seed=seed)
         unit13.adapter_gate(adapter, seed=seed)
+        unit13.lora_embedding(embedding, seed=seed)

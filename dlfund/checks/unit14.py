@@ -442,10 +442,10 @@ def _exact_sign_flip(d: Tensor) -> dict[str, float]:
 def _pooled_p(a: Tensor, b: Tensor) -> float:
     """The unpaired permutation test's two-sided p-value (a typical mistake: pool the 2N scores, split them at
     random into two groups of N), in its normal approximation: over random splits the difference of the two
-    means has mean 0 and variance ``2 σ² / (2N - 1)``, ``σ²`` the pooled scores' variance (divided by 2N)."""
+    means has mean 0 and variance ``4 σ² / (2N - 1)``, ``σ²`` the pooled scores' variance (divided by 2N)."""
     n = len(a)
     pooled = torch.cat([a, b]).double()
-    sd = math.sqrt(2 * pooled.var(unbiased=False).item() / (2 * n - 1))
+    sd = math.sqrt(4 * pooled.var(unbiased=False).item() / (2 * n - 1))
     z = abs((a.double().mean() - b.double().mean()).item()) / sd
     return math.erfc(z / math.sqrt(2))
 

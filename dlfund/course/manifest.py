@@ -746,6 +746,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=30,
             ),
+            Exercise(
+                "ex03-lora-embedding",
+                "LoRA for an embedding table",
+                ("unit13.lora_embedding",),
+                smoke_s=20,
+                full_s=30,
+            ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit13),
