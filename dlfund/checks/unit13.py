@@ -457,6 +457,8 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
         return layer
 
     layer = build(seed)
+    for method in ("merge", "unmerge"):
+        expect(callable(getattr(layer, method, None)), f"{call} needs a method {method}() {where}")
     for name, shape, transposed in (("lora_A", (r, vocab), (vocab, r)), ("lora_B", (dim, r), (r, dim))):
         p = getattr(layer, name, None)
         expect(
@@ -507,6 +509,16 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
         f"{call}(idx {tuple(idx.shape)}) should return shape {tuple(base.shape)}, found "
         f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__} {where}",
     )
+
+    def forward(module: nn.Module, what: str) -> Tensor:
+        result = call_learner(module, idx, what=what)
+        expect(
+            isinstance(result, Tensor) and tuple(result.shape) == (b, t, dim),
+            f"{what} should return shape {(b, t, dim)}, found "
+            f"{tuple(result.shape) if isinstance(result, Tensor) else type(result).__name__} {where}",
+        )
+        return result
+
     A0, B0 = layer.lora_A.detach().clone(), layer.lora_B.detach().clone()
     if not _close(out, base):
         if bool(A0.abs().max() > 0) and bool(B0.abs().max() > 0):
@@ -541,7 +553,7 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
         layer.lora_A.copy_(A)
         layer.lora_B.copy_(B)
     low = _lookup_delta(idx, A, B)
-    out = call_learner(layer, idx, what=f"{call}(idx)")
+    out = forward(layer, f"{call}(idx)")
     if not _close(out, base + scaling * low, 1e-4):
         for scale, message in (
             (alpha, "scaled by α instead of α/r"),
@@ -570,11 +582,11 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
     optimizer = torch.optim.SGD([p for p in fresh.parameters() if p.requires_grad], lr=0.1)
     for step in range(3):
         optimizer.zero_grad()
-        y = call_learner(fresh, idx, what=f"{call}(idx) in training step {step + 1}")
+        y = forward(fresh, f"{call}(idx) in training step {step + 1}")
         (y * torch.randn(y.shape, generator=gen)).sum().backward()
         optimizer.step()
     with torch.no_grad():
-        trained = call_learner(fresh, idx, what=f"{call}(idx) after training")
+        trained = forward(fresh, f"{call}(idx) after training")
     moved = float((trained[:, 0] - w_fresh[pad]).abs().max())
     expect(
         moved < 1e-6,
@@ -606,7 +618,7 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
         f"{float((layer.weight - expected_w).detach().abs().max()):.3g} {where}",
     )
     with torch.no_grad():
-        merged_out = call_learner(layer, idx, what=f"{call}(idx) after merge()")
+        merged_out = forward(layer, f"{call}(idx) after merge()")
     if _close(merged_out, base + 2 * scaling * low, 1e-4):
         raise CheckFailed(
             f"{call}: after merge() the forward pass adds ΔW twice (once inside the weight, once by the low-rank "
