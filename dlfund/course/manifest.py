@@ -799,7 +799,7 @@ UNITS: tuple[Unit, ...] = (
                 "ex03-permutation-test",
                 "A paired permutation test",
                 ("unit14.permutation_test",),
-                smoke_s=20,
+                smoke_s=30,
                 full_s=300,
             ),
         ),
