@@ -1,4 +1,4 @@
-"""The unit-13 checks accept the committed solutions and the library, and reject stubs and typical wrong answers."""
+"""The unit-13 checks accept the solutions, and reject stubs, the library's own layers and typical wrong answers."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ from dlfund.peft.lora import LoRALinear
 
 def lora_variant(kind: str):
     """A learner's LoRA layer with one typical mistake."""
+    if kind == "library":
+        return LoRALinear
+    if kind == "library_subclass":
+
+        class Subclass(LoRALinear):  # "my" layer, all of it inherited from the library
+            pass
+
+        return Subclass
 
     class Wrong(nn.Linear):
         def __init__(self, in_features, out_features, *, r, alpha=1.0):
@@ -61,10 +69,14 @@ def lora_variant(kind: str):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lora_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lora_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
     unit13.lora_layer(solution(13, "ex01-lora-layer", "MyLoRALinear"), seed=seed)
-    unit13.lora_layer(LoRALinear, seed=seed + 10)
     assert capsys.readouterr().out.startswith("✓ LoRA layer")
+
+
+def test_lora_rejects_the_library_layer() -> None:
+    """The library's LoRALinear computes the right thing, but passing it in is not writing the layer."""
+    rejects(unit13.lora_layer, LoRALinear, match=r"library's own dlfund.peft.lora.LoRALinear: write yours")
 
 
 def test_lora_rejects_stub() -> None:
@@ -81,6 +93,8 @@ LORA_MISTAKES = [
     ("double", r"after merge\(\) the forward pass adds ΔW twice"),
     ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
     ("no_unmerge", r"unmerge\(\) should restore W"),
+    ("library", r"this is the library's own dlfund.peft.lora.LoRALinear: write yours"),
+    ("library_subclass", r"this is the library's own dlfund.peft.lora.LoRALinear: write yours"),
 ]
 
 
@@ -100,7 +114,24 @@ def test_lora_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> N
 # --- ex02: the adapter gate -----------------------------------------------------------------------
 
 
+class CallsTheLibraryAttend(GroupedQueryAttention):
+    """A learner's adapter that builds its own parameters but borrows the library's attention to the prompts."""
+
+    def __init__(self, config, prompt_len):
+        super().__init__(config)
+        self.adapter_prompt = nn.Parameter(torch.randn(prompt_len, config.dim))
+        self.adapter_gate = nn.Parameter(torch.zeros(config.n_heads))
+
+    attend = AdapterAttention.attend
+    prompt_attention = AdapterAttention.prompt_attention
+
+
 def adapter_variant(kind: str):
+    if kind == "library":
+        return AdapterAttention
+    if kind == "library_attend":
+        return CallsTheLibraryAttend
+
     class Wrong(GroupedQueryAttention):
         def __init__(self, config, prompt_len):
             super().__init__(config)
@@ -152,10 +183,14 @@ def adapter_variant(kind: str):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_adapter_accepts_solution_and_library(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adapter_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
     unit13.adapter_gate(solution(13, "ex02-adapter-gate", "MyAdapterAttention"), seed=seed)
-    unit13.adapter_gate(AdapterAttention, seed=seed + 10)
     assert capsys.readouterr().out.startswith("✓ adapter gate")
+
+
+def test_adapter_rejects_the_library_layer() -> None:
+    """The library's AdapterAttention computes the right thing, but passing it in is not writing it."""
+    rejects(unit13.adapter_gate, AdapterAttention, match=r"library's own dlfund.peft.adapter.AdapterAttention: write")
 
 
 def test_adapter_rejects_stub() -> None:
@@ -175,6 +210,8 @@ ADAPTER_MISTAKES = [
     ("no_cache", r"the cache holds 0 positions.*ignores its cache argument"),
     ("prompt_in_cache", r"the cache holds \d+ positions.*append only the text's keys and values"),
     ("tiled", r"key/value heads were tiled .*use repeat_kv"),
+    ("library", r"this is the library's own dlfund.peft.adapter.AdapterAttention: write yours"),
+    ("library_attend", r"this is the library's own dlfund.peft.adapter.AdapterAttention.attend: write yours"),
 ]
 
 
@@ -196,10 +233,123 @@ def test_rope_tables_used_by_the_check_cover_the_prompts() -> None:
     assert cos.shape == (4, 8)
 
 
+# --- ex03: LoRA for an embedding table ------------------------------------------------------------
+
+
+def embedding_variant(kind: str = "none"):
+    """A learner's LoRA embedding (A zero, B random, as loralib) with one typical mistake."""
+
+    class Emb(nn.Embedding):
+        def __init__(self, num_embeddings, embedding_dim, *, r, alpha=1.0, padding_idx=None):
+            super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
+            if kind != "not_frozen":
+                self.weight.requires_grad_(False)
+            self.merged = False
+            self.scaling = {"alpha": alpha, "no_scale": 1.0}.get(kind, alpha / r)
+            if kind == "A_transposed":
+                self.lora_A = nn.Parameter(torch.zeros(num_embeddings, r))
+            else:
+                self.lora_A = nn.Parameter(torch.zeros(r, num_embeddings))
+            self.lora_B = nn.Parameter(torch.randn(embedding_dim, r))
+            if kind in ("padding_ignored", "padding_not_zeroed"):  # B zero, A random (as for a linear layer)
+                nn.init.zeros_(self.lora_B)
+                nn.init.normal_(self.lora_A)
+            if kind == "both_random":
+                nn.init.normal_(self.lora_A)
+            if kind == "both_zero":
+                nn.init.zeros_(self.lora_B)
+
+        def forward(self, idx):
+            y = F.embedding(idx, self.weight, self.padding_idx)
+            if self.merged and kind != "double":
+                return y
+            pad = None if kind == "padding_ignored" else self.padding_idx
+            if kind == "transposed_lookup":
+                after_a = self.lora_A[:, idx].T
+            else:
+                after_a = F.embedding(idx, self.lora_A.T, pad)
+            return y + after_a @ self.lora_B.T * self.scaling
+
+        @torch.no_grad()
+        def merge(self):
+            if not self.merged or kind == "not_idempotent":
+                delta = self.lora_B @ self.lora_A * self.scaling
+                self.weight += delta if kind == "merge_no_transpose" else delta.T
+                self.merged = True
+
+        @torch.no_grad()
+        def unmerge(self):
+            if self.merged:
+                if kind != "no_unmerge":
+                    self.weight -= (self.lora_B @ self.lora_A * self.scaling).T
+                self.merged = False
+
+    return Emb
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lora_embedding_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit13.lora_embedding(solution(13, "ex03-lora-embedding", "MyLoRAEmbedding"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ LoRA embedding")
+
+
+def test_lora_embedding_accepts_b_zero_with_the_padding_column_zeroed() -> None:
+    """The other start (B zero, A random as for a linear layer) is right too, once A's padding column is zero."""
+
+    class BZero(embedding_variant()):
+        def __init__(self, num_embeddings, embedding_dim, *, r, alpha=1.0, padding_idx=None):
+            super().__init__(num_embeddings, embedding_dim, r=r, alpha=alpha, padding_idx=padding_idx)
+            with torch.no_grad():
+                nn.init.zeros_(self.lora_B)
+                nn.init.normal_(self.lora_A)
+                self.lora_A[:, padding_idx] = 0
+
+    for seed in range(3):
+        unit13.lora_embedding(BZero, seed=seed)
+
+
+def test_lora_embedding_rejects_stub() -> None:
+    rejects(unit13.lora_embedding, stub, match=r"is not implemented yet")
+
+
+EMBEDDING_MISTAKES = [
+    ("both_random", r"both A and B start random, so ΔW = \(α/r\)·B A ≠ 0"),
+    ("both_zero", r"neither A nor B gets a gradient at initialisation \(both start at zero"),
+    ("alpha", r"scaled by α instead of α/r"),
+    ("no_scale", r"not scaled: multiply by α/r"),
+    ("not_frozen", r"the base weight is not frozen"),
+    ("double", r"after merge\(\) the forward pass adds ΔW twice"),
+    ("not_idempotent", r"calling merge\(\) twice added ΔW twice"),
+    ("no_unmerge", r"unmerge\(\) should restore the weight"),
+    ("padding_ignored", r"changed the padding token's embedding .*pass padding_idx to the lookup"),
+    ("padding_not_zeroed", r"changed the padding token's embedding .*padding column of A must start at\s+zero"),
+    ("transposed_lookup", r"batch and position axes swapped: A\[:, idx\] has shape"),
+    ("A_transposed", r"lora_A has shape \(\d+, \d\), the transpose of \(\d, \d+\)"),
+    ("merge_no_transpose", r"merge\(\) raised RuntimeError.*B A has shape \(embedding_dim, num_embeddings\)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), EMBEDDING_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")
+def test_lora_embedding_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit13.lora_embedding, embedding_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kind", "match"), EMBEDDING_MISTAKES)
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")
+def test_lora_embedding_rejects_typical_mistakes_on_every_seed(kind: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit13.lora_embedding, embedding_variant(kind), match=match, seed=seed)
+
+
 @pytest.mark.seeds
 def test_solutions_pass_on_every_seed() -> None:
     lora = solution(13, "ex01-lora-layer", "MyLoRALinear")
     adapter = solution(13, "ex02-adapter-gate", "MyAdapterAttention")
+    embedding = solution(13, "ex03-lora-embedding", "MyLoRAEmbedding")
     for seed in range(200):
         unit13.lora_layer(lora, seed=seed)
         unit13.adapter_gate(adapter, seed=seed)
+        unit13.lora_embedding(embedding, seed=seed)

@@ -293,3 +293,140 @@ def test_paired_comparison_rejects_chi_square_and_wrong_types() -> None:
         lambda *args: {**comparison_variant()(*args), "better": "model A"},
         match=r"better should be one of",
     )
+
+
+# --- ex03: the paired permutation test ------------------------------------------------------------
+
+
+def permutation_variant(mistake: str = "none"):
+    """A learner's permutation_test with one typical mistake switched on."""
+
+    def permutation_test(scores_a, scores_b, n_perm, seed, alternative="two-sided"):
+        a, b = scores_a.double(), scores_b.double()
+        n = len(a)
+        g = None if mistake == "unseeded" else torch.Generator().manual_seed(seed)
+        if mistake == "pooled":  # the unpaired test: pool the 2N scores, split them at random
+            pooled = torch.cat([a, b])
+            order = torch.rand(n_perm, 2 * n, generator=g).argsort(dim=1)
+            flipped = pooled[order][:, :n].mean(dim=1) - pooled[order][:, n:].mean(dim=1)
+        elif mistake in ("shuffle one", "shuffle both"):  # reorder within a model: the means never change
+            order = torch.rand(n_perm, n, generator=g).argsort(dim=1)
+            other = b[torch.rand(n_perm, n, generator=g).argsort(dim=1)] if mistake == "shuffle both" else b
+            flipped = a[order].mean(dim=1) - other.mean(dim=-1)
+        else:
+            signs = torch.randint(0, 2, (n_perm, n), generator=g).double() * 2 - 1
+            flipped = (signs * (a - b)).mean(dim=1)
+        observed = a.mean() - b.mean()
+        asked = {"one-sided": "greater", "ignores alternative": "two-sided"}.get(mistake, alternative)
+        if mistake == "other side":
+            asked = {"greater": "less", "less": "greater"}.get(alternative, alternative)
+        if asked == "two-sided":
+            extreme = flipped.abs() > observed.abs() if mistake == "strict" else flipped.abs() >= observed.abs()
+        elif asked == "greater":
+            extreme = flipped > observed if mistake == "strict" else flipped >= observed
+        else:
+            extreme = flipped < observed if mistake == "strict" else flipped <= observed
+        count = int(extreme.sum())
+        p = count / n_perm if mistake == "no +1" else (1 + count) / (n_perm + 1)
+        difference = {"swapped": -observed, "sum": observed * n}.get(mistake, observed)
+        return float(difference), float(p)
+
+    return permutation_test
+
+
+def library_permutation(scores_a, scores_b, n_perm, seed, alternative="two-sided"):
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    result = permutation_test(
+        (scores_a.numpy(), scores_b.numpy()),
+        lambda x, y: np.mean(x - y),
+        permutation_type="samples",
+        n_resamples=n_perm,
+        alternative=alternative,
+        rng=np.random.default_rng(seed),
+    )
+    return float(scores_a.mean() - scores_b.mean()), float(result.pvalue)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_permutation_test_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit14.permutation_test(solution(14, "ex03-permutation-test", "permutation_test"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ permutation test")
+
+
+def test_permutation_test_accepts_the_reference_variant_and_a_loop() -> None:
+    unit14.permutation_test(permutation_variant(), seed=7)
+
+    def one_flip_at_a_time(scores_a, scores_b, n_perm, seed, alternative="two-sided"):
+        d = (scores_a - scores_b).tolist()
+        g = torch.Generator().manual_seed(seed)
+        observed = sum(d) / len(d)
+        count = 0
+        for _ in range(n_perm):
+            signs = torch.randint(0, 2, (len(d),), generator=g).tolist()
+            t = sum(x if s else -x for x, s in zip(d, signs, strict=True)) / len(d)
+            count += {"two-sided": abs(t) >= abs(observed), "greater": t >= observed, "less": t <= observed}[
+                alternative
+            ]
+        return observed, (1 + count) / (n_perm + 1)
+
+    unit14.permutation_test(one_flip_at_a_time, seed=8)
+
+
+def test_permutation_test_refuses_scipy() -> None:
+    """scipy's permutation_test computes what the exercise asks for (up to its two-sided convention): calling it
+    is not writing the test. Not in the seed sweep: scipy runs to the end under the check's watch, slowly."""
+    rejects(
+        unit14.permutation_test, library_permutation, match=r"this is the library's own scipy.stats.permutation_test"
+    )
+
+
+def test_permutation_test_rejects_stub() -> None:
+    rejects(unit14.permutation_test, stub, match=r"permutation_test\(scores_a, scores_b .*is not implemented yet")
+
+
+PERMUTATION_MISTAKES = [
+    ("pooled", r"an unpaired test: the 2N scores were pooled .*flip the\s+sign of its difference"),
+    ("shuffle one", r"every rearranged statistic equals the observed one: reordering one model's scores"),
+    ("shuffle both", r"every rearranged statistic equals the observed one"),
+    ("one-sided", r"that is a one-sided p-value .*count the flips with \|T\*\| ≥ \|T\|"),
+    ("ignores alternative", r"that is the two-sided p-value; a one-sided alternative asks about one direction"),
+    ("other side", r"that counts the wrong tail"),
+    ("strict", r"strictly more extreme than the observed statistic \(>\); those exactly as\s+extreme count too"),
+    ("no +1", r"the p-value must lie in \(0, 1\], found 0: a Monte Carlo p-value is never 0"),
+    ("swapped", r"the sign is swapped; the difference is mean\(scores_a\) - mean\(scores_b\)"),
+    ("sum", r"that is the sum of the differences; return their mean"),
+    ("unseeded", r"three calls with the same seed gave different p-values .*torch.Generator\(\).manual_seed\(seed\)"),
+]
+
+
+@pytest.mark.parametrize(("mistake", "match"), PERMUTATION_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+def test_permutation_test_rejects_typical_mistakes(mistake: str, match: str, seed: int) -> None:
+    message = rejects(unit14.permutation_test, permutation_variant(mistake), match=match, seed=seed)
+    assert f"(data seed {seed})" in message or "library's own" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("mistake", "match"), PERMUTATION_MISTAKES)
+def test_permutation_test_rejects_typical_mistakes_on_every_seed(mistake: str, match: str) -> None:
+    for seed in range(50):
+        rejects(unit14.permutation_test, permutation_variant(mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_permutation_solution_passes_on_every_seed() -> None:
+    fn = solution(14, "ex03-permutation-test", "permutation_test")
+    for seed in range(200):
+        unit14.permutation_test(fn, seed=seed)
+
+
+def test_permutation_test_rejects_wrong_return_types() -> None:
+    rejects(unit14.permutation_test, lambda *args, **kwargs: 0.5, match=r"expected a pair \(difference, p_value\)")
+    rejects(
+        unit14.permutation_test,
+        lambda *args, **kwargs: {"difference": 0.1, "p_value": 0.5},
+        match=r"expected a pair \(difference, p_value\), found dict",
+    )
+    rejects(unit14.permutation_test, lambda *args, **kwargs: (0.1, None), match=r"expected two numbers")

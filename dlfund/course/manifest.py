@@ -760,6 +760,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=30,
             ),
+            Exercise(
+                "ex03-lora-embedding",
+                "LoRA for an embedding table",
+                ("unit13.lora_embedding",),
+                smoke_s=20,
+                full_s=30,
+            ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit13),
@@ -807,6 +814,13 @@ UNITS: tuple[Unit, ...] = (
                 "A paired comparison of two models",
                 ("unit14.paired_comparison",),
                 smoke_s=10,
+                full_s=300,
+            ),
+            Exercise(
+                "ex03-permutation-test",
+                "A paired permutation test",
+                ("unit14.permutation_test",),
+                smoke_s=30,
                 full_s=300,
             ),
             Exercise(
