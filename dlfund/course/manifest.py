@@ -620,6 +620,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=20,
                 full_s=300,
             ),
+            Exercise(
+                "ex03-loss-scaler",
+                "Dynamic loss scaling, written from scratch",
+                ("unit11.loss_scaler",),
+                smoke_s=35,
+                full_s=120,
+            ),
         ),
         datasets=("shakespeare", "fashion-mnist"),
         settings=tiers(unit11),
