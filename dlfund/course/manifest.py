@@ -698,6 +698,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=40,
                 full_s=60,
             ),
+            Exercise(
+                "ex04-rope-interpolation",
+                "RoPE for a longer context: position interpolation",
+                ("unit12.interpolated_rope",),
+                smoke_s=25,
+                full_s=60,
+            ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit12),
