@@ -277,3 +277,134 @@ def study_variant(kind: str):
 def test_precision_study_rejects_wrong_units(kind: str, match: str) -> None:
     with pytest.raises(unit11.CheckFailed, match=match):
         unit11.precision_study(study_variant(kind), tiny_task(), "cpu", 3, 0)
+
+
+# --- ex03: dynamic loss scaling --------------------------------------------------------------------
+
+
+def scaler_variant(**mistake: bool):
+    """A learner's loss scaler; each keyword switches on one typical mistake."""
+    m = mistake
+
+    class Scaler:
+        def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):
+            self.factor = init_scale
+            self.growth = 2.0 if m.get("growth_two") else growth_factor
+            self.backoff = 0.5 if m.get("backoff_half") else 1.0 if m.get("no_backoff") else backoff_factor
+            self.interval = growth_interval
+            self.start = 1 if m.get("count_from_one") else 0
+            self.clean = self.start
+            self.loss = None
+
+        def scale(self, loss):
+            self.loss = loss
+            if m.get("not_multiplied"):
+                return loss
+            if m.get("item"):
+                return float(loss * self.factor)
+            return loss * self.factor
+
+        def step(self, optimizer):
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            if m.get("loss_only"):
+                bad = not torch.isfinite(self.loss).all()
+            elif m.get("first_only"):
+                bad = not torch.isfinite(params[0].grad).all()
+            elif m.get("isinf_only"):
+                bad = any(torch.isinf(p.grad).any() for p in params)
+            else:
+                bad = not all(torch.isfinite(p.grad).all() for p in params)
+            if m.get("count_overflow"):
+                self.clean += 1
+            if bad:
+                self.factor *= self.backoff
+                if not (m.get("no_reset_on_backoff") or m.get("count_overflow")):
+                    self.clean = self.start
+                if not m.get("no_skip"):
+                    return
+            if not m.get("no_unscale"):
+                for p in params:
+                    p.grad.div_(self.factor)
+            optimizer.step()
+            if bad:
+                return
+            if not m.get("count_overflow"):
+                self.clean += 1
+            if m.get("no_reset_on_growth"):
+                if self.clean >= self.interval:
+                    self.factor *= self.growth
+            elif self.clean == self.interval + (1 if m.get("late") else 0):
+                self.factor *= self.growth
+                self.clean = self.start
+
+    return Scaler
+
+
+def test_loss_scaler_variant_without_mistakes_passes() -> None:
+    unit11.loss_scaler(scaler_variant(), seed=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_scaler_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit11.loss_scaler(solution(11, "ex03-loss-scaler", "LossScaler"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ loss scaler")
+
+
+def test_loss_scaler_rejects_stub() -> None:
+    rejects(unit11.loss_scaler, stub, match=r"is not implemented yet")
+
+
+def test_loss_scaler_rejects_torch_grad_scaler() -> None:
+    class Wrapped:  # GradScaler behind the exercise's interface
+        def __init__(self, **kwargs):
+            self.inner = torch.amp.GradScaler("cpu", **kwargs)
+
+        def scale(self, loss):
+            return self.inner.scale(loss)
+
+        def step(self, optimizer):
+            self.inner.step(optimizer)
+            self.inner.update()
+
+    with pytest.warns(UserWarning, match="CUDA is not available"):
+        rejects(unit11.loss_scaler, torch.amp.GradScaler, match=r"library's own torch.amp.GradScaler")
+    rejects(unit11.loss_scaler, Wrapped, match=r"library's own torch.amp.GradScaler")
+
+
+LOSS_SCALER_MISTAKES = [
+    ({"no_skip": True}, r"the factor backed off, but optimizer.step\(\) still ran"),
+    ({"no_unscale": True}, r"the update is \d+× too large: the gradients still carry the factor"),
+    ({"loss_only": True}, r"inf in the gradients went unnoticed while the loss was finite: look at the gradients"),
+    ({"first_only": True}, r"inf in the last parameter's gradient went unnoticed: look at the gradient of every"),
+    ({"isinf_only": True}, r"a NaN gradient went unnoticed: torch.isinf\(nan\) is False"),
+    ({"count_overflow": True}, r"counts the overflow step as a clean step"),
+    ({"no_reset_on_backoff": True}, r"does not restart the count of clean steps after a backoff"),
+    ({"no_reset_on_growth": True}, r"does not restart the count after growing"),
+    ({"late": True}, r"grows after \d clean steps, one too late"),
+    ({"count_from_one": True}, r"grows after \d clean steps, one too early"),
+    ({"growth_two": True}, r"grows the factor by 2 instead of growth_factor"),
+    ({"backoff_half": True}, r"backs off by 0.5 instead of backoff_factor"),
+    ({"no_backoff": True}, r"does not back off the factor on an overflow step"),
+    ({"not_multiplied": True}, r"scale\(loss\) multiplies the loss by 1 before any step: start at init_scale"),
+    ({"item": True}, r"should return a tensor, the loss × the factor, still attached to the graph"),
+]
+
+
+@pytest.mark.parametrize(("mistake", "match"), LOSS_SCALER_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_scaler_rejects_typical_mistakes(mistake: dict, match: str, seed: int) -> None:
+    rejects(unit11.loss_scaler, scaler_variant(**mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_loss_scaler_rejects_typical_mistakes_on_every_seed() -> None:
+    for seed in range(50):
+        for mistake, match in LOSS_SCALER_MISTAKES:
+            rejects(unit11.loss_scaler, scaler_variant(**mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_loss_scaler_solution_passes_on_every_seed() -> None:
+    scaler = solution(11, "ex03-loss-scaler", "LossScaler")
+    for seed in range(200):
+        unit11.loss_scaler(scaler, seed=seed)

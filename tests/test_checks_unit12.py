@@ -254,3 +254,96 @@ def test_solutions_pass_on_every_seed():
         unit12.rope(rope, seed=seed)
         unit12.rms_norm(norm, seed=seed)
         unit12.grouped_attention(gqa, seed=seed)
+
+
+# --- ex04: RoPE interpolated for a longer context --------------------------------------------------
+
+
+def interpolation_variant(kind: str):
+    """A learner's interpolated tables with one typical mistake."""
+
+    def tables(length, head_dim, base, trained_context):
+        scale = length / trained_context if kind == "always" else max(1.0, length / trained_context)
+        if kind == "int_factor":
+            scale = max(1, length // trained_context)
+        if kind in ("base", "ntk"):
+            base = base * (scale if kind == "base" else scale ** (head_dim / (head_dim - 2)))
+        if kind == "fixed_base":
+            base = 10000.0
+        positions = torch.arange(length, dtype=torch.float32)
+        if kind not in ("plain", "base", "ntk"):
+            positions = positions * scale if kind == "times" else positions / scale
+        if kind == "floor":
+            positions = positions.floor()
+        if kind == "half_positions":
+            positions = positions.half().float()
+        frequencies = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = positions[:, None] * frequencies
+        if kind == "half_angles":
+            angles = angles.half().float()
+        angles = angles.repeat_interleave(2, -1) if kind == "interleaved" else torch.cat([angles, angles], -1)
+        cos, sin = angles.cos(), angles.sin()
+        if kind == "half_out":
+            return cos.half(), sin.half()
+        return cos, sin
+
+    if kind == "library":
+        return rope_tables
+    if kind == "library_wrapped":
+        return lambda length, head_dim, base, trained_context: rope_tables(length, head_dim, base)
+    return tables
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interpolated_rope_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit12.interpolated_rope(solution(12, "ex04-rope-interpolation", "interpolated_rope_tables"), seed=seed)
+    unit12.interpolated_rope(interpolation_variant("right"), seed=seed + 10)
+    assert capsys.readouterr().out.startswith("✓ interpolated RoPE")
+
+
+def test_interpolated_rope_rejects_stub() -> None:
+    rejects(unit12.interpolated_rope, stub, match=r"is not implemented yet")
+
+
+def test_interpolated_tables_equal_the_library_within_the_trained_context() -> None:
+    tables = solution(12, "ex04-rope-interpolation", "interpolated_rope_tables")
+    for found, plain in zip(tables(40, 16, 5000.0, 64), rope_tables(40, 16, 5000.0)):
+        assert torch.allclose(found, plain, atol=1e-6)
+
+
+INTERPOLATION_MISTAKES = [
+    ("plain", r"returns the plain tables \(rope_tables cannot interpolate\)"),
+    ("library", r"this is the library's own rope_tables: it has no trained context and cannot interpolate"),
+    ("library_wrapped", r"returns the plain tables \(rope_tables cannot interpolate\)"),
+    ("times", r"multiplies the positions by length / trained_context"),
+    ("int_factor", r"divides the positions by a whole number \(\d, from length // trained_context\)"),
+    ("floor", r"rounds the scaled positions down to whole numbers"),
+    ("base", r"multiplies the base by [\d.]+ instead of scaling the positions"),
+    ("ntk", r"rescales the base \(NTK-aware scaling\) instead of the positions"),
+    ("interleaved", r"lays the angles out for adjacent pairs"),
+    ("half_positions", r"computes the scaled positions in float16"),
+    ("half_angles", r"computes the (angles|scaled positions) in float16"),  # alike when only pair 0 turns fast
+    ("half_out", r"cos should be float32 \(the model's tables\), found torch.float16: angles in 16 bits"),
+    ("always", r"rescales the positions although \d+ positions fit in the trained context"),
+    ("fixed_base", r"ignores `base` \(uses 10000\)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "match"), INTERPOLATION_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_interpolated_rope_rejects_typical_mistakes(kind: str, match: str, seed: int) -> None:
+    rejects(unit12.interpolated_rope, interpolation_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_interpolated_rope_rejects_typical_mistakes_on_every_seed() -> None:
+    for seed in range(50):
+        for kind, match in INTERPOLATION_MISTAKES:
+            rejects(unit12.interpolated_rope, interpolation_variant(kind), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_interpolated_rope_solution_passes_on_every_seed() -> None:
+    tables = solution(12, "ex04-rope-interpolation", "interpolated_rope_tables")
+    for seed in range(200):
+        unit12.interpolated_rope(tables, seed=seed)

@@ -1,4 +1,5 @@
-"""Checks for unit 12 (LLaMA from scratch): rotary embeddings, RMSNorm, grouped-query attention.
+"""Checks for unit 12 (LLaMA from scratch): rotary embeddings, RMSNorm, grouped-query attention, and
+rotary embeddings interpolated for a longer context.
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``), compares with the library's reference, and when the answer differs
@@ -26,7 +27,7 @@ from dlfund.checks._library_use import refusing
 from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, RMSNorm, repeat_kv
 from dlfund.models.transformer import apply_rope, rope_tables
 
-__all__ = ["grouped_attention", "rms_norm", "rope"]
+__all__ = ["grouped_attention", "interpolated_rope", "rms_norm", "rope"]
 
 Tensor = torch.Tensor
 
@@ -369,3 +370,186 @@ def grouped_attention(fn: Callable[[Tensor, Tensor, Tensor], Tensor], *, seed: i
         f"grouped-query attention: {h} query heads share {h_kv} key/value heads ({groups} each), as the reference; "
         f"the KV cache is {saved:.0%} smaller than with {h} key/value heads"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex04: RoPE interpolated for a longer context
+
+
+def _rope_angles(positions: Tensor, head_dim: int, base: float, *, adjacent: bool = False) -> Tensor:
+    """Angles ``(T, head_dim)`` of (possibly fractional) ``positions (T,)``, computed in float64:
+    pair ``i`` turns by ``position · base^(-2i/d)``; rotate-half layout, or adjacent pairs."""
+    frequency = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = positions.double()[:, None] * frequency
+    return angles.repeat_interleave(2, dim=-1) if adjacent else torch.cat([angles, angles], dim=-1)
+
+
+def _tables(angles: Tensor) -> tuple[Tensor, Tensor]:
+    return angles.cos().float(), angles.sin().float()
+
+
+def _tables_close(found: tuple[Tensor, Tensor], wanted: tuple[Tensor, Tensor], atol: float = 2e-4) -> bool:
+    return all(torch.allclose(f, w, atol=atol, rtol=0) for f, w in zip(found, wanted))
+
+
+def _learner_tables(
+    fn: Callable[..., Any], length: int, head_dim: int, base: float, trained: int, where: str
+) -> tuple[str, tuple[Tensor, Tensor]]:
+    call = f"{_name(fn)}(length={length}, head_dim={head_dim}, base={base:g}, trained_context={trained})"
+    out = call_learner(fn, length, head_dim, base, trained, what=call)
+    expect(
+        isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
+        f"{call} should return two tensors (cos, sin), found {type(out).__name__} {where}",
+    )
+    for name, t in zip(("cos", "sin"), out):
+        expect(
+            t.shape == (length, head_dim),
+            f"{call}: {name} should have shape ({length}, {head_dim}), one row per position, found {tuple(t.shape)} "
+            f"{where}",
+        )
+        expect(
+            t.dtype == torch.float32,
+            f"{call}: {name} should be float32 (the model's tables), found {t.dtype}"
+            + (": angles in 16 bits lose the position" if t.dtype in (torch.float16, torch.bfloat16) else "")
+            + f" {where}",
+        )
+        expect(bool(torch.isfinite(t).all()), f"{call}: {name} holds inf or NaN {where}")
+    return call, (out[0].detach(), out[1].detach())
+
+
+def interpolated_rope(fn: Callable[[int, int, float, int], tuple[Tensor, Tensor]], *, seed: int | None = None) -> None:
+    """Check ``fn(length, head_dim, base, trained_context) -> (cos, sin)``, each ``(length, head_dim)``
+    float32: the rotary tables (rotate-half layout, as :func:`dlfund.models.transformer.rope_tables`) of a
+    model trained on ``trained_context`` positions and run on ``length``. Up to ``trained_context`` they
+    are the plain tables; beyond, linear position interpolation: position ``p`` gets the angles of
+    position ``p · trained_context / length``, so every angle stays within the range seen in training.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    if getattr(fn, "__code__", None) is rope_tables.__code__:
+        raise CheckFailed(
+            "this is the library's own rope_tables: it has no trained context and cannot interpolate; write "
+            "the interpolated tables yourself (the library's version is there to compare with at length <= "
+            "trained_context)"
+        )
+    d = 2 * int(torch.randint(4, 9, (), generator=gen))
+    # never 10000, the usual default, so that a hard-coded base shows
+    base = float([500.0, 2000.0, 50000.0, 200000.0][int(torch.randint(0, 4, (), generator=gen))])
+    trained = 2 * int(torch.randint(6, 16, (), generator=gen))  # even, so that length = 2.5 or 3.5 × it is whole
+    ratio = [2.5, 3.5][int(torch.randint(0, 2, (), generator=gen))]  # never whole: integer division shows
+    length = int(trained * ratio)
+    scale = length / trained
+
+    # a length the model was trained on: the plain tables, nothing compressed
+    short = trained - int(torch.randint(1, trained // 2, (), generator=gen))
+    call, found = _learner_tables(fn, short, d, base, trained, where)
+    plain_short = _tables(_rope_angles(torch.arange(short), d, base))
+    if not _tables_close(found, plain_short):
+        squeezed = _tables(_rope_angles(torch.arange(short) * trained / short, d, base))
+        stretched = _tables(_rope_angles(torch.arange(short) * short / trained, d, base))
+        if _tables_close(found, squeezed) or _tables_close(found, stretched):
+            raise CheckFailed(
+                f"{call} rescales the positions although {short} positions fit in the trained context of "
+                f"{trained}: interpolate only when length > trained_context; below, return the plain tables {where}"
+            )
+        _name_rope_mistake(call, found, short, d, base, trained, where)
+        worst = max(float((f - w).abs().max()) for f, w in zip(found, plain_short))
+        raise CheckFailed(
+            f"{call}: at a length within the trained context the tables should equal plain RoPE "
+            f"(as rope_tables), largest difference {worst:.3g} {where}"
+        )
+
+    call, found = _learner_tables(fn, length, d, base, trained, where)
+    positions = torch.arange(length, dtype=torch.float64) * trained / length
+    wanted = _tables(_rope_angles(positions, d, base))
+    if not _tables_close(found, wanted):
+        plain = _tables(_rope_angles(torch.arange(length), d, base))
+        if _tables_close(found, plain):
+            raise CheckFailed(
+                f"{call} returns the plain tables (rope_tables cannot interpolate): positions up to {length - 1} "
+                f"turn the slow pairs further than training ever did; scale every position by "
+                f"trained_context / length ({trained}/{length}) {where}"
+            )
+        _name_rope_mistake(call, found, length, d, base, trained, where)
+        worst = [(f - w).abs() for f, w in zip(found, wanted)]
+        row = int(torch.maximum(worst[0], worst[1]).amax(-1).argmax())
+        raise CheckFailed(
+            f"{call}: row {row} should hold plain RoPE at position {row} × {trained}/{length} = "
+            f"{float(positions[row]):.4g}; largest difference {max(float(w.max()) for w in worst):.3g} {where}"
+        )
+    # the properties that make interpolation work, on the learner's own tables
+    half = d // 2
+    expect(
+        torch.equal(found[0][:, :half], found[0][:, half:]),
+        f"{call}: cos should repeat its first half (rotate-half layout) {where}",
+    )
+    q, k = torch.randn(1, 1, 1, d, generator=gen), torch.randn(1, 1, 1, d, generator=gen)
+
+    def score(m: int, n: int) -> float:
+        return float((apply_rope(q, found[0][m], found[1][m]) * apply_rope(k, found[0][n], found[1][n])).sum())
+
+    m, n, shift = length - 1, length - 1 - trained // 2, int(torch.randint(1, length // 2, (), generator=gen))
+    expect(
+        abs(score(m, n) - score(m - shift, n - shift)) < 1e-3 * max(1.0, abs(score(m, n))),
+        f"{call}: the score of positions ({m}, {n}) differs from that of ({m - shift}, {n - shift}): scores must "
+        f"depend on the distance only {where}",
+    )
+    passed(
+        f"interpolated RoPE: plain up to the trained context ({trained}), and at length {length} position p "
+        f"gets the angles of p / {scale:g}, all within the trained range"
+    )
+
+
+def _name_rope_mistake(
+    call: str, found: tuple[Tensor, Tensor], length: int, d: int, base: float, trained: int, where: str
+) -> None:
+    """Raise the message of the typical mistake whose tables equal ``found``; return if none does."""
+    p = torch.arange(length, dtype=torch.float64)
+    s = max(1.0, length / trained)
+    mistakes = [
+        (
+            _rope_angles(p * s, d, base),
+            f"multiplies the positions by length / trained_context ({s:g}): divide "
+            "them, so that the longest new position lands inside the trained range",
+        ),
+        (
+            _rope_angles(p / (length // trained), d, base) if length // trained else None,
+            f"divides the positions by a whole number ({length // trained}, from length // trained_context): the "
+            f"factor {length}/{trained} = {s:g} is fractional; use true division",
+        ),
+        (
+            _rope_angles(torch.floor(p / s), d, base),
+            "rounds the scaled positions down to whole numbers: "
+            "interpolation needs the fractional positions p · trained_context / length",
+        ),
+        (
+            _rope_angles(p, d, base * s),
+            f"multiplies the base by {s:g} instead of scaling the positions: that "
+            "changes the frequencies (an NTK-style rescaling, another method); keep the base, scale the positions",
+        ),
+        (
+            _rope_angles(p, d, base * s ** (d / (d - 2))),
+            "rescales the base (NTK-aware scaling) instead of the "
+            "positions: keep the base, scale the positions by trained_context / length",
+        ),
+        (
+            _rope_angles(p / s, d, base, adjacent=True),
+            "lays the angles out for adjacent pairs (0, 1), (2, 3), ...: "
+            "this course pairs feature i with i + d/2, so the d/2 angles are repeated as [a, a], not interleaved",
+        ),
+        (
+            _rope_angles((p / s).half().double(), d, base),
+            "computes the scaled positions in float16 (about 3 significant digits): the angles move visibly; "
+            "compute in float32",
+        ),
+        (
+            _rope_angles(p / s, d, base).half().double(),
+            "computes the angles in float16 (about 3 significant digits): cos and sin move visibly; compute the "
+            "angles in float32",
+        ),
+        (_rope_angles(p / s, d, 10000.0) if base != 10000.0 else None, "ignores `base` (uses 10000)"),
+    ]
+    for angles, message in mistakes:
+        if angles is not None and _tables_close(found, _tables(angles)):
+            raise CheckFailed(f"{call} {message} {where}")

@@ -53,6 +53,18 @@ class Accumulation(Settings):
 
 
 @dataclass(frozen=True)
+class ScalerRun(Settings):
+    """Unit 9's GPT trained in float16 with a loss scaler: exercise 3."""
+
+    layers: int = doc("transformer blocks")
+    dim: int = doc("numbers per token, the width of the model")
+    heads: int = doc("attention heads per block")
+    context: int = doc("characters per training window (the context length)")
+    batch: int = doc("windows per batch")
+    steps: int = doc("training steps, each run once with your scaler and once with PyTorch's")
+
+
+@dataclass(frozen=True)
 class BatchSizeFinder(Settings):
     """Lightning's batch-size finder, notebook 03."""
 
@@ -98,6 +110,7 @@ class Unit11(Settings):
     cnn: CNNTask = doc("Unit 7's SmallCNN on Fashion-MNIST: notebook 01.")
     compile: CompileRun = doc("Compiling a GPT with torch.compile, notebook 02.")
     accum: Accumulation = doc("Gradient accumulation: notebook 03 and exercise 1.")
+    scaler: ScalerRun = doc("Unit 9's GPT trained in float16 with a loss scaler: exercise 3.")
     finder: BatchSizeFinder = doc("Lightning's batch-size finder, notebook 03.")
     checkpointing: Checkpointing = doc("Activation checkpointing, notebook 03.")
     dist: DataParallel = doc("DDP and FSDP as several processes, notebook 04.")
@@ -111,6 +124,7 @@ SMOKE = Unit11(
     cnn=CNNTask(width=8, batch=32, steps=24, n_train=2000, n_test=1000, lr=0.002),
     compile=CompileRun(layers=1, dim=64, context=64, batch=16, steps=20, speedup_target=None),
     accum=Accumulation(batch=32, micro=4),
+    scaler=ScalerRun(layers=1, dim=32, heads=2, context=32, batch=8, steps=30),
     finder=BatchSizeFinder(max_trials=3, init_batch=8),
     checkpointing=Checkpointing(layers=4, dim=64, context=128, batch=8, steps=5),
     dist=DataParallel(steps=4, global_batch=8, layers=2, dim=32, context=32, nproc=2),
@@ -124,6 +138,7 @@ FULL = Unit11(
     cnn=CNNTask(width=32, batch=256, steps=600, n_train=60000, n_test=10000, lr=0.002),
     compile=CompileRun(layers=6, dim=384, context=256, batch=64, steps=50, speedup_target=1.3),
     accum=Accumulation(batch=256, micro=8),
+    scaler=ScalerRun(layers=2, dim=128, heads=4, context=128, batch=32, steps=300),
     finder=BatchSizeFinder(max_trials=12, init_batch=32),
     checkpointing=Checkpointing(layers=12, dim=768, context=512, batch=16, steps=10),
     dist=DataParallel(steps=20, global_batch=64, layers=6, dim=384, context=256, nproc=None),
