@@ -79,6 +79,13 @@ def test_lora_rejects_the_library_layer() -> None:
     rejects(unit13.lora_layer, LoRALinear, match=r"library's own dlfund.peft.lora.LoRALinear: write yours")
 
 
+def test_lora_names_a_missing_merge_instead_of_crashing() -> None:
+    class NoMerge(lora_variant("right")):
+        merge = None  # a learner who has not written merge() yet
+
+    rejects(unit13.lora_layer, NoMerge, match=r"has no merge\(\) method: write merge\(self\)")
+
+
 def test_lora_rejects_stub() -> None:
     rejects(unit13.lora_layer, stub, match=r"is not implemented yet")
 

@@ -163,6 +163,12 @@ def _lora_layer(cls: type, seed: int | None) -> None:
         f"{call}: no gradient reached lora_A / lora_B {where}: use torch operations on the parameters",
     )
 
+    for method in ("merge", "unmerge"):
+        expect(
+            callable(getattr(layer, method, None)),
+            f"{call} has no {method}() method: write {method}(self) (merge adds ΔW into the weight, unmerge "
+            f"takes it out again) {where}",
+        )
     w_before = layer.weight.detach().clone()
     call_learner(layer.merge, what=f"{call}.merge()")
     expect(getattr(layer, "merged", None) is True, f"{call}.merge() should set merged = True {where}")
