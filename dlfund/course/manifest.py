@@ -176,6 +176,13 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex01-early-stopping", "Early stopping", ("unit01.early_stopping",), smoke_s=10, full_s=60),
             Exercise("ex02-random-init", "Random initialisation", ("unit01.random_init",), smoke_s=10, full_s=60),
             Exercise("ex03-learning-rate", "The learning rate", ("unit01.learning_rate",), smoke_s=10, full_s=60),
+            Exercise(
+                "ex04-multiclass-perceptron",
+                "The multiclass perceptron",
+                ("unit01.multiclass_perceptron",),
+                smoke_s=10,
+                full_s=60,
+            ),
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit01),
