@@ -226,6 +226,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=120,
             ),
+            Exercise(
+                "ex03-confusion-matrix",
+                "A confusion matrix without loops",
+                ("unit02.confusion",),
+                smoke_s=15,
+                full_s=60,
+            ),
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit02),
