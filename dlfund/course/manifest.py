@@ -271,6 +271,9 @@ UNITS: tuple[Unit, ...] = (
                 "ex01-backward-ops", "Backward for two operations", ("unit03.backward_ops",), smoke_s=10, full_s=60
             ),
             Exercise("ex02-standardise", "Standardising features", ("unit03.standardise",), smoke_s=10, full_s=60),
+            Exercise(
+                "ex03-custom-function", "A custom autograd Function", ("unit03.custom_function",), smoke_s=15, full_s=60
+            ),
         ),
         datasets=("breast-cancer",),
         settings=tiers(unit03),
