@@ -507,6 +507,11 @@ def _grad_error(err: BaseException, call: str) -> CheckFailed:
             f"{call}: {text}. Each gradient must have the shape of its input: ∂L/∂pred[i] for every element, "
             "not a sum or a mean over them"
         )
+    if "expected Variable or None" in text:
+        return CheckFailed(
+            f"{call}: {text}. backward must return tensors (or None for delta), not Python numbers: keep the "
+            "gradients as tensors of the shape of their inputs"
+        )
     return CheckFailed(f"{call}: backward raised {type(err).__name__}: {text}")
 
 
