@@ -180,7 +180,7 @@ UNITS: tuple[Unit, ...] = (
                 "ex04-multiclass-perceptron",
                 "The multiclass perceptron",
                 ("unit01.multiclass_perceptron",),
-                smoke_s=10,
+                smoke_s=15,
                 full_s=60,
             ),
         ),
