@@ -310,6 +310,10 @@ def _loop_confusion(y_true, y_pred, num_classes):
     return cm
 
 
+def _per_class_confusion(y_true, y_pred, num_classes):
+    return torch.stack([torch.bincount(y_pred[y_true == k], minlength=num_classes) for k in range(num_classes)])
+
+
 def _loop_precision_recall(cm):
     return tuple(
         torch.tensor([float(cm[k, k]) / max(float(sums[k]), 1.0) for k in range(len(cm))])
@@ -363,6 +367,10 @@ CONFUSION_MISTAKES = {
     "integer division": (
         (confusion_variant(), precision_recall_variant(floor_division=True)),
         r"expected dtype torch.float32.*divide with /",
+    ),
+    "a loop over the classes": (
+        (_per_class_confusion, precision_recall_variant()),
+        r"confusion_matrix uses a comprehension.*over the examples or the classes",
     ),
     "precision_recall with a loop": (
         (confusion_variant(), _loop_precision_recall),
