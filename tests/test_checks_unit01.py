@@ -324,6 +324,67 @@ def test_learning_rate_rejects_wrong_counts() -> None:
 # --- named typical mistakes, each rejected on every seed ----------------------------------------
 
 
+# --- ex04: the multiclass perceptron ----------------------------------------------------------------
+
+
+def multiclass_variant(
+    *,
+    clone: bool = True,
+    true_row: bool = True,
+    predicted_row: bool = True,
+    sign: float = 1.0,
+    bias: bool = True,
+    batch: bool = False,
+    ignore_lr: bool = False,
+    argmin: bool = False,
+    transpose: bool = False,
+    count_all: bool = False,
+):
+    """A learner's multiclass_epoch with one typical mistake switched on."""
+
+    def multiclass_epoch(W, b, X, y, lr=1.0):
+        lr = 1.0 if ignore_lr else lr
+        if clone:
+            W, b = W.clone(), b.clone()
+        W_start, b_start = W.clone(), b.clone()
+        mistakes = 0
+        for x_i, y_i in zip(X, y):
+            scores = (W_start if batch else W) @ x_i + (b_start if batch else b)
+            pred = int(scores.argmin() if argmin else scores.argmax())
+            mistakes += 1 if count_all else int(pred != int(y_i))
+            if pred == int(y_i):
+                continue
+            if true_row:
+                W[y_i] += sign * lr * x_i
+                b[y_i] += sign * lr if bias else 0.0
+            if predicted_row:
+                W[pred] -= sign * lr * x_i
+                b[pred] -= sign * lr if bias else 0.0
+        return (W.T if transpose else W), b, mistakes
+
+    return multiclass_epoch
+
+
+def test_multiclass_perceptron_accepts_fresh_data(capsys: pytest.CaptureFixture[str]) -> None:
+    unit01.multiclass_perceptron(multiclass_variant())
+    assert capsys.readouterr().out.startswith("✓ multiclass perceptron")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_multiclass_perceptron_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit01.multiclass_perceptron(solution(1, "ex04-multiclass-perceptron", "multiclass_epoch"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ multiclass perceptron")
+
+
+def test_multiclass_perceptron_rejects_stub_and_wrong_return() -> None:
+    rejects(unit01.multiclass_perceptron, stub, match=r"multiclass_epoch\(W, b, X, y, lr=1.0\).*is not implemented yet")
+    rejects(
+        unit01.multiclass_perceptron,
+        lambda W, b, X, y, lr=1.0: multiclass_variant()(W, b, X, y, lr)[:2],
+        match=r"expected a tuple \(W, b, mistakes\), found tuple of length 2",
+    )
+
+
 def _none_best_epoch(model, X_train, y_train, X_val, y_val, *, max_epochs, patience):
     out = early_stopping_variant()(model, X_train, y_train, X_val, y_val, max_epochs=max_epochs, patience=patience)
     return {**out, "best_epoch": None}
@@ -380,10 +441,23 @@ LEARNING_RATE_MISTAKES = {
         r"mistakes for lr=|differ|same",
     ),
 }
+MULTICLASS_MISTAKES = {
+    "only the true row updated": (multiclass_variant(predicted_row=False), r"only the true class's row moved"),
+    "only the predicted row updated": (multiclass_variant(true_row=False), r"only the predicted class's row moved"),
+    "signs reversed": (multiclass_variant(sign=-1.0), r"the signs are reversed"),
+    "bias not updated": (multiclass_variant(bias=False), r"the biases never changed"),
+    "one update per epoch": (multiclass_variant(batch=True), r"every prediction was made with the starting weights"),
+    "learning rate ignored": (multiclass_variant(ignore_lr=True), r"the learning rate lr=0.5 was ignored"),
+    "argmin": (multiclass_variant(argmin=True), r"largest score \(argmax\)"),
+    "caller's weights changed": (multiclass_variant(clone=False), r"the W and b you were given changed.*clone"),
+    "W transposed": (multiclass_variant(transpose=True), r"W should have shape \(4, 5\).*transposed"),
+    "every example counted": (multiclass_variant(count_all=True), r"the weights are right, but mistakes should be"),
+}
 _CHECKS = {
     "early_stopping": (unit01.early_stopping, EARLY_STOPPING_MISTAKES),
     "random_init": (unit01.random_init, RANDOM_INIT_MISTAKES),
     "learning_rate": (unit01.learning_rate, LEARNING_RATE_MISTAKES),
+    "multiclass_perceptron": (unit01.multiclass_perceptron, MULTICLASS_MISTAKES),
 }
 _CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
 
@@ -417,3 +491,4 @@ def test_solutions_pass_on_many_seeds(seed: int) -> None:
     unit01.early_stopping(solution(1, "ex01-early-stopping", "train_with_early_stopping"), seed=seed)
     unit01.random_init(*solution(1, "ex02-random-init", "init_weights", "predictions_per_learning_rate"), seed=seed)
     unit01.learning_rate(solution(1, "ex03-learning-rate", "mistakes_per_epoch"), seed=seed)
+    unit01.multiclass_perceptron(solution(1, "ex04-multiclass-perceptron", "multiclass_epoch"), seed=seed)

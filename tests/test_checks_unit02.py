@@ -49,161 +49,91 @@ def test_torch_where_rejects_stubs() -> None:
     rejects(unit02.torch_where, right_step, right_leaky_relu, stub, match=r"clip\(x.*is not implemented yet")
 
 
-def test_step_rejects_greater_or_equal() -> None:
-    rejects(
-        unit02.torch_where,
-        lambda z: torch.where(z >= 0, 1, 0),
-        right_leaky_relu,
-        right_clip,
-        match=r"at z == 0 expected 0, found 1.*use > rather than >=",
-    )
+def _if_step(z):
+    return 1 if z > 0 else 0
 
 
-def test_step_rejects_bool_and_float_labels() -> None:
-    rejects(unit02.torch_where, lambda z: z > 0, right_leaky_relu, right_clip, match="found torch.bool.*torch.where")
-    rejects(
-        unit02.torch_where,
-        lambda z: torch.where(z > 0, 1.0, 0.0),
-        right_leaky_relu,
-        right_clip,
-        match=r"expected dtype torch.int64 .*found torch.float32.*1 and 0, not 1.0 and 0.0",
-    )
+def _loop_step(z):
+    return torch.tensor([1 if v > 0 else 0 for v in z.flatten().tolist()], dtype=torch.int64).reshape(z.shape)
 
 
-def test_step_rejects_reversed_labels() -> None:
-    rejects(
-        unit02.torch_where,
-        lambda z: torch.where(z < 0, 1, 0),
-        right_leaky_relu,
-        right_clip,
-        match=r"labels are reversed",
-    )
+def _in_place_leaky(x, negative_slope=0.01):
+    x[x < 0] *= negative_slope
+    return x
 
 
-def test_step_rejects_a_python_if_and_a_python_loop() -> None:
-    def if_step(z):
-        return 1 if z > 0 else 0
-
-    def loop_step(z):
-        return torch.tensor([1 if v > 0 else 0 for v in z.flatten().tolist()], dtype=torch.int64).reshape(z.shape)
-
-    rejects(
-        unit02.torch_where,
-        if_step,
-        right_leaky_relu,
-        right_clip,
-        match=r"ambiguous.*choose per element with torch.where",
-    )
-    rejects(unit02.torch_where, loop_step, right_leaky_relu, right_clip, match="step uses a comprehension")
+def _upcast_leaky(x, negative_slope=0.01):
+    x = x.float()
+    return torch.where(x > 0, x, negative_slope * x)
 
 
-def test_leaky_relu_rejects_relu_and_constant() -> None:
-    rejects(
-        unit02.torch_where,
-        right_step,
-        lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.0),
-        right_clip,
-        match="negative inputs became 0: that is ReLU",
-    )
-    rejects(
-        unit02.torch_where,
-        right_step,
-        lambda x, negative_slope=0.01: torch.where(x > 0, x, negative_slope),
-        right_clip,
-        match=r"negative inputs all became 0.01 \(negative_slope itself\)",
-    )
+def _loop_leaky(x, negative_slope=0.01):
+    out = x.clone()
+    for i, v in enumerate(x.flatten().tolist()):
+        out.view(-1)[i] = v if v > 0 else negative_slope * v
+    return out
 
 
-def test_leaky_relu_rejects_reversed_condition_and_ignored_slope() -> None:
-    rejects(
-        unit02.torch_where,
-        right_step,
-        lambda x, negative_slope=0.01: torch.where(x < 0, x, negative_slope * x),
-        right_clip,
-        match="the condition is reversed",
-    )
-    rejects(
-        unit02.torch_where,
-        right_step,
-        lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.01 * x),
-        right_clip,
-        match="the negative_slope argument was ignored",
-    )
+def _float_bounds_clip(x, low, high):
+    low, high = (v if isinstance(v, torch.Tensor) else float(v) for v in (low, high))
+    return torch.where(x < low, low, torch.where(x > high, high, x))
 
 
-def test_leaky_relu_rejects_changes_in_place_and_of_dtype() -> None:
-    def in_place(x, negative_slope=0.01):
-        x[x < 0] *= negative_slope
-        return x
-
-    def upcast(x, negative_slope=0.01):
-        x = x.float()
-        return torch.where(x > 0, x, negative_slope * x)
-
-    rejects(unit02.torch_where, right_step, in_place, right_clip, match="changed its input x in place")
-    rejects(unit02.torch_where, right_step, upcast, right_clip, match=r"expected dtype torch.float64 \(the same as x")
+def _builtin_clip(x, low, high):
+    return max(low, min(x, high))
 
 
-def test_leaky_relu_rejects_a_loop() -> None:
-    def loop_leaky(x, negative_slope=0.01):
-        out = x.clone()
-        for i, v in enumerate(x.flatten().tolist()):
-            out.view(-1)[i] = v if v > 0 else negative_slope * v
-        return out
-
-    rejects(unit02.torch_where, right_step, loop_leaky, right_clip, match="leaky_relu uses a for loop")
+def _step(fn):
+    return (fn, right_leaky_relu, right_clip)
 
 
-def test_clip_rejects_one_sided_and_swapped_bounds() -> None:
-    rejects(
-        unit02.torch_where,
-        right_step,
-        right_leaky_relu,
-        lambda x, low, high: torch.where(x < low, low, x),
-        match="values above high were left unchanged",
-    )
-    rejects(
-        unit02.torch_where,
-        right_step,
-        right_leaky_relu,
-        lambda x, low, high: torch.where(x > high, high, x),
-        match="values below low were left unchanged",
-    )
-    rejects(
-        unit02.torch_where,
-        right_step,
-        right_leaky_relu,
-        lambda x, low, high: torch.where(x < low, high, torch.where(x > high, low, x)),
-        match="bounds are swapped",
-    )
+def _leaky(fn):
+    return (right_step, fn, right_clip)
 
 
-def test_clip_rejects_float_bounds_on_integers_and_builtin_max() -> None:
-    def float_bounds(x, low, high):
-        low, high = (v if isinstance(v, torch.Tensor) else float(v) for v in (low, high))
-        return torch.where(x < low, low, torch.where(x > high, high, x))
-
-    def builtin_max(x, low, high):
-        return max(low, min(x, high))
-
-    rejects(
-        unit02.torch_where,
-        right_step,
-        right_leaky_relu,
-        float_bounds,
-        match=r"int64 x and int bounds.*expected dtype torch.int64 .*found torch.float32",
-    )
-    rejects(unit02.torch_where, right_step, right_leaky_relu, builtin_max, match=r"ambiguous.*torch.where")
+def _clip(fn):
+    return (right_step, right_leaky_relu, fn)
 
 
-def test_clip_rejects_clamping_in_place() -> None:
-    rejects(
-        unit02.torch_where,
-        right_step,
-        right_leaky_relu,
-        lambda x, low, high: x.clamp_(low, high),
-        match="changed its input x in place",
-    )
+WHERE_MISTAKES = {
+    "step: >= instead of >": (_step(lambda z: torch.where(z >= 0, 1, 0)), r"at z == 0 expected 0, found 1.*use >"),
+    "step: bool labels": (_step(lambda z: z > 0), r"found torch.bool.*torch.where"),
+    "step: float labels": (_step(lambda z: torch.where(z > 0, 1.0, 0.0)), r"found torch.float32.*1 and 0, not 1.0"),
+    "step: reversed labels": (_step(lambda z: torch.where(z < 0, 1, 0)), r"labels are reversed"),
+    "step: a Python if": (_step(_if_step), r"ambiguous.*choose per element with torch.where"),
+    "step: a Python loop": (_step(_loop_step), r"step uses a comprehension"),
+    "leaky_relu: ReLU": (
+        _leaky(lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.0)),
+        r"negative inputs became 0: that is ReLU",
+    ),
+    "leaky_relu: the slope as the value": (
+        _leaky(lambda x, negative_slope=0.01: torch.where(x > 0, x, negative_slope)),
+        r"negative inputs all became 0.01 \(negative_slope itself\)",
+    ),
+    "leaky_relu: reversed condition": (
+        _leaky(lambda x, negative_slope=0.01: torch.where(x < 0, x, negative_slope * x)),
+        r"the condition is reversed",
+    ),
+    "leaky_relu: slope argument ignored": (
+        _leaky(lambda x, negative_slope=0.01: torch.where(x > 0, x, 0.01 * x)),
+        r"the negative_slope argument was ignored",
+    ),
+    "leaky_relu: changes x in place": (_leaky(_in_place_leaky), r"changed its input x in place"),
+    "leaky_relu: upcast to float32": (_leaky(_upcast_leaky), r"expected dtype torch.float64 \(the same as x"),
+    "leaky_relu: a Python loop": (_leaky(_loop_leaky), r"leaky_relu uses a for loop"),
+    "clip: low only": (_clip(lambda x, low, high: torch.where(x < low, low, x)), r"values above high were left"),
+    "clip: high only": (_clip(lambda x, low, high: torch.where(x > high, high, x)), r"values below low were left"),
+    "clip: bounds swapped": (
+        _clip(lambda x, low, high: torch.where(x < low, high, torch.where(x > high, low, x))),
+        r"bounds are swapped",
+    ),
+    "clip: float bounds on integers": (
+        _clip(_float_bounds_clip),
+        r"int64 x and int bounds.*expected dtype torch.int64 .*found torch.float32",
+    ),
+    "clip: builtin max and min": (_clip(_builtin_clip), r"ambiguous.*torch.where"),
+    "clip: clamps x in place": (_clip(lambda x, low, high: x.clamp_(low, high)), r"changed its input x in place"),
+}
 
 
 # --- ex02: the perceptron with matrix multiplication ----------------------------------------------
@@ -275,152 +205,211 @@ def test_matmul_perceptron_rejects_stubs() -> None:
     rejects(unit02.matmul_perceptron, right_predict, right_multiclass, stub, match=r"ovr_train_epoch.*not implemented")
 
 
-def test_predict_rejects_greater_or_equal_and_missing_bias() -> None:
-    rejects(
-        unit02.matmul_perceptron,
-        lambda X, w, b: (X @ w + b >= 0).long(),
-        right_multiclass,
-        ovr_variant(),
-        match="net input is exactly 0 got label 1",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        lambda X, w, b: (X @ w > 0).long(),
-        right_multiclass,
-        ovr_variant(),
-        match="without the bias: add b",
-    )
+def _loop_predict(X, w, b):
+    return torch.tensor([int(x @ w + b > 0) for x in X])
 
 
-def test_predict_rejects_wrong_types_shapes_and_loops() -> None:
-    def loop_predict(X, w, b):
-        return torch.tensor([int(x @ w + b > 0) for x in X])
-
-    rejects(
-        unit02.matmul_perceptron,
-        lambda X, w, b: X @ w + b > 0,
-        right_multiclass,
-        ovr_variant(),
-        match="found torch.bool",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        lambda X, w, b: X @ w + b,
-        right_multiclass,
-        ovr_variant(),
-        match="threshold the net input",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        lambda X, w, b: (w @ X + b > 0).long(),
-        right_multiclass,
-        ovr_variant(),
-        match="raised RuntimeError",
-    )
-    rejects(
-        unit02.matmul_perceptron, loop_predict, right_multiclass, ovr_variant(), match="predict uses a comprehension"
-    )
+def _predict(fn):
+    return (fn, right_multiclass, ovr_variant())
 
 
-def test_predict_multiclass_rejects_wrong_axis_scores_and_bias() -> None:
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        lambda X, W, b: (X @ W + b).argmax(dim=0),
-        ovr_variant(),
-        match="argmax ran over the examples",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        lambda X, W, b: X @ W + b,
-        ovr_variant(),
-        match="found the scores' shape",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        lambda X, W, b: (X @ W).argmax(dim=1),
-        ovr_variant(),
-        match="without the bias: add b",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        lambda X, W, b: (X @ W + b).argmin(dim=1),
-        ovr_variant(),
-        match="smallest score",
-    )
+def _multiclass(fn):
+    return (right_predict, fn, ovr_variant())
 
 
-def test_predict_multiclass_rejects_a_squeezed_batch_of_one() -> None:
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        lambda X, W, b: (X @ W + b).argmax(dim=1).squeeze(),
-        ovr_variant(),
-        match=r"expected shape \(1,\) for a batch of one, found \(\)",
+def _ovr(**kwargs):
+    return (right_predict, right_multiclass, ovr_variant(**kwargs))
+
+
+MATMUL_MISTAKES = {
+    "predict: >= instead of >": (
+        _predict(lambda X, w, b: (X @ w + b >= 0).long()),
+        r"net input is exactly 0 got label 1",
+    ),
+    "predict: no bias": (_predict(lambda X, w, b: (X @ w > 0).long()), r"without the bias: add b"),
+    "predict: bool labels": (_predict(lambda X, w, b: X @ w + b > 0), r"found torch.bool"),
+    "predict: net input returned": (_predict(lambda X, w, b: X @ w + b), r"threshold the net input"),
+    "predict: w @ X": (_predict(lambda X, w, b: (w @ X + b > 0).long()), r"raised RuntimeError"),
+    "predict: a Python loop": (_predict(_loop_predict), r"predict uses a comprehension"),
+    "multiclass: argmax over the examples": (
+        _multiclass(lambda X, W, b: (X @ W + b).argmax(dim=0)),
+        r"argmax ran over the examples",
+    ),
+    "multiclass: scores returned": (_multiclass(lambda X, W, b: X @ W + b), r"found the scores' shape"),
+    "multiclass: no bias": (_multiclass(lambda X, W, b: (X @ W).argmax(dim=1)), r"without the bias: add b"),
+    "multiclass: argmin": (_multiclass(lambda X, W, b: (X @ W + b).argmin(dim=1)), r"smallest score"),
+    "multiclass: squeezed batch of one": (
+        _multiclass(lambda X, W, b: (X @ W + b).argmax(dim=1).squeeze()),
+        r"expected shape \(1,\) for a batch of one, found \(\)",
+    ),
+    "ovr: one update per epoch": (_ovr(batch=True), r"one update for the whole epoch.*loop over the rows of X"),
+    "ovr: >= instead of >": (_ovr(ge=True), r"exactly 0 were predicted as class 1"),
+    "ovr: learning rate ignored": (_ovr(ignore_lr=True), r"the learning rate lr=0.5 was ignored"),
+    "ovr: caller's weights changed": (_ovr(clone=False), r"the W and b you were given changed.*clone"),
+    "ovr: total mistakes": (_ovr(total_mistakes=True), r"mistakes should be a tensor of shape \(4,\).*found int"),
+    "ovr: W transposed": (_ovr(transpose=True), r"W should have shape \(5, 4\).*transposed\?"),
+    "ovr: positives counted": (_ovr(count_positive=True), r"the weights are right, but the mistakes per class"),
+}
+
+
+# --- ex03: a confusion matrix without loops -------------------------------------------------------
+
+CONFUSION = ("confusion_matrix", "precision_recall")
+
+
+def confusion_variant(
+    *,
+    transpose: bool = False,
+    minlength: bool = True,
+    classes_from_data: bool = False,
+    histc: bool = False,
+    diagonal_only: bool = False,
+):
+    """A learner's confusion_matrix with one typical mistake switched on."""
+
+    def confusion_matrix(y_true, y_pred, num_classes):
+        C = int(max(y_true.max(), y_pred.max())) + 1 if classes_from_data else num_classes
+        if diagonal_only:
+            return torch.diag(torch.bincount(y_true[y_true == y_pred], minlength=C))
+        index = (y_pred * C + y_true) if transpose else (y_true * C + y_pred)
+        if histc:
+            return torch.histc(index.float(), bins=C * C, min=0, max=C * C - 1).reshape(C, C)
+        counts = torch.bincount(index, minlength=C * C) if minlength else torch.bincount(index)
+        return counts.reshape(C, C)
+
+    return confusion_matrix
+
+
+def precision_recall_variant(
+    *, swap: bool = False, nan: bool = False, total: bool = False, floor_division: bool = False
+):
+    """A learner's precision_recall with one typical mistake switched on."""
+
+    def precision_recall(cm):
+        diag = cm.diagonal()
+        predicted, actual = cm.sum(dim=0), cm.sum(dim=1)
+        if total:
+            predicted = actual = cm.sum().expand(len(diag))
+        if floor_division:
+            return diag // predicted.clamp(min=1), diag // actual.clamp(min=1)
+        if nan:
+            precision, recall = diag / predicted, diag / actual
+        else:
+            precision = torch.where(predicted > 0, diag / predicted.clamp(min=1), 0.0)
+            recall = torch.where(actual > 0, diag / actual.clamp(min=1), 0.0)
+        precision, recall = precision.float(), recall.float()
+        return (recall, precision) if swap else (precision, recall)
+
+    return precision_recall
+
+
+def _loop_confusion(y_true, y_pred, num_classes):
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for t, p in zip(y_true, y_pred):
+        cm[t, p] += 1
+    return cm
+
+
+def _per_class_confusion(y_true, y_pred, num_classes):
+    return torch.stack([torch.bincount(y_pred[y_true == k], minlength=num_classes) for k in range(num_classes)])
+
+
+def _loop_precision_recall(cm):
+    return tuple(
+        torch.tensor([float(cm[k, k]) / max(float(sums[k]), 1.0) for k in range(len(cm))])
+        for sums in (cm.sum(0), cm.sum(1))
     )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_ovr_rejects_one_update_per_epoch(seed: int) -> None:
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(batch=True),
-        seed=seed,
-        match="one update for the whole epoch.*loop over the rows of X, vectorise over the classes",
-    )
+def test_confusion_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit02.confusion(*solution(2, "ex03-confusion-matrix", *CONFUSION), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ confusion matrix")
 
 
-def test_ovr_rejects_greater_or_equal_and_ignored_lr() -> None:
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(ge=True),
-        match="exactly 0 were predicted as class 1",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(ignore_lr=True),
-        match=r"the learning rate lr=0.5 was ignored",
-    )
+def test_confusion_accepts_fresh_data(capsys: pytest.CaptureFixture[str]) -> None:
+    unit02.confusion(confusion_variant(), precision_recall_variant())
+    assert capsys.readouterr().out.startswith("✓ confusion matrix")
 
 
-def test_ovr_rejects_updating_the_callers_weights() -> None:
+def test_confusion_rejects_stubs() -> None:
     rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(clone=False),
-        match="the W and b you were given changed.*clone",
+        unit02.confusion, stub, precision_recall_variant(), match=r"confusion_matrix\(y_true.*is not implemented yet"
     )
+    rejects(unit02.confusion, confusion_variant(), stub, match=r"precision_recall\(cm\).*is not implemented yet")
 
 
-def test_ovr_rejects_wrong_shapes_and_counts() -> None:
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(total_mistakes=True),
-        match=r"mistakes should be a tensor of shape \(4,\), one count per class, found int",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(transpose=True),
-        match=r"W should have shape \(5, 4\).*transposed\?",
-    )
-    rejects(
-        unit02.matmul_perceptron,
-        right_predict,
-        right_multiclass,
-        ovr_variant(count_positive=True),
-        match=r"the weights are right, but the mistakes per class should be",
-    )
+CONFUSION_MISTAKES = {
+    "transposed": ((confusion_variant(transpose=True), precision_recall_variant()), r"the matrix is transposed"),
+    "bincount without minlength": (
+        (confusion_variant(minlength=False), precision_recall_variant()),
+        r"pass minlength=num_classes\*\*2",
+    ),
+    "classes taken from the data": (
+        (confusion_variant(classes_from_data=True), precision_recall_variant()),
+        r"number of classes was taken from the labels present",
+    ),
+    "float counts with histc": ((confusion_variant(histc=True), precision_recall_variant()), r"expected int64 counts"),
+    "only the diagonal": (
+        (confusion_variant(diagonal_only=True), precision_recall_variant()),
+        r"only the correct predictions were counted",
+    ),
+    "a Python loop": ((_loop_confusion, precision_recall_variant()), r"confusion_matrix uses a for loop"),
+    "precision and recall swapped": (
+        (confusion_variant(), precision_recall_variant(swap=True)),
+        r"this is the recall: precision divides the diagonal by the column sums",
+    ),
+    "0/0 left as NaN": ((confusion_variant(), precision_recall_variant(nan=True)), r"is 0/0; return 0 there"),
+    "divided by the total": (
+        (confusion_variant(), precision_recall_variant(total=True)),
+        r"divided by the total number of examples",
+    ),
+    "integer division": (
+        (confusion_variant(), precision_recall_variant(floor_division=True)),
+        r"expected dtype torch.float32.*divide with /",
+    ),
+    "a loop over the classes": (
+        (_per_class_confusion, precision_recall_variant()),
+        r"confusion_matrix uses a comprehension.*over the examples or the classes",
+    ),
+    "precision_recall with a loop": (
+        (confusion_variant(), _loop_precision_recall),
+        r"precision_recall uses a comprehension",
+    ),
+}
+_CHECKS = {
+    "torch_where": (unit02.torch_where, WHERE_MISTAKES),
+    "matmul_perceptron": (unit02.matmul_perceptron, MATMUL_MISTAKES),
+    "confusion": (unit02.confusion, CONFUSION_MISTAKES),
+}
+_CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
+
+
+def _rejected(check: str, name: str, seed: int) -> None:
+    fn, (fns, match) = _CHECKS[check][0], _CHECKS[check][1][name]
+    rejects(fn, *fns, match=match, seed=seed)
+
+
+def test_every_check_has_six_named_mistakes() -> None:
+    assert all(len(table) >= 6 for _, table in _CHECKS.values())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("check", "name"), _CASES)
+def test_named_mistake_rejected(check: str, name: str, seed: int) -> None:
+    _rejected(check, name, seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("check", "name"), _CASES)
+def test_named_mistake_rejected_on_many_seeds(check: str, name: str) -> None:
+    for seed in range(50):
+        _rejected(check, name, seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(200))
+def test_solutions_pass_on_many_seeds(seed: int) -> None:
+    unit02.torch_where(*solution(2, "ex01-torch-where", *WHERE), seed=seed)
+    unit02.matmul_perceptron(*solution(2, "ex02-matmul-perceptron", *MATMUL), seed=seed)
+    unit02.confusion(*solution(2, "ex03-confusion-matrix", *CONFUSION), seed=seed)

@@ -109,97 +109,64 @@ def test_backward_ops_rejects_stubs() -> None:
     )
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_backward_ops_rejects_overwritten_gradients(seed: int) -> None:
-    message = rejects(
-        unit03.backward_ops,
-        div_variant("overwrite"),
-        sigmoid_variant(),
-        seed=seed,
-        match=r"div\(a, b\).*a\.grad was overwritten",
-    )
-    assert "use +=, not =" in message and "accumulate, don't overwrite" in message
-    rejects(
-        unit03.backward_ops,
-        div_variant(),
-        sigmoid_variant("overwrite"),
-        seed=seed,
-        match=r"sigmoid\(a\).*a\.grad was overwritten.*use \+=, not =",
-    )
-
-
-def test_backward_ops_names_overwriting_in_an_expression_with_a_value_used_twice() -> None:
+def _div_overwrite_only_when_shared(a, b):
     """Even a learner who passes the single-node tests by luck is caught where x is used twice."""
+    out = Value(a.data / b.data, (a, b), "/")
 
-    def div_overwrite_only_when_shared(a, b):
-        out = Value(a.data / b.data, (a, b), "/")
+    def _backward():
+        da, db = out.grad / b.data, -out.grad * a.data / b.data**2
+        if a is b:  # overwrites exactly in div(x, x)
+            a.grad = da
+            a.grad = db
+        else:
+            a.grad += da
+            b.grad += db
 
-        def _backward():
-            da, db = out.grad / b.data, -out.grad * a.data / b.data**2
-            if a is b:  # overwrites exactly in div(x, x)
-                a.grad = da
-                a.grad = db
-            else:
-                a.grad += da
-                b.grad += db
-
-        out._backward = _backward
-        return out
-
-    rejects(
-        unit03.backward_ops,
-        div_overwrite_only_when_shared,
-        sigmoid_variant(),
-        match=r"div\(x, x\).*∂f/∂x should be .*torch.autograd; central differences.*x is used twice.*use \+=",
-    )
+    out._backward = _backward
+    return out
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_backward_ops_rejects_missing_upstream_gradient(seed: int) -> None:
-    rejects(
-        unit03.backward_ops,
-        div_variant("no out.grad"),
-        sigmoid_variant(),
-        seed=seed,
-        match=r"div.*did not include out\.grad.*Chain rule",
-    )
-    rejects(
-        unit03.backward_ops,
-        div_variant(),
-        sigmoid_variant("no out.grad"),
-        seed=seed,
-        match=r"sigmoid.*did not include out\.grad",
-    )
-
-
-def test_backward_ops_rejects_wrong_derivatives() -> None:
-    rejects(unit03.backward_ops, div_variant("sign"), sigmoid_variant(), match=r"b\.grad should grow by .*\(the sign")
-    rejects(unit03.backward_ops, div_variant("swapped"), sigmoid_variant(), match="received each other's gradients")
-    rejects(
-        unit03.backward_ops,
-        div_variant(),
-        sigmoid_variant("input"),
-        match=r"σ'\(a\) = σ\(a\)\(1 - σ\(a\)\) is written with the output",
-    )
-
-
-def test_backward_ops_rejects_broken_graphs_and_forward() -> None:
-    rejects(
-        unit03.backward_ops, div_variant("no children"), sigmoid_variant(), match="must record its inputs as children"
-    )
-    rejects(
-        unit03.backward_ops,
-        div_variant("not attached"),
-        sigmoid_variant(),
-        match=r"changed neither a\.grad nor b\.grad.*out\._backward = _backward",
-    )
-    rejects(unit03.backward_ops, div_variant(), sigmoid_variant("forward"), match=r"forward value should be σ\(a\)")
-    rejects(
-        unit03.backward_ops,
-        lambda a, b: a.data / b.data,
-        sigmoid_variant(),
-        match="should return a dlfund.autograd.Value, found float",
-    )
+BACKWARD_MISTAKES = {
+    "div: gradients overwritten": (
+        (div_variant("overwrite"), sigmoid_variant()),
+        r"div\(a, b\).*a\.grad was overwritten.*use \+=, not =.*accumulate, don't overwrite",
+    ),
+    "sigmoid: gradient overwritten": (
+        (div_variant(), sigmoid_variant("overwrite")),
+        r"sigmoid\(a\).*a\.grad was overwritten.*use \+=, not =",
+    ),
+    "div: overwritten only where x is used twice": (
+        (_div_overwrite_only_when_shared, sigmoid_variant()),
+        r"div\(x, x\).*∂f/∂x should be .*torch.autograd; central differences.*x is used twice.*use \+=",
+    ),
+    "div: out.grad missing": (
+        (div_variant("no out.grad"), sigmoid_variant()),
+        r"div.*did not include out\.grad.*Chain rule",
+    ),
+    "sigmoid: out.grad missing": (
+        (div_variant(), sigmoid_variant("no out.grad")),
+        r"sigmoid.*did not include out\.grad",
+    ),
+    "div: sign of b's gradient": ((div_variant("sign"), sigmoid_variant()), r"b\.grad should grow by .*\(the sign"),
+    "div: gradients swapped": ((div_variant("swapped"), sigmoid_variant()), r"received each other's gradients"),
+    "sigmoid: derivative written with the input": (
+        (div_variant(), sigmoid_variant("input")),
+        r"σ'\(a\) = σ\(a\)\(1 - σ\(a\)\) is written with the output",
+    ),
+    "div: no children recorded": (
+        (div_variant("no children"), sigmoid_variant()),
+        r"must record its inputs as children",
+    ),
+    "div: backward not attached": (
+        (div_variant("not attached"), sigmoid_variant()),
+        r"changed neither a\.grad nor b\.grad.*out\._backward = _backward",
+    ),
+    "sigmoid: wrong forward": ((div_variant(), sigmoid_variant("forward")), r"forward value should be σ\(a\)"),
+    "div: returns a float": (
+        (lambda a, b: a.data / b.data, sigmoid_variant()),
+        r"should return a dlfund.autograd.Value, found float",
+    ),
+}
 
 
 # --- ex02: standardisation ----------------------------------------------------------------------
@@ -235,6 +202,10 @@ def apply_variant(mistake: str = ""):
             return (X - X.mean(dim=0)) / torch.where(X.std(dim=0, correction=0) == 0, 1.0, X.std(dim=0, correction=0))
         if mistake == "no division":
             return X - mean
+        if mistake == "no centring":
+            return X / std
+        if mistake == "times std":
+            return (X - mean) * std
         return (X - mean) / std
 
     return standardise
@@ -284,53 +255,166 @@ def test_standardise_rejects_stubs() -> None:
     rejects(unit03.standardise, fit, apply, stub, match=r"standardise_split.*is not implemented yet")
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_standardise_rejects_test_or_all_data_statistics(seed: int) -> None:
-    message = rejects(
-        unit03.standardise, *standardise_fns(split="all data"), seed=seed, match="statistics of all the data"
-    )
-    assert "training statistics only" in message and "leaks" in message
-    rejects(
-        unit03.standardise,
-        *standardise_fns(split="test on its own"),
-        seed=seed,
-        match="X_test was standardised with its own mean and std.*training statistics only",
-    )
-    rejects(
-        unit03.standardise,
-        *standardise_fns(split="fit on test"),
-        seed=seed,
-        match="fitted on X_test; use training statistics only",
-    )
+STANDARDISE_MISTAKES = {
+    "statistics of all the data": (
+        standardise_fns(split="all data"),
+        r"statistics of all the data.*leaks.*training statistics only",
+    ),
+    "test set standardised on its own": (
+        standardise_fns(split="test on its own"),
+        r"X_test was standardised with its own mean and std.*training statistics only",
+    ),
+    "fitted on the test set": (standardise_fns(split="fit on test"), r"fitted on X_test; use training statistics only"),
+    "sample standard deviation": (
+        standardise_fns(fit="sample"),
+        r"sample standard deviation \(dividing by N - 1.*population standard deviation.*correction=0",
+    ),
+    "variance instead of std": (standardise_fns(fit="variance"), r"this is the variance"),
+    "constant column left at std 0": (
+        standardise_fns(fit="zeros"),
+        r"column \d+ is constant .*NaN or inf.*replace a std of exactly 0 by 1",
+    ),
+    "mean over the wrong axis": (standardise_fns(fit="axis"), r"mean should have shape \(\d,\).*dim=0"),
+    "keepdim=True": (standardise_fns(fit="keepdim"), r"found \(1, \d\): drop keepdim=True"),
+    "upcast to float64": (standardise_fns(fit="float64"), r"mean should have dtype torch.float32"),
+    "fit changes X in place": (standardise_fns(fit="in place"), r"changed its input X in place"),
+    "standardise changes X in place": (standardise_fns(apply="in place"), r"standardise changed its input X in place"),
+    "statistics of X itself": (standardise_fns(apply="own statistics"), r"must use the mean and std it is given"),
+    "no division": (standardise_fns(apply="no division"), r"not divided by std"),
+    "no centring": (standardise_fns(apply="no centring"), r"the mean was not subtracted"),
+    "multiplied by std": (standardise_fns(apply="times std"), r"multiplied by std instead of divided"),
+}
+
+
+# --- ex03: a custom autograd Function -----------------------------------------------------------
+
+
+def huber_variant(mistake: str = ""):
+    """A learner's Huber Function with one typical mistake switched on."""
+
+    class Huber(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, pred, target, delta):
+            r = pred.sub_(target) if mistake == "in-place" else pred - target
+            small = r.abs() <= delta
+            if mistake == "forward mse":
+                losses = 0.5 * r**2
+            else:
+                losses = torch.where(small, 0.5 * r**2, delta * (r.abs() - 0.5 * delta))
+            if mistake == "class state":
+                Huber.r, Huber.delta = r, delta
+            else:
+                ctx.save_for_backward(r)
+                ctx.delta = delta
+            return losses.sum() if mistake == "forward sum" else losses.mean()
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            if mistake == "class state":
+                r, delta = Huber.r, Huber.delta
+            else:
+                (r,) = ctx.saved_tensors
+                delta = ctx.delta
+            clip = 1.0 if mistake == "delta ignored" else delta
+            if mistake == "not clipped":
+                local = r
+            elif mistake == "l1":
+                local = delta * r.sign()
+            else:
+                local = r.clamp(-clip, clip)
+            g = local if mistake == "sum" else local / r.numel()
+            if mistake != "no grad_output":
+                g = g * grad_output
+            if mistake == "scalar":
+                return g.sum(), -g.sum(), None
+            if mistake == "two grads":
+                return g, -g
+            if mistake == "target none":
+                return g, None, None
+            if mistake == "target sign":
+                return g, g, None
+            return g, -g, None
+
+    return Huber
+
+
+def test_custom_function_accepts_a_right_function(capsys: pytest.CaptureFixture[str]) -> None:
+    unit03.custom_function(huber_variant())
+    assert capsys.readouterr().out.startswith("✓ Huber")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_standardise_rejects_sample_std_and_variance(seed: int) -> None:
-    rejects(
-        unit03.standardise,
-        *standardise_fns(fit="sample"),
-        seed=seed,
-        match=r"sample standard deviation \(dividing by N - 1.*population standard deviation.*correction=0",
-    )
-    rejects(unit03.standardise, *standardise_fns(fit="variance"), seed=seed, match="this is the variance")
+def test_custom_function_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit03.custom_function(solution(3, "ex03-custom-function", "Huber"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ Huber")
 
 
-def test_standardise_rejects_zero_variance_columns_left_at_zero() -> None:
-    rejects(
-        unit03.standardise,
-        *standardise_fns(fit="zeros"),
-        match=r"column \d+ is constant .*NaN or inf.*replace a std of exactly 0 by 1",
-    )
+def test_custom_function_rejects_the_stub_and_plain_functions() -> None:
+    class Stub(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, pred, target, delta):
+            raise NotImplementedError("write forward")
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            raise NotImplementedError("write backward")
+
+    rejects(unit03.custom_function, Stub, match=r"Stub.apply.*is not implemented yet")
+    rejects(unit03.custom_function, torch.nn.functional.huber_loss, match=r"subclass of torch.autograd.Function")
+    rejects(unit03.custom_function, lambda p, t, d: (p - t).abs().mean(), match=r"writing the backward is the exercise")
 
 
-def test_standardise_rejects_wrong_shapes_dtypes_and_in_place_changes() -> None:
-    rejects(unit03.standardise, *standardise_fns(fit="axis"), match=r"mean should have shape \(\d,\).*dim=0")
-    rejects(unit03.standardise, *standardise_fns(fit="keepdim"), match=r"found \(1, \d\): drop keepdim=True")
-    rejects(unit03.standardise, *standardise_fns(fit="float64"), match=r"mean should have dtype torch.float32")
-    rejects(unit03.standardise, *standardise_fns(fit="in place"), match="changed its input X in place")
-    rejects(unit03.standardise, *standardise_fns(apply="in place"), match=r"standardise changed its input X in place")
+HUBER_MISTAKES = {
+    "grad_output ignored": ((huber_variant("no grad_output"),), r"did not multiply by grad_output"),
+    "sum instead of mean in backward": ((huber_variant("sum"),), r"is sum-reduced.*divided by their number"),
+    "gradient not clipped": ((huber_variant("not clipped"),), r"mean squared error/2 \(the residual, not clipped\)"),
+    "L1 slope everywhere": ((huber_variant("l1"),), r"is ±delta everywhere \(the L1 slope\)"),
+    "delta ignored in backward": ((huber_variant("delta ignored"),), r"clips at ±1 instead of ±delta"),
+    "wrong sign for target": ((huber_variant("target sign"),), r"gradient of target has the wrong sign"),
+    "no gradient for target": ((huber_variant("target none"),), r"no gradient reached target"),
+    "scalar gradients": ((huber_variant("scalar"),), r"Each gradient must have the shape of its input"),
+    "no None for delta": ((huber_variant("two grads"),), r"one value per input of forward.*None for delta"),
+    "residual computed in place": ((huber_variant("in-place"),), r"forward changed pred or target in place"),
+    "state kept on the class, not on ctx": ((huber_variant("class state"),), r"gradients belong to a later call"),
+    "forward: sum reduction": ((huber_variant("forward sum"),), r"this is the sum; the loss is the mean"),
+    "forward: squared error everywhere": ((huber_variant("forward mse"),), r"this is the mean squared error/2"),
+}
 
 
-def test_standardise_rejects_wrong_formula() -> None:
-    rejects(unit03.standardise, *standardise_fns(apply="own statistics"), match="must use the mean and std it is given")
-    rejects(unit03.standardise, *standardise_fns(apply="no division"), match="not divided by std")
+_CHECKS = {
+    "backward_ops": (unit03.backward_ops, BACKWARD_MISTAKES),
+    "standardise": (unit03.standardise, STANDARDISE_MISTAKES),
+    "custom_function": (unit03.custom_function, HUBER_MISTAKES),
+}
+_CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
+
+
+def _rejected(check: str, name: str, seed: int) -> None:
+    fn, (fns, match) = _CHECKS[check][0], _CHECKS[check][1][name]
+    rejects(fn, *fns, match=match, seed=seed)
+
+
+def test_every_check_has_six_named_mistakes() -> None:
+    assert all(len(table) >= 6 for _, table in _CHECKS.values())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("check", "name"), _CASES)
+def test_named_mistake_rejected(check: str, name: str, seed: int) -> None:
+    _rejected(check, name, seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("check", "name"), _CASES)
+def test_named_mistake_rejected_on_many_seeds(check: str, name: str) -> None:
+    for seed in range(50):
+        _rejected(check, name, seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("seed", range(200))
+def test_solutions_pass_on_many_seeds(seed: int) -> None:
+    unit03.backward_ops(*solution(3, "ex01-backward-ops", "div", "sigmoid"), seed=seed)
+    fns = solution(3, "ex02-standardise", "fit_standardiser", "standardise", "standardise_split")
+    unit03.standardise(*fns, seed=seed)
+    unit03.custom_function(solution(3, "ex03-custom-function", "Huber"), seed=seed)

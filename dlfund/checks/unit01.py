@@ -1,4 +1,5 @@
-"""Checks for unit 1 (the perceptron): early stopping, random initialisation, the learning rate.
+"""Checks for unit 1 (the perceptron): early stopping, random initialisation, the learning rate, the
+multiclass perceptron.
 
 Each check builds fresh random data (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), runs the reference from :mod:`dlfund.models.perceptron`
@@ -15,7 +16,7 @@ import torch
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 from dlfund.models.perceptron import Perceptron
 
-__all__ = ["early_stopping", "random_init", "learning_rate"]
+__all__ = ["early_stopping", "random_init", "learning_rate", "multiclass_perceptron"]
 
 Tensor = torch.Tensor
 State = tuple[Tensor, Tensor]
@@ -510,4 +511,163 @@ def learning_rate(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     raise CheckFailed(
         f"{call}: mistakes for lr={lrs[i]} in epoch {e + 1}: expected {int(expected[i, e])}, found "
         f"{int(out[i, e])} (count the mistakes train_epoch returns in each epoch)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex04: the multiclass perceptron
+
+
+def _multiclass_reference(
+    W: Tensor,
+    b: Tensor,
+    X: Tensor,
+    y: Tensor,
+    lr: float,
+    *,
+    true_row: bool = True,
+    predicted_row: bool = True,
+    sign: float = 1.0,
+    bias: bool = True,
+    batch: bool = False,
+    pick: str = "max",
+) -> tuple[Tensor, Tensor, int]:
+    """One epoch of the multiclass perceptron written out in plain Python, one example at a time, and
+    (with the keyword switches) the typical wrong versions the check names."""
+    W, b = W.clone().double(), b.clone().double()
+    start_W, start_b = W.clone(), b.clone()
+    mistakes = 0
+    for x_i, y_i in zip(X.double(), y.tolist()):
+        scores = (start_W if batch else W) @ x_i + (start_b if batch else b)  # (C,)
+        values = scores.tolist()
+        best = max(values) if pick == "max" else min(values)
+        predicted = values.index(best)  # ties: the first class, as torch.argmax
+        if predicted == y_i:
+            continue
+        mistakes += 1
+        if true_row:
+            W[y_i] += sign * lr * x_i
+            b[y_i] += sign * lr if bias else 0.0
+        if predicted_row:
+            W[predicted] -= sign * lr * x_i
+            b[predicted] -= sign * lr if bias else 0.0
+    return W.float(), b.float(), mistakes
+
+
+_MULTICLASS_WRONG = {
+    "true only": (
+        {"predicted_row": False},
+        "only the true class's row moved: also subtract lr·x from the row of the predicted class "
+        "(and lr from its bias)",
+    ),
+    "predicted only": (
+        {"true_row": False},
+        "only the predicted class's row moved: also add lr·x to the row of the true class (and lr to its bias)",
+    ),
+    "sign": (
+        {"sign": -1.0},
+        "the signs are reversed: the true class's row should move towards x (+ lr·x) and the "
+        "predicted class's row away from it (- lr·x)",
+    ),
+    "no bias": (
+        {"bias": False},
+        "the biases never changed: on a mistake add lr to b[true] and subtract it from b[pred]",
+    ),
+    "batch": (
+        {"batch": True},
+        "every prediction was made with the starting weights: the perceptron updates after every example, "
+        "and the next prediction uses the updated W and b",
+    ),
+    "argmin": ({"pick": "min"}, "the prediction is the class with the largest score (argmax), not the smallest"),
+}
+
+
+def _multiclass_case(gen: torch.Generator, kind: str) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+    """(W0, b0, X, y, lr) with all sizes different, every class present and many mistakes in one epoch."""
+    n, d, c = 33, 5, 4
+    if kind == "zeros":
+        W0, b0, lr = torch.zeros(c, d), torch.zeros(c), 1.0
+        X = torch.randint(-3, 4, (n, d), generator=gen).float()
+    else:
+        W0 = torch.randint(-2, 3, (c, d), generator=gen).float()
+        b0 = torch.randint(-2, 3, (c,), generator=gen).float()
+        X = torch.randint(-3, 4, (n, d), generator=gen).float()
+        lr = 0.5 if kind == "whole" else 0.25
+    y = torch.randint(0, c, (n,), generator=gen)
+    y[:c] = torch.randperm(c, generator=gen)
+    return W0, b0, X, y, lr
+
+
+def multiclass_perceptron(epoch_fn: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check ``multiclass_epoch(W, b, X, y, lr=1.0) -> (W, b, mistakes)``: one epoch of the multiclass
+    perceptron with one weight row per class, ``W (C, D)``, ``b (C,)``.
+
+    Expected: for each example in order, predict the class with the largest score ``W @ x + b`` (ties:
+    the first such class); on a mistake add ``lr·x`` to the true class's row and subtract it from the
+    predicted class's row (biases: ``±lr``); return updated copies and the number of mistakes (an int).
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(data seed {seed})"
+    kinds = ("zeros", "whole", "small lr")
+    for kind in kinds:
+        W0, b0, X, y, lr = _multiclass_case(gen, kind)
+        c, d = W0.shape
+        what = (
+            f"multiclass_epoch(W, b, X, y, lr={lr}) with W {(c, d)}, b {(c,)}, X {tuple(X.shape)}, {c} classes, "
+            f"{'zero' if kind == 'zeros' else 'whole-number'} starting weights {where}"
+        )
+        W_in, b_in, X_in, y_in = W0.clone(), b0.clone(), X.clone(), y.clone()
+        out = call_learner(epoch_fn, W_in, b_in, X_in, y_in, lr=lr, what=what)
+        expect(
+            isinstance(out, (tuple, list)) and len(out) == 3,
+            f"{what}: expected a tuple (W, b, mistakes), found {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
+        )
+        W, b, mistakes = out
+        for name, value, shape, meaning in (("W", W, (c, d), "one row per class"), ("b", b, (c,), "one per class")):
+            expect(isinstance(value, torch.Tensor), f"{what}: {name} should be a tensor, found {type(value).__name__}")
+            if name == "W" and tuple(value.shape) == (d, c):
+                raise CheckFailed(f"{what}: W should have shape {(c, d)} ({meaning}), found {(d, c)}: transposed?")
+            expect(
+                tuple(value.shape) == shape,
+                f"{what}: {name} should have shape {shape} ({meaning}), found {tuple(value.shape)}",
+            )
+            expect(value.dtype == torch.float32, f"{what}: {name} should be float32, found {value.dtype}")
+        expect(
+            torch.equal(W_in, W0) and torch.equal(b_in, b0),
+            f"{what}: the W and b you were given changed: start with W, b = W.clone(), b.clone() and update the "
+            "copies, so the caller keeps its weights",
+        )
+        expect(torch.equal(X_in, X) and torch.equal(y_in, y), f"{what}: X or y changed; leave the data as it was")
+        W_ref, b_ref, m_ref = _multiclass_reference(W0, b0, X, y, lr)
+        if torch.allclose(W, W_ref, atol=1e-5) and torch.allclose(b, b_ref, atol=1e-5):
+            ok = isinstance(mistakes, int) and not isinstance(mistakes, bool)
+            if isinstance(mistakes, torch.Tensor):
+                ok = mistakes.numel() == 1 and not mistakes.dtype.is_floating_point and mistakes.dtype != torch.bool
+            expect(ok, f"{what}: mistakes should be an int (a count), found {mistakes!r} ({type(mistakes).__name__})")
+            expect(
+                int(mistakes) == m_ref,
+                f"{what}: the weights are right, but mistakes should be {m_ref} (the examples whose predicted "
+                f"class was wrong, counted before each update), found {int(mistakes)}",
+            )
+            continue
+        variants = dict(_MULTICLASS_WRONG)
+        if lr != 1.0:
+            variants["lr"] = ({}, f"the weights match lr=1.0: the learning rate lr={lr} was ignored")
+        for key, (switches, text) in variants.items():
+            W_v, b_v, _ = _multiclass_reference(W0, b0, X, y, 1.0 if key == "lr" else lr, **switches)
+            if torch.allclose(W, W_v, atol=1e-5) and torch.allclose(b, b_v, atol=1e-5):
+                raise CheckFailed(f"{what}: {text}")
+        row = int(
+            torch.nonzero(~torch.isclose(W, W_ref, atol=1e-5).all(dim=1) | ~torch.isclose(b, b_ref, atol=1e-5))[0]
+        )
+        raise CheckFailed(
+            f"{what}: the weights differ from one epoch of the multiclass perceptron (predict argmax of W @ x + b; "
+            f"on a mistake W[true] += lr·x, W[pred] -= lr·x); first wrong row: class {row}, bias expected "
+            f"{b_ref[row].item():.4g}, found {b[row].item():.4g}"
+        )
+    passed(
+        f"multiclass perceptron: weights, biases and mistake counts match a plain-Python reference on "
+        f"{len(kinds)} fresh data sets (zero and whole-number starting weights, three learning rates)"
     )

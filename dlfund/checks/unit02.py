@@ -1,5 +1,5 @@
-"""Checks for unit 2 (tensors): choosing values with ``torch.where``, and the perceptron with matrix
-multiplication.
+"""Checks for unit 2 (tensors): choosing values with ``torch.where``, the perceptron with matrix
+multiplication, and a confusion matrix counted without loops.
 
 Each check draws fresh random tensors (a new seed on every call, printed in failure messages so that
 a failure can be replayed with ``seed=...``), compares the learner's functions with a reference, and
@@ -20,7 +20,7 @@ import torch
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 from dlfund.models.perceptron import Perceptron
 
-__all__ = ["torch_where", "matmul_perceptron"]
+__all__ = ["torch_where", "matmul_perceptron", "confusion"]
 
 Tensor = torch.Tensor
 
@@ -52,6 +52,25 @@ def _python_loop(fn: Callable[..., Any]) -> str | None:
         ):
             return "a comprehension"
     return None
+
+
+def _any_loop(fn: Callable[..., Any]) -> str | None:
+    """The kind of Python loop ``fn`` runs anywhere in its body (over the examples or over the classes),
+    or None; also None when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, ValueError, SyntaxError):
+        return None
+    kinds = {
+        ast.For: "a for loop",
+        ast.AsyncFor: "a for loop",
+        ast.While: "a while loop",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+    }
+    return next((kinds[type(node)] for node in ast.walk(tree) if type(node) in kinds), None)
 
 
 def _no_loop(fn: Callable[..., Any], name: str, instead: str) -> None:
@@ -323,18 +342,28 @@ def _perceptron(weight: Tensor, bias: Tensor) -> Perceptron:
     return model
 
 
+def _telling_data(draw: Callable[[], tuple[Tensor, Tensor, Tensor]], *, exact: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Draw ``(X, w, b)`` until the right labels (z > 0) differ from those without the bias and, for
+    whole-number data (``exact``), the labels of >= differ from both, so that each of these mistakes
+    shows and is named. With whole numbers ``X @ w > 0`` equals ``X @ w - 1 >= 0``, so b = -1 is redrawn."""
+    for _ in range(1000):
+        X, w, b = draw()
+        z = X @ w + b
+        labels = [(z > 0).long(), (X @ w > 0).long()] + ([(z >= 0).long()] if exact else [])
+        if all(not torch.equal(first, second) for i, first in enumerate(labels) for second in labels[i + 1 :]):
+            return X, w, b
+    raise RuntimeError("could not draw telling data for predict; please report this")  # pragma: no cover
+
+
 def _check_predict(predict: Callable[..., Any], gen: torch.Generator, where: str) -> None:
     _no_loop(predict, "predict", "X @ w + b gives the net inputs of all examples at once")
     n, d = 60, 5
-    cases = [
-        ("whole-number data", _integer_data(gen, n, d), _integer_data(gen, d), _integer_data(gen)),
-        (
-            "random data",
-            torch.randn(n, 12, generator=gen),
-            torch.randn(12, generator=gen),
-            torch.randn((), generator=gen),
-        ),
-    ]
+    whole = _telling_data(lambda: (_integer_data(gen, n, d), _integer_data(gen, d), _integer_data(gen)), exact=True)
+    random = _telling_data(
+        lambda: (torch.randn(n, 12, generator=gen), torch.randn(12, generator=gen), torch.randn((), generator=gen)),
+        exact=False,
+    )
+    cases = [("whole-number data", *whole), ("random data", *random)]
     for label, X, w, b in cases:
         what = f"predict(X, w, b) with X {tuple(X.shape)}, w {tuple(w.shape)}, b {tuple(b.shape)}, {label} {where}"
         before = {"X": X.clone(), "w": w.clone(), "b": b.clone()}
@@ -374,7 +403,10 @@ def _check_predict_multiclass(predict_multiclass: Callable[..., Any], gen: torch
     _no_loop(predict_multiclass, "predict_multiclass", "X @ W + b gives all class scores of all examples at once")
     d, c = 6, 4
     for n in (40, 1):
-        X, W, b = torch.randn(n, d, generator=gen), torch.randn(d, c, generator=gen), torch.randn(c, generator=gen)
+        X, W = torch.randn(n, d, generator=gen), torch.randn(d, c, generator=gen)
+        b = 2 * torch.randn(c, generator=gen)
+        while n > 1 and torch.equal((X @ W + b).argmax(dim=1), (X @ W).argmax(dim=1)):  # the bias must matter
+            b = 2 * torch.randn(c, generator=gen)
         what = f"predict_multiclass(X, W, b) with X {tuple(X.shape)}, W {tuple(W.shape)}, b {tuple(b.shape)} {where}"
         out = _call(predict_multiclass, X, W, b, what=what)
         expect(isinstance(out, torch.Tensor), f"{what}: expected a tensor, found {type(out).__name__}")
@@ -539,4 +571,191 @@ def matmul_perceptron(
     passed(
         "matmul perceptron: predict, predict_multiclass and ovr_train_epoch match the library Perceptron on fresh "
         "data, including net inputs of exactly 0"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: a confusion matrix without loops
+
+
+def _slow_confusion(y_true: Tensor, y_pred: Tensor, num_classes: int) -> Tensor:
+    """The obvious double count, one example at a time in plain Python: the independent reference."""
+    counts = [[0] * num_classes for _ in range(num_classes)]
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        counts[t][p] += 1
+    return torch.tensor(counts, dtype=torch.int64).reshape(num_classes, num_classes)
+
+
+def _labels(gen: torch.Generator, n: int, c: int, absent: tuple[int, ...] = (), never_predicted: int | None = None):
+    """True labels and predictions that are right about 60 % of the time, the rest spread unevenly, so
+    that the confusion matrix is far from symmetric. Classes in ``absent`` occur nowhere; the class
+    ``never_predicted`` occurs as a true label but is never predicted."""
+    allowed = torch.tensor([k for k in range(c) if k not in absent])
+    y_true = allowed[torch.randint(0, len(allowed), (n,), generator=gen)]
+    shift = allowed[torch.randint(0, len(allowed), (n,), generator=gen)]
+    right = torch.rand(n, generator=gen) < 0.6
+    y_pred = torch.where(right, y_true, shift)
+    if n >= len(allowed):  # every allowed class occurs, as a true label and as a prediction
+        y_true[: len(allowed)] = allowed
+        y_pred[: len(allowed)] = allowed.flip(0)
+    if never_predicted is not None:
+        others = allowed[allowed != never_predicted]
+        y_pred = torch.where(
+            y_pred == never_predicted, others[torch.randint(0, len(others), (n,), generator=gen)], y_pred
+        )
+    return y_true, y_pred
+
+
+def _check_confusion_matrix(confusion_matrix: Callable[..., Any], gen: torch.Generator, where: str) -> None:
+    loop = _any_loop(confusion_matrix)
+    expect(
+        loop is None,
+        f"confusion_matrix uses {loop}: the task is to count without Python loops, over the examples or "
+        "the classes (one torch.bincount over a combined index counts every pair at once)",
+    )
+    c = int(torch.randint(5, 8, (), generator=gen))
+    cases = [
+        ("every class present", 300, c, ()),
+        (f"class {c - 1} (the last) never occurs", 200, c, (c - 1,)),
+        ("one example", 1, c, ()),
+        ("no examples", 0, c, ()),
+    ]
+    for label, n, k, absent in cases:
+        y_true, y_pred = _labels(gen, n, k, absent)
+        before = (y_true.clone(), y_pred.clone())
+        what = f"confusion_matrix(y_true, y_pred, num_classes={k}) with {n} labels, {label} {where}"
+        try:
+            out = call_learner(confusion_matrix, y_true, y_pred, k, what=what)
+        except CheckFailed as err:
+            if "invalid for input of size" in str(err):
+                raise CheckFailed(
+                    f"{err}: torch.bincount only counts up to the largest value present; pass "
+                    f"minlength=num_classes**2 so that absent pairs are counted as 0"
+                ) from None
+            raise
+        expect(isinstance(out, torch.Tensor), f"{what}: expected a tensor, found {type(out).__name__}")
+        if tuple(out.shape) != (k, k):
+            extra = ""
+            if out.ndim == 2 and out.shape[0] == out.shape[1] and out.shape[0] < k:
+                extra = (
+                    f": the number of classes was taken from the labels present; use num_classes={k}, "
+                    "since a class may be missing from a batch"
+                )
+            elif out.ndim == 1:
+                extra = ": reshape the counts to (num_classes, num_classes)"
+            raise CheckFailed(f"{what}: expected shape ({k}, {k}), found {tuple(out.shape)}{extra}")
+        if out.dtype.is_floating_point:
+            raise CheckFailed(
+                f"{what}: expected int64 counts, found {out.dtype}: count with torch.bincount (torch.histc "
+                "counts in floats, and dividing by the row sums gives rates, not counts)"
+            )
+        expect(out.dtype == torch.int64, f"{what}: expected dtype torch.int64 (counts), found {out.dtype}")
+        _unchanged(before[0], y_true, "y_true", what)
+        _unchanged(before[1], y_pred, "y_pred", what)
+        expected = _slow_confusion(y_true, y_pred, k)
+        if torch.equal(out, expected):
+            continue
+        if torch.equal(out, expected.T):
+            raise CheckFailed(
+                f"{what}: the matrix is transposed: row i should hold the examples whose TRUE class is i, "
+                "column j those PREDICTED as j (index y_true * num_classes + y_pred)"
+            )
+        if torch.equal(out, torch.diag(expected.diagonal())):
+            raise CheckFailed(
+                f"{what}: only the correct predictions were counted (every off-diagonal cell is 0); count every "
+                "(true, predicted) pair"
+            )
+        if int(out.sum()) != n:
+            raise CheckFailed(
+                f"{what}: the counts add up to {int(out.sum())}, expected {n} (one count per example): is the "
+                "combined index y_true * num_classes + y_pred?"
+            )
+        i, j = (int(v) for v in torch.nonzero(out != expected)[0])
+        raise CheckFailed(
+            f"{what}: cell ({i}, {j}) should count {int(expected[i, j])} examples of true class {i} predicted as "
+            f"{j}, found {int(out[i, j])}"
+        )
+
+
+def _check_precision_recall(precision_recall: Callable[..., Any], gen: torch.Generator, where: str) -> None:
+    loop = _any_loop(precision_recall)
+    expect(
+        loop is None,
+        f"precision_recall uses {loop}: the task is to work without Python loops (the diagonal and the row "
+        "and column sums give every class at once)",
+    )
+    c = int(torch.randint(5, 8, (), generator=gen))
+    cases = [
+        ("every class present and predicted", (), None),
+        (f"class {c - 1} never occurs and class 0 is never predicted", (c - 1,), 0),
+    ]
+    for label, absent, never in cases:
+        y_true, y_pred = _labels(gen, 250, c, absent, never)
+        cm = _slow_confusion(y_true, y_pred, c)
+        before = cm.clone()
+        what = f"precision_recall(cm) for a {c}-class confusion matrix, {label} {where}"
+        out = _call(precision_recall, cm, what=what)
+        expect(
+            isinstance(out, (tuple, list)) and len(out) == 2,
+            f"{what}: expected a tuple (precision, recall), found {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
+        )
+        _unchanged(before, cm, "cm", what)
+        diag = cm.diagonal().double()
+        predicted, actual = cm.sum(dim=0).double(), cm.sum(dim=1).double()
+        refs = {
+            "precision": torch.where(predicted > 0, diag / predicted.clamp(min=1), 0.0),
+            "recall": torch.where(actual > 0, diag / actual.clamp(min=1), 0.0),
+        }
+        for name, value, other in (("precision", out[0], "recall"), ("recall", out[1], "precision")):
+            _tensor_like(
+                value,
+                shape=(c,),
+                dtype=torch.float32,
+                what=f"{what}: {name}",
+                shape_hint=" (one value per class)",
+                dtype_hint=" (the counts are int64: divide with /, which gives floats, and keep float32)",
+            )
+            found, want = value.double(), refs[name]
+            if torch.allclose(found, want, atol=1e-6, equal_nan=False):
+                continue
+            zero = (predicted if name == "precision" else actual) == 0
+            if bool(zero.any()) and bool(torch.isnan(found[zero]).any() or torch.isinf(found[zero]).any()):
+                k = int(torch.nonzero(zero)[0])
+                never_what = "never predicted" if name == "precision" else "never the true class"
+                raise CheckFailed(
+                    f"{what}: class {k} is {never_what}, so its {name} is 0/0; return 0 there "
+                    f"(torch.where on the denominator), found {found[k].item()}"
+                )
+            if torch.allclose(found, refs[other], atol=1e-6):
+                axis = "column" if name == "precision" else "row"
+                raise CheckFailed(
+                    f"{what}: this is the {other}: {name} divides the diagonal by the {axis} sums "
+                    f"(the examples {'predicted as' if name == 'precision' else 'truly of'} each class)"
+                )
+            if torch.allclose(found, diag / cm.sum(), atol=1e-6):
+                raise CheckFailed(
+                    f"{what}: the diagonal was divided by the total number of examples; {name} divides by a sum "
+                    "per class"
+                )
+            k = int((found - want).nan_to_num(1.0).abs().argmax())
+            raise CheckFailed(
+                f"{what}: {name} of class {k} should be {want[k].item():.6g}, found {found[k].item():.6g}"
+            )
+
+
+def confusion(
+    confusion_matrix: Callable[..., Any], precision_recall: Callable[..., Any], *, seed: int | None = None
+) -> None:
+    """Check ``confusion_matrix(y_true, y_pred, num_classes) -> (C, C) int64`` (row: true class, column:
+    predicted class) and ``precision_recall(cm) -> (precision (C,), recall (C,))`` float32, both without
+    Python loops over the examples or the classes, against a plain-Python count."""
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(check seed {seed})"
+    _check_confusion_matrix(confusion_matrix, gen, where)
+    _check_precision_recall(precision_recall, gen, where)
+    passed(
+        "confusion matrix: counts, shape and dtype match a plain-Python count on fresh labels (with an absent class, "
+        "one and no examples), and precision and recall are right per class, 0 where a class is never predicted"
     )

@@ -17,7 +17,7 @@ import torch
 from dlfund.autograd import Value, numerical_grad
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 
-__all__ = ["backward_ops", "standardise"]
+__all__ = ["backward_ops", "standardise", "custom_function"]
 
 Tensor = torch.Tensor
 
@@ -443,3 +443,255 @@ def standardise(
         "standardise: population statistics per column, constant columns kept finite, dtype and shape "
         "preserved, and the test set transformed with training statistics only"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: a custom autograd Function (the Huber loss)
+
+
+def _huber(pred: Tensor, target: Tensor, delta: float) -> Tensor:
+    """The mean Huber loss written with PyTorch operations, so that autograd differentiates it: the
+    independent reference for the learner's hand-written backward."""
+    r = pred - target
+    small = r.abs() <= delta
+    return torch.where(small, 0.5 * r**2, delta * (r.abs() - 0.5 * delta)).mean()
+
+
+def _huber_case(gen: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[Tensor, Tensor, float]:
+    """Predictions and targets whose residuals lie both inside and outside ``[-delta, delta]``, none within
+    10 % of the kink at ±delta (where central differences would straddle it), and a delta other than 1."""
+    delta = round(float(torch.empty(()).uniform_(0.4, 2.5, generator=gen)), 3)
+    while abs(delta - 1.0) < 0.1:
+        delta = round(float(torch.empty(()).uniform_(0.4, 2.5, generator=gen)), 3)
+    n = math.prod(shape)
+    inside = torch.rand(n, generator=gen, dtype=torch.float64) < 0.5
+    inside[:2] = torch.tensor([True, False])  # both regions occur
+    size = torch.where(
+        inside,
+        torch.empty(n, dtype=torch.float64).uniform_(0.05, 0.9, generator=gen),
+        torch.empty(n, dtype=torch.float64).uniform_(1.1, 3.0, generator=gen),
+    )
+    sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double()
+    target = torch.randn(n, generator=gen, dtype=torch.float64)
+    pred = target + delta * size * sign
+    perm = torch.randperm(n, generator=gen)
+    return pred[perm].reshape(shape).to(dtype), target[perm].reshape(shape).to(dtype), delta
+
+
+def _is_function(fn: Any) -> None:
+    if not (isinstance(fn, type) and issubclass(fn, torch.autograd.Function)):
+        kind = "a function" if callable(fn) else type(fn).__name__
+        raise CheckFailed(
+            f"expected the class Huber, a subclass of torch.autograd.Function with forward and backward written by "
+            f"you, found {kind} ({getattr(fn, '__name__', fn)!r}): autograd would differentiate a plain function for "
+            "you, and writing the backward is the exercise"
+        )
+    if fn.backward is torch.autograd.Function.backward or fn.forward is torch.autograd.Function.forward:
+        raise CheckFailed(
+            f"{fn.__name__} must define both forward(ctx, pred, target, delta) and backward(ctx, grad_output)"
+        )
+
+
+def _grad_error(err: BaseException, call: str) -> CheckFailed:
+    """Name what torch complained about when it received the learner's backward's results."""
+    text = str(err)
+    if isinstance(err, NotImplementedError):
+        return CheckFailed(f"{call}: backward is not implemented yet: replace the `raise NotImplementedError` line")
+    if "incorrect number of gradients" in text:
+        return CheckFailed(
+            f"{call}: {text}. backward must return one value per input of forward, in order: (grad of pred, grad "
+            "of target, None), with None for delta, a plain number that needs no gradient"
+        )
+    if "invalid gradient" in text or "expected shape" in text:
+        return CheckFailed(
+            f"{call}: {text}. Each gradient must have the shape of its input: ∂L/∂pred[i] for every element, "
+            "not a sum or a mean over them"
+        )
+    if "expected Variable or None" in text:
+        return CheckFailed(
+            f"{call}: {text}. backward must return tensors (or None for delta), not Python numbers: keep the "
+            "gradients as tensors of the shape of their inputs"
+        )
+    return CheckFailed(f"{call}: backward raised {type(err).__name__}: {text}")
+
+
+def _forward(Huber: Any, pred: Tensor, target: Tensor, delta: float, call: str) -> Tensor:
+    out = call_learner(Huber.apply, pred, target, delta, what=call)
+    expect(isinstance(out, torch.Tensor), f"{call}: forward should return a tensor, found {type(out).__name__}")
+    expect(out.shape == (), f"{call}: the loss should be one number, shape (), found {tuple(out.shape)}: take the mean")
+    expect(out.dtype == pred.dtype, f"{call}: the loss should have the dtype of pred ({pred.dtype}), found {out.dtype}")
+    return out
+
+
+def _backward(out: Tensor, inputs: tuple[Tensor, Tensor], upstream: Tensor, call: str) -> tuple[Any, Any]:
+    expect(
+        out.requires_grad and out.grad_fn is not None,
+        f"{call}: the loss has no grad_fn: call the class as Huber.apply(pred, target, delta), and return the "
+        "loss from forward",
+    )
+    try:
+        grads = torch.autograd.grad(out, inputs, grad_outputs=upstream, allow_unused=True)
+    except Exception as err:  # whatever the learner's backward does, the check names it
+        raise _grad_error(err, call) from err
+    return grads[0], grads[1]
+
+
+def _diagnose_huber(
+    found: Tensor, pred: Tensor, target: Tensor, delta: float, upstream: float, ref: Tensor
+) -> str | None:
+    n, r = pred.numel(), (pred - target).detach()
+    wrong = {
+        "did not multiply by grad_output: the chain rule multiplies the local gradient by the gradient "
+        "arriving from above (grad_output)": ref / upstream,
+        "is sum-reduced: the loss is the mean over the elements, so each gradient is divided by their number "
+        f"({n})": ref * n,
+        "is the gradient of the mean squared error/2 (the residual, not clipped): outside [-delta, delta] the "
+        "Huber loss is linear, so its slope there is ±delta": upstream * r / n,
+        "is ±delta everywhere (the L1 slope): inside [-delta, delta] the Huber loss is quadratic, so its "
+        "slope there is the residual": upstream * delta * r.sign() / n,
+        "clips at ±1 instead of ±delta: use the delta passed to forward (save it on ctx)": upstream
+        * r.clamp(-1, 1)
+        / n,
+        "has the wrong sign": -ref,
+    }
+    for text, value in wrong.items():
+        if torch.allclose(found, value.to(found.dtype), rtol=1e-6, atol=1e-9):
+            return text
+    return None
+
+
+def _check_gradients(
+    grads: tuple[Any, Any],
+    pred: Tensor,
+    target: Tensor,
+    delta: float,
+    upstream: float,
+    numeric: Tensor | None,
+    call: str,
+) -> None:
+    p = pred.detach().clone().requires_grad_(True)
+    t = target.detach().clone().requires_grad_(True)
+    ref_pred, ref_target = torch.autograd.grad(
+        _huber(p, t, delta), (p, t), grad_outputs=torch.tensor(upstream, dtype=p.dtype)
+    )
+    tol = {"rtol": 1e-6, "atol": 1e-9} if pred.dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-6}
+    for name, found, ref in (("pred", grads[0], ref_pred), ("target", grads[1], ref_target)):
+        if found is None:
+            raise CheckFailed(
+                f"{call}: no gradient reached {name} (backward returned None for it): the loss depends on "
+                f"{name} too, so return ∂L/∂{name}" + (" = -∂L/∂pred" if name == "target" else "")
+            )
+        expect(
+            found.shape == ref.shape,
+            f"{call}: the gradient of {name} should have shape {tuple(ref.shape)}, found {tuple(found.shape)}",
+        )
+        if torch.allclose(found, ref, **tol):
+            continue
+        if name == "target" and torch.allclose(found, -ref, **tol):
+            raise CheckFailed(
+                f"{call}: the gradient of target has the wrong sign: r = pred - target, so ∂L/∂target = -∂L/∂pred"
+            )
+        diagnosis = _diagnose_huber(found, pred, target, delta, upstream, ref)
+        i = int((found - ref).abs().flatten().argmax())
+        r = float((pred - target).flatten()[i])
+        numeric_text = (
+            f", central differences {float(numeric.flatten()[i]):.8g}" if numeric is not None and name == "pred" else ""
+        )
+        raise CheckFailed(
+            f"{call}: the gradient of {name} {diagnosis or 'is wrong'}. At element {i} (residual {r:.4g}, "
+            f"delta {delta}, grad_output {upstream:.4g}) expected {float(ref.flatten()[i]):.8g} (autograd of a plain "
+            f"implementation{numeric_text}), found {float(found.flatten()[i]):.8g}"
+        )
+
+
+def _central_differences(
+    Huber: Any, pred: Tensor, target: Tensor, delta: float, upstream: float, h: float = 1e-6
+) -> Tensor:
+    """upstream · ∂L/∂pred by central differences of the learner's own forward, in float64."""
+    grad = torch.empty_like(pred)
+    with torch.no_grad():
+        for i in range(pred.numel()):
+            plus, minus = pred.clone(), pred.clone()
+            plus.view(-1)[i] += h
+            minus.view(-1)[i] -= h
+            grad.view(-1)[i] = (
+                upstream * (Huber.apply(plus, target, delta) - Huber.apply(minus, target, delta)) / (2 * h)
+            )
+    return grad
+
+
+def custom_function(Huber: Any, *, seed: int | None = None) -> None:
+    """Check ``Huber``, a ``torch.autograd.Function`` whose ``forward(ctx, pred, target, delta)`` returns the
+    mean Huber loss and whose ``backward(ctx, grad_output)`` returns ``(∂L/∂pred, ∂L/∂target, None)``.
+
+    Expected: the loss of ``F.huber_loss(pred, target, delta=delta)`` (mean reduction), the inputs left
+    unchanged, and gradients equal to autograd of a plain implementation and to central differences,
+    scaled by the incoming gradient, for any shape and dtype, with what backward needs saved on ``ctx``.
+    """
+    _is_function(Huber)
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    name = Huber.__name__
+    cases = [  # the last two share a shape: a backward that reads the latest forward's state shows there
+        ((4, 7), torch.float32),
+        ((int(torch.randint(9, 17, (), generator=gen)),), torch.float64),
+        ((3, 5), torch.float64),
+        ((3, 5), torch.float64),
+    ]
+    states = []
+    for shape, dtype in cases:
+        pred, target, delta = _huber_case(gen, shape, dtype)
+        upstream = round(float(torch.empty(()).uniform_(1.5, 3.0, generator=gen)), 3)
+        call = f"{name}.apply(pred, target, delta={delta}) with pred and target of shape {shape}, {dtype} {where}"
+        p, t = pred.clone().requires_grad_(True), target.clone().requires_grad_(True)
+        out = _forward(Huber, p, t, delta, call)
+        expect(
+            torch.equal(p.detach(), pred) and torch.equal(t.detach(), target),
+            f"{call}: forward changed pred or target in place (pred.sub_(target)? r -= ...?): compute the residual "
+            "into a new tensor, r = pred - target",
+        )
+        ref = _huber(pred, target, delta)
+        tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+        if not torch.allclose(out.detach(), ref, **tol):
+            hint = ""
+            if torch.allclose(out.detach(), ref * pred.numel(), **tol):
+                hint = ": this is the sum; the loss is the mean over the elements"
+            elif torch.allclose(out.detach(), (0.5 * (pred - target) ** 2).mean(), **tol):
+                hint = ": this is the mean squared error/2; outside [-delta, delta] the loss is delta·(|r| - delta/2)"
+            raise CheckFailed(
+                f"{call}: the loss should be {ref.item():.10g} (as F.huber_loss(pred, target, delta={delta})), "
+                f"found {out.item():.10g}{hint}"
+            )
+        states.append((call, out, p, t, pred, target, delta, upstream))
+    # the backward passes run after all forward passes: each must use what its own forward saved on ctx
+    for call, out, p, t, pred, target, delta, upstream in reversed(states):
+        grads = _backward(out, (p, t), torch.tensor(upstream, dtype=out.dtype), call)
+        numeric = _central_differences(Huber, pred, target, delta, upstream) if pred.dtype == torch.float64 else None
+        try:
+            _check_gradients(grads, pred, target, delta, upstream, numeric, call)
+        except CheckFailed as err:
+            later = states[-1]
+            if later[0] != call and _backward_matches_latest(Huber, grads, later, pred, delta, upstream):
+                raise CheckFailed(
+                    f"{call}: the gradients belong to a later call's inputs: backward used what the most recent "
+                    "forward stored (on the class or in a global), not this call's. Save what backward needs on "
+                    "ctx (ctx.save_for_backward(...), ctx.delta = delta)"
+                ) from None
+            raise err
+    passed(
+        f"{name}: the forward equals F.huber_loss and the hand-written backward equals autograd and central "
+        f"differences, scaled by grad_output, on {len(cases)} fresh inputs of different shapes and dtypes"
+    )
+
+
+def _backward_matches_latest(
+    Huber: Any, grads: tuple[Any, Any], latest: tuple, pred: Tensor, delta: float, upstream: float
+) -> bool:
+    """Whether ``grads`` are what the latest forward's inputs would give (shapes permitting)."""
+    other_pred, other_target = latest[4], latest[5]
+    if grads[0] is None or grads[0].shape != pred.shape or other_pred.shape != pred.shape:
+        return False
+    p = other_pred.detach().double().clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad(_huber(p, other_target.double(), latest[6]) * upstream, (p,))
+    return torch.allclose(grads[0].double(), ref, rtol=1e-4, atol=1e-6)

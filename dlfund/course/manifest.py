@@ -176,6 +176,13 @@ UNITS: tuple[Unit, ...] = (
             Exercise("ex01-early-stopping", "Early stopping", ("unit01.early_stopping",), smoke_s=10, full_s=60),
             Exercise("ex02-random-init", "Random initialisation", ("unit01.random_init",), smoke_s=10, full_s=60),
             Exercise("ex03-learning-rate", "The learning rate", ("unit01.learning_rate",), smoke_s=10, full_s=60),
+            Exercise(
+                "ex04-multiclass-perceptron",
+                "The multiclass perceptron",
+                ("unit01.multiclass_perceptron",),
+                smoke_s=15,
+                full_s=60,
+            ),
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit01),
@@ -219,6 +226,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=120,
             ),
+            Exercise(
+                "ex03-confusion-matrix",
+                "A confusion matrix without loops",
+                ("unit02.confusion",),
+                smoke_s=15,
+                full_s=60,
+            ),
         ),
         datasets=("iris", "fashion-mnist"),
         settings=tiers(unit02),
@@ -257,6 +271,9 @@ UNITS: tuple[Unit, ...] = (
                 "ex01-backward-ops", "Backward for two operations", ("unit03.backward_ops",), smoke_s=10, full_s=60
             ),
             Exercise("ex02-standardise", "Standardising features", ("unit03.standardise",), smoke_s=10, full_s=60),
+            Exercise(
+                "ex03-custom-function", "A custom autograd Function", ("unit03.custom_function",), smoke_s=15, full_s=60
+            ),
         ),
         datasets=("breast-cancer",),
         settings=tiers(unit03),
