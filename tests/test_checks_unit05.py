@@ -174,11 +174,12 @@ def stopper(
     *,
     sanity: bool = True,
     compare: str = ">=",
-    epoch_offset: int = 0,
-    stop: bool = True,
+    epoch: str = "current_epoch",
+    stop: str = "when reached",
     monitor: str | None = None,
     hook: str = "on_validation_epoch_end",
     also: str | None = None,
+    history: str = "instance",
 ):
     """A learner's StopAtTarget with one typical mistake switched on."""
 
@@ -188,25 +189,60 @@ def stopper(
         value = float(trainer.callback_metrics[monitor or self.monitor])
         self.history.append(value)
         reached = value >= self.target if compare == ">=" else value > self.target
+        if stop == "always":
+            trainer.should_stop = True
         if reached:
-            if stop:
+            if stop == "when reached":
                 trainer.should_stop = True
-            self.stopped_epoch = trainer.current_epoch + epoch_offset
+            if epoch != "never":
+                self.stopped_epoch = {
+                    "current_epoch": trainer.current_epoch,
+                    "plus one": trainer.current_epoch + 1,
+                    "global_step": trainer.global_step,
+                }[epoch]
 
-    namespace = {
-        "__init__": lambda self, target, monitor="val_acc": (
-            L.Callback.__init__(self),
-            setattr(self, "target", target),
-            setattr(self, "monitor", monitor),
-            setattr(self, "history", []),
-            setattr(self, "stopped_epoch", None),
-            None,
-        )[-1],
-        hook: body,
-    }
+    def init(self, target, monitor="val_acc"):
+        L.Callback.__init__(self)
+        self.target, self.monitor, self.stopped_epoch = target, monitor, None
+        if history == "instance":
+            self.history = []
+
+    namespace = {"__init__": init, hook: body}
+    if history == "class":
+        namespace["history"] = []  # one list shared by every instance
     if also is not None:
         namespace[also] = lambda self, *args, **kwargs: None
     return type("Variant", (L.Callback,), namespace)
+
+
+CALLBACK_MISTAKES = [
+    (
+        {"hook": "on_train_epoch_end"},
+        r"should implement on_validation_epoch_end\(self, trainer, pl_module\); it implements "
+        r"on_train_epoch_end: on_train_epoch_end — it runs after the training epoch",
+    ),
+    ({"also": "on_train_batch_end"}, r"implements on_train_batch_end as well as on_validation_epoch_end"),
+    (
+        {"hook": "on_validation_end"},
+        r"it implements on_validation_end: on_validation_end — it runs after the whole validation loop",
+    ),
+    ({"sanity": False}, r"Lightning's sanity check .*trainer.sanity_checking"),
+    ({"compare": ">"}, r"reached the target .* but training went on .*value >= target"),
+    (
+        {"epoch": "plus one"},
+        r"expected stopped_epoch = \d \(trainer.current_epoch of the epoch .* counted from 0\), found \d",
+    ),
+    ({"epoch": "global_step"}, r"expected stopped_epoch = \d .*found \d+"),
+    ({"epoch": "never"}, r"expected stopped_epoch = \d .*found None"),
+    ({"stop": "never"}, r"training went on|training ran \d epochs instead of \d: set trainer.should_stop = True"),
+    ({"stop": "always"}, r"stopped after 1 epoch\(s\), before val_acc reached the target"),
+    (
+        {"monitor": "val_acc"},
+        r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
+        r"trainer.callback_metrics\[self.monitor\]",
+    ),
+    ({"history": "class"}, r"(a new callback should have an empty list self.history|expected history)"),
+]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -231,61 +267,32 @@ def test_custom_callback_rejects_stub() -> None:
     rejects(unit05.custom_callback, Stub, match=r"is not implemented yet.*hint: record and stop")
 
 
-def test_custom_callback_rejects_wrong_hooks() -> None:
-    rejects(
-        unit05.custom_callback,
-        stopper(hook="on_train_epoch_end"),
-        match=r"should implement on_validation_epoch_end\(self, trainer, pl_module\); it implements "
-        r"on_train_epoch_end: on_train_epoch_end — it runs after the training epoch",
-    )
-    rejects(
-        unit05.custom_callback,
-        stopper(also="on_train_batch_end"),
-        match=r"implements on_train_batch_end as well as on_validation_epoch_end",
-    )
-    rejects(
-        unit05.custom_callback,
-        stopper(hook="on_validation_end"),
-        match=r"it implements on_validation_end: on_validation_end — it runs after the whole validation loop",
-    )
+@pytest.mark.parametrize(("kwargs", "match"), CALLBACK_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+def test_custom_callback_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    rejects(unit05.custom_callback, stopper(**kwargs), match=match, seed=seed)
 
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), CALLBACK_MISTAKES)
+def test_custom_callback_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit05.custom_callback, stopper(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_custom_callback_solution_passes_on_every_seed() -> None:
+    cls = solution(5, "ex02-custom-callback", "StopAtTarget")
+    for seed in range(200):
+        unit05.custom_callback(cls, seed=seed)
+
+
+def test_custom_callback_rejects_a_non_callback() -> None:
     class NotACallback:
         def on_validation_epoch_end(self, trainer, pl_module):
             pass
 
     rejects(unit05.custom_callback, NotACallback, match=r"expected a subclass of lightning.pytorch.Callback")
-
-
-def test_custom_callback_rejects_sanity_check_and_comparison_mistakes() -> None:
-    rejects(unit05.custom_callback, stopper(sanity=False), match=r"Lightning's sanity check .*trainer.sanity_checking")
-    message = rejects(
-        unit05.custom_callback,
-        stopper(compare=">"),
-        match=r"reached the target .* but training went on .*value >= target",
-    )
-    assert "(data seed 0)" in message
-
-
-def test_custom_callback_rejects_stop_mistakes() -> None:
-    rejects(
-        unit05.custom_callback,
-        stopper(epoch_offset=1),
-        match=r"expected stopped_epoch = \d \(trainer.current_epoch of the epoch .* counted from 0\), found \d",
-    )
-    rejects(
-        unit05.custom_callback,
-        stopper(stop=False),
-        match=r"training went on|training ran \d epochs instead of \d: set trainer.should_stop = True",
-    )
-
-
-def test_custom_callback_rejects_a_fixed_monitor() -> None:
-    rejects(
-        unit05.custom_callback,
-        stopper(monitor="val_acc"),
-        match=r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
-        r"trainer.callback_metrics\[self.monitor\]",
-    )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ failure can be replayed with ``seed=...``), trains on it with a small, quiet, de
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import numbers
@@ -394,6 +395,39 @@ def _same(a: list[float], b: list[float]) -> bool:
     return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(a, b))
 
 
+_CALLBACK_SIZES = {"n_train": 240, "n_val": 101, "batch_size": 32, "max_epochs": 6}
+
+
+def _callback_problem(seed: int) -> tuple[Tensor, Tensor, int, int]:
+    """The check's data ``(X, y, classes, run_seed)``, drawn from ``seed`` alone."""
+    gen = torch.Generator().manual_seed(seed)
+    X, y, c = _blob_problem(gen, _CALLBACK_SIZES["n_train"] + _CALLBACK_SIZES["n_val"])
+    return X, y, c, int(torch.randint(0, 2**31 - 1, (), generator=gen))
+
+
+def _fit_blobs(
+    callback: Callback, X: Tensor, y: Tensor, c: int, n_train: int, batch_size: int, max_epochs: int, run_seed: int
+) -> L.Trainer:
+    """A tiny seeded fit of an MLP classifier with ``callback``; the same weights for the same seed."""
+    L.seed_everything(run_seed, verbose=False)
+    model = LitClassifier(MLP(X.shape[1], [16], c), num_classes=c, lr=3e-3)
+    train_loader, val_loader = _loaders(X, y, n_train, batch_size, run_seed)
+    trainer = _trainer(max_epochs, [callback], num_sanity_val_steps=2)
+    trainer.fit(model, train_loader, val_loader)
+    return trainer
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_history(seed: int) -> tuple[float, ...]:
+    """val_acc after each epoch of the reference fit that never stops (cached: it depends on ``seed`` only)."""
+    X, y, c, run_seed = _callback_problem(seed)
+    sizes = _CALLBACK_SIZES
+    with _quiet():
+        reference = StopAtTarget(target=math.inf)
+        _fit_blobs(reference, X, y, c, sizes["n_train"], sizes["batch_size"], sizes["max_epochs"], run_seed)
+    return tuple(reference.history)
+
+
 def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check a callback class ``cls(target, monitor="val_acc")``.
 
@@ -405,7 +439,6 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
     record and stop exactly like the reference.
     """
     seed = fresh_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     name = getattr(cls, "__name__", "cls")
     expect(
@@ -431,22 +464,14 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
             f"in on_validation_epoch_end ({wrong[0]}: {WRONG_HOOKS[wrong[0]]})"
         )
 
-    n_train, n_val, batch_size, max_epochs = 240, 101, 32, 6
-    X, y, c = _blob_problem(gen, n_train + n_val)
-    run_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
+    n_train, batch_size, max_epochs = (_CALLBACK_SIZES[k] for k in ("n_train", "batch_size", "max_epochs"))
+    X, y, c, run_seed = _callback_problem(seed)
 
     def fit(callback: Callback) -> L.Trainer:
-        L.seed_everything(run_seed, verbose=False)
-        model = LitClassifier(MLP(X.shape[1], [16], c), num_classes=c, lr=3e-3)
-        train_loader, val_loader = _loaders(X, y, n_train, batch_size, run_seed)
-        trainer = _trainer(max_epochs, [callback], num_sanity_val_steps=2)
-        trainer.fit(model, train_loader, val_loader)
-        return trainer
+        return _fit_blobs(callback, X, y, c, n_train, batch_size, max_epochs, run_seed)
 
     with _quiet():
-        reference = StopAtTarget(target=math.inf)
-        fit(reference)
-        full = reference.history  # val_acc after each epoch, never stopping
+        full = list(_reference_history(seed))  # val_acc after each epoch, never stopping
         # Stop at the last epoch (within the first max_epochs - 1) that sets a new best: an exact tie
         # with the target must stop (>=), and earlier epochs are all below it.
         news = [k for k in range(max_epochs - 1) if all(full[j] < full[k] for j in range(k))]
