@@ -224,8 +224,14 @@ def _update_mistake(found: Tensor, args: tuple[Tensor, ...], step: int, kw: dict
         return "the decay is missing the learning rate: AdamW shrinks by lr * weight_decay, p * (1 - lr * weight_decay)"
     b1, b2 = kw["betas"]
     m1, v1 = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-    if close(p * (1 - lr * wd) - lr * m1 / (v1.sqrt() + kw["eps"])):
+    eps = kw["eps"]
+    if close(p * (1 - lr * wd) - lr * m1 / (v1.sqrt() + eps)):
         return "no bias correction: divide the moving averages by (1 - beta1**step) and (1 - beta2**step)"
+    m_hat, v_hat = m1 / (1 - b1**step), v1 / (1 - b2**step)
+    if close(p * (1 - lr * wd) - lr * m_hat / (v_hat + eps).sqrt()):
+        return "eps went inside the square root: divide by sqrt(v_hat) + eps"
+    if close((p - lr * m_hat / (v_hat.sqrt() + eps)) * (1 - lr * wd)):
+        return "the decay shrank the already updated weights: shrink p first, p * (1 - lr * weight_decay), then step"
     return ""
 
 
@@ -255,7 +261,12 @@ def adamw_weight_decay(
 
     # The update, over a few steps, against torch.optim.AdamW itself (float64: tight tolerances).
     lr = round(float(torch.empty(()).uniform_(0.01, 0.1, generator=gen)), 4)
-    betas, eps = (0.9, 0.999), 1e-8
+    # Not the defaults (0.9, 0.999), 1e-8: swapped betas or eps inside the square root must show.
+    betas = (
+        round(float(torch.empty(()).uniform_(0.75, 0.88, generator=gen)), 3),
+        round(float(torch.empty(()).uniform_(0.95, 0.99, generator=gen)), 3),
+    )
+    eps = round(float(torch.empty(()).uniform_(0.01, 0.1, generator=gen)), 3)
     kw = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": wd}
     p0 = torch.randn(5, 4, generator=gen, dtype=torch.float64)
     grads = [torch.randn(5, 4, generator=gen, dtype=torch.float64) for _ in range(3)]
@@ -280,6 +291,12 @@ def adamw_weight_decay(
             f"{ucall}: the inputs were changed in place; return new tensors instead",
         )
         new_p, new_m, new_v = out
+        for what, t in (("p", new_p), ("exp_avg", new_m), ("exp_avg_sq", new_v)):
+            expect(
+                not isinstance(t, torch.Tensor) or bool(torch.isfinite(t).all()),
+                f"{ucall}: the new {what} holds NaN or inf: is the bias correction 1 - beta**step with step "
+                "counted from 1 (step 0 would divide by zero)?",
+            )
         state = torch_opt.state[torch_param]
         if (
             isinstance(new_p, torch.Tensor)
@@ -291,6 +308,12 @@ def adamw_weight_decay(
                 raise CheckFailed(f"{ucall}: the new p differs from torch.optim.AdamW's: {hint}")
         expect_close(
             new_p, torch_param.detach(), f"{ucall}: the new p, compared with torch.optim.AdamW", atol=1e-12, rtol=1e-9
+        )
+        swapped = betas[1] * m + (1 - betas[1]) * g
+        expect(
+            not (isinstance(new_m, torch.Tensor) and new_m.shape == m.shape and torch.allclose(new_m, swapped)),
+            f"{ucall}: exp_avg was averaged with beta2: beta1 and beta2 swapped: betas = (beta1, beta2), beta1 for "
+            "the gradient's average, beta2 for grad²",
         )
         expect_close(
             new_m, state["exp_avg"], f"{ucall}: exp_avg (the moving average of the gradient)", atol=1e-12, rtol=1e-9
