@@ -434,3 +434,108 @@ def test_depth_width_named_mistake_rejected_on_many_seeds(mistake: str, seed: in
 def test_depth_width_solution_passes_on_many_seeds(seed: int) -> None:
     unit04.depth_width(solution("ex01-depth-width", "depth_width_study"), seed=seed)
     unit04.depth_width(trained_study("none"), seed=seed)
+
+
+# --- ex03: cross-entropy with label smoothing ---------------------------------------------------
+
+
+def smoothing_variant(
+    *,
+    spread: str = "all",
+    reduce: str = "mean",
+    log: str = "log_softmax",
+    dim: int = 1,
+    uniform: bool = True,
+    scale_one_hot: bool = True,
+    detach: bool = False,
+    builtin: str | None = None,
+):
+    """A learner's smoothed_cross_entropy with one typical mistake switched on."""
+
+    def smoothed_cross_entropy(logits, targets, smoothing):
+        if builtin == "functional":
+            return torch.nn.functional.cross_entropy(logits, targets, label_smoothing=smoothing)
+        if builtin == "module":
+            return torch.nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, targets)
+        n, c = logits.shape
+        log_p = logits.log_softmax(dim=dim) if log == "log_softmax" else logits.softmax(dim=dim).log()
+        one_hot = torch.nn.functional.one_hot(targets, c).to(logits.dtype)
+        rest = {"all": smoothing / c, "others": smoothing / (c - 1) * (1 - one_hot), "undivided": smoothing}[spread]
+        q = (1 - smoothing if scale_one_hot else 1.0) * one_hot + (rest if uniform else 0.0)
+        per_example = -(q * log_p).sum(dim=1)
+        loss = per_example.mean() if reduce == "mean" else per_example.sum() if reduce == "sum" else per_example
+        return loss.detach() if detach else loss
+
+    return smoothed_cross_entropy
+
+
+SMOOTHING_MISTAKES = [
+    ({"spread": "others"}, r"spread over the C - 1 other classes"),
+    ({"spread": "undivided"}, r"ε was added to every class without dividing by C"),
+    ({"uniform": False}, r"only the true-class term .* the uniform part .* is missing"),
+    ({"scale_one_hot": False}, r"the one-hot part was not scaled by \(1 - ε\)"),
+    ({"uniform": False, "scale_one_hot": False}, r"the smoothing is ignored: that is the plain cross-entropy"),
+    ({"reduce": "sum"}, r"summed over the batch: take the mean over the N examples"),
+    ({"reduce": "none"}, r"expected a 0-d tensor \(the mean over the batch\), found shape \(\d+,\): average"),
+    ({"log": "log of softmax"}, r"log\(softmax\(z\)\) underflows to log\(0\) = -inf; use a log-softmax"),
+    ({"dim": 0}, r"the log-softmax ran over the batch \(dim=0\)"),
+    ({"detach": True}, r"the loss has no gradient"),
+    ({"builtin": "functional"}, r"calls F.cross_entropy with label_smoothing=0\.\d+ .*write the smoothed loss"),
+    ({"builtin": "module"}, r"calls F.cross_entropy with label_smoothing=0\.\d+"),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_label_smoothing_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit04.label_smoothing(solution("ex03-label-smoothing", "smoothed_cross_entropy"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ label smoothing")
+
+
+def test_label_smoothing_accepts_the_reference_and_plain_cross_entropy_parts() -> None:
+    unit04.label_smoothing(smoothing_variant())
+
+    def via_plain(logits, targets, smoothing):  # F.cross_entropy without smoothing is fine
+        log_p = torch.log_softmax(logits, dim=1)
+        return (1 - smoothing) * torch.nn.functional.cross_entropy(logits, targets) - smoothing * log_p.mean(1).mean()
+
+    unit04.label_smoothing(via_plain, seed=3)
+
+
+def test_label_smoothing_reference_equals_torch() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(7, 5, generator=gen, dtype=torch.float64), torch.randint(0, 5, (7,), generator=gen)
+    ours = unit04.reference_smoothed_cross_entropy(logits, targets, 0.27)
+    theirs = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.27)
+    assert torch.allclose(ours, theirs)
+
+
+def test_label_smoothing_rejects_stub() -> None:
+    rejects(unit04.label_smoothing, stub, match=r"stub\(logits .* is not implemented yet.*hint: write this function")
+
+
+def test_label_smoothing_rejects_wrong_types() -> None:
+    rejects(unit04.label_smoothing, lambda z, y, e: 1.0, match=r"expected a 0-d tensor \(the mean loss\), found float")
+    rejects(unit04.label_smoothing, lambda z, y, e: None, match=r"found NoneType")
+    rejects(unit04.label_smoothing, lambda z, y, e: (y.zero_(), z.sum())[1], match=r"changed in place")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), SMOOTHING_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_label_smoothing_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    message = rejects(unit04.label_smoothing, smoothing_variant(**kwargs), match=match, seed=seed)
+    assert f"(seed {seed})" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), SMOOTHING_MISTAKES)
+def test_label_smoothing_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit04.label_smoothing, smoothing_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_label_smoothing_solution_passes_on_every_seed() -> None:
+    fn = solution("ex03-label-smoothing", "smoothed_cross_entropy")
+    for seed in range(200):
+        unit04.label_smoothing(fn, seed=seed)
+        unit04.label_smoothing(smoothing_variant(), seed=seed)

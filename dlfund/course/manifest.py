@@ -299,6 +299,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=15,
                 full_s=60,
             ),
+            Exercise(
+                "ex03-label-smoothing",
+                "Cross-entropy with label smoothing",
+                ("unit04.label_smoothing",),
+                smoke_s=15,
+                full_s=120,
+            ),
         ),
         datasets=("mnist-5k", "fashion-mnist", "diabetes"),
         settings=tiers(unit04),
