@@ -349,6 +349,13 @@ UNITS: tuple[Unit, ...] = (
                 full_s=120,
             ),
             Exercise("ex02-custom-callback", "A custom callback", ("unit05.custom_callback",), smoke_s=15, full_s=300),
+            Exercise(
+                "ex03-macro-f1-metric",
+                "A torchmetrics metric of your own: macro-F1",
+                ("unit05.macro_f1_metric",),
+                smoke_s=20,
+                full_s=300,
+            ),
         ),
         datasets=("fashion-mnist", "diabetes"),
         settings=tiers(unit05),
