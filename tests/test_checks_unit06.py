@@ -226,3 +226,94 @@ def test_adamw_rejects_wrong_return_type() -> None:
     with pytest.raises(CheckFailed, match="expected a list of dicts"):
         unit06.adamw_weight_decay(lambda m, wd: m.parameters(), update_variant(), seed=0)
     rejects(unit06.adamw_weight_decay, groups_variant(), lambda *a, **k: (None, None, None), match=r"expected a tensor")
+
+
+# --- ex03: warmup-stable-decay ------------------------------------------------------------------
+
+
+def wsd_variant(*, warmup: str = "right", plateau: int = 0, decay: str = "right", clamp: bool = True):
+    """A learner's wsd_multiplier with one typical mistake switched on (``plateau``: steps too many)."""
+
+    def fn(step, *, warmup_steps, stable_steps, decay_steps, start_ratio, min_lr_ratio):
+        w, s, d, s0, m = warmup_steps, stable_steps + plateau, decay_steps, start_ratio, min_lr_ratio
+        if step < w:
+            return {
+                "right": s0 + (1 - s0) * step / w,
+                "ahead": s0 + (1 - s0) * (step + 1) / w,
+                "from zero": step / w,
+                "early peak": s0 + (1 - s0) * step / (w - 1),
+            }[warmup]
+        if step < w + s:
+            return 1.0
+        p = {
+            "right": (step - w - s) / d,
+            "from warmup": (step - w) / d,
+            "early floor": (step - w - s) / (d - 1),
+            "to zero": (step - w - s) / d,
+            "cosine": (step - w - s) / d,
+        }[decay]
+        if clamp:
+            p = min(p, 1.0)
+        if decay == "to zero":
+            return 1.0 - p
+        if decay == "cosine":
+            return m + (1 - m) * 0.5 * (1 + math.cos(math.pi * p))
+        return 1.0 - (1.0 - m) * p
+
+    return fn
+
+
+WSD_MISTAKES = [
+    ({"warmup": "ahead"}, r"step 0: expected start_ratio = .*the ramp is one step ahead"),
+    ({"warmup": "from zero"}, r"step 0: expected start_ratio = .*the warmup ignores start_ratio"),
+    ({"warmup": "early peak"}, r"step 1 \(warmup\): expected .*it reaches 1 already at step W - 1: divide by W"),
+    ({"plateau": -1}, r"\(first step of the decay\): expected 1, found .*the decay started one step early"),
+    ({"plateau": 1}, r"expected the floor .*the decay is one step behind, it started one step late"),
+    ({"plateau": -3}, r"step of the plateau, steps \d+ … \d+\): expected 1 \(the peak\).*lasts exactly stable_steps"),
+    ({"decay": "from warmup"}, r"\(first step of the decay\): expected 1, found .*a jump down from the plateau"),
+    (
+        {"decay": "early floor"},
+        r"found the floor .* already: the floor is reached one step early: divide by decay_steps",
+    ),
+    ({"decay": "to zero"}, r"expected the floor min_lr_ratio = .*found 0: the decay ends at 0, not at min_lr_ratio"),
+    ({"decay": "cosine"}, r"step \d+ \(decay\): expected .* on the straight line"),
+    ({"clamp": False}, r"\(after T = \d+\): expected the floor .*stays at min_lr_ratio after the decay"),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wsd_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit06.wsd_schedule(solution(6, "ex03-warmup-stable-decay", "wsd_multiplier"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ warmup-stable-decay")
+
+
+def test_wsd_accepts_the_reference_and_tensor_results() -> None:
+    unit06.wsd_schedule(unit06.reference_wsd)
+    unit06.wsd_schedule(lambda *a, **k: torch.tensor(wsd_variant()(*a, **k), dtype=torch.float64))
+
+
+def test_wsd_rejects_stub_and_non_numbers() -> None:
+    rejects(unit06.wsd_schedule, stub, match=r"fn\(0, warmup_steps=\d+.*is not implemented yet")
+    rejects(unit06.wsd_schedule, lambda *a, **k: None, match="expected a number .*found NoneType")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), WSD_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_wsd_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    message = rejects(unit06.wsd_schedule, wsd_variant(**kwargs), match=match, seed=seed)
+    assert f"(seed {seed})" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), WSD_MISTAKES)
+def test_wsd_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit06.wsd_schedule, wsd_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_wsd_solution_passes_on_every_seed() -> None:
+    fn = solution(6, "ex03-warmup-stable-decay", "wsd_multiplier")
+    for seed in range(200):
+        unit06.wsd_schedule(fn, seed=seed)
+        unit06.wsd_schedule(wsd_variant(), seed=seed)

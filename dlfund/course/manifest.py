@@ -406,6 +406,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=10,
                 full_s=60,
             ),
+            Exercise(
+                "ex03-warmup-stable-decay",
+                "A warmup-stable-decay schedule",
+                ("unit06.wsd_schedule",),
+                smoke_s=10,
+                full_s=60,
+            ),
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit06),
