@@ -585,7 +585,7 @@ def label_smoothing(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     expected = reference_smoothed_cross_entropy(logits, targets, eps)
     if not bool(torch.isfinite(out.detach()).all()):
         raise CheckFailed(
-            f"{call}: the loss is {float(out):.4g}, but row 0 holds logits of about "
+            f"{call}: the loss is {float(out.detach()):.4g}, but row 0 holds logits of about "
             f"±{float(logits[0].abs().max()):.0f} and the true loss is finite, {float(expected):.4f}: "
             "log(softmax(z)) underflows to log(0) = -inf; use a log-softmax "
             "(z - logsumexp(z), or F.log_softmax / torch.log_softmax over dim=1)"
