@@ -179,20 +179,21 @@ def dataset_variant(
     label: str = "right",
     index: str = "right",
     transform: str = "right",
+    length: str = "right",
 ):
     """A learner's FashionDataset with one typical mistake switched on."""
 
     class Variant(Dataset):
         def __init__(self, images, labels, *, standardize=True, transform=None):
             self.images = images
-            self.labels = labels if label in ("no long", "python int") else labels.long()
+            self.labels = labels if label in ("no long", "python int", "one-hot") else labels.long()
             self.standardize, self.transform = standardize, transform
 
         def __len__(self):
-            return len(self.images)
+            return 10 if length == "fixed" else len(self.images)
 
         def __getitem__(self, i):
-            n = len(self)
+            n = len(self.images)
             if index == "wrap":
                 i = i % n
             elif index == "no negatives" and i < 0:
@@ -206,6 +207,7 @@ def dataset_variant(
                 "integer division": lambda: (raw // 255).float(),
                 "no convert": lambda: raw,
                 "double": lambda: raw.double() / 255,
+                "in place": lambda: self.images.__setitem__(i, raw // 2) or raw.float() / 127.5,
             }[convert]()
             if transform == "before":
                 x = self.transform(x) if self.transform is not None else x
@@ -216,15 +218,65 @@ def dataset_variant(
                     x = (x - x.mean()) / x.std()
                 elif standardise == "before divide":
                     x = (raw.float() - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+                elif standardise == "swapped":
+                    x = (x - FASHION_MNIST_STD) / FASHION_MNIST_MEAN
+                elif standardise == "no parentheses":
+                    x = x - FASHION_MNIST_MEAN / FASHION_MNIST_STD
+            elif standardise == "always":
+                x = (x - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
             if channel:
                 x = x.unsqueeze(0)
             if self.transform is not None and transform in ("right", "ignored"):
                 y = self.transform(x)
                 x = y if transform == "right" else x
             lab = self.labels[i]
+            if label == "one-hot":
+                return x, torch.nn.functional.one_hot(lab.long(), 10)
+            if label == "shifted":
+                lab = self.labels[(i + 1) % n]
             return x, int(lab) if label == "python int" else lab
 
     return Variant
+
+
+DATASET_MISTAKES = [
+    ({"convert": "no divide"}, r"values up to 255: convert to float and divide by 255"),
+    (
+        {"convert": "integer division"},
+        r"only two distinct pixel values .*integer division .*convert the uint8 image to float first",
+    ),
+    ({"convert": "no convert"}, r"the image is still uint8: convert it to float32"),
+    ({"convert": "double"}, r"should be float32, found torch.float64 \(use .float\(\), not .double\(\)\)"),
+    ({"convert": "in place"}, r"(the images passed in were modified|image values differ)"),
+    ({"channel": False}, r"found \(28, 28\): add the channel dimension with .unsqueeze\(0\)"),
+    ({"standardise": "none"}, r"standardize=True\).*in \[0, 1\] but not standardised: with standardize=True subtract"),
+    ({"standardise": "per image"}, r"standardised each image with its own mean and std"),
+    ({"standardise": "before divide"}, r"standardised the 0-255 pixels: divide by 255 first"),
+    ({"standardise": "swapped"}, r"mean and std swapped"),
+    ({"standardise": "no parentheses"}, r"incomplete standardisation: .*with the parentheses"),
+    ({"standardise": "always"}, r"standardised although standardize=False"),
+    (
+        {"label": "no long"},
+        r"labels.to\(torch.uint8\).*the label should be int64 .*found torch.uint8: convert with .long\(\)",
+    ),
+    ({"label": "python int"}, r"the label should be a 0-d int64 tensor \(labels\[index\].long\(\)\), found int"),
+    ({"label": "one-hot"}, r"the label has shape \(10,\): return the class index"),
+    ({"label": "shifted"}, r"expected label \d \(labels\[index\]\), found \d"),
+    (
+        {"index": "wrap"},
+        r"\[-?\d+\] returned an example; an index outside \[-\d+, \d+\) should raise IndexError.*do not wrap",
+    ),
+    ({"index": "no negatives"}, r"\[-1\] raised IndexError; negative indices count from the end"),
+    ({"index": "value error"}, r"raised ValueError: bad index; an index outside .* should raise IndexError"),
+    ({"transform": "never"}, r"the transform was never called"),
+    (
+        {"transform": "before"},
+        r"transform should receive the normalised float32 image of shape \(1, 28, 28\); it received "
+        r"torch.float32 \(28, 28\)",
+    ),
+    ({"transform": "ignored"}, r"the item should be transform\(image\), found the image without the transform"),
+    ({"length": "fixed"}, r"len\(ds\) should be the number of images, \d+, found 10"),
+]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -245,88 +297,45 @@ def test_fashion_dataset_rejects_stub() -> None:
     rejects(unit04.fashion_dataset, Stub, match=r"Stub\(images, labels, standardize=False\).*is not implemented yet")
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"convert": "no divide"}, r"values up to 255: convert to float and divide by 255"),
-        (
-            {"convert": "integer division"},
-            r"only two distinct pixel values .*integer division .*convert the uint8 image to float first",
-        ),
-        ({"convert": "no convert"}, r"the image is still uint8: convert it to float32"),
-        ({"convert": "double"}, r"should be float32, found torch.float64 \(use .float\(\), not .double\(\)\)"),
-        ({"channel": False}, r"found \(28, 28\): add the channel dimension with .unsqueeze\(0\)"),
-        (
-            {"standardise": "none"},
-            r"standardize=True\).*in \[0, 1\] but not standardised: with standardize=True subtract",
-        ),
-        ({"standardise": "per image"}, r"standardised each image with its own mean and std"),
-        ({"standardise": "before divide"}, r"standardised the 0-255 pixels: divide by 255 first"),
-    ],
-)
-def test_fashion_dataset_rejects_conversion_mistakes(kwargs: dict, match: str) -> None:
-    message = rejects(unit04.fashion_dataset, dataset_variant(**kwargs), match=match)
-    assert "(data seed 0)" in message
+@pytest.mark.parametrize(("kwargs", "match"), DATASET_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+def test_fashion_dataset_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    message = rejects(unit04.fashion_dataset, dataset_variant(**kwargs), match=match, seed=seed)
+    assert f"(data seed {seed})" in message
 
 
-def test_fashion_dataset_rejects_label_mistakes() -> None:
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(label="no long"),
-        match=r"labels.to\(torch.uint8\).*the label should be int64 .*found torch.uint8: convert with .long\(\)",
-    )
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(label="python int"),
-        match=r"the label should be a 0-d int64 tensor \(labels\[index\].long\(\)\), found int",
-    )
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), DATASET_MISTAKES)
+def test_fashion_dataset_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit04.fashion_dataset, dataset_variant(**kwargs), match=match, seed=seed)
 
 
-def test_fashion_dataset_rejects_index_mistakes() -> None:
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(index="wrap"),
-        match=r"\[\d+\] returned an example; an index outside \[-\d+, \d+\) should raise IndexError.*do not wrap",
-    )
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(index="no negatives"),
-        match=r"\[-1\] raised IndexError; negative indices count from the end",
-    )
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(index="value error"),
-        match=r"raised ValueError: bad index; an index outside .* should raise IndexError",
-    )
+@pytest.mark.seeds
+def test_fashion_dataset_solution_passes_on_every_seed() -> None:
+    cls = solution("ex02-custom-dataset", "FashionDataset")
+    for seed in range(200):
+        unit04.fashion_dataset(cls, seed=seed)
 
 
-def test_fashion_dataset_rejects_transform_mistakes() -> None:
-    rejects(unit04.fashion_dataset, dataset_variant(transform="never"), match="the transform was never called")
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(transform="before"),
-        match=r"transform should receive the normalised float32 image of shape \(1, 28, 28\); it received "
-        r"torch.float32 \(28, 28\)",
-    )
-    rejects(
-        unit04.fashion_dataset,
-        dataset_variant(transform="ignored"),
-        match=r"the item should be transform\(image\), found the image without the transform",
-    )
-
-
-def test_fashion_dataset_rejects_wrong_length_and_non_dataset() -> None:
-    class Short(dataset_variant()):
-        def __len__(self):
-            return 10
-
-    rejects(unit04.fashion_dataset, Short, match=r"len\(ds\) should be the number of images, \d+, found 10")
-
+def test_fashion_dataset_rejects_non_dataset_and_crashes() -> None:
     class NotADataset:
         def __init__(self, images, labels, *, standardize=True, transform=None):
             pass
 
     rejects(unit04.fashion_dataset, NotADataset, match="expected a subclass of torch.utils.data.Dataset")
+
+    class NoLen(Dataset):
+        def __init__(self, images, labels, *, standardize=True, transform=None):
+            pass
+
+    rejects(unit04.fashion_dataset, NoLen, match=r"len\(\) of .* raised TypeError")
+
+    class ReturnsNone(dataset_variant()):
+        def __getitem__(self, i):
+            return None
+
+    rejects(unit04.fashion_dataset, ReturnsNone, match=r"expected a pair \(image, label\), found NoneType")
 
 
 # --- named typical mistakes in the measured accuracies, each rejected on every seed ---------------
@@ -425,3 +434,108 @@ def test_depth_width_named_mistake_rejected_on_many_seeds(mistake: str, seed: in
 def test_depth_width_solution_passes_on_many_seeds(seed: int) -> None:
     unit04.depth_width(solution("ex01-depth-width", "depth_width_study"), seed=seed)
     unit04.depth_width(trained_study("none"), seed=seed)
+
+
+# --- ex03: cross-entropy with label smoothing ---------------------------------------------------
+
+
+def smoothing_variant(
+    *,
+    spread: str = "all",
+    reduce: str = "mean",
+    log: str = "log_softmax",
+    dim: int = 1,
+    uniform: bool = True,
+    scale_one_hot: bool = True,
+    detach: bool = False,
+    builtin: str | None = None,
+):
+    """A learner's smoothed_cross_entropy with one typical mistake switched on."""
+
+    def smoothed_cross_entropy(logits, targets, smoothing):
+        if builtin == "functional":
+            return torch.nn.functional.cross_entropy(logits, targets, label_smoothing=smoothing)
+        if builtin == "module":
+            return torch.nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, targets)
+        n, c = logits.shape
+        log_p = logits.log_softmax(dim=dim) if log == "log_softmax" else logits.softmax(dim=dim).log()
+        one_hot = torch.nn.functional.one_hot(targets, c).to(logits.dtype)
+        rest = {"all": smoothing / c, "others": smoothing / (c - 1) * (1 - one_hot), "undivided": smoothing}[spread]
+        q = (1 - smoothing if scale_one_hot else 1.0) * one_hot + (rest if uniform else 0.0)
+        per_example = -(q * log_p).sum(dim=1)
+        loss = per_example.mean() if reduce == "mean" else per_example.sum() if reduce == "sum" else per_example
+        return loss.detach() if detach else loss
+
+    return smoothed_cross_entropy
+
+
+SMOOTHING_MISTAKES = [
+    ({"spread": "others"}, r"spread over the C - 1 other classes"),
+    ({"spread": "undivided"}, r"ε was added to every class without dividing by C"),
+    ({"uniform": False}, r"only the true-class term .* the uniform part .* is missing"),
+    ({"scale_one_hot": False}, r"the one-hot part was not scaled by \(1 - ε\)"),
+    ({"uniform": False, "scale_one_hot": False}, r"the smoothing is ignored: that is the plain cross-entropy"),
+    ({"reduce": "sum"}, r"summed over the batch: take the mean over the N examples"),
+    ({"reduce": "none"}, r"expected a 0-d tensor \(the mean over the batch\), found shape \(\d+,\): average"),
+    ({"log": "log of softmax"}, r"log\(softmax\(z\)\) underflows to log\(0\) = -inf; use a log-softmax"),
+    ({"dim": 0}, r"the log-softmax ran over the batch \(dim=0\)"),
+    ({"detach": True}, r"the loss has no gradient"),
+    ({"builtin": "functional"}, r"calls F.cross_entropy with label_smoothing=0\.\d+ .*write the smoothed loss"),
+    ({"builtin": "module"}, r"calls F.cross_entropy with label_smoothing=0\.\d+"),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_label_smoothing_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit04.label_smoothing(solution("ex03-label-smoothing", "smoothed_cross_entropy"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ label smoothing")
+
+
+def test_label_smoothing_accepts_the_reference_and_plain_cross_entropy_parts() -> None:
+    unit04.label_smoothing(smoothing_variant())
+
+    def via_plain(logits, targets, smoothing):  # F.cross_entropy without smoothing is fine
+        log_p = torch.log_softmax(logits, dim=1)
+        return (1 - smoothing) * torch.nn.functional.cross_entropy(logits, targets) - smoothing * log_p.mean(1).mean()
+
+    unit04.label_smoothing(via_plain, seed=3)
+
+
+def test_label_smoothing_reference_equals_torch() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(7, 5, generator=gen, dtype=torch.float64), torch.randint(0, 5, (7,), generator=gen)
+    ours = unit04.reference_smoothed_cross_entropy(logits, targets, 0.27)
+    theirs = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.27)
+    assert torch.allclose(ours, theirs)
+
+
+def test_label_smoothing_rejects_stub() -> None:
+    rejects(unit04.label_smoothing, stub, match=r"stub\(logits .* is not implemented yet.*hint: write this function")
+
+
+def test_label_smoothing_rejects_wrong_types() -> None:
+    rejects(unit04.label_smoothing, lambda z, y, e: 1.0, match=r"expected a 0-d tensor \(the mean loss\), found float")
+    rejects(unit04.label_smoothing, lambda z, y, e: None, match=r"found NoneType")
+    rejects(unit04.label_smoothing, lambda z, y, e: (y.zero_(), z.sum())[1], match=r"changed in place")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), SMOOTHING_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_label_smoothing_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    message = rejects(unit04.label_smoothing, smoothing_variant(**kwargs), match=match, seed=seed)
+    assert f"(seed {seed})" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), SMOOTHING_MISTAKES)
+def test_label_smoothing_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit04.label_smoothing, smoothing_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_label_smoothing_solution_passes_on_every_seed() -> None:
+    fn = solution("ex03-label-smoothing", "smoothed_cross_entropy")
+    for seed in range(200):
+        unit04.label_smoothing(fn, seed=seed)
+        unit04.label_smoothing(smoothing_variant(), seed=seed)

@@ -174,11 +174,12 @@ def stopper(
     *,
     sanity: bool = True,
     compare: str = ">=",
-    epoch_offset: int = 0,
-    stop: bool = True,
+    epoch: str = "current_epoch",
+    stop: str = "when reached",
     monitor: str | None = None,
     hook: str = "on_validation_epoch_end",
     also: str | None = None,
+    history: str = "instance",
 ):
     """A learner's StopAtTarget with one typical mistake switched on."""
 
@@ -188,25 +189,60 @@ def stopper(
         value = float(trainer.callback_metrics[monitor or self.monitor])
         self.history.append(value)
         reached = value >= self.target if compare == ">=" else value > self.target
+        if stop == "always":
+            trainer.should_stop = True
         if reached:
-            if stop:
+            if stop == "when reached":
                 trainer.should_stop = True
-            self.stopped_epoch = trainer.current_epoch + epoch_offset
+            if epoch != "never":
+                self.stopped_epoch = {
+                    "current_epoch": trainer.current_epoch,
+                    "plus one": trainer.current_epoch + 1,
+                    "global_step": trainer.global_step,
+                }[epoch]
 
-    namespace = {
-        "__init__": lambda self, target, monitor="val_acc": (
-            L.Callback.__init__(self),
-            setattr(self, "target", target),
-            setattr(self, "monitor", monitor),
-            setattr(self, "history", []),
-            setattr(self, "stopped_epoch", None),
-            None,
-        )[-1],
-        hook: body,
-    }
+    def init(self, target, monitor="val_acc"):
+        L.Callback.__init__(self)
+        self.target, self.monitor, self.stopped_epoch = target, monitor, None
+        if history == "instance":
+            self.history = []
+
+    namespace = {"__init__": init, hook: body}
+    if history == "class":
+        namespace["history"] = []  # one list shared by every instance
     if also is not None:
         namespace[also] = lambda self, *args, **kwargs: None
     return type("Variant", (L.Callback,), namespace)
+
+
+CALLBACK_MISTAKES = [
+    (
+        {"hook": "on_train_epoch_end"},
+        r"should implement on_validation_epoch_end\(self, trainer, pl_module\); it implements "
+        r"on_train_epoch_end: on_train_epoch_end — it runs after the training epoch",
+    ),
+    ({"also": "on_train_batch_end"}, r"implements on_train_batch_end as well as on_validation_epoch_end"),
+    (
+        {"hook": "on_validation_end"},
+        r"it implements on_validation_end: on_validation_end — it runs after the whole validation loop",
+    ),
+    ({"sanity": False}, r"Lightning's sanity check .*trainer.sanity_checking"),
+    ({"compare": ">"}, r"reached the target .* but training went on .*value >= target"),
+    (
+        {"epoch": "plus one"},
+        r"expected stopped_epoch = \d \(trainer.current_epoch of the epoch .* counted from 0\), found \d",
+    ),
+    ({"epoch": "global_step"}, r"expected stopped_epoch = \d .*found \d+"),
+    ({"epoch": "never"}, r"expected stopped_epoch = \d .*found None"),
+    ({"stop": "never"}, r"training went on|training ran \d epochs instead of \d: set trainer.should_stop = True"),
+    ({"stop": "always"}, r"stopped after 1 epoch\(s\), before val_acc reached the target"),
+    (
+        {"monitor": "val_acc"},
+        r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
+        r"trainer.callback_metrics\[self.monitor\]",
+    ),
+    ({"history": "class"}, r"(a new callback should have an empty list self.history|expected history)"),
+]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -231,61 +267,32 @@ def test_custom_callback_rejects_stub() -> None:
     rejects(unit05.custom_callback, Stub, match=r"is not implemented yet.*hint: record and stop")
 
 
-def test_custom_callback_rejects_wrong_hooks() -> None:
-    rejects(
-        unit05.custom_callback,
-        stopper(hook="on_train_epoch_end"),
-        match=r"should implement on_validation_epoch_end\(self, trainer, pl_module\); it implements "
-        r"on_train_epoch_end: on_train_epoch_end — it runs after the training epoch",
-    )
-    rejects(
-        unit05.custom_callback,
-        stopper(also="on_train_batch_end"),
-        match=r"implements on_train_batch_end as well as on_validation_epoch_end",
-    )
-    rejects(
-        unit05.custom_callback,
-        stopper(hook="on_validation_end"),
-        match=r"it implements on_validation_end: on_validation_end — it runs after the whole validation loop",
-    )
+@pytest.mark.parametrize(("kwargs", "match"), CALLBACK_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+def test_custom_callback_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    rejects(unit05.custom_callback, stopper(**kwargs), match=match, seed=seed)
 
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), CALLBACK_MISTAKES)
+def test_custom_callback_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit05.custom_callback, stopper(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_custom_callback_solution_passes_on_every_seed() -> None:
+    cls = solution(5, "ex02-custom-callback", "StopAtTarget")
+    for seed in range(200):
+        unit05.custom_callback(cls, seed=seed)
+
+
+def test_custom_callback_rejects_a_non_callback() -> None:
     class NotACallback:
         def on_validation_epoch_end(self, trainer, pl_module):
             pass
 
     rejects(unit05.custom_callback, NotACallback, match=r"expected a subclass of lightning.pytorch.Callback")
-
-
-def test_custom_callback_rejects_sanity_check_and_comparison_mistakes() -> None:
-    rejects(unit05.custom_callback, stopper(sanity=False), match=r"Lightning's sanity check .*trainer.sanity_checking")
-    message = rejects(
-        unit05.custom_callback,
-        stopper(compare=">"),
-        match=r"reached the target .* but training went on .*value >= target",
-    )
-    assert "(data seed 0)" in message
-
-
-def test_custom_callback_rejects_stop_mistakes() -> None:
-    rejects(
-        unit05.custom_callback,
-        stopper(epoch_offset=1),
-        match=r"expected stopped_epoch = \d \(trainer.current_epoch of the epoch .* counted from 0\), found \d",
-    )
-    rejects(
-        unit05.custom_callback,
-        stopper(stop=False),
-        match=r"training went on|training ran \d epochs instead of \d: set trainer.should_stop = True",
-    )
-
-
-def test_custom_callback_rejects_a_fixed_monitor() -> None:
-    rejects(
-        unit05.custom_callback,
-        stopper(monitor="val_acc"),
-        match=r"monitor='val_loss'\) .*expected history \[.*\] \(the val_loss of that validation\).*read "
-        r"trainer.callback_metrics\[self.monitor\]",
-    )
 
 
 @pytest.mark.parametrize(
@@ -308,3 +315,186 @@ def test_regression_module_rejects_architecture_mistakes(net, match: str) -> Non
             self.net = net(in_features, hidden)
 
     rejects(unit05.regression_module, Wrong, match=match)
+
+
+# --- ex03: a custom torchmetrics Metric (macro-F1) ---------------------------------------------------
+
+
+def f1_variant(
+    *,
+    average: str = "macro",
+    absent: str = "skip",
+    states: str = "add_state",
+    reduce: str = "sum",
+    full_state_update: bool | None = False,
+    library: bool = False,
+):
+    """A learner's MacroF1 with one typical mistake switched on."""
+    from torchmetrics import Metric
+    from torchmetrics.classification import MulticlassF1Score
+
+    class Variant(Metric):
+        def __init__(self, num_classes, **kwargs):
+            super().__init__(**kwargs)
+            self.num_classes = num_classes
+            if library:
+                self.inner = MulticlassF1Score(num_classes=num_classes, average="macro")
+            if states == "attributes":
+                self.tp, self.fp, self.fn = (torch.zeros(num_classes) for _ in range(3))
+                return
+            if states == "cat":
+                self.add_state("preds", default=[], dist_reduce_fx="cat")
+                self.add_state("target", default=[], dist_reduce_fx="cat")
+                return
+            if states == "per batch":
+                self.add_state("f1_sum", default=torch.tensor(0.0), dist_reduce_fx="sum")
+                self.add_state("batches", default=torch.tensor(0), dist_reduce_fx="sum")
+                return
+            for name in ("tp", "fp", "fn"):
+                self.add_state(name, default=torch.zeros(num_classes), dist_reduce_fx=reduce)
+
+        def _counts(self, preds, target):
+            predicted = preds.argmax(dim=1)
+            one = F.one_hot(predicted, self.num_classes).float()
+            true = F.one_hot(target, self.num_classes).float()
+            tp = (one * true).sum(0)
+            return tp, one.sum(0) - tp, true.sum(0) - tp
+
+        def _f1(self, tp, fp, fn):
+            if average == "micro":
+                tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+                return 2 * tp / (2 * tp + fp + fn)
+            precision, recall = tp / (tp + fp).clamp(min=1), tp / (tp + fn).clamp(min=1)
+            per_class = {
+                "macro": 2 * tp / (2 * tp + fp + fn),
+                "arithmetic": (precision + recall) / 2,
+                "recall": tp / (tp + fn),
+            }.get(average, 2 * tp / (2 * tp + fp + fn))
+            present = (tp + fp + fn) > 0 if average != "recall" else (tp + fn) > 0
+            if average == "harmonic of macros":
+                p, r = precision[present].mean(), recall[present].mean()
+                return 2 * p * r / (p + r)
+            if absent == "zero":
+                return torch.nan_to_num(per_class).mean()
+            if absent == "nan":
+                return per_class.mean()
+            return per_class[present].mean()
+
+        def update(self, preds, target):
+            if library:
+                self.inner.update(preds, target)
+            if states == "cat":
+                self.preds.append(preds)
+                self.target.append(target)
+                return
+            tp, fp, fn = self._counts(preds, target)
+            if states == "per batch":
+                self.f1_sum += self._f1(tp, fp, fn)
+                self.batches += 1
+                return
+            if states == "replace":
+                self.tp, self.fp, self.fn = tp, fp, fn
+                return
+            self.tp += tp
+            self.fp += fp
+            self.fn += fn
+
+        def compute(self):
+            if library:
+                return self.inner.compute()
+            if states == "cat":
+                preds, target = torch.cat(self.preds), torch.cat(self.target)
+                return self._f1(*self._counts(preds, target))
+            if states == "per batch":
+                return self.f1_sum / self.batches
+            return self._f1(self.tp, self.fp, self.fn)
+
+    Variant.full_state_update = full_state_update
+    return Variant
+
+
+F1_MISTAKES = [
+    ({"average": "micro"}, r"that is the micro F1"),
+    ({"absent": "zero"}, r"a class that never occurs .* was counted with F1 = 0"),
+    ({"absent": "nan"}, r"returned nan .*its F1 is 0 / 0; leave classes with TP \+ FP \+ FN = 0 out"),
+    ({"average": "harmonic of macros"}, r"harmonic mean of the macro precision and the macro recall"),
+    ({"average": "arithmetic"}, r"arithmetic mean of precision and recall"),
+    ({"average": "recall"}, r"that is the macro recall \(balanced accuracy\)"),
+    ({"states": "per batch"}, r"mean of the per-batch F1 scores"),
+    ({"states": "attributes"}, r"the metric has no registered states: create its counts with self.add_state"),
+    ({"states": "cat"}, r"the states grew from \d+ to \d+ values .*keep counts per class"),
+    ({"states": "replace"}, r"that is the F1 of the last batch alone: update must add the batch's counts"),
+    ({"reduce": "max"}, r"after calling the metric on each batch .*states that combine by 'sum'"),
+    ({"full_state_update": None}, r"merge_state\(other\) .*raised RuntimeError: set the class attribute full_state"),
+    ({"library": True}, r"this is the library's own MulticlassF1Score"),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_macro_f1_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit05.macro_f1_metric(solution(5, "ex03-macro-f1-metric", "MacroF1"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ macro-F1 metric")
+
+
+def test_macro_f1_accepts_the_reference_variant() -> None:
+    unit05.macro_f1_metric(f1_variant())
+
+
+def test_macro_f1_reference_equals_torchmetrics() -> None:
+    from torchmetrics.classification import MulticlassF1Score
+
+    gen = torch.Generator().manual_seed(0)
+    preds, target = torch.randn(40, 6, generator=gen), torch.randint(0, 5, (40,), generator=gen)
+    preds[:, 5] = -1e4  # class 5 never occurs
+    expected = MulticlassF1Score(num_classes=6, average="macro")(preds, target)
+    assert abs(unit05.reference_macro_f1(preds, target, 6) - float(expected)) < 1e-6
+
+
+def test_macro_f1_rejects_stub_and_non_metrics() -> None:
+    from torchmetrics import Metric
+
+    class Stub(Metric):
+        def __init__(self, num_classes):
+            super().__init__()
+            raise NotImplementedError("register the counts")
+
+        def update(self, preds, target):
+            raise NotImplementedError
+
+        def compute(self):
+            raise NotImplementedError
+
+    rejects(unit05.macro_f1_metric, Stub, match=r"Stub\(num_classes=\d\) .*is not implemented yet.*register the counts")
+
+    class NotAMetric:
+        pass
+
+    rejects(unit05.macro_f1_metric, NotAMetric, match=r"expected a subclass of torchmetrics.Metric")
+
+    class Scalar(f1_variant()):
+        def compute(self):
+            return 0.5
+
+    rejects(unit05.macro_f1_metric, Scalar, match=r"expected a 0-d tensor \(one F1 score\), found float")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), F1_MISTAKES)
+@pytest.mark.parametrize("seed", range(3))
+def test_macro_f1_rejects_typical_mistakes(kwargs: dict, match: str, seed: int) -> None:
+    message = rejects(unit05.macro_f1_metric, f1_variant(**kwargs), match=match, seed=seed)
+    assert "library" in kwargs or f"(data seed {seed})" in message
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize(("kwargs", "match"), F1_MISTAKES)
+def test_macro_f1_rejects_typical_mistakes_on_every_seed(kwargs: dict, match: str) -> None:
+    for seed in range(50):
+        rejects(unit05.macro_f1_metric, f1_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_macro_f1_solution_passes_on_every_seed() -> None:
+    cls = solution(5, "ex03-macro-f1-metric", "MacroF1")
+    for seed in range(200):
+        unit05.macro_f1_metric(cls, seed=seed)
+        unit05.macro_f1_metric(f1_variant(), seed=seed)

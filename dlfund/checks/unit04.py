@@ -1,4 +1,5 @@
-"""Checks for unit 4 (multilayer networks): the depth/width study and a custom Fashion-MNIST ``Dataset``.
+"""Checks for unit 4 (multilayer networks): the depth/width study, a custom Fashion-MNIST ``Dataset`` and
+cross-entropy with label smoothing.
 
 Each check builds fresh random inputs (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), compares the learner's work with a reference, and says
@@ -7,18 +8,22 @@ precisely what differs.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import numbers
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._core import CheckFailed, call_learner, expect, expect_close, fresh_seed, passed
 from dlfund.data.torch_datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
-__all__ = ["depth_width", "fashion_dataset", "mlp_parameters"]
+__all__ = ["depth_width", "fashion_dataset", "label_smoothing", "mlp_parameters", "reference_smoothed_cross_entropy"]
 
 Tensor = torch.Tensor
 
@@ -436,4 +441,183 @@ def fashion_dataset(cls: Callable[..., Any], *, seed: int | None = None) -> None
     passed(
         f"fashion dataset: len, items (float32 (1, 28, 28), int64 labels), [0, 1] and standardised pixels, "
         f"transform, negative and out-of-range indices and batching match the reference on {n} fresh images"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: cross-entropy with label smoothing
+
+
+def reference_smoothed_cross_entropy(logits: Tensor, targets: Tensor, smoothing: float) -> Tensor:
+    """The mean over the batch of ``-Σ_k q_k log p_k`` with ``q = (1 - ε) one_hot + ε / C``.
+
+    ``logits (N, C)``, ``targets (N,)`` int64; computed in float64 with ``logsumexp``, so it stays
+    finite for any finite logits. A 0-d tensor.
+    """
+    z = logits.double()
+    log_p = z - z.logsumexp(dim=1, keepdim=True)
+    n, c = z.shape
+    q = torch.full_like(z, smoothing / c)
+    q[torch.arange(n), targets] += 1 - smoothing
+    return -(q * log_p).sum(dim=1).mean()
+
+
+@contextlib.contextmanager
+def _refusing_builtin_smoothing() -> Iterator[list[float]]:
+    """Record the ``label_smoothing`` of every call of ``F.cross_entropy`` (also through
+    ``nn.CrossEntropyLoss``, or an import under another name) made inside the block."""
+    code = F.cross_entropy.__code__
+    seen: list[float] = []
+    previous = sys.getprofile()
+
+    def watch(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is code:
+            value = frame.f_locals.get("label_smoothing", 0.0)
+            seen.append(float(value) if isinstance(value, numbers.Real) else 0.0)
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(watch)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(previous)
+
+
+def _smoothing_mistake(found: float, logits: Tensor, targets: Tensor, eps: float) -> str:
+    """Name the mistake whose loss equals ``found``, if any."""
+    z = logits.double()
+    n, c = z.shape
+    log_p = z - z.logsumexp(dim=1, keepdim=True)
+    picked = log_p[torch.arange(n), targets]
+    one_hot = torch.zeros_like(z)
+    one_hot[torch.arange(n), targets] = 1
+    candidates = {
+        "the smoothing is ignored: that is the plain cross-entropy; mix the one-hot target with the uniform "
+        "distribution, q = (1 - ε) one_hot + ε / C": -picked.mean(),
+        "the smoothing mass was spread over the C - 1 other classes (ε / (C - 1) each); here it is spread over "
+        "all C classes, the true one included: q = (1 - ε) one_hot + ε / C": -(
+            ((1 - eps) * one_hot + eps / (c - 1) * (1 - one_hot)) * log_p
+        )
+        .sum(1)
+        .mean(),
+        "ε was added to every class without dividing by C: the target q no longer sums to 1; use ε / C": -(
+            ((1 - eps) * one_hot + eps) * log_p
+        )
+        .sum(1)
+        .mean(),
+        "only the true-class term (1 - ε)·(-log p_y) is there: the uniform part ε / C · Σ_k (-log p_k) is missing": -(
+            1 - eps
+        )
+        * picked.mean(),
+        "the one-hot part was not scaled by (1 - ε): q = (1 - ε) one_hot + ε / C": -((one_hot + eps / c) * log_p)
+        .sum(1)
+        .mean(),
+        "summed over the batch: take the mean over the N examples": reference_smoothed_cross_entropy(
+            logits, targets, eps
+        )
+        * n,
+        "the log-softmax ran over the batch (dim=0): normalise over the classes, dim=1": -(
+            ((1 - eps) * one_hot + eps / c) * (z - z.logsumexp(dim=0, keepdim=True))
+        )
+        .sum(1)
+        .mean(),
+    }
+    for why, value in candidates.items():
+        if math.isclose(found, float(value), rel_tol=1e-4, abs_tol=1e-5):
+            return why
+    return ""
+
+
+def label_smoothing(fn: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check ``fn(logits, targets, smoothing)`` → the mean label-smoothed cross-entropy, a 0-d tensor.
+
+    ``logits (N, C)`` float32, ``targets (N,)`` int64 class indices, ``smoothing`` ε in [0, 1). The
+    target distribution of example i is ``q = (1 - ε) one_hot(y_i) + ε / C`` (every class, the true one
+    included, gets ε / C), and the loss is the mean over the batch of ``-Σ_k q_k log p_k`` with
+    ``log p = log_softmax(logits)`` over the classes. Values (also for logits in the hundreds, where
+    ``log(softmax)`` overflows), the gradient with respect to the logits, ``smoothing=0`` and the
+    inputs left unchanged are compared with an independent float64 computation. Calling
+    ``F.cross_entropy(..., label_smoothing=...)`` or ``nn.CrossEntropyLoss(label_smoothing=...)`` is
+    refused: writing it is the exercise.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    n = int(torch.randint(6, 12, (), generator=gen))
+    c = int(torch.randint(3, 6, (), generator=gen)) + (n - 2 if bool(torch.randint(0, 2, (), generator=gen)) else 0)
+    # N ≠ C always: a softmax over the wrong dimension cannot fit the shapes by chance
+    eps = round(float(torch.empty(()).uniform_(0.15, 0.4, generator=gen)), 3)  # never 0.1, a common default
+    logits = 3 * torch.randn(n, c, generator=gen)
+    logits[0] *= 100  # one confident row: logits in the hundreds, log(softmax) gives -inf there
+    targets = torch.randint(0, c, (n,), generator=gen)
+    targets[0] = int(logits[0].argmin())  # confidently wrong: its loss is large but finite
+    name = getattr(fn, "__name__", "fn")
+
+    def run(z: Tensor, y: Tensor, e: float, call: str) -> Tensor:
+        z0, y0 = z.detach().clone(), y.clone()
+        with _refusing_builtin_smoothing() as seen:
+            out = call_learner(fn, z, y, e, what=call)
+        if any(s > 0 for s in seen):
+            raise CheckFailed(
+                f"{call}: this calls F.cross_entropy with label_smoothing={seen[0]} (nn.CrossEntropyLoss does the "
+                "same): write the smoothed loss yourself from log_softmax (writing it is the exercise; the built-in "
+                "is there to compare with afterwards)"
+            )
+        expect(
+            isinstance(out, Tensor),
+            f"{call}: expected a 0-d tensor (the mean loss), found {type(out).__name__}",
+        )
+        expect(
+            out.shape == (),
+            f"{call}: expected a 0-d tensor (the mean over the batch), found shape {tuple(out.shape)}"
+            + (": average the per-example losses (.mean())" if out.shape in ((n,), (n, 1)) else ""),
+        )
+        expect(
+            torch.equal(z.detach(), z0) and torch.equal(y, y0),
+            f"{call}: the logits or targets were changed in place; compute on new tensors",
+        )
+        return out
+
+    z = logits.clone().requires_grad_(True)
+    call = f"{name}(logits {tuple(logits.shape)}, targets {tuple(targets.shape)}, smoothing={eps}) {where}"
+    out = run(z, targets, eps, call)
+    expected = reference_smoothed_cross_entropy(logits, targets, eps)
+    if not bool(torch.isfinite(out.detach()).all()):
+        raise CheckFailed(
+            f"{call}: the loss is {float(out.detach()):.4g}, but row 0 holds logits of about "
+            f"±{float(logits[0].abs().max()):.0f} and the true loss is finite, {float(expected):.4f}: "
+            "log(softmax(z)) underflows to log(0) = -inf; use a log-softmax "
+            "(z - logsumexp(z), or F.log_softmax / torch.log_softmax over dim=1)"
+        )
+    found = float(out.detach())
+    if not math.isclose(found, float(expected), rel_tol=1e-4, abs_tol=1e-5):
+        why = _smoothing_mistake(found, logits, targets, eps)
+        raise CheckFailed(
+            f"{call}: expected the loss {float(expected):.6f}, found {found:.6f}" + (f": {why}" if why else "")
+        )
+    expect(
+        out.requires_grad and out.grad_fn is not None,
+        f"{call}: the loss has no gradient: compute it with torch operations on the logits, without .detach(), "
+        ".item() or numpy",
+    )
+    grad = call_learner(lambda: torch.autograd.grad(out, z)[0], what=f"the gradient of {call}")
+    p = torch.softmax(logits.double(), dim=1)
+    q = torch.full_like(p, eps / c)
+    q[torch.arange(n), targets] += 1 - eps
+    expect_close(grad.double(), (p - q) / n, f"{call}: the gradient with respect to the logits, (p - q) / N", atol=1e-6)
+
+    # ε = 0 is the plain cross-entropy.
+    small = logits[1:].clone()
+    call0 = f"{name}(logits {tuple(small.shape)}, targets, smoothing=0.0) {where}"
+    out0 = run(small, targets[1:], 0.0, call0)
+    plain = reference_smoothed_cross_entropy(small, targets[1:], 0.0)
+    expect(
+        math.isclose(float(out0.detach()), float(plain), rel_tol=1e-4, abs_tol=1e-5),
+        f"{call0}: with smoothing 0 the loss is the plain cross-entropy {float(plain):.6f}, found "
+        f"{float(out0.detach()):.6f}",
+    )
+    passed(
+        f"label smoothing: loss and gradient match an independent computation on {n} examples of {c} classes "
+        f"with ε = {eps} (finite for logits in the hundreds), and ε = 0 gives the plain cross-entropy"
     )

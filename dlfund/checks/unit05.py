@@ -1,4 +1,5 @@
-"""Checks for unit 5 (Lightning): a LightningModule for regression and a custom callback.
+"""Checks for unit 5 (Lightning): a LightningModule for regression, a custom callback and a custom
+torchmetrics ``Metric`` (macro-F1).
 
 Each check builds a fresh random problem (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), trains on it with a small, quiet, deterministic CPU
@@ -8,6 +9,7 @@ failure can be replayed with ``seed=...``), trains on it with a small, quiet, de
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import numbers
@@ -20,12 +22,16 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassStatScores
+from torchmetrics.functional.classification.f_beta import _fbeta_reduce, multiclass_f1_score, multiclass_fbeta_score
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._library_use import refusing
 from dlfund.models.mlp import MLP
 from dlfund.train.lightning import LitClassifier
 
-__all__ = ["regression_module", "custom_callback", "StopAtTarget"]
+__all__ = ["regression_module", "custom_callback", "macro_f1_metric", "reference_macro_f1", "StopAtTarget"]
 
 Tensor = torch.Tensor
 
@@ -394,6 +400,39 @@ def _same(a: list[float], b: list[float]) -> bool:
     return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(a, b))
 
 
+_CALLBACK_SIZES = {"n_train": 240, "n_val": 101, "batch_size": 32, "max_epochs": 6}
+
+
+def _callback_problem(seed: int) -> tuple[Tensor, Tensor, int, int]:
+    """The check's data ``(X, y, classes, run_seed)``, drawn from ``seed`` alone."""
+    gen = torch.Generator().manual_seed(seed)
+    X, y, c = _blob_problem(gen, _CALLBACK_SIZES["n_train"] + _CALLBACK_SIZES["n_val"])
+    return X, y, c, int(torch.randint(0, 2**31 - 1, (), generator=gen))
+
+
+def _fit_blobs(
+    callback: Callback, X: Tensor, y: Tensor, c: int, n_train: int, batch_size: int, max_epochs: int, run_seed: int
+) -> L.Trainer:
+    """A tiny seeded fit of an MLP classifier with ``callback``; the same weights for the same seed."""
+    L.seed_everything(run_seed, verbose=False)
+    model = LitClassifier(MLP(X.shape[1], [16], c), num_classes=c, lr=3e-3)
+    train_loader, val_loader = _loaders(X, y, n_train, batch_size, run_seed)
+    trainer = _trainer(max_epochs, [callback], num_sanity_val_steps=2)
+    trainer.fit(model, train_loader, val_loader)
+    return trainer
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_history(seed: int) -> tuple[float, ...]:
+    """val_acc after each epoch of the reference fit that never stops (cached: it depends on ``seed`` only)."""
+    X, y, c, run_seed = _callback_problem(seed)
+    sizes = _CALLBACK_SIZES
+    with _quiet():
+        reference = StopAtTarget(target=math.inf)
+        _fit_blobs(reference, X, y, c, sizes["n_train"], sizes["batch_size"], sizes["max_epochs"], run_seed)
+    return tuple(reference.history)
+
+
 def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check a callback class ``cls(target, monitor="val_acc")``.
 
@@ -405,7 +444,6 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
     record and stop exactly like the reference.
     """
     seed = fresh_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
     name = getattr(cls, "__name__", "cls")
     expect(
@@ -431,22 +469,14 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
             f"in on_validation_epoch_end ({wrong[0]}: {WRONG_HOOKS[wrong[0]]})"
         )
 
-    n_train, n_val, batch_size, max_epochs = 240, 101, 32, 6
-    X, y, c = _blob_problem(gen, n_train + n_val)
-    run_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
+    n_train, batch_size, max_epochs = (_CALLBACK_SIZES[k] for k in ("n_train", "batch_size", "max_epochs"))
+    X, y, c, run_seed = _callback_problem(seed)
 
     def fit(callback: Callback) -> L.Trainer:
-        L.seed_everything(run_seed, verbose=False)
-        model = LitClassifier(MLP(X.shape[1], [16], c), num_classes=c, lr=3e-3)
-        train_loader, val_loader = _loaders(X, y, n_train, batch_size, run_seed)
-        trainer = _trainer(max_epochs, [callback], num_sanity_val_steps=2)
-        trainer.fit(model, train_loader, val_loader)
-        return trainer
+        return _fit_blobs(callback, X, y, c, n_train, batch_size, max_epochs, run_seed)
 
     with _quiet():
-        reference = StopAtTarget(target=math.inf)
-        fit(reference)
-        full = reference.history  # val_acc after each epoch, never stopping
+        full = list(_reference_history(seed))  # val_acc after each epoch, never stopping
         # Stop at the last epoch (within the first max_epochs - 1) that sets a new best: an exact tie
         # with the target must stop (>=), and earlier epochs are all below it.
         news = [k for k in range(max_epochs - 1) if all(full[j] < full[k] for j in range(k))]
@@ -534,4 +564,218 @@ def custom_callback(cls: Callable[..., Any], *, seed: int | None = None) -> None
     passed(
         f"custom callback: on_validation_epoch_end records {shown} and stops at epoch {k}, like the reference; "
         "sanity check skipped; monitor honoured in trainer.validate()"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: a custom torchmetrics Metric (macro-F1)
+
+
+def reference_macro_f1(preds: Tensor, target: Tensor, num_classes: int) -> float:
+    """Macro-F1 of the predictions ``preds.argmax(1)`` (``preds (N, C)``) against ``target (N,)``.
+
+    Per class ``F1 = 2 TP / (2 TP + FP + FN)``, averaged over the classes that occur in the targets or
+    the predictions (a class absent from both has no F1 and is left out of the mean).
+    """
+    tp, fp, fn = _class_counts(preds, target, num_classes)
+    present = (tp + fp + fn) > 0
+    return float((2 * tp[present] / (2 * tp[present] + fp[present] + fn[present])).mean())
+
+
+def _class_counts(preds: Tensor, target: Tensor, num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """True positives, false positives and false negatives per class, as float64 ``(C,)`` tensors."""
+    confusion = torch.bincount(target * num_classes + preds.argmax(1), minlength=num_classes**2)
+    confusion = confusion.reshape(num_classes, num_classes).double()  # rows true, columns predicted
+    tp = confusion.diagonal()
+    return tp, confusion.sum(0) - tp, confusion.sum(1) - tp
+
+
+def _f1_mistake(found: float, batches: list[tuple[Tensor, Tensor]], c: int) -> str:
+    """Name the averaging mistake whose value equals ``found``, if any."""
+    preds = torch.cat([p for p, _ in batches])
+    target = torch.cat([t for _, t in batches])
+    tp, fp, fn = _class_counts(preds, target, c)
+    present = (tp + fp + fn) > 0
+    precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(tp + fn > 0, tp / (tp + fn).clamp(min=1), torch.zeros_like(tp))
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    macro_p, macro_r = precision[present].mean(), recall[present].mean()
+    candidates = {
+        "that is the micro F1 (the counts summed over the classes first, which equals the accuracy here): "
+        "compute F1 per class, then average the classes": float(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum())),
+        "a class that never occurs (neither in the targets nor in the predictions) was counted with F1 = 0: leave "
+        "such classes out of the mean": float(f1.mean()),
+        "that is the harmonic mean of the macro precision and the macro recall: average the per-class F1 "
+        "scores instead": float(2 * macro_p * macro_r / (macro_p + macro_r)),
+        "per class, that is the arithmetic mean of precision and recall: F1 is their harmonic mean, "
+        "2 TP / (2 TP + FP + FN)": float(((precision + recall) / 2)[present].mean()),
+        "that is the macro recall (balanced accuracy), TP / (TP + FN): F1 also counts the false positives, "
+        "2 TP / (2 TP + FP + FN)": float(recall[tp + fn > 0].mean()),
+        "that is the mean of the per-batch F1 scores: keep counts over all batches in the states and compute F1 "
+        "once, from the totals": sum(reference_macro_f1(p, t, c) for p, t in batches) / len(batches),
+        "that is the F1 of the last batch alone: update must add the batch's counts to the states (+=), not "
+        "replace them": reference_macro_f1(*batches[-1], c),
+    }
+    matching = [
+        (abs(found - value), why) for why, value in candidates.items() if math.isclose(found, value, abs_tol=1e-6)
+    ]
+    return min(matching)[1] if matching else ""  # the closest, should two averages nearly coincide
+
+
+def _state_size(metric: Any) -> int:
+    """The number of values held in the metric's registered states (tensors, or lists of tensors)."""
+    total = 0
+    for value in metric.metric_state.values():
+        for item in value if isinstance(value, list) else [value]:
+            total += item.numel() if isinstance(item, Tensor) else 1
+    return total
+
+
+def macro_f1_metric(cls: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check a ``torchmetrics.Metric`` subclass ``cls(num_classes)`` computing the macro-F1.
+
+    ``update(preds, target)`` takes scores ``(N, C)`` (the predicted class is the argmax) and labels
+    ``(N,)``; ``compute()`` returns the mean over classes of ``2 TP / (2 TP + FP + FN)``, leaving out a
+    class that occurs neither in the targets nor in the predictions. Checked: the value over several
+    batches of different sizes against an independent count; states of a fixed size (counts, not
+    every prediction) registered with ``add_state``; ``metric(preds, target)`` giving the batch's
+    value while accumulating; ``reset()``; and ``merge_state`` of two metrics fed different halves
+    (needs ``full_state_update = False`` and states that add up). The library's
+    ``MulticlassF1Score`` is refused: writing it is the exercise.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(data seed {seed})"
+    name = getattr(cls, "__name__", "cls")
+    expect(
+        isinstance(cls, type) and issubclass(cls, Metric),
+        f"{name}: expected a subclass of torchmetrics.Metric (class {name}(torchmetrics.Metric)), found "
+        + (f"a class based on {cls.__mro__[1].__name__}" if isinstance(cls, type) else type(cls).__name__),
+    )
+    c = int(torch.randint(4, 8, (), generator=gen))
+    absent = int(torch.randint(0, c, (), generator=gen))  # never a target, never predicted
+    weights = torch.rand(c, generator=gen) + 0.2 * torch.arange(c)  # imbalanced classes
+    weights[absent] = 0
+    favourite = (absent + 1 + int(torch.randint(0, c - 1, (), generator=gen))) % c
+    sizes = [int(s) for s in torch.randperm(30, generator=gen)[:4] + 5]  # four different batch sizes
+    batches = []
+    for size in sizes:
+        target = torch.multinomial(weights, size, replacement=True, generator=gen)
+        preds = torch.randn(size, c, generator=gen)
+        preds[torch.arange(size), target] += 1.2  # better than chance, far from perfect
+        preds[:, favourite] += 0.8  # one class over-predicted: its precision and recall differ
+        preds[:, absent] = -1e4
+        batches.append((preds, target))
+    whole = reference_macro_f1(torch.cat([p for p, _ in batches]), torch.cat([t for _, t in batches]), c)
+    call = f"{name}(num_classes={c})"
+    refused = {
+        "MulticlassF1Score": MulticlassStatScores.update,
+        "multiclass_f1_score": multiclass_f1_score,
+        "multiclass_fbeta_score": multiclass_fbeta_score,
+        "_fbeta_reduce": _fbeta_reduce,
+    }
+
+    def make() -> Any:
+        metric = call_learner(cls, num_classes=c, what=f"{call} {where}")
+        expect(isinstance(metric, Metric), f"{call}: expected a torchmetrics.Metric, found {type(metric).__name__}")
+        return metric
+
+    def value(metric: Any, what: str) -> float:
+        out = call_learner(metric.compute, what=what)
+        expect(
+            isinstance(out, Tensor) and out.numel() == 1,
+            f"{what}: expected a 0-d tensor (one F1 score), found "
+            + (f"a tensor of shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__),
+        )
+        found = float(out)
+        expect(
+            math.isfinite(found),
+            f"{what} returned {found} {where}: class {absent} never occurs, so its F1 is 0 / 0; leave classes "
+            "with TP + FP + FN = 0 out of the mean",
+        )
+        return found
+
+    with refusing(refused, "the macro-F1 metric"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric = make()
+        expect(
+            len(metric.metric_state) > 0,
+            f"{call} {where}: the metric has no registered states: create its counts with self.add_state(name, "
+            "default=torch.zeros(num_classes), dist_reduce_fx='sum'), so that reset, merging and syncing "
+            "across devices know about them",
+        )
+        for i, (preds, target) in enumerate(batches):
+            call_learner(metric.update, preds, target, what=f"{call}.update(preds {tuple(preds.shape)}, target)")
+            if i == 0:
+                size = _state_size(metric)
+        expect(
+            _state_size(metric) == size,
+            f"{call} {where}: the states grew from {size} to {_state_size(metric)} values over {len(batches)} updates: "
+            "keep counts per class (fixed-size tensors), not every prediction",
+        )
+        what = f"{call}.compute() after {len(batches)} updates of sizes {sizes} {where}"
+        found = value(metric, what)
+        if not math.isclose(found, whole, rel_tol=1e-5, abs_tol=1e-6):
+            why = _f1_mistake(found, batches, c)
+            raise CheckFailed(f"{what}: expected macro-F1 {whole:.6f}, found {found:.6f}" + (f": {why}" if why else ""))
+
+        # forward: each batch's own value, while the states accumulate
+        stepped = make()
+        for i, (preds, target) in enumerate(batches):
+            out = call_learner(stepped, preds, target, what=f"{call}(preds, target) on batch {i}")
+            expected = reference_macro_f1(preds, target, c)
+            expect(
+                isinstance(out, Tensor) and out.numel() == 1 and math.isclose(float(out), expected, abs_tol=1e-6),
+                f"{call}(preds, target) on batch {i} {where}: expected that batch's macro-F1 {expected:.6f}, found "
+                + (f"{float(out):.6f}" if isinstance(out, Tensor) and out.numel() == 1 else repr(out))
+                + ": calling the metric updates it and returns the value of this batch alone, if update only adds "
+                "to the states",
+            )
+        found = value(stepped, f"{call}.compute() after calling the metric on each batch")
+        expect(
+            math.isclose(found, whole, abs_tol=1e-6),
+            f"{call}.compute() after calling the metric on each batch {where}: expected {whole:.6f} over all "
+            f"batches, found {found:.6f}: states that combine by 'sum' add the batch counts up",
+        )
+
+        # reset forgets everything
+        call_learner(metric.reset, what=f"{call}.reset()")
+        preds, target = batches[1]
+        call_learner(metric.update, preds, target, what=f"{call}.update(...) after reset()")
+        expected = reference_macro_f1(preds, target, c)
+        found = value(metric, f"{call}.compute() after reset() and one update")
+        expect(
+            math.isclose(found, expected, abs_tol=1e-6),
+            f"{call}.compute() after reset() and one update {where}: expected {expected:.6f} (that batch alone), "
+            f"found {found:.6f}: reset() only restores states registered with add_state",
+        )
+
+        # two metrics fed different halves, merged
+        first, second = make(), make()
+        for preds, target in batches[:2]:
+            call_learner(first.update, preds, target, what=f"{call}.update(...)")
+        for preds, target in batches[2:]:
+            call_learner(second.update, preds, target, what=f"{call}.update(...)")
+        try:
+            first.merge_state(second)
+        except RuntimeError as err:
+            if "full_state_update" in str(err):
+                raise CheckFailed(
+                    f"{call}.merge_state(other) {where} raised RuntimeError: set the class attribute "
+                    "full_state_update = False (update only needs the batch, not the accumulated states), so "
+                    "states can be merged"
+                ) from None
+            raise CheckFailed(f"{call}.merge_state(other) {where} raised RuntimeError: {err}") from None
+        except Exception as err:  # say what went wrong, as a check failure
+            raise CheckFailed(f"{call}.merge_state(other) {where} raised {type(err).__name__}: {err}") from None
+        found = value(first, f"{call}.compute() after merge_state")
+        expect(
+            math.isclose(found, whole, abs_tol=1e-6),
+            f"{call}: one metric updated on batches 0-1, another on batches 2-3, merged with merge_state: expected "
+            f"{whole:.6f} (all four batches), found {found:.6f} {where}: counts combine by adding, "
+            "dist_reduce_fx='sum'",
+        )
+    passed(
+        f"macro-F1 metric: {whole:.4f} over {len(batches)} batches of sizes {sizes} ({c} classes, one never seen), "
+        "right per batch through forward, after reset and after merging two metrics"
     )

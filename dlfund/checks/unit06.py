@@ -1,4 +1,5 @@
-"""Checks for unit 6 (training craft): the cosine schedule with warmup, and AdamW's weight decay.
+"""Checks for unit 6 (training craft): the cosine schedule with warmup, AdamW's weight decay, and a
+warmup-stable-decay schedule.
 
 Each check draws fresh settings (a new seed on every call, printed in failure messages so a failure
 can be replayed with ``seed=...``), compares the learner's work with a reference, and names the
@@ -26,7 +27,7 @@ from dlfund.checks._core import (
 from dlfund.train.optim import param_groups
 from dlfund.train.schedules import cosine_with_warmup
 
-__all__ = ["cosine_warmup", "adamw_weight_decay", "reference_adamw_update"]
+__all__ = ["cosine_warmup", "adamw_weight_decay", "reference_adamw_update", "reference_wsd", "wsd_schedule"]
 
 Tensor = torch.Tensor
 
@@ -224,8 +225,14 @@ def _update_mistake(found: Tensor, args: tuple[Tensor, ...], step: int, kw: dict
         return "the decay is missing the learning rate: AdamW shrinks by lr * weight_decay, p * (1 - lr * weight_decay)"
     b1, b2 = kw["betas"]
     m1, v1 = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-    if close(p * (1 - lr * wd) - lr * m1 / (v1.sqrt() + kw["eps"])):
+    eps = kw["eps"]
+    if close(p * (1 - lr * wd) - lr * m1 / (v1.sqrt() + eps)):
         return "no bias correction: divide the moving averages by (1 - beta1**step) and (1 - beta2**step)"
+    m_hat, v_hat = m1 / (1 - b1**step), v1 / (1 - b2**step)
+    if close(p * (1 - lr * wd) - lr * m_hat / (v_hat + eps).sqrt()):
+        return "eps went inside the square root: divide by sqrt(v_hat) + eps"
+    if close((p - lr * m_hat / (v_hat.sqrt() + eps)) * (1 - lr * wd)):
+        return "the decay shrank the already updated weights: shrink p first, p * (1 - lr * weight_decay), then step"
     return ""
 
 
@@ -255,7 +262,12 @@ def adamw_weight_decay(
 
     # The update, over a few steps, against torch.optim.AdamW itself (float64: tight tolerances).
     lr = round(float(torch.empty(()).uniform_(0.01, 0.1, generator=gen)), 4)
-    betas, eps = (0.9, 0.999), 1e-8
+    # Not the defaults (0.9, 0.999), 1e-8: swapped betas or eps inside the square root must show.
+    betas = (
+        round(float(torch.empty(()).uniform_(0.75, 0.88, generator=gen)), 3),
+        round(float(torch.empty(()).uniform_(0.95, 0.99, generator=gen)), 3),
+    )
+    eps = round(float(torch.empty(()).uniform_(0.01, 0.1, generator=gen)), 3)
     kw = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": wd}
     p0 = torch.randn(5, 4, generator=gen, dtype=torch.float64)
     grads = [torch.randn(5, 4, generator=gen, dtype=torch.float64) for _ in range(3)]
@@ -280,6 +292,12 @@ def adamw_weight_decay(
             f"{ucall}: the inputs were changed in place; return new tensors instead",
         )
         new_p, new_m, new_v = out
+        for what, t in (("p", new_p), ("exp_avg", new_m), ("exp_avg_sq", new_v)):
+            expect(
+                not isinstance(t, torch.Tensor) or bool(torch.isfinite(t).all()),
+                f"{ucall}: the new {what} holds NaN or inf: is the bias correction 1 - beta**step with step "
+                "counted from 1 (step 0 would divide by zero)?",
+            )
         state = torch_opt.state[torch_param]
         if (
             isinstance(new_p, torch.Tensor)
@@ -292,6 +310,12 @@ def adamw_weight_decay(
         expect_close(
             new_p, torch_param.detach(), f"{ucall}: the new p, compared with torch.optim.AdamW", atol=1e-12, rtol=1e-9
         )
+        swapped = betas[1] * m + (1 - betas[1]) * g
+        expect(
+            not (isinstance(new_m, torch.Tensor) and new_m.shape == m.shape and torch.allclose(new_m, swapped)),
+            f"{ucall}: exp_avg was averaged with beta2: beta1 and beta2 swapped: betas = (beta1, beta2), beta1 for "
+            "the gradient's average, beta2 for grad²",
+        )
         expect_close(
             new_m, state["exp_avg"], f"{ucall}: exp_avg (the moving average of the gradient)", atol=1e-12, rtol=1e-9
         )
@@ -302,4 +326,135 @@ def adamw_weight_decay(
     passed(
         f"AdamW: {len(groups)} parameter groups with decay on weights only, and {len(grads)} update steps equal "
         "to torch.optim.AdamW (decoupled decay)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: warmup-stable-decay
+
+
+def reference_wsd(
+    step: int, *, warmup_steps: int, stable_steps: int, decay_steps: int, start_ratio: float, min_lr_ratio: float
+) -> float:
+    """The warmup-stable-decay multiplier at optimizer step ``step`` (counted from 0).
+
+    A linear ramp from ``start_ratio`` at step 0 towards 1 (reached at step W), the plateau at 1 for
+    steps ``W … W + S - 1``, a linear decay from 1 at step ``W + S`` to ``min_lr_ratio`` at step
+    ``T = W + S + D``, and ``min_lr_ratio`` after that.
+    """
+    w, s, d = warmup_steps, stable_steps, decay_steps
+    if step < w:
+        return start_ratio + (1 - start_ratio) * step / w
+    if step < w + s:
+        return 1.0
+    progress = min((step - w - s) / d, 1.0)
+    return 1.0 - (1.0 - min_lr_ratio) * progress
+
+
+def _wsd_mistake(values: list[float], w: int, s: int, d: int, start: float, floor: float) -> str:
+    """Name the property that ``values`` (steps 0 … T + D // 2) break first, with what was expected and found."""
+    t = w + s + d
+
+    def close(a: float, b: float) -> bool:
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+    ramp = [start + (1 - start) * k / w for k in range(w)]
+    if not close(values[0], start):
+        if close(values[0], start + (1 - start) / w):
+            why = "the ramp is one step ahead: step 0 must use start_ratio itself, start + (1 - start) * step / W"
+        elif close(values[0], 0.0) or close(values[0], 1 / w):
+            why = "the warmup ignores start_ratio: ramp from start_ratio, not from 0"
+        else:
+            why = "the warmup should begin at start_ratio"
+        return f"step 0: expected start_ratio = {start:g}, found {values[0]:.6g}: {why}"
+    for k in range(1, w):
+        if not close(values[k], ramp[k]):
+            reached = "; it reaches 1 already at step W - 1: divide by W" if close(values[w - 1], 1.0) else ""
+            return (
+                f"step {k} (warmup): expected {ramp[k]:.6g} on the straight line from start_ratio at step 0 to 1 at "
+                f"step W = {w}, found {values[k]:.6g}{reached}"
+            )
+    for k in range(w, w + s):
+        if not close(values[k], 1.0):
+            where = "first" if k == w else "last" if k == w + s - 1 else "a"
+            return (
+                f"step {k} ({where} step of the plateau, steps {w} … {w + s - 1}): expected 1 (the peak), found "
+                f"{values[k]:.6g}: the plateau lasts exactly stable_steps = {s} steps after the warmup"
+            )
+    if not close(values[w + s], 1.0):
+        if close(values[w + s], 1 - (1 - floor) / d):
+            return (
+                f"step {w + s} (first step of the decay): expected 1, found {values[w + s]:.6g}: the decay started one "
+                f"step early; the plateau holds 1 for steps W … W + S - 1 and the decay's progress (step - W - S) / D "
+                f"is 0 at step W + S = {w + s}"
+            )
+        return (
+            f"step {w + s} (first step of the decay): expected 1, found {values[w + s]:.6g}, a jump down from the "
+            f"plateau: the decay starts from the peak at step W + S = {w + s}, progress (step - W - S) / D"
+        )
+    if close(values[t - 1], floor):
+        return (
+            f"step T - 1 = {t - 1}: expected {1 - (1 - floor) * (d - 1) / d:.6g}, found the floor {floor:g} already: "
+            "the floor is reached one step early: divide by decay_steps, so it is reached at T = W + S + D"
+        )
+    if not close(values[t], floor):
+        hint = ""
+        if close(values[t], 0.0):
+            hint = ": the decay ends at 0, not at min_lr_ratio"
+        elif close(values[t], 1 - (1 - floor) * (d - 1) / d):
+            hint = (
+                ": the decay is one step behind, it started one step late; the plateau lasts S steps and the decay "
+                "begins at step W + S"
+            )
+        return f"step T = W + S + D = {t}: expected the floor min_lr_ratio = {floor:g}, found {values[t]:.6g}{hint}"
+    for k in range(w + s, t + 1):
+        expected = 1 - (1 - floor) * (k - w - s) / d
+        if not close(values[k], expected):
+            return (
+                f"step {k} (decay): expected {expected:.6g} on the straight line from 1 at step {w + s} to "
+                f"{floor:g} at step {t}, found {values[k]:.6g}"
+            )
+    for k in range(t + 1, len(values)):
+        if not close(values[k], floor):
+            return (
+                f"step {k} (after T = {t}): expected the floor {floor:g}, found {values[k]:.6g}: the multiplier "
+                "stays at min_lr_ratio after the decay (clamp the progress at 1)"
+            )
+    return ""
+
+
+def wsd_schedule(fn: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check ``fn(step, *, warmup_steps, stable_steps, decay_steps, start_ratio, min_lr_ratio)`` → multiplier.
+
+    Expected, with W, S, D the three lengths, ``T = W + S + D``, start ``s`` and floor ``m``: a straight
+    line from ``s`` at step 0 to 1 at step W (not reached during the warmup), exactly 1 from step W to
+    ``W + S`` (the plateau, S steps, and the first step of the decay), a straight line down to ``m`` at
+    step T, and ``m`` after it. Checked by these properties at every step up to ``T + D // 2``, for
+    three fresh settings whose lengths all differ (and no setting at a usual default). Together these
+    make the multiplier continuous: no jump at the ends of the warmup, the plateau or the decay.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        w, s, d = (int(v) for v in torch.randperm(40, generator=gen)[:3] + 6)  # three different lengths, 6 … 45
+        start = round(float(torch.empty(()).uniform_(0.02, 0.3, generator=gen)), 3)
+        floor = round(float(torch.empty(()).uniform_(0.03, 0.3, generator=gen)), 3)
+        settings = {
+            "warmup_steps": w,
+            "stable_steps": s,
+            "decay_steps": d,
+            "start_ratio": start,
+            "min_lr_ratio": floor,
+        }
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        values = []
+        for step in range(w + s + d + d // 2 + 1):
+            call = f"fn({step}, {shown}) (seed {seed})"
+            values.append(_number(call_learner(fn, step, what=call, **settings), call))
+        why = _wsd_mistake(values, w, s, d, start, floor)
+        if why:
+            raise CheckFailed(f"fn(step, {shown}) (seed {seed}), stepping from 0: {why}")
+    passed(
+        "warmup-stable-decay: ramp from the start, plateau at the peak, decay to the floor and the floor after it, "
+        "right at every step of 3 fresh schedules"
     )
