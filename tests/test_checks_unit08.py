@@ -49,8 +49,9 @@ def test_attention_accepts_reference_and_large_negative_mask() -> None:
     unit08.additive_attention(attention_variant(mask="large"), seed=6)  # -1e9 instead of -inf is fine
 
 
-def test_attention_accepts_the_library_module() -> None:
-    """dlfund.models.seq2seq.AdditiveAttention, with the check's tensors in place of its parameters."""
+def test_attention_rejects_the_library_module() -> None:
+    """dlfund.models.seq2seq.AdditiveAttention, with the check's tensors in place of its parameters: the
+    library's module is there to compare with afterwards, writing the attention is the exercise."""
 
     def functional(query, keys, m, W_q, W_k, v):
         att = AdditiveAttention(query.shape[1], keys.shape[2], W_q.shape[0])
@@ -58,7 +59,7 @@ def test_attention_accepts_the_library_module() -> None:
         att.query.weight, att.key.weight, att.v.weight = W_q, W_k, v[None]
         return att(query, keys, m)
 
-    unit08.additive_attention(functional, seed=7)
+    rejects(unit08.additive_attention, functional, match=r"library's own AdditiveAttention: write yours", seed=7)
 
 
 def test_attention_rejects_stub() -> None:

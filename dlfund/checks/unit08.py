@@ -21,6 +21,8 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
+from dlfund.checks._library_use import refusing
+from dlfund.models.seq2seq import AdditiveAttention
 
 __all__ = ["additive_attention", "gru_cell"]
 
@@ -96,7 +98,10 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
     )
 
     def run(values: dict[str, Tensor], m: Tensor) -> tuple[Tensor, Tensor]:
-        out = call_learner(fn, values["query"], values["keys"], m, values["W_q"], values["W_k"], values["v"], what=call)
+        with refusing({"AdditiveAttention": AdditiveAttention}, "scoring, masking and weighting yourself"):
+            out = call_learner(
+                fn, values["query"], values["keys"], m, values["W_q"], values["W_k"], values["v"], what=call
+            )
         expect(
             isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
             f"{call} should return a tuple (context, weights) of two tensors, found {type(out).__name__}"
