@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._library_use import refusing
 from dlfund.data.augment import RandomCrop
 from dlfund.data.torch_datasets import ImageDataset
+from dlfund.models.cnn import conv2d_unfold as library_conv2d_unfold
 
 __all__ = ["augmentation", "conv_unfold", "patch_embedding"]
 
@@ -321,7 +323,8 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
     """Check ``fn(x, weight, bias=None, stride=1, padding=0)`` against ``F.conv2d``: values and gradients.
 
     Fresh random shapes (non-square images and kernels), with and without bias, padding and stride;
-    ``F.conv2d`` is switched off while ``fn`` runs, so it must really be unfold + matmul.
+    ``F.conv2d`` is switched off while ``fn`` runs, so it must really be unfold + matmul, and the library's
+    own ``dlfund.models.cnn.conv2d_unfold`` is refused.
     """
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -350,8 +353,18 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
             f"conv2d_unfold(x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
             f"bias={'(' + str(c_out) + ',)' if use_bias else 'None'}, stride={stride}, padding={padding})"
         )
-        with _no_builtin_conv():
-            found = call_learner(fn, x, weight, bias, stride=stride, padding=padding, what=call)
+        with _no_builtin_conv(), refusing({"conv2d_unfold": library_conv2d_unfold}, "the unfold and the matmul"):
+            try:
+                found = call_learner(fn, x, weight, bias, stride=stride, padding=padding, what=call)
+            except CheckFailed as err:
+                if not isinstance(err.__cause__, RuntimeError):  # a stub or a refused F.conv2d: said already
+                    raise
+                raise CheckFailed(
+                    f"{err} {where}. A shape error here usually means the sizes disagree: F.unfold(x, (kH, kW), "
+                    f"padding, stride) takes the kernel as (kH, kW) = {(kh, kw)} (height first) and gives "
+                    f"(N, C_in·kH·kW, L) with L = H_out·W_out = {_out_shape(x, weight, stride, padding)[2]}·"
+                    f"{_out_shape(x, weight, stride, padding)[3]}"
+                ) from err.__cause__
         with torch.no_grad():
             expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
         expect(isinstance(found, Tensor), f"{call} should return a tensor, found {type(found).__name__}")
