@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from check_helpers import rejects, solution, stub
+from torch import nn
 
 from dlfund.checks import unit07
 from dlfund.data.augment import RandomCrop
@@ -280,3 +281,117 @@ def test_unit07_solutions_pass_on_many_seeds(seed: int) -> None:
     unit07.augmentation(solution(7, "ex02-augmentation", "MyRandomCrop"), seed=seed)
     unit07.patch_embedding(solution(7, "ex01-patch-embedding", "MyPatchEmbedding"), seed=seed)
     unit07.conv_unfold(solution(7, "ex03-conv-unfold", "conv2d_unfold"), seed=seed)
+
+
+# --- ex04: a depthwise-separable convolution ------------------------------------------------------
+
+
+def separable_variant(
+    *,
+    groups: str = "in",
+    pointwise_groups: bool = False,
+    multiplier: bool = True,
+    padding: bool = True,
+    stride: bool = True,
+    depthwise_bias: bool = False,
+    bias_flag: bool = True,
+    pointwise_kernel: int = 1,
+    detach: bool = False,
+):
+    """A learner's DepthwiseSeparableConv2d with one typical mistake switched on."""
+
+    class DepthwiseSeparableConv2d(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, multiplier=1, bias=True):
+            super().__init__()
+            maps = in_channels * (multiplier if use_multiplier else 1)
+            self.depthwise = nn.Conv2d(
+                in_channels,
+                maps,
+                kernel_size,
+                stride=stride if use_stride else 1,
+                padding=padding if use_padding else 0,
+                groups=in_channels if groups == "in" else 1,
+                bias=depthwise_bias,
+            )
+            self.pointwise = nn.Conv2d(
+                maps,
+                out_channels,
+                pointwise_kernel,
+                padding=pointwise_kernel // 2,
+                groups=maps if pointwise_groups else 1,
+                bias=bias if bias_flag else True,
+            )
+
+        def forward(self, x):
+            out = self.pointwise(self.depthwise(x))
+            return out.detach() if detach else out
+
+    use_multiplier, use_padding, use_stride = multiplier, padding, stride
+    return DepthwiseSeparableConv2d
+
+
+def test_separable_accepts_solution(capsys: pytest.CaptureFixture[str]) -> None:
+    cls = solution(7, "ex04-depthwise-separable", "DepthwiseSeparableConv2d")
+    for seed in (0, 1, 2):
+        unit07.depthwise_separable(cls, seed=seed)
+    assert capsys.readouterr().out.startswith("✓ depthwise-separable convolution")
+
+
+def test_separable_accepts_reference_variant() -> None:
+    unit07.depthwise_separable(separable_variant(), seed=4)
+
+
+def test_separable_rejects_stub() -> None:
+    class Stub(nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            stub()
+
+    rejects(unit07.depthwise_separable, Stub, match=r"Stub\(in_channels=\d.*is not implemented yet.*hint: write")
+
+
+def test_separable_rejects_a_full_convolution() -> None:
+    class Full(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, multiplier=1, bias=True):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    rejects(unit07.depthwise_separable, Full, match=r"should hold its two layers as self.depthwise and self.pointwise")
+
+
+SEPARABLE_MISTAKES = {
+    "groups=1 on the depthwise layer": ({"groups": "one"}, r"groups=1 makes every depthwise filter see all"),
+    "groups on the pointwise layer": ({"pointwise_groups": True}, r"the pointwise layer has groups"),
+    "channel multiplier ignored": ({"multiplier": False}, r"makes in_channels maps, not in_channels · multiplier"),
+    "padding forgotten": ({"padding": False}, r"that is the shape without padding; pass padding=\d"),
+    "stride forgotten": ({"stride": False}, r"that is the shape with stride 1; pass stride=2"),
+    "a bias on both layers": ({"depthwise_bias": True}, r"the depthwise layer has a bias too: give it bias=False"),
+    "bias=False ignored": ({"bias_flag": False}, r"bias=False was asked for: pass it to the pointwise layer"),
+    "3×3 pointwise kernel": ({"pointwise_kernel": 3}, r"the pointwise layer has a 3×3 kernel: it is a 1×1 convolution"),
+    "output detached": ({"detach": True}, r"the output does not require grad"),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", list(SEPARABLE_MISTAKES))
+def test_separable_named_mistake_rejected(name: str, seed: int) -> None:
+    kwargs, match = SEPARABLE_MISTAKES[name]
+    rejects(unit07.depthwise_separable, separable_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("name", list(SEPARABLE_MISTAKES))
+def test_separable_named_mistake_rejected_on_every_seed(name: str) -> None:
+    kwargs, match = SEPARABLE_MISTAKES[name]
+    for seed in range(50):
+        rejects(unit07.depthwise_separable, separable_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_separable_solution_passes_on_every_seed() -> None:
+    cls = solution(7, "ex04-depthwise-separable", "DepthwiseSeparableConv2d")
+    for seed in range(200):
+        unit07.depthwise_separable(cls, seed=seed)
