@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from check_helpers import rejects, solution, stub
 from torch import nn
 
@@ -309,6 +310,17 @@ def test_luong_rejects_wrong_return_type() -> None:
         lambda q, k, m, W=None: luong_variant()(q, k, m, W)[1],
         match=r"should return a tuple \(context, weights\)",
     )
+
+
+def test_luong_rejects_pytorchs_fused_attention() -> None:
+    def fused(q, k, m, W=None):
+        projected = q if W is None else q @ W
+        context = F.scaled_dot_product_attention(projected[:, None, :], k, k, attn_mask=m[:, None, :], scale=1.0)
+        return context[:, 0], None
+
+    rejects(unit08.luong_attention, fused, match=r"called F.scaled_dot_product_attention, PyTorch's own attention")
+    q, k = torch.randn(2, 1, 4), torch.randn(2, 3, 4)
+    assert F.scaled_dot_product_attention(q, k, k).shape == (2, 1, 4)  # restored after the check
 
 
 def test_luong_rejects_fully_detached_outputs() -> None:

@@ -7,10 +7,12 @@ when they differ tries the typical mistakes to say which one was made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dlfund.checks._core import (
@@ -450,6 +452,24 @@ _LUONG_MISTAKES = (
 )
 
 
+@contextlib.contextmanager
+def _no_builtin_attention() -> Iterator[None]:
+    """Make PyTorch's fused attention raise while the learner's function runs: writing it is the exercise."""
+    saved = F.scaled_dot_product_attention
+
+    def refuse(*args: Any, **kwargs: Any) -> Tensor:
+        raise CheckFailed(
+            "luong_attention called F.scaled_dot_product_attention, PyTorch's own attention: write the scores, "
+            "the mask and the softmax yourself"
+        )
+
+    F.scaled_dot_product_attention = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = saved  # type: ignore[assignment]
+
+
 def luong_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check ``fn(query, keys, mask, W=None) -> (context, weights)``: Luong's dot and general scores.
 
@@ -459,7 +479,8 @@ def luong_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     softmax over the source positions gives ``weights (B, S)``, and ``context[b] = Σ_j weights[b, j]
     keys[b, j]`` of shape ``(B, Dk)``. Three cases: the dot score, a square ``W`` (not symmetric) and a
     rectangular ``W``; values, gradients (query, keys, W), padding weight 0, rows summing to 1, inputs
-    unchanged, and padded keys not mattering are all checked.
+    unchanged, and padded keys not mattering are all checked; ``F.scaled_dot_product_attention`` is
+    switched off while ``fn`` runs.
     """
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -478,7 +499,8 @@ def luong_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
 
         def run(values: dict[str, Tensor], m: Tensor, call: str = call) -> tuple[Tensor, Tensor]:
             args = [values["query"], values["keys"], m] + ([values["W"]] if "W" in values else [])
-            out = call_learner(fn, *args, what=call)
+            with _no_builtin_attention():
+                out = call_learner(fn, *args, what=call)
             expect(
                 isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
                 f"{call} should return a tuple (context, weights) of two tensors, found {type(out).__name__}"
