@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from check_helpers import rejects, solution, stub
+from torch import nn
 
 from dlfund.checks import unit07
 from dlfund.data.augment import RandomCrop
@@ -132,7 +133,8 @@ def conv_variant(mistake: str):
         pad = 0 if mistake == "padding ignored" else padding
         step = 1 if mistake == "stride ignored" else stride
         h_out, w_out = (h + 2 * pad - kh) // step + 1, (w + 2 * pad - kw) // step + 1
-        cols = F.unfold(x, (kh, kw), padding=pad, stride=step)
+        kernel = (kw, kh) if mistake == "kernel swapped" else (kh, kw)
+        cols = F.unfold(x, kernel, padding=pad, stride=step)
         if mistake == "channels last weight":
             wm = weight.permute(0, 2, 3, 1).reshape(c_out, -1)
         elif mistake == "not transposed":
@@ -147,7 +149,7 @@ def conv_variant(mistake: str):
             out = wm @ cols
             if bias is not None and mistake != "bias missing":
                 out = out + bias.view(1, -1, 1)
-            out = out.view(n, c_out, h_out, w_out)
+            out = out.reshape(n, c_out, w_out, h_out) if mistake == "hw swapped" else out.view(n, c_out, h_out, w_out)
         if mistake == "reshape without transpose" and bias is not None:
             out = out + bias.view(1, -1, 1, 1)
         if mistake == "detached":
@@ -166,11 +168,16 @@ def test_conv_unfold_accepts_solution(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().out.startswith("✓ conv2d_unfold matches F.conv2d")
 
 
-def test_conv_unfold_accepts_library_function() -> None:
+def test_conv_unfold_accepts_reference_variant_and_rejects_the_library() -> None:
     from dlfund.models.cnn import conv2d_unfold
 
-    unit07.conv_unfold(conv2d_unfold, seed=5)
     unit07.conv_unfold(conv_variant("right"), seed=6)
+    rejects(unit07.conv_unfold, conv2d_unfold, match=r"library's own conv2d_unfold: write yours", seed=5)
+    rejects(
+        unit07.conv_unfold,
+        lambda x, w, b=None, stride=1, padding=0: conv2d_unfold(x, w, b, stride, padding) + 0,
+        match=r"library's own conv2d_unfold",
+    )
 
 
 def test_conv_unfold_rejects_stub() -> None:
@@ -235,8 +242,156 @@ def test_crop_named_mistake_rejected_on_many_seeds(name: str, seed: int) -> None
     rejects(unit07.augmentation, crop_variant(**kwargs), match=match, seed=seed)
 
 
+CONV_MISTAKES = {
+    "bias forgotten": ("bias missing", r"values differ from F.conv2d's .*: the bias is missing"),
+    "padding not passed to unfold": ("padding ignored", r"that is the shape without padding; pass padding="),
+    "stride not passed to unfold": ("stride ignored", r"that is the shape with stride 1; pass stride="),
+    "weight flattened channels-last": ("channels last weight", r"the weight was flattened channels-last"),
+    "weight reshaped (K, C_out) and transposed": ("not transposed", r"reshaped to \(C_in·kH·kW, C_out\)"),
+    "kernel flipped (true convolution)": ("flipped", r"the kernel is flipped: PyTorch's conv2d is a cross-correlation"),
+    "(N, L, C_out) reshaped without a transpose": ("reshape without transpose", r"the product was \(N, L, C_out\)"),
+    "output detached": ("detached", r"the output does not require grad"),
+    "F.conv2d called": ("builtin", r"called F.conv2d \(or nn.Conv2d\): write it with F.unfold"),
+    "kernel passed to unfold as (kW, kH)": (
+        "kernel swapped",
+        r"takes the kernel as \(kH, kW\) = \(\d, \d\) \(height first\)",
+    ),
+    "H_out and W_out swapped": ("hw swapped", r"H_out and W_out are swapped"),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", list(CONV_MISTAKES))
+def test_conv_named_mistake_rejected(name: str, seed: int) -> None:
+    mistake, match = CONV_MISTAKES[name]
+    rejects(unit07.conv_unfold, conv_variant(mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("name", list(CONV_MISTAKES))
+def test_conv_named_mistake_rejected_on_every_seed(name: str) -> None:
+    mistake, match = CONV_MISTAKES[name]
+    for seed in range(50):
+        rejects(unit07.conv_unfold, conv_variant(mistake), match=match, seed=seed)
+
+
 @pytest.mark.seeds
 @pytest.mark.parametrize("seed", range(200))
 def test_unit07_solutions_pass_on_many_seeds(seed: int) -> None:
     unit07.augmentation(solution(7, "ex02-augmentation", "MyRandomCrop"), seed=seed)
     unit07.patch_embedding(solution(7, "ex01-patch-embedding", "MyPatchEmbedding"), seed=seed)
+    unit07.conv_unfold(solution(7, "ex03-conv-unfold", "conv2d_unfold"), seed=seed)
+
+
+# --- ex04: a depthwise-separable convolution ------------------------------------------------------
+
+
+def separable_variant(
+    *,
+    groups: str = "in",
+    pointwise_groups: bool = False,
+    multiplier: bool = True,
+    padding: bool = True,
+    stride: bool = True,
+    depthwise_bias: bool = False,
+    bias_flag: bool = True,
+    pointwise_kernel: int = 1,
+    detach: bool = False,
+):
+    """A learner's DepthwiseSeparableConv2d with one typical mistake switched on."""
+
+    class DepthwiseSeparableConv2d(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, multiplier=1, bias=True):
+            super().__init__()
+            maps = in_channels * (multiplier if use_multiplier else 1)
+            self.depthwise = nn.Conv2d(
+                in_channels,
+                maps,
+                kernel_size,
+                stride=stride if use_stride else 1,
+                padding=padding if use_padding else 0,
+                groups=in_channels if groups == "in" else 1,
+                bias=depthwise_bias,
+            )
+            self.pointwise = nn.Conv2d(
+                maps,
+                out_channels,
+                pointwise_kernel,
+                padding=pointwise_kernel // 2,
+                groups=maps if pointwise_groups else 1,
+                bias=bias if bias_flag else True,
+            )
+
+        def forward(self, x):
+            out = self.pointwise(self.depthwise(x))
+            return out.detach() if detach else out
+
+    use_multiplier, use_padding, use_stride = multiplier, padding, stride
+    return DepthwiseSeparableConv2d
+
+
+def test_separable_accepts_solution(capsys: pytest.CaptureFixture[str]) -> None:
+    cls = solution(7, "ex04-depthwise-separable", "DepthwiseSeparableConv2d")
+    for seed in (0, 1, 2):
+        unit07.depthwise_separable(cls, seed=seed)
+    assert capsys.readouterr().out.startswith("✓ depthwise-separable convolution")
+
+
+def test_separable_accepts_reference_variant() -> None:
+    unit07.depthwise_separable(separable_variant(), seed=4)
+
+
+def test_separable_rejects_stub() -> None:
+    class Stub(nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            stub()
+
+    rejects(unit07.depthwise_separable, Stub, match=r"Stub\(in_channels=\d.*is not implemented yet.*hint: write")
+
+
+def test_separable_rejects_a_full_convolution() -> None:
+    class Full(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, multiplier=1, bias=True):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    rejects(unit07.depthwise_separable, Full, match=r"should hold its two layers as self.depthwise and self.pointwise")
+
+
+SEPARABLE_MISTAKES = {
+    "groups=1 on the depthwise layer": ({"groups": "one"}, r"groups=1 makes every depthwise filter see all"),
+    "groups on the pointwise layer": ({"pointwise_groups": True}, r"the pointwise layer has groups"),
+    "channel multiplier ignored": ({"multiplier": False}, r"makes in_channels maps, not in_channels · multiplier"),
+    "padding forgotten": ({"padding": False}, r"that is the shape without padding; pass padding=\d"),
+    "stride forgotten": ({"stride": False}, r"that is the shape with stride 1; pass stride=2"),
+    "a bias on both layers": ({"depthwise_bias": True}, r"the depthwise layer has a bias too: give it bias=False"),
+    "bias=False ignored": ({"bias_flag": False}, r"bias=False was asked for: pass it to the pointwise layer"),
+    "3×3 pointwise kernel": ({"pointwise_kernel": 3}, r"the pointwise layer has a 3×3 kernel: it is a 1×1 convolution"),
+    "output detached": ({"detach": True}, r"the output does not require grad"),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", list(SEPARABLE_MISTAKES))
+def test_separable_named_mistake_rejected(name: str, seed: int) -> None:
+    kwargs, match = SEPARABLE_MISTAKES[name]
+    rejects(unit07.depthwise_separable, separable_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("name", list(SEPARABLE_MISTAKES))
+def test_separable_named_mistake_rejected_on_every_seed(name: str) -> None:
+    kwargs, match = SEPARABLE_MISTAKES[name]
+    for seed in range(50):
+        rejects(unit07.depthwise_separable, separable_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_separable_solution_passes_on_every_seed() -> None:
+    cls = solution(7, "ex04-depthwise-separable", "DepthwiseSeparableConv2d")
+    for seed in range(200):
+        unit07.depthwise_separable(cls, seed=seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from check_helpers import rejects, solution, stub
 from torch import nn
 
@@ -49,8 +50,9 @@ def test_attention_accepts_reference_and_large_negative_mask() -> None:
     unit08.additive_attention(attention_variant(mask="large"), seed=6)  # -1e9 instead of -inf is fine
 
 
-def test_attention_accepts_the_library_module() -> None:
-    """dlfund.models.seq2seq.AdditiveAttention, with the check's tensors in place of its parameters."""
+def test_attention_rejects_the_library_module() -> None:
+    """dlfund.models.seq2seq.AdditiveAttention, with the check's tensors in place of its parameters: the
+    library's module is there to compare with afterwards, writing the attention is the exercise."""
 
     def functional(query, keys, m, W_q, W_k, v):
         att = AdditiveAttention(query.shape[1], keys.shape[2], W_q.shape[0])
@@ -58,7 +60,7 @@ def test_attention_accepts_the_library_module() -> None:
         att.query.weight, att.key.weight, att.v.weight = W_q, W_k, v[None]
         return att(query, keys, m)
 
-    unit08.additive_attention(functional, seed=7)
+    rejects(unit08.additive_attention, functional, match=r"library's own AdditiveAttention: write yours", seed=7)
 
 
 def test_attention_rejects_stub() -> None:
@@ -252,3 +254,114 @@ def test_gru_rejects_wrong_shapes() -> None:
             self.weight_ih = nn.Parameter(torch.zeros(input_size, 3 * hidden_size))
 
     rejects(unit08.gru_cell, Transposed, match=r"weight_ih should have shape \(\d+, \d\) .*found \(\d, \d+\)")
+
+
+# --- ex03: Luong attention ------------------------------------------------------------------------
+
+
+def luong_variant(
+    *,
+    mask: str = "before",
+    dim: int = -1,
+    transpose: bool = False,
+    scaled: bool = False,
+    context: str = "keys",
+    detach: bool = False,
+):
+    """A learner's luong_attention with one typical mistake switched on."""
+
+    def luong_attention(query, keys, m, W=None):
+        projected = query if W is None else query @ (W.T if transpose else W)
+        scores = torch.bmm(keys, projected.unsqueeze(-1)).squeeze(-1)
+        if scaled:
+            scores = scores / keys.shape[-1] ** 0.5
+        if detach:
+            scores = scores.detach()
+        if mask == "before":
+            scores = scores.masked_fill(~m, float("-inf"))
+        elif mask == "multiply":
+            scores = scores * m
+        weights = scores.softmax(dim=dim)
+        if mask == "after":
+            weights = weights * m
+        values = keys @ W.T if context == "projected" and W is not None else keys
+        return torch.einsum("bs,bsd->bd", weights, values), weights
+
+    return luong_attention
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_luong_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit08.luong_attention(solution(8, "ex03-luong-attention", "luong_attention"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ Luong attention")
+
+
+def test_luong_accepts_reference_variant() -> None:
+    unit08.luong_attention(luong_variant(), seed=5)
+
+
+def test_luong_rejects_stub() -> None:
+    rejects(unit08.luong_attention, stub, match=r"stub\(query .* is not implemented yet.*hint: write this function")
+
+
+def test_luong_rejects_wrong_return_type() -> None:
+    rejects(
+        unit08.luong_attention,
+        lambda q, k, m, W=None: luong_variant()(q, k, m, W)[1],
+        match=r"should return a tuple \(context, weights\)",
+    )
+
+
+def test_luong_rejects_pytorchs_fused_attention() -> None:
+    def fused(q, k, m, W=None):
+        projected = q if W is None else q @ W
+        context = F.scaled_dot_product_attention(projected[:, None, :], k, k, attn_mask=m[:, None, :], scale=1.0)
+        return context[:, 0], None
+
+    rejects(unit08.luong_attention, fused, match=r"called F.scaled_dot_product_attention, PyTorch's own attention")
+    q, k = torch.randn(2, 1, 4), torch.randn(2, 3, 4)
+    assert F.scaled_dot_product_attention(q, k, k).shape == (2, 1, 4)  # restored after the check
+
+
+def test_luong_rejects_fully_detached_outputs() -> None:
+    def detached(q, k, m, W=None):
+        return tuple(t.detach() for t in luong_variant()(q, k, m, W))
+
+    rejects(unit08.luong_attention, detached, match=r"neither context nor weights require grad")
+
+
+LUONG_MISTAKES = {
+    "no mask": (
+        {"mask": "none"},
+        r"padded positions got weight .*equal a softmax without any mask.*float\('-inf'\) before the softmax",
+    ),
+    "mask multiplied into the scores": ({"mask": "multiply"}, r"padded positions got weight"),
+    "mask applied after the softmax": ({"mask": "after"}, r"zeroed on padding after the softmax, so rows sum to"),
+    "softmax over the batch": ({"dim": 0}, r"softmax ran over the batch dimension \(dim=0\)"),
+    "W transposed": ({"transpose": True}, r"W is used transposed: W has shape \(Dq, Dk\)"),
+    "scaled by √d": ({"scaled": True}, r"the scores were divided by √d: Luong's scores are not scaled"),
+    "context from the projected keys": ({"context": "projected"}, r"context was built from the projected keys"),
+    "scores detached": ({"detach": True}, r"no gradient reached (query|W)"),
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", list(LUONG_MISTAKES))
+def test_luong_rejects_typical_mistakes(name: str, seed: int) -> None:
+    kwargs, match = LUONG_MISTAKES[name]
+    rejects(unit08.luong_attention, luong_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+@pytest.mark.parametrize("name", list(LUONG_MISTAKES))
+def test_luong_rejects_typical_mistakes_on_every_seed(name: str) -> None:
+    kwargs, match = LUONG_MISTAKES[name]
+    for seed in range(50):
+        rejects(unit08.luong_attention, luong_variant(**kwargs), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_luong_solution_passes_on_every_seed() -> None:
+    fn = solution(8, "ex03-luong-attention", "luong_attention")
+    for seed in range(200):
+        unit08.luong_attention(fn, seed=seed)

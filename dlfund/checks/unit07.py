@@ -17,10 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
+from dlfund.checks._library_use import refusing
 from dlfund.data.augment import RandomCrop
 from dlfund.data.torch_datasets import ImageDataset
+from dlfund.models.cnn import conv2d_unfold as library_conv2d_unfold
 
-__all__ = ["augmentation", "conv_unfold", "patch_embedding"]
+__all__ = ["augmentation", "conv_unfold", "depthwise_separable", "patch_embedding"]
 
 Tensor = torch.Tensor
 
@@ -321,7 +323,8 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
     """Check ``fn(x, weight, bias=None, stride=1, padding=0)`` against ``F.conv2d``: values and gradients.
 
     Fresh random shapes (non-square images and kernels), with and without bias, padding and stride;
-    ``F.conv2d`` is switched off while ``fn`` runs, so it must really be unfold + matmul.
+    ``F.conv2d`` is switched off while ``fn`` runs, so it must really be unfold + matmul, and the library's
+    own ``dlfund.models.cnn.conv2d_unfold`` is refused.
     """
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -350,8 +353,18 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
             f"conv2d_unfold(x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
             f"bias={'(' + str(c_out) + ',)' if use_bias else 'None'}, stride={stride}, padding={padding})"
         )
-        with _no_builtin_conv():
-            found = call_learner(fn, x, weight, bias, stride=stride, padding=padding, what=call)
+        with _no_builtin_conv(), refusing({"conv2d_unfold": library_conv2d_unfold}, "the unfold and the matmul"):
+            try:
+                found = call_learner(fn, x, weight, bias, stride=stride, padding=padding, what=call)
+            except CheckFailed as err:
+                if not isinstance(err.__cause__, RuntimeError):  # a stub or a refused F.conv2d: said already
+                    raise
+                raise CheckFailed(
+                    f"{err} {where}. A shape error here usually means the sizes disagree: F.unfold(x, (kH, kW), "
+                    f"padding, stride) takes the kernel as (kH, kW) = {(kh, kw)} (height first) and gives "
+                    f"(N, C_in·kH·kW, L) with L = H_out·W_out = {_out_shape(x, weight, stride, padding)[2]}·"
+                    f"{_out_shape(x, weight, stride, padding)[3]}"
+                ) from err.__cause__
         with torch.no_grad():
             expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
         expect(isinstance(found, Tensor), f"{call} should return a tensor, found {type(found).__name__}")
@@ -394,6 +407,174 @@ def conv_unfold(fn: Callable[..., Tensor], *, seed: int | None = None) -> None:
     passed(
         f"conv2d_unfold matches F.conv2d in values and gradients on {len(cases)} random cases "
         "(stride, padding, bias, non-square shapes)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex04: a depthwise-separable convolution
+
+
+def reference_separable(
+    x: Tensor, depthwise: Tensor, pointwise: Tensor, bias: Tensor | None, stride: int, padding: int
+) -> Tensor:
+    """The depthwise-separable convolution, computed channel by channel (an independent computation).
+
+    ``x (N, C, H, W)``, ``depthwise (C·m, 1, k, k)``: output channel ``c·m + j`` filters input channel
+    ``c`` alone; ``pointwise (C_out, C·m, 1, 1)`` mixes the channels at every position; ``bias (C_out,)``.
+    """
+    c, per = x.shape[1], depthwise.shape[0] // x.shape[1]
+    maps = [
+        F.conv2d(x[:, i : i + 1], depthwise[i * per + j : i * per + j + 1], stride=stride, padding=padding)
+        for i in range(c)
+        for j in range(per)
+    ]  # C·m maps of shape (N, 1, H_out, W_out)
+    mixed = torch.einsum("om,nmhw->nohw", pointwise[:, :, 0, 0], torch.cat(maps, dim=1))
+    return mixed if bias is None else mixed + bias.view(1, -1, 1, 1)
+
+
+def _separable_case(
+    cls: Callable[..., Any], c_in: int, c_out: int, k: int, stride: int, padding: int, m: int, bias: bool, where: str
+) -> tuple[str, Any, dict[str, Tensor]]:
+    """Build the learner's module for one case and check its layers' shapes and its parameter count."""
+    make = (
+        f"{_name(cls)}(in_channels={c_in}, out_channels={c_out}, kernel_size={k}, stride={stride}, "
+        f"padding={padding}, multiplier={m}, bias={bias})"
+    )
+    module = call_learner(cls, c_in, c_out, k, stride=stride, padding=padding, multiplier=m, bias=bias, what=make)
+    expect(isinstance(module, torch.nn.Module), f"{make} should be an nn.Module, found {type(module).__name__}")
+    layers = {}
+    for name in ("depthwise", "pointwise"):
+        layer = getattr(module, name, None)
+        expect(
+            isinstance(getattr(layer, "weight", None), Tensor),
+            f"{make} should hold its two layers as self.depthwise and self.pointwise (each an nn.Conv2d with a "
+            f".weight), found self.{name} = {type(layer).__name__}",
+        )
+        layers[name] = layer
+    dw, pw = layers["depthwise"].weight, layers["pointwise"].weight
+    want_dw, want_pw = (c_in * m, 1, k, k), (c_out, c_in * m, 1, 1)
+    found_dw, found_pw = tuple(dw.shape), tuple(pw.shape)
+    if found_dw != want_dw:
+        if found_dw == (c_in * m, c_in, k, k):
+            why = f"groups=1 makes every depthwise filter see all {c_in} input channels: pass groups=in_channels"
+        elif found_dw == (c_in, 1, k, k):
+            why = f"the depthwise layer makes in_channels maps, not in_channels · multiplier = {c_in * m}"
+        else:
+            why = "one k×k filter per output map, each reading one input channel (groups=in_channels)"
+        raise CheckFailed(
+            f"{make}: depthwise.weight should have shape (in_channels · multiplier, 1, k, k) = {want_dw}, "
+            f"found {found_dw}: {why} {where}"
+        )
+    if found_pw != want_pw:
+        if found_pw[1] != c_in * m and found_pw[2:] == (1, 1):
+            why = "the pointwise layer has groups: it must mix all the depthwise maps, so leave groups=1 there"
+        elif found_pw[2:] != (1, 1):
+            why = f"the pointwise layer has a {found_pw[2]}×{found_pw[3]} kernel: it is a 1×1 convolution"
+        else:
+            why = "one 1×1 filter over all the depthwise maps per output channel"
+        raise CheckFailed(
+            f"{make}: pointwise.weight should have shape (out_channels, in_channels · multiplier, 1, 1) = {want_pw}, "
+            f"found {found_pw}: {why} {where}"
+        )
+    params = dict(module.named_parameters())
+    want = c_in * m * k * k + c_out * c_in * m + (c_out if bias else 0)
+    found = sum(p.numel() for p in params.values())
+    if found != want:
+        depthwise_bias = getattr(layers["depthwise"], "bias", None)
+        pointwise_bias = getattr(layers["pointwise"], "bias", None)
+        if isinstance(depthwise_bias, Tensor):
+            why = (
+                "the depthwise layer has a bias too: give it bias=False; a bias before the pointwise layer only "
+                "adds a constant the pointwise bias can hold"
+            )
+        elif bias != isinstance(pointwise_bias, Tensor):
+            why = f"bias={bias} was asked for: pass it to the pointwise layer"
+        else:
+            why = f"parameters {sorted(params)}"
+        raise CheckFailed(
+            f"{make} has {found} parameters, expected {c_in * m}·{k}·{k} + {c_out}·{c_in * m}"
+            + (f" + {c_out}" if bias else "")
+            + f" = {want}: {why} {where}"
+        )
+    weights = {"depthwise": dw, "pointwise": pw}
+    pointwise_bias = getattr(layers["pointwise"], "bias", None)
+    if bias:
+        weights["bias"] = pointwise_bias
+    return make, module, weights
+
+
+def depthwise_separable(cls: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check a depthwise-separable convolution ``cls(in_channels, out_channels, kernel_size, stride=1,
+    padding=0, multiplier=1, bias=True)``.
+
+    The module holds two ``nn.Conv2d`` layers: ``self.depthwise`` (weight ``(C·m, 1, k, k)``: every
+    input channel filtered on its own by ``m`` filters, no bias) and ``self.pointwise`` (weight
+    ``(C_out, C·m, 1, 1)``, the bias if asked for); ``forward(x (N, C, H, W)) -> (N, C_out, H_out, W_out)``.
+    The check fills the parameters with fresh random values and compares output and gradients with a
+    channel-by-channel computation, on cases with stride, padding, a channel multiplier, with and
+    without bias.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+
+    def rint(lo: int, hi: int) -> int:
+        return int(torch.randint(lo, hi + 1, (), generator=gen))
+
+    cases = []  # (C_in, m, C_out, k, stride, padding, bias): sizes all different, padding never 0
+    for stride, bias in ((1, True), (2, False)):
+        c_in, m = rint(3, 5), rint(2, 3)
+        cases.append((c_in, m, 2 * c_in * m + rint(0, 1) * c_in * m, 2 * rint(1, 2) + 1, stride, rint(1, 2), bias))
+    for c_in, m, c_out, k, stride, padding, bias in cases:
+        make, module, weights = _separable_case(cls, c_in, c_out, k, stride, padding, m, bias, where)
+        with torch.no_grad():
+            for w in weights.values():
+                w.copy_(torch.randn(w.shape, generator=gen) / w[0].numel() ** 0.5)
+        n, h = rint(2, 3), rint(9, 12)
+        x = torch.randn(n, c_in, h, h + rint(1, 3), generator=gen)
+        call = f"{make}(x {tuple(x.shape)})"
+        xl = x.clone().requires_grad_(True)
+        out = call_learner(module, xl, what=call)
+        expect(isinstance(out, Tensor), f"{call} should return a tensor, found {type(out).__name__}")
+        dw, pw, b = weights["depthwise"].detach(), weights["pointwise"].detach(), weights.get("bias")
+        expected = reference_separable(x, dw, pw, None if b is None else b.detach(), stride, padding)
+        found = tuple(out.shape)
+        if found != tuple(expected.shape):
+            size = _out_shape(x, pw.new_empty(c_out, 1, k, k), stride, 0)  # the size without padding
+            hint = ""
+            if found == size:
+                hint = f": that is the shape without padding; pass padding={padding} to the depthwise layer"
+            elif found == _out_shape(x, pw.new_empty(c_out, 1, k, k), 1, padding):
+                hint = f": that is the shape with stride 1; pass stride={stride} to the depthwise layer"
+            raise CheckFailed(f"{call}: expected shape {tuple(expected.shape)}, found {found}{hint} {where}")
+        diff = (out.detach() - expected).abs().max().item()
+        expect(
+            torch.allclose(out.detach(), expected, atol=1e-4, rtol=1e-4),
+            f"{call}: values differ from the channel-by-channel computation (largest difference {diff:.3g}): "
+            f"forward should be pointwise(depthwise(x)) {where}",
+        )
+        expect(
+            out.requires_grad,
+            f"{call}: the output does not require grad, so nothing can be learned through it: no .detach() "
+            f"or .data {where}",
+        )
+        grad_out = torch.randn(expected.shape, generator=gen)
+        leaves = {k_: w.detach().clone().requires_grad_(True) for k_, w in weights.items()}
+        xr = x.clone().requires_grad_(True)
+        ref = reference_separable(xr, leaves["depthwise"], leaves["pointwise"], leaves.get("bias"), stride, padding)
+        names = ["x", *weights]
+        mine = torch.autograd.grad(out, [xl, *weights.values()], grad_out, allow_unused=True)
+        theirs = torch.autograd.grad(ref, [xr, *leaves.values()], grad_out)
+        for name, g, r in zip(names, mine, theirs):
+            expect(g is not None, f"{call}: no gradient reaches {name}: it must take part in the computation {where}")
+            expect(
+                torch.allclose(g, r, atol=1e-4, rtol=1e-4),
+                f"{call}: the gradient with respect to {name} differs from the reference "
+                f"(largest difference {(g - r).abs().max().item():.3g}) {where}",
+            )
+    passed(
+        f"depthwise-separable convolution: layer shapes, parameter counts, outputs and gradients match a "
+        f"channel-by-channel computation on {len(cases)} cases (stride, padding, multiplier, with and without bias)"
     )
 
 

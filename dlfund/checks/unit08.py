@@ -1,4 +1,4 @@
-"""Checks for unit 8 (RNNs and attention): additive attention with a padding mask, and a GRU cell.
+"""Checks for unit 8 (RNNs and attention): additive and Luong attention with a padding mask, and a GRU cell.
 
 Each check draws fresh random sizes and inputs (the seed is printed in failure messages, so a
 failure can be replayed with ``seed=...``), compares values and gradients with a reference, and
@@ -7,10 +7,12 @@ when they differ tries the typical mistakes to say which one was made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dlfund.checks._core import (
@@ -21,8 +23,10 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
+from dlfund.checks._library_use import refusing
+from dlfund.models.seq2seq import AdditiveAttention
 
-__all__ = ["additive_attention", "gru_cell"]
+__all__ = ["additive_attention", "gru_cell", "luong_attention"]
 
 Tensor = torch.Tensor
 
@@ -96,7 +100,10 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
     )
 
     def run(values: dict[str, Tensor], m: Tensor) -> tuple[Tensor, Tensor]:
-        out = call_learner(fn, values["query"], values["keys"], m, values["W_q"], values["W_k"], values["v"], what=call)
+        with refusing({"AdditiveAttention": AdditiveAttention}, "scoring, masking and weighting yourself"):
+            out = call_learner(
+                fn, values["query"], values["keys"], m, values["W_q"], values["W_k"], values["v"], what=call
+            )
         expect(
             isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
             f"{call} should return a tuple (context, weights) of two tensors, found {type(out).__name__}"
@@ -390,4 +397,211 @@ def gru_cell(cls: Callable[..., Any], *, seed: int | None = None) -> None:
     passed(
         f"GRU cell: {make} matches nn.GRUCell with the same weights (new state, gradients of x, h and all four "
         f"parameters, and a zero initial state)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ex03: Luong (multiplicative) attention
+
+
+def reference_luong(
+    query: Tensor,
+    keys: Tensor,
+    mask: Tensor,
+    W: Tensor | None = None,
+    *,
+    use_mask: bool = True,
+    mask_after: bool = False,
+    dim: int = -1,
+    transpose: bool = False,
+    scaled: bool = False,
+    projected_context: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """The reference (all switches at their defaults), or one of the typical mistakes (a switch changed).
+
+    ``query (B, Dq)``, ``keys (B, S, Dk)``, ``mask (B, S)``; ``W (Dq, Dk)`` or ``None`` (dot score, Dq = Dk).
+    """
+    projected = query if W is None else query @ (W.T if transpose else W)  # (B, Dk)
+    scores = torch.einsum("bd,bsd->bs", projected, keys)  # (B, S)
+    if scaled:
+        scores = scores / keys.shape[-1] ** 0.5
+    if use_mask and not mask_after:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=dim)
+    if mask_after:
+        weights = weights * mask
+    values = keys @ W.T if projected_context and W is not None else keys
+    return torch.einsum("bs,bsd->bd", weights, values), weights
+
+
+_LUONG_MISTAKES = (
+    (
+        {"transpose": True},
+        "W is used transposed: W has shape (Dq, Dk), and the general score is query · W · key = (query @ W) · key",
+    ),
+    (
+        {"scaled": True},
+        "the scores were divided by √d: Luong's scores are not scaled (the Transformer's scaled dot-product "
+        "attention of unit 9 is; here it was not asked for)",
+    ),
+    (
+        {"projected_context": True},
+        "the context was built from the projected keys (keys @ W.T): the context is a weighted sum of the keys "
+        "themselves; W only enters the score",
+    ),
+)
+
+
+@contextlib.contextmanager
+def _no_builtin_attention() -> Iterator[None]:
+    """Make PyTorch's fused attention raise while the learner's function runs: writing it is the exercise."""
+    saved = F.scaled_dot_product_attention
+
+    def refuse(*args: Any, **kwargs: Any) -> Tensor:
+        raise CheckFailed(
+            "luong_attention called F.scaled_dot_product_attention, PyTorch's own attention: write the scores, "
+            "the mask and the softmax yourself"
+        )
+
+    F.scaled_dot_product_attention = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = saved  # type: ignore[assignment]
+
+
+def luong_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check ``fn(query, keys, mask, W=None) -> (context, weights)``: Luong's dot and general scores.
+
+    Shapes: ``query (B, Dq)``, ``keys (B, S, Dk)``, ``mask (B, S)`` bool (``True`` at real tokens; every
+    row has one at least), ``W (Dq, Dk)`` or ``None``. Scores: ``query[b] · keys[b, j]`` without ``W``
+    (then ``Dq = Dk``), ``query[b] · W · keys[b, j]`` with it; no scaling. Padded scores are excluded, a
+    softmax over the source positions gives ``weights (B, S)``, and ``context[b] = Σ_j weights[b, j]
+    keys[b, j]`` of shape ``(B, Dk)``. Three cases: the dot score, a square ``W`` (not symmetric) and a
+    rectangular ``W``; values, gradients (query, keys, W), padding weight 0, rows summing to 1, inputs
+    unchanged, and padded keys not mattering are all checked; ``F.scaled_dot_product_attention`` is
+    switched off while ``fn`` runs.
+    """
+    seed = fresh_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    where = f"(seed {seed})"
+    for case, (dq, dk, general) in enumerate(((6, 6, False), (7, 7, True), (5, 8, True))):
+        b, s = int(torch.randint(3, 6, (), generator=gen)), int(torch.randint(5, 9, (), generator=gen))
+        lengths = torch.randint(1, s, (b,), generator=gen)
+        lengths[case % b] = s  # one row without padding, the others padded
+        mask = torch.arange(s)[None, :] < lengths[:, None]
+        inputs = {"query": torch.randn(b, dq, generator=gen), "keys": torch.randn(b, s, dk, generator=gen)}
+        if general:
+            inputs["W"] = torch.randn(dq, dk, generator=gen)
+        call = f"{_name(fn)}(query {(b, dq)}, keys {(b, s, dk)}, mask {(b, s)}" + (
+            f", W {(dq, dk)})" if general else ")"
+        )
+
+        def run(values: dict[str, Tensor], m: Tensor, call: str = call) -> tuple[Tensor, Tensor]:
+            args = [values["query"], values["keys"], m] + ([values["W"]] if "W" in values else [])
+            with _no_builtin_attention():
+                out = call_learner(fn, *args, what=call)
+            expect(
+                isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out),
+                f"{call} should return a tuple (context, weights) of two tensors, found {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, tuple) else ""),
+            )
+            return out
+
+        leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
+        originals = {k: t.clone() for k, t in inputs.items()}
+        try:
+            context, weights = run(leaves, mask.clone())
+        except CheckFailed as err:
+            if general and dq != dk and isinstance(err.__cause__, RuntimeError):
+                raise CheckFailed(
+                    f"{err} {where}. W has shape (Dq, Dk) = {(dq, dk)}: the general score is query · W · key, "
+                    "so project the query with query @ W (shape (B, Dk)) and take its dot product with each key"
+                ) from err.__cause__
+            raise
+        args = (inputs["query"], inputs["keys"], mask, inputs.get("W"))
+        ref_context, ref_weights = reference_luong(*args)
+        expect(
+            weights.shape == (b, s),
+            f"{call}: weights should have shape (B, S) = {(b, s)}, one weight per source position, found "
+            f"{tuple(weights.shape)} {where}",
+        )
+        expect(
+            context.shape == (b, dk),
+            f"{call}: context should have shape (B, Dk) = {(b, dk)}, a weighted sum of the keys, found "
+            f"{tuple(context.shape)} {where}"
+            + (": sum the keys, not their projections keys @ W.T" if general and context.shape == (b, dq) else ""),
+        )
+        expect(
+            bool(torch.isfinite(weights).all()) and bool(torch.isfinite(context).all()),
+            f"{call} returned NaN or inf {where}: use masked_fill(~mask, float('-inf')) on the scores (not a product "
+            "with the mask: 0 · inf is NaN), and take the softmax over the source positions",
+        )
+        on_padding = weights.detach().masked_select(~mask)
+        if on_padding.numel() and on_padding.abs().max() > 1e-6:
+            unmasked = _matches(weights, reference_luong(*args, use_mask=False)[1])
+            raise CheckFailed(
+                f"{call}: padded positions got weight (up to {on_padding.abs().max():.3g}) {where}. "
+                + ("The weights equal a softmax without any mask: " if unmasked else "")
+                + "set the scores where mask is False to float('-inf') before the softmax, so padding gets weight 0"
+            )
+        sums = weights.detach().sum(-1)
+        if not torch.allclose(sums, torch.ones(b), atol=1e-5):
+            if _matches(weights, reference_luong(*args, dim=0)[1]):
+                raise CheckFailed(
+                    f"{call}: the softmax ran over the batch dimension (dim=0): each row of weights should sum to 1 "
+                    f"over the source positions, use softmax(dim=-1) {where}"
+                )
+            if _matches(weights, reference_luong(*args, mask_after=True)[1]):
+                raise CheckFailed(
+                    f"{call}: the weights were zeroed on padding after the softmax, so rows sum to "
+                    f"{sums.min():.3f}..{sums.max():.3f}, not 1 {where}: mask the scores with -inf before the "
+                    "softmax, which renormalises over the real positions"
+                )
+            raise CheckFailed(
+                f"{call}: each row of weights should sum to 1 over the source positions (softmax(dim=-1) on "
+                f"scores of shape (B, S)), found sums {[round(x, 3) for x in sums.tolist()]} {where}"
+            )
+        if not (_matches(weights, ref_weights) and _matches(context, ref_context)):
+            for switches, why in _LUONG_MISTAKES:
+                if all(_matches(f, r) for f, r in zip((context, weights), reference_luong(*args, **switches))):
+                    raise CheckFailed(f"{call}: {why} {where}")
+        expect_close(weights, ref_weights, f"{call}: weights {where}", atol=1e-5, rtol=1e-4)
+        expect_close(context, ref_context, f"{call}: context {where}", atol=1e-5, rtol=1e-4)
+
+        # Gradients, through both outputs.
+        g_context, g_weights = torch.randn(b, dk, generator=gen), torch.randn(b, s, generator=gen)
+        total = (context * g_context).sum() + (weights * g_weights).sum()
+        expect(
+            total.requires_grad,
+            f"{call}: neither context nor weights require grad, so nothing can be learned through them {where}: "
+            "compute with torch operations on the inputs (no .detach(), .item() or numpy)",
+        )
+        total.backward()
+        ref_leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
+        rc, rw = reference_luong(ref_leaves["query"], ref_leaves["keys"], mask, ref_leaves.get("W"))
+        ((rc * g_context).sum() + (rw * g_weights).sum()).backward()
+        for k in inputs:
+            expect(
+                leaves[k].grad is not None,
+                f"{call}: no gradient reached {k} {where}: compute with torch operations on the inputs "
+                "(no .detach(), .item() or numpy)",
+            )
+            expect_close(leaves[k].grad, ref_leaves[k].grad, f"{call}: gradient of {k} {where}", atol=1e-4, rtol=1e-4)
+        for k in inputs:
+            expect(torch.equal(inputs[k], originals[k]), f"{call} changed its input {k} in place {where}")
+
+        # Keys at padded positions must not matter.
+        noisy = dict(inputs)
+        noise = 100 * torch.randn(b, s, dk, generator=gen) * (~mask[..., None])
+        noisy["keys"] = inputs["keys"].masked_fill(~mask[..., None], 0.0) + noise
+        c2, w2 = run(noisy, mask.clone())
+        expect(
+            _matches(c2, context) and _matches(w2, weights),
+            f"{call}: changing the keys at padded positions changed the output {where}: padding must not "
+            "influence the context",
+        )
+    passed(
+        "Luong attention: dot and general scores (square and rectangular W), weights, context and gradients match "
+        "the reference; padding gets weight 0 and does not change the output"
     )
