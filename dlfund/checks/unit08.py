@@ -68,6 +68,43 @@ def _matches(found: Tensor, expected: Tensor) -> bool:
     return found.shape == expected.shape and torch.allclose(found.detach(), expected.detach(), atol=1e-5, rtol=1e-4)
 
 
+_NO_GRAPH = "compute with torch operations on the inputs (no .detach(), .item() or numpy)"
+
+
+def _expect_reference_gradients(
+    call: str,
+    where: str,
+    outputs: tuple[Tensor, Tensor],
+    inputs: dict[str, Tensor],
+    leaves: dict[str, Tensor],
+    originals: dict[str, Tensor],
+    reference: Callable[[dict[str, Tensor]], tuple[Tensor, Tensor]],
+    gen: torch.Generator,
+    *,
+    atol: float,
+) -> None:
+    """Backpropagate the same random gradients of (context, weights) through the learner's ``outputs`` (made
+    from ``leaves``) and through ``reference`` (on fresh copies of ``inputs``): every input's gradient must
+    agree, and no input may have been changed in place (``originals``)."""
+    context, weights = outputs
+    g_context, g_weights = torch.randn(context.shape, generator=gen), torch.randn(weights.shape, generator=gen)
+    total = (context * g_context).sum() + (weights * g_weights).sum()
+    expect(
+        total.requires_grad,
+        f"{call}: neither context nor weights require grad, so nothing can be learned through them {where}: "
+        + _NO_GRAPH,
+    )
+    total.backward()
+    ref_leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
+    rc, rw = reference(ref_leaves)
+    ((rc * g_context).sum() + (rw * g_weights).sum()).backward()
+    for k in inputs:
+        expect(leaves[k].grad is not None, f"{call}: no gradient reached {k} {where}: " + _NO_GRAPH)
+        expect_close(leaves[k].grad, ref_leaves[k].grad, f"{call}: gradient of {k} {where}", atol=atol, rtol=1e-4)
+    for k in inputs:
+        expect(torch.equal(inputs[k], originals[k]), f"{call} changed its input {k} in place {where}")
+
+
 def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     """Check ``fn(query, keys, mask, W_q, W_k, v) -> (context, weights)``.
 
@@ -172,22 +209,17 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
     expect_close(context, ref_context, f"{call}: context {where}", atol=1e-5, rtol=1e-4)
 
     # Gradients, through both outputs.
-    g_context, g_weights = torch.randn(b, dk, generator=gen), torch.randn(b, s, generator=gen)
-    ((context * g_context).sum() + (weights * g_weights).sum()).backward()
-    ref_leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
-    rc, rw = reference_attention(
-        ref_leaves["query"], ref_leaves["keys"], mask, ref_leaves["W_q"], ref_leaves["W_k"], ref_leaves["v"]
+    _expect_reference_gradients(
+        call,
+        where,
+        (context, weights),
+        inputs,
+        leaves,
+        originals,
+        lambda r: reference_attention(r["query"], r["keys"], mask, r["W_q"], r["W_k"], r["v"]),
+        gen,
+        atol=1e-5,
     )
-    ((rc * g_context).sum() + (rw * g_weights).sum()).backward()
-    for k in inputs:
-        expect(
-            leaves[k].grad is not None,
-            f"{call}: no gradient reached {k} {where}: compute with torch operations "
-            "on the inputs (no .detach(), .item() or numpy)",
-        )
-        expect_close(leaves[k].grad, ref_leaves[k].grad, f"{call}: gradient of {k} {where}", atol=1e-5, rtol=1e-4)
-    for k in inputs:
-        expect(torch.equal(inputs[k], originals[k]), f"{call} changed its input {k} in place {where}")
 
     # Keys at padded positions must not matter.
     noisy = dict(inputs)
@@ -570,26 +602,17 @@ def luong_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
         expect_close(context, ref_context, f"{call}: context {where}", atol=1e-5, rtol=1e-4)
 
         # Gradients, through both outputs.
-        g_context, g_weights = torch.randn(b, dk, generator=gen), torch.randn(b, s, generator=gen)
-        total = (context * g_context).sum() + (weights * g_weights).sum()
-        expect(
-            total.requires_grad,
-            f"{call}: neither context nor weights require grad, so nothing can be learned through them {where}: "
-            "compute with torch operations on the inputs (no .detach(), .item() or numpy)",
+        _expect_reference_gradients(
+            call,
+            where,
+            (context, weights),
+            inputs,
+            leaves,
+            originals,
+            lambda r, mask=mask: reference_luong(r["query"], r["keys"], mask, r.get("W")),
+            gen,
+            atol=1e-4,
         )
-        total.backward()
-        ref_leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
-        rc, rw = reference_luong(ref_leaves["query"], ref_leaves["keys"], mask, ref_leaves.get("W"))
-        ((rc * g_context).sum() + (rw * g_weights).sum()).backward()
-        for k in inputs:
-            expect(
-                leaves[k].grad is not None,
-                f"{call}: no gradient reached {k} {where}: compute with torch operations on the inputs "
-                "(no .detach(), .item() or numpy)",
-            )
-            expect_close(leaves[k].grad, ref_leaves[k].grad, f"{call}: gradient of {k} {where}", atol=1e-4, rtol=1e-4)
-        for k in inputs:
-            expect(torch.equal(inputs[k], originals[k]), f"{call} changed its input {k} in place {where}")
 
         # Keys at padded positions must not matter.
         noisy = dict(inputs)
