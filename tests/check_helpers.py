@@ -27,3 +27,20 @@ def rejects(check: Any, *fns: Any, match: str, seed: int = 0) -> str:
     with pytest.raises(CheckFailed, match=match) as info:
         check(*fns, seed=seed)
     return str(info.value)
+
+
+Tables = dict[str, tuple[Any, dict[str, tuple[Any, str]]]]
+"""A unit's named-mistake tables: ``{check name: (check, {mistake name: (learner functions, message regex)})}``."""
+
+
+def mistake_cases(tables: Tables) -> list[tuple[str, str]]:
+    """Every (check, mistake) pair of ``tables``, for ``pytest.mark.parametrize``; at least six per check."""
+    for check, (_, table) in tables.items():
+        assert len(table) >= 6, f"{check}: {len(table)} named mistakes, the course asks for at least six"
+    return [(check, name) for check, (_, table) in tables.items() for name in table]
+
+
+def rejects_named(tables: Tables, check: str, name: str, seed: int) -> None:
+    """Assert that the named mistake ``name`` of ``check`` is rejected, with its message, on ``seed``."""
+    fn, (fns, match) = tables[check][0], tables[check][1][name]
+    rejects(fn, *(fns if isinstance(fns, tuple) else (fns,)), match=match, seed=seed)

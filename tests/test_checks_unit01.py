@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import rejects, solution, stub
+from check_helpers import mistake_cases, rejects, rejects_named, solution, stub
 
 from dlfund.checks import unit01
 from dlfund.course import manifest
@@ -459,30 +459,20 @@ _CHECKS = {
     "learning_rate": (unit01.learning_rate, LEARNING_RATE_MISTAKES),
     "multiclass_perceptron": (unit01.multiclass_perceptron, MULTICLASS_MISTAKES),
 }
-_CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
-
-
-def _rejected(check: str, name: str, seed: int) -> None:
-    fn, (fns, match) = _CHECKS[check][0], (_CHECKS[check][1][name])
-    fns = fns if isinstance(fns, tuple) else (fns,)
-    rejects(fn, *fns, match=match, seed=seed)
-
-
-def test_every_check_has_six_named_mistakes() -> None:
-    assert all(len(table) >= 6 for _, table in _CHECKS.values())
+_CASES = mistake_cases(_CHECKS)
 
 
 @pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize(("check", "name"), _CASES)
 def test_named_mistake_rejected(check: str, name: str, seed: int) -> None:
-    _rejected(check, name, seed)
+    rejects_named(_CHECKS, check, name, seed)
 
 
 @pytest.mark.seeds
 @pytest.mark.parametrize("seed", range(100, 150))
 @pytest.mark.parametrize(("check", "name"), _CASES)
 def test_named_mistake_rejected_on_many_seeds(check: str, name: str, seed: int) -> None:
-    _rejected(check, name, seed)
+    rejects_named(_CHECKS, check, name, seed)
 
 
 @pytest.mark.seeds

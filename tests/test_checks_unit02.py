@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from check_helpers import rejects, solution, stub
+from check_helpers import mistake_cases, rejects, rejects_named, solution, stub
 
 from dlfund.checks import unit02
 from dlfund.course import manifest
@@ -382,29 +382,20 @@ _CHECKS = {
     "matmul_perceptron": (unit02.matmul_perceptron, MATMUL_MISTAKES),
     "confusion": (unit02.confusion, CONFUSION_MISTAKES),
 }
-_CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
-
-
-def _rejected(check: str, name: str, seed: int) -> None:
-    fn, (fns, match) = _CHECKS[check][0], _CHECKS[check][1][name]
-    rejects(fn, *fns, match=match, seed=seed)
-
-
-def test_every_check_has_six_named_mistakes() -> None:
-    assert all(len(table) >= 6 for _, table in _CHECKS.values())
+_CASES = mistake_cases(_CHECKS)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(("check", "name"), _CASES)
 def test_named_mistake_rejected(check: str, name: str, seed: int) -> None:
-    _rejected(check, name, seed)
+    rejects_named(_CHECKS, check, name, seed)
 
 
 @pytest.mark.seeds
 @pytest.mark.parametrize(("check", "name"), _CASES)
 def test_named_mistake_rejected_on_many_seeds(check: str, name: str) -> None:
     for seed in range(50):
-        _rejected(check, name, seed)
+        rejects_named(_CHECKS, check, name, seed)
 
 
 @pytest.mark.seeds

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from check_helpers import rejects, solution
+from check_helpers import mistake_cases, rejects, rejects_named, solution
 
 from dlfund.autograd import Value
 from dlfund.checks import unit03
@@ -386,29 +386,20 @@ _CHECKS = {
     "standardise": (unit03.standardise, STANDARDISE_MISTAKES),
     "custom_function": (unit03.custom_function, HUBER_MISTAKES),
 }
-_CASES = [(check, name) for check, (_, table) in _CHECKS.items() for name in table]
-
-
-def _rejected(check: str, name: str, seed: int) -> None:
-    fn, (fns, match) = _CHECKS[check][0], _CHECKS[check][1][name]
-    rejects(fn, *fns, match=match, seed=seed)
-
-
-def test_every_check_has_six_named_mistakes() -> None:
-    assert all(len(table) >= 6 for _, table in _CHECKS.values())
+_CASES = mistake_cases(_CHECKS)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(("check", "name"), _CASES)
 def test_named_mistake_rejected(check: str, name: str, seed: int) -> None:
-    _rejected(check, name, seed)
+    rejects_named(_CHECKS, check, name, seed)
 
 
 @pytest.mark.seeds
 @pytest.mark.parametrize(("check", "name"), _CASES)
 def test_named_mistake_rejected_on_many_seeds(check: str, name: str) -> None:
     for seed in range(50):
-        _rejected(check, name, seed)
+        rejects_named(_CHECKS, check, name, seed)
 
 
 @pytest.mark.seeds

@@ -71,6 +71,30 @@ def _matches(found: Tensor, expected: Tensor) -> bool:
 _NO_GRAPH = "compute with torch operations on the inputs (no .detach(), .item() or numpy)"
 
 
+def _expect_rows_sum_to_one(call: str, where: str, weights: Tensor, wrong_weights: Callable[..., Tensor]) -> None:
+    """Each row of ``weights (B, S)`` must sum to 1; if not, name the mistake by recomputing it with
+    ``wrong_weights(dim=0)`` (softmax over the batch) or ``wrong_weights(mask_after=True)``."""
+    b, s = weights.shape
+    sums = weights.detach().sum(-1)
+    if torch.allclose(sums, torch.ones(b), atol=1e-5):
+        return
+    if _matches(weights, wrong_weights(dim=0)) or torch.allclose(weights.detach().sum(0), torch.ones(s), atol=1e-5):
+        raise CheckFailed(
+            f"{call}: the softmax ran over the batch dimension (dim=0): each row of weights should "
+            f"sum to 1 over the source positions, use softmax(dim=-1) {where}"
+        )
+    if _matches(weights, wrong_weights(mask_after=True)):
+        raise CheckFailed(
+            f"{call}: the weights were zeroed on padding after the softmax, so rows sum to "
+            f"{sums.min():.3f}..{sums.max():.3f}, not 1 {where}: mask the scores with -inf "
+            "before the softmax, which renormalises over the real positions"
+        )
+    raise CheckFailed(
+        f"{call}: each row of weights should sum to 1 over the source positions (softmax(dim=-1) on scores of "
+        f"shape (B, S)), found sums {[round(x, 3) for x in sums.tolist()]} {where}"
+    )
+
+
 def _expect_reference_gradients(
     call: str,
     where: str,
@@ -182,25 +206,7 @@ def additive_attention(fn: Callable[..., Any], *, seed: int | None = None) -> No
             + ("The weights equal a softmax without any mask: " if unmasked else "")
             + "set the scores where mask is False to float('-inf') before the softmax, so padding gets weight 0"
         )
-    sums = weights.detach().sum(-1)
-    if not torch.allclose(sums, torch.ones(b), atol=1e-5):
-        if _matches(weights, reference_attention(*args, dim=0)[1]) or torch.allclose(
-            weights.detach().sum(0), torch.ones(s), atol=1e-5
-        ):
-            raise CheckFailed(
-                f"{call}: the softmax ran over the batch dimension (dim=0): each row of weights should "
-                f"sum to 1 over the source positions, use softmax(dim=-1) {where}"
-            )
-        if _matches(weights, reference_attention(*args, mask_after=True)[1]):
-            raise CheckFailed(
-                f"{call}: the weights were zeroed on padding after the softmax, so rows sum to "
-                f"{sums.min():.3f}..{sums.max():.3f}, not 1 {where}: mask the scores with -inf "
-                "before the softmax, which renormalises over the real positions"
-            )
-        raise CheckFailed(
-            f"{call}: each row of weights should sum to 1 over the source positions, found sums "
-            f"{[round(x, 3) for x in sums.tolist()]} {where}"
-        )
+    _expect_rows_sum_to_one(call, where, weights, lambda **wrong: reference_attention(*args, **wrong)[1])
     if not _matches(weights, ref_weights) and _matches(weights, reference_attention(*args, tanh=False)[1]):
         raise CheckFailed(
             f"{call}: the weights match scores without the tanh {where}: score = v · tanh(W_q query + W_k key)"
@@ -577,23 +583,7 @@ def luong_attention(fn: Callable[..., Any], *, seed: int | None = None) -> None:
                 + ("The weights equal a softmax without any mask: " if unmasked else "")
                 + "set the scores where mask is False to float('-inf') before the softmax, so padding gets weight 0"
             )
-        sums = weights.detach().sum(-1)
-        if not torch.allclose(sums, torch.ones(b), atol=1e-5):
-            if _matches(weights, reference_luong(*args, dim=0)[1]):
-                raise CheckFailed(
-                    f"{call}: the softmax ran over the batch dimension (dim=0): each row of weights should sum to 1 "
-                    f"over the source positions, use softmax(dim=-1) {where}"
-                )
-            if _matches(weights, reference_luong(*args, mask_after=True)[1]):
-                raise CheckFailed(
-                    f"{call}: the weights were zeroed on padding after the softmax, so rows sum to "
-                    f"{sums.min():.3f}..{sums.max():.3f}, not 1 {where}: mask the scores with -inf before the "
-                    "softmax, which renormalises over the real positions"
-                )
-            raise CheckFailed(
-                f"{call}: each row of weights should sum to 1 over the source positions (softmax(dim=-1) on "
-                f"scores of shape (B, S)), found sums {[round(x, 3) for x in sums.tolist()]} {where}"
-            )
+        _expect_rows_sum_to_one(call, where, weights, lambda args=args, **wrong: reference_luong(*args, **wrong)[1])
         if not (_matches(weights, ref_weights) and _matches(context, ref_context)):
             for switches, why in _LUONG_MISTAKES:
                 if all(_matches(f, r) for f, r in zip((context, weights), reference_luong(*args, **switches))):
