@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 
 import nbformat
 import pytest
+from nbclient.exceptions import CellExecutionError
+from packaging.requirements import Requirement
 
 from dlfund.course import cli, manifest, runner
 
@@ -210,3 +214,31 @@ def test_run_parallel_runs_notebooks_at_once_and_collects_failures(tmp_path, mon
 def test_run_refuses_fewer_than_one_job(capsys):
     code, _, err = run_cli(capsys, "run", "1", "--jobs", "0")
     assert code == 2 and "at least 1, found 0" in err
+
+
+def test_requirements_from_a_checkout_match_the_installed_metadata():
+    """On a machine where the course runs from a checkout on PYTHONPATH (the offline GPU machine), `dlfund env`
+    reads pyproject.toml: the same requirements, with the same extras, as the installed metadata."""
+
+    def key(line):
+        req = Requirement(line)
+        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", str(req.marker or ""))
+        return req.name.lower(), str(req.specifier), extra.group(1) if extra else None
+
+    from_pyproject = cli._pyproject_requirements(manifest.ROOT / "pyproject.toml")
+    assert sorted(map(key, from_pyproject)) == sorted(map(key, importlib.metadata.requires("dlfund")))
+    assert any(extra == "test" for _, _, extra in map(key, from_pyproject)), "the extras are read too"
+
+
+def test_requirements_without_metadata_or_pyproject_say_what_to_do(tmp_path):
+    with pytest.raises(cli.UsageError, match="pip install -e ."):
+        cli._pyproject_requirements(tmp_path / "pyproject.toml")
+
+
+def test_a_failed_cell_is_summed_up_by_its_exception_not_the_last_line_of_its_message():
+    """A message that ends with a launcher's log (a row of '=' on the GPU machine) still reads as what failed."""
+    evalue = "torchrun failed (exit 1): ValueError: no GPU 1\n...\n=============================="
+    err = CellExecutionError(f"An error occurred...\nRuntimeError: {evalue}", "RuntimeError", evalue)
+    assert runner._error_summary(err) == "RuntimeError: torchrun failed (exit 1): ValueError: no GPU 1"
+    assert runner._error_summary(CellExecutionError("tb", "AssertionError", "")) == "AssertionError"
+    assert runner._error_summary(TimeoutError("A cell timed out after 60 s")) == "A cell timed out after 60 s"

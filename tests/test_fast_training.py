@@ -209,7 +209,19 @@ def test_compare_and_launch_refuse_bad_input(tmp_path) -> None:
         distributed.compare(a, {"w": torch.zeros(3)})
     with pytest.raises(ValueError, match="unknown mode"):
         distributed.launch(tmp_path / "p.pt", tmp_path, modes=("horovod",))
+    gpus = torch.cuda.device_count()  # a rank per GPU: one rank more than there are GPUs is refused before torchrun
+    with pytest.raises(ValueError, match=rf"{gpus + 1} ranks on CUDA need {gpus + 1} GPUs .* has {gpus}"):
+        distributed.launch(tmp_path / "p.pt", tmp_path, modes=("torch-ddp",), nproc=gpus + 1, device="cuda")
     assert 0 < distributed.free_port() < 65536
+
+
+def test_a_rank_that_fails_at_start_is_named_in_the_first_line(tmp_path) -> None:
+    """When no rank writes a report, the error's first line carries the rank's own exception, not the end of
+    torchrun's log (a row of '=')."""
+    with pytest.raises(RuntimeError) as caught:
+        distributed.launch(tmp_path / "missing.pt", tmp_path / "out", modes=("torch-ddp",), nproc=1, timeout=120)
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith("torchrun failed (exit 1): FileNotFoundError") and "missing.pt" in first, first
 
 
 def test_cli_bench_fast_training_suite_records_with_provenance(tmp_path, monkeypatch, capsys) -> None:

@@ -274,3 +274,21 @@ def test_cast_frozen_keeps_tied_weights_tied_and_trainable_ones_in_float32() -> 
     assert model.lm_head.weight is model.embed_tokens.weight and model.lm_head.weight.dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
     assert cast_frozen(model, torch.bfloat16) == 0
+
+
+def test_after_bf16_training_the_model_is_evaluated_under_autocast() -> None:
+    """train() in bf16-mixed stores the frozen base in bf16 and keeps the adapter in float32 (on a GPU it does
+    so by default; Fabric runs bf16-mixed on a CPU too). A forward pass outside autocast then mixes dtypes,
+    the error unit 13's adapter lecture first met on a GPU; under autocast the model works."""
+    model = build(tiny(), Method("v1", "adapter", 3e-2, {"version": 1, "prompt_len": 4}))
+    targets = IDX.roll(-1, dims=1)
+    result = train(
+        model, iter([(IDX, targets)] * 2), steps=2, lr=3e-2, device=torch.device("cpu"), precision="bf16-mixed"
+    )
+    assert result.precision == "bf16-mixed"
+    dtypes = {p.dtype for p in model.parameters()}
+    assert dtypes == {torch.bfloat16, torch.float32}, "frozen in bf16, trainable in float32"
+    with torch.no_grad(), pytest.raises(RuntimeError, match="(?i)bfloat16|dtype"):
+        response_loss(model, IDX, targets)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(response_loss(model, IDX, targets))

@@ -185,3 +185,13 @@ def test_train_classifier_watches_validation_and_touches_test_once(monkeypatch: 
     assert [set(r) >= {"val_accuracy"} for r in history.rows()] == [True] * 3
     if history.epochs_to_target is not None:
         assert history.val_accuracy[history.epochs_to_target - 1] >= 0.5
+
+
+def test_evaluate_accuracy_names_a_model_left_on_another_device() -> None:
+    """On a GPU, evaluating a model before moving it failed deep inside conv2d (unit 07's CNN lecture did);
+    the same mistake, a model on the meta device evaluated on the CPU, is named here."""
+    images, labels = toy_images(8)
+    batches = TensorBatches(images, labels, batch_size=4, mean=0.3, std=0.3)
+    with pytest.raises(ValueError, match=r"on meta but the batches go to cpu: move the model first"):
+        evaluate_accuracy(small_model().to("meta"), batches, "cpu")
+    assert 0.0 <= evaluate_accuracy(small_model(), batches, "cpu") <= 1.0

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,23 +26,44 @@ from dlfund.course.settings import explain
 from dlfund.data import DataUnavailableError
 from dlfund.utils.device import device_name, pick_device
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: no TOML reader in the standard library; only the installed metadata is read
+    tomllib = None
+
 
 def requirements() -> list[tuple[Requirement, str | None]]:
-    """What the installed ``dlfund`` distribution requires (its metadata, i.e. pyproject.toml), each with
-    the extra that asks for it (``None``: always needed)."""
-    out = []
+    """What ``dlfund`` requires, each with the extra that asks for it (``None``: always needed): from the
+    installed distribution's metadata, else (run from a checkout on ``PYTHONPATH``, as on the offline GPU
+    machine) from the checkout's own pyproject.toml."""
     try:
         lines = md.requires("dlfund") or []
     except md.PackageNotFoundError:
-        raise UsageError(
-            "dlfund is not installed as a package (its requirements are read from the installed "
-            "metadata): run `pip install -e .` in the course repository"
-        ) from None
+        lines = _pyproject_requirements(manifest.ROOT / "pyproject.toml")
+    out = []
     for line in lines:
         req = Requirement(line)
         extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", str(req.marker or ""))
         out.append((req, extra.group(1) if extra else None))
     return out
+
+
+def _pyproject_requirements(path: Path) -> list[str]:
+    """pyproject.toml's dependencies in the metadata's form (an optional one marked ``extra == "NAME"``)."""
+    if not path.is_file() or tomllib is None:
+        raise UsageError(
+            f"dlfund is not installed as a package and {path} cannot be read here, so its requirements are unknown: "
+            "run `pip install -e .` in the course repository"
+        )
+    project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
+    lines = list(project.get("dependencies", []))
+    for extra, deps in project.get("optional-dependencies", {}).items():
+        for dep in deps:
+            req = Requirement(dep)
+            marker = f'extra == "{extra}"' if req.marker is None else f'({req.marker}) and extra == "{extra}"'
+            req.marker = None
+            lines.append(f"{req}; {marker}")
+    return lines
 
 
 class UsageError(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -40,15 +41,42 @@ def unit_table() -> str:
     return "\n".join(rows)
 
 
+def gpu_smoke_summary() -> str:
+    """One paragraph on the smoke tier run on a GPU (``*.gpu-smoke.json``): how many of the course's lecture and
+    solution notebooks have a result, on which device, commit and date, and which have none."""
+    found, missing = [], []
+    for u in manifest.UNITS:
+        for item in (*u.notebooks, *u.exercises):
+            path = results.result_path(manifest.RESULTS_DIR, u, item.name, results.GPU_SMOKE)
+            if path.is_file():
+                found.append(json.loads(path.read_text(encoding="utf-8"))["provenance"])
+            else:
+                missing.append(f"{u.number:02d}/{item.name}")
+    total = len(found) + len(missing)
+    if not found:
+        return f"No notebook has been run on a GPU yet (0 of {total}; `bash tools/gpu-smoke.sh`)."
+    runs = sorted({(p["device"], p["commit"], p["date"][:10], p.get("concurrent_notebooks", 1)) for p in found})
+    where = "; ".join(f"{d}, commit {c}, {day}, {j} notebooks at a time" for d, c, day, j in runs)
+    seconds = sum(p["wall_s"] for p in found)
+    text = (
+        f"**On a GPU, smoke tier** (`bash tools/gpu-smoke.sh`, results `*.gpu-smoke.json`): {len(found)} of "
+        f"{total} lecture and solution notebooks recorded ({where}; {seconds:.0f} s of notebook time in all)."
+    )
+    if missing:
+        text += f" Not recorded on a GPU: {', '.join(missing)}."
+    return text
+
+
 def results_section() -> str:
-    """The README's results: the committed full-tier measurements of each unit, with their device."""
-    lines = []
+    """The README's results: the smoke tier on a GPU in one paragraph, then the committed full-tier
+    measurements of each unit, with their device."""
+    lines = [gpu_smoke_summary(), ""]
     for u in manifest.UNITS:
         rows = results.table(u, ("full",))
         if rows:
             lines += [f"**Unit {u.number:02d} · {u.title}**", "", *rows, ""]
-    if not lines:
-        return "No full-tier results have been recorded yet."
+    if len(lines) == 2:
+        lines.append("No full-tier results have been recorded yet.")
     return "\n".join(lines).rstrip()
 
 

@@ -4,8 +4,13 @@ course's GPU claims, each sized to finish inside one call.
 The GPU machine the course can use is lent now and then for 15 minutes in all, at most 10 minutes a command.
 ``tools/gpu-full-tier.sh --priorities`` runs :data:`PRIORITIES` in this order, each under its own time
 limit and with ``--skip-current`` (a piece whose committed result is current for CUDA is skipped), so each
-lent machine carries the work on where the last one stopped. The limits are budgets, not measurements:
-no notebook of the course has run on a GPU yet; the first run records the real times.
+lent machine carries the work on where the last one stopped. The limits are the notebooks' full-tier
+budgets: those of 07/04, 07/06 and 11/01 were set from the first GPU run (one H200, 2026-12-04: 57 s, 125 s
+and 93 s, × 1.3 + 5 s), the others are still estimates until a run measures them.
+
+On that first run the first call (start-up, one bundle part and a 26 s check) held the machine 57 s, each
+further part 5 s, the smoke pass (``tools/gpu-smoke.sh``: join, install, 111 notebooks 8 at a time) 320 s:
+about 6 minutes of the 15 were left for these pieces, in one call.
 
 ``python -m dlfund.course.gpu`` prints the pieces, one per line, as the script reads them.
 """
@@ -42,7 +47,11 @@ class Piece:
 
 
 PRIORITIES: tuple[Piece, ...] = (
-    Piece(7, "04-resnet-and-augmentation", "a ResNet reaches 94% test accuracy on Fashion-MNIST in ≤ 90 s"),
+    Piece(
+        7,
+        "04-resnet-and-augmentation",
+        "a ResNet reaches 94% validation accuracy on Fashion-MNIST in ≤ 90 s of training",
+    ),
     Piece(7, "06-vision-transformer", "a small ViT trained from scratch, beside the CNN"),
     Piece(9, "03-gpt-on-shakespeare", "a GPT reaches validation loss ≤ 1.45 on Shakespeare in ≤ 5 min"),
     Piece(11, "01-precision", "bf16 mixed precision ≥ 2.5× faster than fp32 at equal loss"),

@@ -460,9 +460,9 @@ UNITS: tuple[Unit, ...] = (
             Notebook("01-images-as-tensors", "Images as tensors", smoke_s=10, full_s=60),
             Notebook("02-convolution-by-hand", "Convolution by hand", smoke_s=15, full_s=120),
             Notebook("03-cnn", "A convolutional network", smoke_s=20, full_s=300),
-            Notebook("04-resnet-and-augmentation", "Residual networks and data augmentation", smoke_s=20, full_s=480),
+            Notebook("04-resnet-and-augmentation", "Residual networks and data augmentation", smoke_s=20, full_s=80),
             Notebook("05-transfer-learning", "Transfer learning without downloaded weights", smoke_s=25, full_s=600),
-            Notebook("06-vision-transformer", "A Vision Transformer from scratch", smoke_s=15, full_s=480),
+            Notebook("06-vision-transformer", "A Vision Transformer from scratch", smoke_s=15, full_s=170),
             Notebook("07-cnn-vs-vit", "CNN vs ViT, measured", smoke_s=20, full_s=600),
         ),
         exercises=(
@@ -656,7 +656,7 @@ UNITS: tuple[Unit, ...] = (
             "Fabric, run as several processes; and how the same code runs on many nodes."
         ),
         notebooks=(
-            Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=480),
+            Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=150),
             # compiling even a tiny model with inductor takes 30-40 s on a 2-core CPU: the smoke run compiles
             # one small model once, and the budget is the maximum
             Notebook("02-compile", "torch.compile: compile time and steady-state speed", smoke_s=45, full_s=300),

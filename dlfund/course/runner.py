@@ -162,6 +162,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _error_summary(err: BaseException) -> str:
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename and isinstance(evalue, str):  # a cell raised: its exception, first line of the message
+        first = next((line.strip() for line in ANSI.sub("", evalue).splitlines() if line.strip()), "")
+        return f"{ename}: {first}"[:300] if first else ename
     text = ANSI.sub("", str(err)).strip().splitlines()
     # nbclient's message ends with the exception line: keep it and the cell's first line for context
     tail = [line for line in text if line.strip()][-1:] if text else []

@@ -169,7 +169,9 @@ def train(
 
     ``precision`` defaults to :func:`pick_precision`. With ``bf16_base`` and a bf16 precision, the
     *frozen* parameters are stored in bf16 (the trainable ones stay float32): a frozen weight needs no
-    float32 master copy. The learning rate warms up linearly over ``warmup`` steps, then stays.
+    float32 master copy; the model then mixes dtypes, so evaluate it under
+    ``torch.autocast(device.type, dtype=torch.bfloat16)`` too. The learning rate warms up linearly over
+    ``warmup`` steps, then stays.
     """
     from lightning.fabric import Fabric
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -458,6 +459,11 @@ def launch(
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}: expected some of {', '.join(MODES)}")
+    if device == "cuda" and nproc > torch.cuda.device_count():
+        raise ValueError(
+            f"{nproc} ranks on CUDA need {nproc} GPUs (NCCL gives each rank a GPU of its own), but this machine "
+            f"has {torch.cuda.device_count()}: launch fewer ranks, or the ranks on the CPU (device='cpu')"
+        )
     env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_rank), "PYTHONUNBUFFERED": "1"}
     if device == "cpu" and sys.platform.startswith("linux") and Path("/sys/class/net/lo").exists():
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback only
@@ -494,7 +500,11 @@ def launch(
             if result.ok(mode) and all((out / f"{mode}.rank{r}.pt").exists() for r in range(nproc)):
                 result.states[mode] = [torch.load(out / f"{mode}.rank{r}.pt", weights_only=True) for r in range(nproc)]
     if proc.returncode != 0 and not result.reports:
-        raise RuntimeError(f"torchrun failed (exit {proc.returncode}):\n{result.log[-3000:]}")
+        # the first exception a rank printed (torchrun prefixes its lines with [rankN]:), not the launcher's
+        causes = re.findall(r"^(?:\[rank\d+\]:\s*)?(\S*(?:Error|Exception)\b.*)$", result.log, flags=re.MULTILINE)
+        causes = [c for c in causes if "ChildFailedError" not in c]
+        cause = f" {causes[0].strip()}" if causes else ""
+        raise RuntimeError(f"torchrun failed (exit {proc.returncode}):{cause}\n{result.log[-3000:]}")
     return result
 
 

@@ -203,6 +203,12 @@ def evaluate_accuracy(
 ) -> float:
     """The share of examples in ``batches`` whose largest logit is the label (model in eval mode)."""
     device = torch.device(device)
+    first = next(model.parameters(), None)
+    if first is not None and first.device.type != device.type:
+        raise ValueError(
+            f"the model's parameters are on {first.device} but the batches go to {device}: "
+            "move the model first (model.to(device))"
+        )
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
