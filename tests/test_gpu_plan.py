@@ -24,9 +24,10 @@ def test_the_plan_finds_unknown_pieces_repeats_and_pieces_over_the_limit(monkeyp
     resnet = gpu.Piece(7, "04-resnet-and-augmentation", "x")
     bogus = (resnet, gpu.Piece(7, "no-such", "x"), gpu.Piece(0, "nope", "x"), resnet)
     monkeypatch.setattr(gpu, "PRIORITIES", bogus)
-    monkeypatch.setattr(gpu, "PIECE_LIMIT_S", 100)
+    budget = resnet.limit_s
+    monkeypatch.setattr(gpu, "PIECE_LIMIT_S", budget - 1)
     found = "\n".join(gpu.problems())
-    assert "7:04-resnet-and-augmentation: full-tier budget 480 s is over the 100 s" in found
+    assert f"7:04-resnet-and-augmentation: full-tier budget {budget} s is over the {budget - 1} s" in found
     assert "7:no-such: unit 7 has no notebook or exercise 'no-such'" in found
     assert "bench:nope: no benchmark suite 'nope'" in found
     assert "7:04-resnet-and-augmentation: listed twice" in found
