@@ -62,6 +62,9 @@ def test_structure_title_setup_and_closing(unit, name, kind, path):
         assert "what we saw" in cells[-1].source.lower() or "what we saw" in cells[-2].source.lower(), (
             "a lecture notebook closes with a 'What we saw' section (then its 'Try it' questions)"
         )
+        saw = next(c.source for c in nb.cells if c.cell_type == "markdown" and "## What we saw" in c.source)
+        said = saw.split("## What we saw", 1)[1]
+        assert len(re.findall(r"[A-Za-z]{2,}", said)) >= 15, f"the 'What we saw' section says too little: {said!r}"
     if kind in ("solution", "exercise"):
         ex = next(e for e in unit.exercises if e.name == name)
         joined = "\n".join(code)
