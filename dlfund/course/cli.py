@@ -258,16 +258,24 @@ def _answer_reader() -> Callable[[str], str]:
 
 
 def _take(run: Callable[..., Any]) -> int:
+    if sys.stdin is not None and hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # bytes that are not text become "?"-like marks, re-asked
     try:
         report = run(input_fn=_answer_reader())
     except (BankError, KeyError) as err:  # a broken bank file, or a unit without questions
         raise UsageError(err.args[0] if isinstance(err, KeyError) else str(err)) from None
+    except (ValueError, OSError) as err:  # --name, --out or --feedback, checked before the first question
+        raise UsageError(str(err)) from None
     return report.exit_code
 
 
 def cmd_quiz(args: argparse.Namespace) -> int:
     unit = _unit(args.unit).number
-    return _take(lambda input_fn: quiz(unit, name=args.name, seed=args.seed, out_dir=args.out, input_fn=input_fn))
+    return _take(
+        lambda input_fn: quiz(
+            unit, name=args.name, seed=args.seed, out_dir=args.out, input_fn=input_fn, feedback_path=args.feedback
+        )
+    )
 
 
 def cmd_exam(args: argparse.Namespace) -> int:
@@ -275,7 +283,12 @@ def cmd_exam(args: argparse.Namespace) -> int:
         raise UsageError(f"--questions must be at least 1, got {args.questions}")
     return _take(
         lambda input_fn: exam(
-            name=args.name, seed=args.seed, questions=args.questions, out_dir=args.out, input_fn=input_fn
+            name=args.name,
+            seed=args.seed,
+            questions=args.questions,
+            out_dir=args.out,
+            input_fn=input_fn,
+            feedback_path=args.feedback,
         )
     )
 
@@ -403,6 +416,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--name", help="your name for the certificate (asked after a pass if not given)")
         s.add_argument("--seed", type=int, help="seed of the question draw and order (default: random, printed)")
         s.add_argument("--out", help="folder for the certificate (default runs/certificates/)")
+        s.add_argument("--feedback", metavar="FILE", help="also save the feedback (every answer explained) to FILE")
         s.set_defaults(func=cmd_quiz if name == "quiz" else cmd_exam)
 
     s = sub.add_parser(

@@ -18,8 +18,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["progress"]:
         return progress.main(args)
     # every other command: the full CLI (torch, nbformat and the library; seconds that progress must not pay)
-    from dlfund.course import cli
-
+    try:
+        from dlfund.course import cli
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load: one line, no traceback
+        print("dlfund: interrupted", file=sys.stderr)
+        return 130
     return cli.main(args)
 
 

@@ -190,3 +190,10 @@ def load_bank(directory: str | Path | None = None) -> list[Question]:
 def units_in(questions: Iterable[Question]) -> list[int]:
     """The unit numbers that have at least one question, sorted."""
     return sorted({q.unit for q in questions})
+
+
+def fingerprint(questions: Iterable[Question]) -> str:
+    """sha256 (hex) of a bank edition: every question's id, unit, text, choices and answer hash, in id order.
+    A certificate records it, so verification can redo the draw when the bank is still the same edition."""
+    canon = sorted((q.id, q.unit, q.question, list(q.choices), q.answer_hash) for q in questions)
+    return hashlib.sha256(repr(canon).encode("utf-8")).hexdigest()

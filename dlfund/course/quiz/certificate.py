@@ -2,10 +2,13 @@
 
 The file shows the name, the quiz, the date, the score, the pass mark, the question ids and a
 checksum, and embeds the same fields as JSON. The checksum is the sha256 of those fields in a
-canonical JSON form; :func:`verify_certificate` recomputes it and checks that every visible field
-still says what the JSON says, so an edited score or name is detected. It is an integrity check,
-not a signature: anyone with the code can make a certificate, and none proves who answered. That
-is why the certificate says what it is: a self-assessment, not an accredited qualification.
+canonical JSON form. :func:`verify_certificate` checks every field (types, dates, correct ≤ total, the
+score at the pass mark), recomputes the checksum, and renders the page again from the embedded fields:
+the file must be exactly that page, so no visible text can say anything the checked fields do not (an
+edited score, a name hidden by CSS, an added line). :mod:`dlfund.course.quiz.verify` also redoes the
+question draw from the seed when the bank is the edition the certificate names. It is a consistency
+check, not a signature: anyone with the code can make a certificate, and none proves who answered.
+That is why the certificate says what it is: a self-assessment, not an accredited qualification.
 
 Verify one from the shell with ``python -m dlfund.course.quiz.verify FILE``.
 """
@@ -16,24 +19,26 @@ import hashlib
 import html
 import json
 import re
+import tempfile
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from dlfund.course import manifest
-from dlfund.course.quiz.report import Report
+from dlfund.course.quiz.report import PASS_MARK, Report
 from dlfund.utils.io import atomic_write_text
 
-FORMAT = 1
+FORMAT = 2
+"""Format 2 adds ``kind`` (what was drawn) and ``bank`` (the bank edition); format 1 files still verify."""
 NOTICE = (
     "This is a self-assessment, not an accredited qualification. The quiz was taken "
     "unsupervised on the learner's own computer. The checksum detects edits to this file; "
     "it is not a signature and does not prove who answered."
 )
-FIELDS = (
+FIELDS_V1 = (
     "format",
     "name",
     "title",
@@ -46,6 +51,8 @@ FIELDS = (
     "seed",
     "dlfund_version",
 )
+FIELDS = (*FIELDS_V1, "kind", "bank")
+FIELDS_OF_FORMAT = {1: FIELDS_V1, 2: FIELDS}
 MAX_NAME = 100
 
 
@@ -57,6 +64,19 @@ def default_dir() -> Path:
     """``runs/certificates`` in the course repository (git-ignored), else in the current folder."""
     root = manifest.RUNS_DIR if manifest.UNITS_DIR.is_dir() else Path.cwd() / "runs"
     return root / "certificates"
+
+
+def check_out_dir(folder: str | Path) -> Path:
+    """Make ``folder`` if needed and prove a file can be written there (before a quiz, so that a passed
+    attempt's certificate is not lost at the end). Raises ``OSError`` saying which folder and why."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".dlfund-write-test-"):
+            pass
+    except OSError as err:
+        raise OSError(f"cannot write a certificate in {path}: {err.strerror or err}") from None
+    return path
 
 
 def clean_name(name: str | None) -> str:
@@ -92,6 +112,7 @@ def visible(fields: dict[str, Any], digest: str) -> dict[str, str]:
         "question_ids": ", ".join(fields["question_ids"]),
         "seed": str(fields["seed"]),
         "version": f"dlfund {fields['dlfund_version']}, certificate format {fields['format']}",
+        **({"bank": fields["bank"] or "not recorded"} if "bank" in fields else {}),
         "checksum": digest,
         "notice": NOTICE,
     }
@@ -132,8 +153,11 @@ def render(fields: dict[str, Any], digest: str) -> str:
         ("Questions", "question_ids"),
         ("Seed", "seed"),
         ("Version", "version"),
+        ("Question bank (sha256)", "bank"),
     ]
-    table = "\n".join(f'<tr><th>{label}</th><td data-field="{key}">{shown[key]}</td></tr>' for label, key in rows)
+    table = "\n".join(
+        f'<tr><th>{label}</th><td data-field="{key}">{shown[key]}</td></tr>' for label, key in rows if key in shown
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -179,8 +203,18 @@ def certificate_fields(report: Report, name: str, now: datetime | None = None) -
         "pass_mark_percent": int(report.pass_mark * 100),
         "question_ids": report.question_ids,
         "seed": report.seed,
-        "dlfund_version": version("dlfund"),
+        "dlfund_version": _dlfund_version(),
+        "kind": report.kind,
+        "bank": report.bank,
     }
+
+
+def _dlfund_version() -> str:
+    try:
+        return version("dlfund")
+    except Exception:  # run from a checkout without installing: the version in its pyproject.toml
+        match = re.search(r'^version\s*=\s*"([^"]+)"', (manifest.ROOT / "pyproject.toml").read_text(), re.M)
+        return match.group(1) if match else "0"
 
 
 def _slug(text: str) -> str:
@@ -242,29 +276,96 @@ class _Reader(HTMLParser):
                 self.fields[field].append(data)
 
 
+def _fail(path: str | Path, why: str) -> CertificateError:
+    return CertificateError(f"{path}: {why}")
+
+
+def _check_fields(path: str | Path, data: dict[str, Any]) -> None:
+    """Every field has its type and the values agree with each other and with the course's rules."""
+
+    def need(ok: bool, why: str) -> None:
+        if not ok:
+            raise _fail(path, why)
+
+    def integer(key: str) -> int:
+        value = data[key]
+        need(type(value) is int, f"{key} must be a whole number, found {value!r}")
+        return value
+
+    fmt = data["format"]
+    for key in ("name", "title", "date", "issued", "dlfund_version"):
+        need(isinstance(data[key], str) and data[key].strip() != "", f"{key} must be a non-empty text")
+    try:
+        need(clean_name(data["name"]) == data["name"], "the name has characters or spacing no certificate writes")
+    except ValueError as err:
+        raise _fail(path, f"the name: {err}") from None
+    correct, total, seed, mark = integer("correct"), integer("total"), integer("seed"), integer("pass_mark_percent")
+    need(total >= 1, f"a certificate needs at least one question, found total {total}")
+    need(0 <= correct <= total, f"correct must be between 0 and the total {total}, found {correct}")
+    need(mark == int(PASS_MARK * 100), f"the pass mark is {int(PASS_MARK * 100)}%, the file says {mark}%")
+    need(correct * 100 >= mark * total, f"{correct} of {total} is below the pass mark of {mark}%: no certificate")
+    need(seed >= 0, f"the seed must not be negative, found {seed}")
+    ids = data["question_ids"]
+    need(isinstance(ids, list) and all(isinstance(i, str) and i for i in ids), "question_ids must be a list of ids")
+    need(len(ids) == total, f"{len(ids)} question ids for a total of {total}")
+    need(len(set(ids)) == len(ids), "a question id appears twice")
+    try:
+        issued = datetime.fromisoformat(data["issued"])
+        day = date.fromisoformat(data["date"])
+    except ValueError:
+        raise _fail(path, f"date {data['date']!r} / issued {data['issued']!r} are not ISO dates") from None
+    need(issued.tzinfo is not None, "the issue time has no time zone")
+    need(day == issued.date(), f"the date {day} is not the day of the issue time {data['issued']}")
+    need(issued <= datetime.now(issued.tzinfo) + timedelta(days=1), f"issued in the future: {data['issued']}")
+    need(
+        re.fullmatch(r"\d+(\.\d+)*([.-]?\w+)*", data["dlfund_version"]) is not None, "the dlfund version is unreadable"
+    )
+    if fmt >= 2:
+        kind, bank = data["kind"], data["bank"]
+        need(
+            kind is None or kind == "exam" or re.fullmatch(r"unit \d+", str(kind)) is not None, f"unknown kind {kind!r}"
+        )
+        need(bank is None or (isinstance(bank, str) and re.fullmatch(r"[0-9a-f]{64}", bank) is not None), "bad bank")
+
+
 def verify_certificate(path: str | Path) -> dict[str, Any]:
-    """Check a certificate file: the embedded fields must give the stored checksum, and every
-    visible field must show what the fields say. Returns the fields (with ``checksum``); raises
-    :class:`CertificateError` saying what does not match."""
+    """Check a certificate file on its own: its fields (types, dates, correct ≤ total, at the pass mark), the
+    stored checksum, and that the file is exactly the page :func:`render` makes from the embedded fields.
+    Returns the fields (with ``checksum``); raises :class:`CertificateError` saying what does not match, for
+    any file (not HTML, not UTF-8, not a certificate). :mod:`dlfund.course.quiz.verify` adds the draw."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _fail(path, f"not UTF-8 text ({err.reason} at byte {err.start}): not a certificate") from None
+    except OSError as err:
+        raise _fail(path, f"cannot be read ({err.strerror or err})") from None
     reader = _Reader()
-    reader.feed(Path(path).read_text(encoding="utf-8"))
-    reader.close()
+    try:
+        reader.feed(text)
+        reader.close()
+    except CertificateError as err:
+        raise _fail(path, str(err)) from None
+    except Exception as err:  # the HTML parser's own errors on arbitrary input
+        raise _fail(path, f"the HTML cannot be read ({type(err).__name__}: {err})") from None
     try:
         data = json.loads("".join(reader.json_parts))
-    except json.JSONDecodeError as err:
-        raise CertificateError(f"{path}: the embedded certificate data are missing or not JSON ({err})") from None
-    if not isinstance(data, dict) or set(data) != {*FIELDS, "checksum"}:
-        raise CertificateError(f"{path}: the embedded data must have the fields {', '.join(FIELDS)}, checksum")
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise _fail(path, f"the embedded certificate data are missing or not JSON ({err})") from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if type(fmt) is not int or fmt not in FIELDS_OF_FORMAT:
+        raise _fail(path, f"unknown certificate format {fmt!r} (known: {', '.join(map(str, FIELDS_OF_FORMAT))})")
+    expected = FIELDS_OF_FORMAT[fmt]
+    if set(data) != {*expected, "checksum"}:
+        raise _fail(path, f"the embedded data must have the fields {', '.join(expected)}, checksum")
+    _check_fields(path, data)
     stored = data.pop("checksum")
     digest = checksum(data)
     if digest != stored:
-        raise CertificateError(f"{path}: checksum mismatch: the fields give {digest}, the file says {stored}")
-    found = {key: " ".join("".join(parts).split()) for key, parts in reader.fields.items()}
-    for key, expected in visible(data, digest).items():
-        if key not in found:
-            raise CertificateError(f"{path}: the visible field {key!r} is missing")
-        if found[key] != " ".join(expected.split()):
-            raise CertificateError(
-                f"{path}: the visible {key} says {found[key]!r}, the certified data say {expected!r}"
-            )
+        raise _fail(path, f"checksum mismatch: the fields give {digest}, the file says {stored}")
+    if text.replace("\r\n", "\n") != render(data, digest):
+        found = {key: " ".join("".join(parts).split()) for key, parts in reader.fields.items()}
+        for key, shown in visible(data, digest).items():
+            if found.get(key) != " ".join(shown.split()):
+                raise _fail(path, f"the visible {key} says {found.get(key)!r}, the certified data say {shown!r}")
+        raise _fail(path, "the page differs from the one its certified data give (text edited or added by hand)")
     return {**data, "checksum": digest}

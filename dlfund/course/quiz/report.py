@@ -42,6 +42,10 @@ class Report:
     seed: int
     pass_mark: Fraction = PASS_MARK
     certificate: Path | None = None
+    kind: str | None = None
+    """What was drawn: ``"exam"`` or ``"unit N"`` (``None``: a report made by hand, e.g. in a test)."""
+    bank: str | None = None
+    """The :func:`~dlfund.course.quiz.bank.fingerprint` of the bank it was drawn from."""
 
     @property
     def total(self) -> int:

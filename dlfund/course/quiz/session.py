@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -22,11 +23,16 @@ from fractions import Fraction
 from pathlib import Path
 
 from dlfund.course import manifest, progress
-from dlfund.course.quiz.bank import Question, load_bank, units_in
-from dlfund.course.quiz.certificate import clean_name, write_certificate
+from dlfund.course.quiz.bank import Question, fingerprint, load_bank, units_in
+from dlfund.course.quiz.certificate import check_out_dir, clean_name, default_dir, write_certificate
 from dlfund.course.quiz.report import PASS_MARK, Graded, Report
+from dlfund.utils.io import atomic_write_text
 
 EXAM_QUESTIONS = 25
+MAX_UNREADABLE = 5
+"""Answers in a row that cannot be decoded before the quiz stops as at the end of input."""
+NAME_TRIES = 3
+"""How often a name that cannot go on a certificate (empty is no certificate) is asked for again."""
 
 InputFn = Callable[[str], str]
 PrintFn = Callable[..., None]
@@ -44,7 +50,8 @@ def parse_answer(text: str, n_choices: int) -> int:
     try:
         number = int(text)
     except ValueError:
-        raise InvalidAnswer(f"{text!r} is not a number: type a number from 1 to {n_choices}") from None
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise InvalidAnswer(f"{shown!r} is not a number: type a number from 1 to {n_choices}") from None
     if not 1 <= number <= n_choices:
         raise InvalidAnswer(f"{number} is not one of the choices: type a number from 1 to {n_choices}")
     return number - 1
@@ -133,6 +140,38 @@ def _wrap(text: str, indent: str, width: int, hanging: str = "") -> str:
     return textwrap.fill(" ".join(text.split()), width=width, initial_indent=indent, subsequent_indent=indent + hanging)
 
 
+def fit(text: str, width: int | None = None) -> str:
+    """``text`` with every line longer than ``width`` wrapped at spaces, keeping its indentation (a word longer
+    than the width, such as a path, stays whole on a line of its own)."""
+    width = width or _width()
+    out = []
+    for line in text.splitlines() or [""]:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(
+            textwrap.fill(
+                line.strip(),
+                width=width,
+                initial_indent=indent,
+                subsequent_indent=indent + "  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
+
+
+def fitting(print_fn: PrintFn) -> PrintFn:
+    """``print_fn`` that first fits what it prints to the terminal's width (see :func:`fit`)."""
+
+    def fitted(*args: object) -> None:
+        print_fn(fit(" ".join(map(str, args))))
+
+    return fitted
+
+
 def question_text(q: Question, number: int, total: int, width: int | None = None) -> str:
     """A question as shown: its number and id, the text, and the numbered choices."""
     width = width or _width()
@@ -189,11 +228,17 @@ def ask(q: Question, number: int, total: int, input_fn: InputFn, print_fn: Print
     """Show one question and read answers until one is valid; returns the 0-based choice.
     EOFError and KeyboardInterrupt from ``input_fn`` propagate (the caller stops the quiz)."""
     print_fn(question_text(q, number, total))
+    unreadable = 0
     while True:
         try:
             return parse_answer(input_fn(f"Your answer (1-{len(q.choices)}): "), len(q.choices))
         except InvalidAnswer as err:
             print_fn(f"  {err}")
+        except UnicodeDecodeError:  # bytes that are not text in the terminal's encoding
+            unreadable += 1
+            if unreadable >= MAX_UNREADABLE:
+                raise EOFError from None  # input that never decodes: stop as at the end of input
+            print_fn(f"  that answer could not be read as text: type a number from 1 to {len(q.choices)}")
 
 
 def run_questions(
@@ -206,13 +251,18 @@ def run_questions(
     input_fn: InputFn | None = None,
     print_fn: PrintFn | None = None,
     intro: str = "",
+    kind: str | None = None,
+    bank: str | None = None,
+    feedback_path: str | Path | None = None,
+    certify: bool = True,
 ) -> Report:
     """Ask ``questions`` one by one, then print feedback and the score, and write a certificate
-    when the attempt is complete and passes. Returns the :class:`Report`. ``input_fn`` and
+    when the attempt is complete and passes (and save the feedback to ``feedback_path``). ``kind`` and ``bank``
+    (what was drawn, from which bank edition) go on the certificate. Returns the :class:`Report`. ``input_fn`` and
     ``print_fn`` default to the built-in ``input`` and ``print`` looked up at call time (Jupyter
     kernels replace ``input`` with one that asks the notebook)."""
     input_fn = input_fn or (lambda prompt: input(prompt))
-    print_fn = print_fn or print
+    print_fn = fitting(print_fn or print)  # every line fits the terminal: none wraps mid-word
     print_fn(f"{title} ({len(questions)} questions, seed {seed}: --seed {seed} replays this draw)")
     if intro:
         print_fn(intro)
@@ -236,36 +286,97 @@ def run_questions(
     if stopped:
         print_fn(f"Stopped ({stopped}) after {len(answers)} of {len(questions)} questions: the attempt is incomplete.")
         print_fn("")
-    report = grade(title, questions, answers, seed)
-    print_fn(feedback(report))
-    if report.passed:
+    report = replace(grade(title, questions, answers, seed), kind=kind, bank=bank)
+    text = feedback(report)
+    print_fn(text)
+    if feedback_path is not None:
+        _save_feedback(Path(feedback_path), text, print_fn)
+    if report.passed and certify:
         report = _certify(report, name, out_dir, input_fn, print_fn)
     return report
+
+
+def _save_feedback(path: Path, text: str, print_fn: PrintFn) -> None:
+    try:
+        atomic_write_text(path, text + "\n")
+    except OSError as err:
+        print_fn(f"The feedback could not be saved to {path} ({err.strerror or err}); it is printed above.")
+    else:
+        print_fn(f"Feedback saved to {manifest.display_path(path)}")
 
 
 def _certify(
     report: Report, name: str | None, out_dir: str | Path | None, input_fn: InputFn, print_fn: PrintFn
 ) -> Report:
-    if name is None or not name.strip():
+    if name is not None and name.strip():
+        tries = [name]  # given up front (and checked before the quiz by the command line)
+    else:
+        tries = []
+    for attempt in range(NAME_TRIES):
+        if attempt >= len(tries):
+            try:
+                typed = input_fn("Your name for the certificate (empty: no certificate): ")
+            except (EOFError, KeyboardInterrupt, NotImplementedError, UnicodeDecodeError):
+                typed = ""
+            if not typed.strip():
+                print_fn("No certificate written: no name given (pass a name with --name).")
+                return report
+            tries.append(typed)
         try:
-            name = input_fn("Your name for the certificate (empty: no certificate): ")
-        except (EOFError, KeyboardInterrupt, NotImplementedError):
-            name = ""
-    try:
-        name = clean_name(name)
-    except ValueError as err:
-        print_fn(f"No certificate written: {err} (pass a name with --name).")
+            name = clean_name(tries[attempt])
+            break
+        except ValueError as err:
+            print_fn(f"  {err}: type it again" + (" (shorter)" if "characters" in str(err) else ""))
+    else:
+        print_fn(f"No certificate written: no usable name after {NAME_TRIES} tries (pass a name with --name).")
         return report
-    path = write_certificate(report, name, out_dir)
-    print_fn(f"Certificate (self-assessment, not an accredited qualification): {manifest.display_path(path)}")
-    return replace(report, certificate=path)
+    for folder in _certificate_folders(out_dir):
+        try:
+            path = write_certificate(report, name, folder)
+        except OSError as err:
+            print_fn(f"The certificate could not be written to {folder} ({err.strerror or err}); trying elsewhere.")
+            continue
+        print_fn(f"Certificate (self-assessment, not an accredited qualification): {manifest.display_path(path)}")
+        return replace(report, certificate=path)
+    print_fn("No certificate written: no folder could be written to (see above).")
+    return report
 
 
-def _unit_title(unit: int) -> str:
+def _certificate_folders(out_dir: str | Path | None) -> list[Path]:
+    """Where to write a certificate, in order: the folder asked for, then the default, then the temp folder."""
+    folders = [Path(out_dir)] if out_dir is not None else []
+    for fallback in (default_dir(), Path(tempfile.gettempdir()) / "dlfund-certificates"):
+        if fallback not in folders:
+            folders.append(fallback)
+    return folders
+
+
+def exam_title() -> str:
+    """The title of the final exam (on its report and certificate)."""
+    return "Final exam"
+
+
+def unit_title(unit: int) -> str:
+    """The title of unit ``unit``'s quiz (on its report and certificate)."""
     try:
         return f"Unit {unit} quiz: {manifest.get_unit(unit).title}"
     except KeyError:
         return f"Unit {unit} quiz"
+
+
+def check_before(name: str | None, out_dir: str | Path | None, feedback_path: str | Path | None = None) -> None:
+    """What can be checked before the first question, so that a passed attempt is not lost at the end: a name
+    given up front fits a certificate, the certificate folder and the feedback file can be written. Raises
+    ``ValueError`` (the name) or ``OSError`` (a folder or file), each saying what to change."""
+    if name is not None and name.strip():
+        clean_name(name)
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    if feedback_path is not None:
+        folder = Path(feedback_path).resolve().parent
+        if Path(feedback_path).is_dir():
+            raise IsADirectoryError(f"--feedback {feedback_path} is a folder: give a file name")
+        check_out_dir(folder)
 
 
 def quiz(
@@ -277,20 +388,25 @@ def quiz(
     input_fn: InputFn | None = None,
     print_fn: PrintFn | None = None,
     bank: Sequence[Question] | None = None,
+    feedback_path: str | Path | None = None,
 ) -> Report:
     """Take the quiz of one unit (all its questions, in a seeded order), e.g. ``quiz(unit=4)``.
     ``unit`` is a number or a slug. Works in a terminal and in a notebook."""
     number = unit if isinstance(unit, int) else manifest.get_unit(unit).number
+    check_before(name, out_dir, feedback_path)
     bank = load_bank() if bank is None else bank
     seed = new_seed() if seed is None else seed
     report = run_questions(
-        _unit_title(number),
+        unit_title(number),
         select_unit(bank, number, seed),
         seed,
         name=name,
         out_dir=out_dir,
         input_fn=input_fn,
         print_fn=print_fn,
+        kind=f"unit {number}",
+        bank=fingerprint(bank),
+        feedback_path=feedback_path,
     )
     return _record(str(number), report, print_fn)
 
@@ -299,7 +415,7 @@ def _record(key: str, report: Report, print_fn: PrintFn | None) -> Report:
     """Note the attempt in the learner's progress (their workspace, if they have one)."""
     line = progress.record_quiz(key, float(report.score), report.passed, report.complete)
     if line:
-        (print_fn or print)(line)
+        fitting(print_fn or print)(line)
     return report
 
 
@@ -312,9 +428,12 @@ def exam(
     input_fn: InputFn | None = None,
     print_fn: PrintFn | None = None,
     bank: Sequence[Question] | None = None,
+    feedback_path: str | Path | None = None,
 ) -> Report:
     """Take the final exam: ``questions`` questions drawn across all units of the bank with
-    ``seed`` (at least one per unit, the rest in proportion to each unit's questions)."""
+    ``seed`` (at least one per unit, the rest in proportion to each unit's questions). A shorter draw is
+    practice: it is scored, but earns no certificate."""
+    check_before(name, out_dir, feedback_path)
     bank = load_bank() if bank is None else bank
     seed = new_seed() if seed is None else seed
     chosen = draw_exam(bank, questions, seed)
@@ -325,9 +444,23 @@ def exam(
             f" The bank holds only {len(bank)} questions, fewer than the {questions} asked for, "
             "so the exam uses all of them."
         )
+    whole = questions >= min(EXAM_QUESTIONS, len(bank))  # a shorter practice draw is not the exam
+    if not whole:
+        intro += f" A practice draw of {questions}: scored, but no certificate (the exam has {EXAM_QUESTIONS})."
     report = run_questions(
-        "Final exam", chosen, seed, name=name, out_dir=out_dir, input_fn=input_fn, print_fn=print_fn, intro=intro
+        exam_title() if whole else f"Practice exam ({questions} questions)",
+        chosen,
+        seed,
+        name=name,
+        out_dir=out_dir,
+        input_fn=input_fn,
+        print_fn=print_fn,
+        intro=intro,
+        kind="exam" if whole else None,
+        bank=fingerprint(bank),
+        feedback_path=feedback_path,
+        certify=whole,
     )
-    if questions >= min(EXAM_QUESTIONS, len(bank)):  # a shorter practice draw is not the exam
+    if whole:
         _record("exam", report, print_fn)
     return report
