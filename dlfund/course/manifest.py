@@ -670,6 +670,8 @@ UNITS: tuple[Unit, ...] = (
             Notebook(
                 "04-ddp-and-fsdp", "Data parallelism for real: DDP and FSDP, several processes", smoke_s=25, full_s=300
             ),
+            # two processes start torch (about 5-10 s) once for both demos
+            Notebook("05-parallelism-beyond-data", "Tensor, pipeline and sequence parallelism", smoke_s=40, full_s=120),
         ),
         exercises=(
             Exercise(
