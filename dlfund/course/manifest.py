@@ -695,6 +695,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=15,
                 full_s=120,
             ),
+            Exercise(
+                "ex04-tensor-parallel-mlp",
+                "Tensor parallelism by hand: an MLP block over N ranks",
+                ("unit11.tensor_parallel_mlp",),
+                smoke_s=15,
+                full_s=30,
+            ),
         ),
         datasets=("shakespeare", "fashion-mnist"),
         settings=tiers(unit11),

@@ -97,7 +97,7 @@ class DataParallel(Settings):
 
 @dataclass(frozen=True)
 class ModelParallel(Settings):
-    """Tensor, pipeline and sequence parallelism, notebook 05 (two CPU processes)."""
+    """Tensor, pipeline and sequence parallelism: notebook 05 (two CPU processes) and exercise 4."""
 
     dim: int = doc("numbers per token: the width of the MLP block and of the pipelined blocks")
     hidden: int = doc("hidden width of the tensor-parallel MLP block (split over the processes)")
@@ -127,7 +127,9 @@ class Unit11(Settings):
     finder: BatchSizeFinder = doc("Lightning's batch-size finder, notebook 03.")
     checkpointing: Checkpointing = doc("Activation checkpointing, notebook 03.")
     dist: DataParallel = doc("DDP and FSDP as several processes, notebook 04.")
-    model_parallel: ModelParallel = doc("Tensor, pipeline and sequence parallelism, notebook 05 (two CPU processes).")
+    model_parallel: ModelParallel = doc(
+        "Tensor, pipeline and sequence parallelism: notebook 05 (two CPU processes) and exercise 4."
+    )
 
 
 SMOKE = Unit11(
