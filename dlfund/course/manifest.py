@@ -699,7 +699,7 @@ UNITS: tuple[Unit, ...] = (
                 "ex04-tensor-parallel-mlp",
                 "Tensor parallelism by hand: an MLP block over N ranks",
                 ("unit11.tensor_parallel_mlp",),
-                smoke_s=15,
+                smoke_s=25,
                 full_s=30,
             ),
         ),

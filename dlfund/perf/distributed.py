@@ -433,7 +433,8 @@ def free_port() -> int:
 
 @dataclass
 class DistributedResult:
-    """What :func:`launch` brought back: per mode, each rank's report and final state dict."""
+    """What :func:`launch` brought back: per mode, each rank's report and final state dict (the model-parallel
+    launch fills the reports per demo)."""
 
     nproc: int
     reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

@@ -27,7 +27,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,10 @@ from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
 from torch.distributed.tensor.debug import CommDebugMode
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
-from dlfund.perf.distributed import launch_failure, run_ranks
+from dlfund.perf.distributed import DistributedResult, _atomic_save, launch_failure, run_ranks
 
 __all__ = [
     "DEMOS",
-    "ModelParallelResult",
     "Slot",
     "bubble_fraction",
     "gpipe_schedule",
@@ -135,12 +134,6 @@ def bubble_fraction(stages: int, micro: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------ the ranks
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _tensor_parallel(spec: dict[str, Any], rank: int, world: int) -> dict[str, Any]:
@@ -279,25 +272,6 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------------------- launching
 
 
-@dataclass
-class ModelParallelResult:
-    """What :func:`launch` brought back: per demo, each rank's report."""
-
-    nproc: int
-    reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    seconds: float = 0.0
-    log: str = ""
-
-    def ok(self, demo: str) -> bool:
-        return bool(self.reports.get(demo)) and all(r.get("ok") for r in self.reports[demo])
-
-    def error(self, demo: str) -> str | None:
-        for r in self.reports.get(demo, []):
-            if not r.get("ok"):
-                return str(r.get("error", "failed"))
-        return None if self.reports.get(demo) else "no report written (see the log)"
-
-
 def launch(
     out_dir: str | os.PathLike[str],
     *,
@@ -310,8 +284,9 @@ def launch(
     nproc: int = 2,
     demos: tuple[str, ...] = DEMOS,
     timeout: float = 300.0,
-) -> ModelParallelResult:
-    """Start ``nproc`` CPU ranks (gloo) once and run the demos in them; collect each rank's report."""
+) -> DistributedResult:
+    """Start ``nproc`` CPU ranks (gloo) once and run the demos in them; collect each rank's report (per demo
+    in ``reports``, as :func:`dlfund.perf.distributed.launch` does per mode)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bad = [d for d in demos if d not in DEMOS]
@@ -320,7 +295,7 @@ def launch(
     spec = {"dim": dim, "hidden": hidden, "batch": batch, "blocks": blocks, "micro": micro, "seed": seed}
     args = ["--out", str(out), "--spec", json.dumps(spec), "--demos", ",".join(demos)]
     proc, seconds = run_ranks("dlfund.perf.model_parallel", args, nproc=nproc, device="cpu", timeout=timeout)
-    result = ModelParallelResult(nproc=nproc, seconds=seconds, log=proc.stdout + proc.stderr)
+    result = DistributedResult(nproc=nproc, seconds=seconds, log=proc.stdout + proc.stderr)
     for demo in demos:
         files = [out / f"{demo}.rank{r}.pt" for r in range(nproc)]
         if all(f.exists() for f in files):
