@@ -18,9 +18,10 @@ from torch import nn
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 from dlfund.checks._library_use import refusing
+from dlfund.checks._unit11_tensor_parallel import tensor_parallel_mlp
 from dlfund.perf.precision import PRECISIONS, supported
 
-__all__ = ["accumulation", "loss_scaler", "precision_study", "precision_table"]
+__all__ = ["accumulation", "loss_scaler", "precision_study", "precision_table", "tensor_parallel_mlp"]
 
 Tensor = torch.Tensor
 

@@ -601,6 +601,46 @@ def ddp_vs_fsdp() -> Figure:
     return fig
 
 
+def sequence_parallel() -> Figure:
+    """Sequence parallelism: per-token layers need only the own tokens; attention needs every rank's keys/values."""
+    fig, ax = _canvas(10, 5.4)
+    _title(ax, 10, 5.4, "Sequence parallelism: each rank keeps a slice of the tokens (2 ranks, 8 tokens)")
+    ranks = ((0, BLUE), (1, ORANGE))
+
+    def tokens(x0: float, y: float, rank: int, colors: tuple[str, str], label: str) -> None:
+        for i in range(4):
+            _box(ax, x0 + i * 0.5, y, 0.42, 0.38, f"{label}{rank * 4 + i + 1}", colors, size=8.5)
+
+    # left: LayerNorm, dropout, the MLP act on each token alone
+    _text(ax, 2.45, 4.6, "LayerNorm, dropout, MLP: token by token", size=11.5, weight="bold", color=BLUE[1])
+    for rank, colors in ranks:
+        x0 = 0.45 + rank * 2.25
+        tokens(x0, 3.85, rank, colors, "x")
+        _box(ax, x0 + 0.75, 2.85, 1.9, 0.5, "LN · dropout · MLP", colors, size=9.5)
+        for i in range(4):
+            _arrow(ax, (x0 + i * 0.5, 3.64), (x0 + i * 0.5, 3.12))
+            _arrow(ax, (x0 + i * 0.5, 2.58), (x0 + i * 0.5, 2.08))
+        tokens(x0, 1.85, rank, colors, "y")
+        _text(ax, x0 + 0.75, 1.35, f"rank {rank}", size=10, weight="bold")
+    _text(ax, 2.45, 0.75, "no communication: splitting the tokens\ngives the same numbers", size=10)
+
+    # right: attention, the queries of rank 1 read the keys and values of rank 0 too
+    _text(ax, 7.45, 4.6, "Attention: a query reads every (earlier) token", size=11.5, weight="bold", color=PURPLE[1])
+    for rank, colors in ranks:
+        x0 = 5.45 + rank * 2.25
+        tokens(x0, 3.85, rank, colors, "k,v ")
+        tokens(x0, 1.85, rank, colors, "q")
+        _text(ax, x0 + 0.75, 1.35, f"rank {rank}", size=10, weight="bold")
+    for i in range(4):  # rank 1's queries need rank 0's keys and values: they must travel
+        _arrow(ax, (5.45 + i * 0.5, 3.64), (7.7 + 0.5 * 1.5 - 0.6 + i * 0.3, 2.08), PURPLE[1], width=1.0)
+    for i in range(4):  # and their own
+        _arrow(ax, (7.7 + i * 0.5, 3.64), (7.7 + i * 0.5, 2.08), GREY[1], width=1.0)
+    _box(ax, 6.2, 2.85, 1.5, 0.42, "all-gather k, v", PURPLE, size=9.5)
+    _text(ax, 7.45, 0.75, "communication: gather the keys and values\n(or pass them round a ring)", size=10)
+    ax.plot([4.95, 4.95], [0.4, 4.8], color=GREY[1], lw=1, ls=":")
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------------------
 # unit 12
 
@@ -795,6 +835,7 @@ DIAGRAMS: dict[str, Callable[[], Figure]] = {
     "unit11-float-formats": float_formats,
     "unit11-mixed-precision": mixed_precision,
     "unit11-ddp-vs-fsdp": ddp_vs_fsdp,
+    "unit11-sequence-parallel": sequence_parallel,
     "unit12-llama-block": llama_block,
     "unit12-rope": rope,
     "unit12-gqa": gqa,

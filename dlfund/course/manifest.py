@@ -670,6 +670,8 @@ UNITS: tuple[Unit, ...] = (
             Notebook(
                 "04-ddp-and-fsdp", "Data parallelism for real: DDP and FSDP, several processes", smoke_s=25, full_s=300
             ),
+            # two processes start torch (about 5-10 s) once for both demos
+            Notebook("05-parallelism-beyond-data", "Tensor, pipeline and sequence parallelism", smoke_s=40, full_s=120),
         ),
         exercises=(
             Exercise(
@@ -692,6 +694,13 @@ UNITS: tuple[Unit, ...] = (
                 ("unit11.loss_scaler",),
                 smoke_s=15,
                 full_s=120,
+            ),
+            Exercise(
+                "ex04-tensor-parallel-mlp",
+                "Tensor parallelism by hand: an MLP block over N ranks",
+                ("unit11.tensor_parallel_mlp",),
+                smoke_s=25,
+                full_s=30,
             ),
         ),
         datasets=("shakespeare", "fashion-mnist"),

@@ -50,7 +50,18 @@ from dlfund.models.gpt import GPT, GPTConfig
 from dlfund.perf.memory import cuda_peak_mb, state_bytes
 from dlfund.text.chars import CharTokenizer, random_windows, shakespeare_corpus
 
-__all__ = ["MODES", "DistributedResult", "compare", "free_port", "launch", "main", "make_problem", "reference_run"]
+__all__ = [
+    "MODES",
+    "DistributedResult",
+    "compare",
+    "free_port",
+    "launch",
+    "launch_failure",
+    "main",
+    "make_problem",
+    "reference_run",
+    "run_ranks",
+]
 
 MODES = (
     "torch-ddp",
@@ -422,7 +433,8 @@ def free_port() -> int:
 
 @dataclass
 class DistributedResult:
-    """What :func:`launch` brought back: per mode, each rank's report and final state dict."""
+    """What :func:`launch` brought back: per mode, each rank's report and final state dict (the model-parallel
+    launch fills the reports per demo)."""
 
     nproc: int
     reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -440,25 +452,20 @@ class DistributedResult:
         return None if self.reports.get(mode) else "no report written (see the log)"
 
 
-def launch(
-    problem_path: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
+def run_ranks(
+    module: str,
+    args: list[str],
     *,
-    modes: tuple[str, ...],
-    nproc: int = 2,
+    nproc: int,
     device: str = "cpu",
     timeout: float = 300.0,
     threads_per_rank: int = 1,
-) -> DistributedResult:
-    """Start ``nproc`` ranks with ``python -m torch.distributed.run`` on this machine and collect their results.
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``python -m module *args`` as ``nproc`` ranks under ``python -m torch.distributed.run`` on this machine.
 
-    ``device="cpu"`` uses gloo (each rank one CPU process); ``"cuda"`` one GPU per rank with NCCL.
-    Raises ``RuntimeError`` with the end of the log if the launcher itself fails."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise ValueError(f"unknown mode(s) {bad}: expected some of {', '.join(MODES)}")
+    A subprocess, never a fork inside Jupyter. ``device="cpu"``: CPU processes talking over loopback (the
+    module should use gloo); ``"cuda"``: one GPU per rank (NCCL). Returns the finished process (its output
+    captured) and the seconds it took, process start-up included."""
     if device == "cuda" and nproc > torch.cuda.device_count():
         raise ValueError(
             f"{nproc} ranks on CUDA need {nproc} GPUs (NCCL gives each rank a GPU of its own), but this machine "
@@ -480,19 +487,47 @@ def launch(
         "--master_port",
         str(free_port()),
         "-m",
-        "dlfund.perf.distributed",
-        "--problem",
-        str(problem_path),
-        "--out",
-        str(out),
-        "--modes",
-        ",".join(modes),
-        "--device",
-        device,
+        module,
+        *args,
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    result = DistributedResult(nproc=nproc, seconds=time.perf_counter() - start, log=proc.stdout + proc.stderr)
+    return proc, time.perf_counter() - start
+
+
+def launch_failure(returncode: int, log: str) -> RuntimeError:
+    """The error to raise when the ranks wrote nothing: it names the first exception a rank printed."""
+    # torchrun prefixes the ranks' lines with [rankN]:; its own ChildFailedError says nothing about the cause
+    causes = re.findall(r"^(?:\[rank\d+\]:\s*)?(\S*(?:Error|Exception)\b.*)$", log, flags=re.MULTILINE)
+    causes = [c for c in causes if "ChildFailedError" not in c]
+    cause = f" {causes[0].strip()}" if causes else ""
+    return RuntimeError(f"torchrun failed (exit {returncode}):{cause}\n{log[-3000:]}")
+
+
+def launch(
+    problem_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    modes: tuple[str, ...],
+    nproc: int = 2,
+    device: str = "cpu",
+    timeout: float = 300.0,
+    threads_per_rank: int = 1,
+) -> DistributedResult:
+    """Start ``nproc`` ranks with ``python -m torch.distributed.run`` on this machine and collect their results.
+
+    ``device="cpu"`` uses gloo (each rank one CPU process); ``"cuda"`` one GPU per rank with NCCL.
+    Raises ``RuntimeError`` with the end of the log if the launcher itself fails."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"unknown mode(s) {bad}: expected some of {', '.join(MODES)}")
+    args = ["--problem", str(problem_path), "--out", str(out), "--modes", ",".join(modes), "--device", device]
+    proc, seconds = run_ranks(
+        "dlfund.perf.distributed", args, nproc=nproc, device=device, timeout=timeout, threads_per_rank=threads_per_rank
+    )
+    result = DistributedResult(nproc=nproc, seconds=seconds, log=proc.stdout + proc.stderr)
     for mode in modes:
         files = [out / f"{mode}.rank{r}.json" for r in range(nproc)]
         if all(f.exists() for f in files):
@@ -500,11 +535,7 @@ def launch(
             if result.ok(mode) and all((out / f"{mode}.rank{r}.pt").exists() for r in range(nproc)):
                 result.states[mode] = [torch.load(out / f"{mode}.rank{r}.pt", weights_only=True) for r in range(nproc)]
     if proc.returncode != 0 and not result.reports:
-        # the first exception a rank printed (torchrun prefixes its lines with [rankN]:), not the launcher's
-        causes = re.findall(r"^(?:\[rank\d+\]:\s*)?(\S*(?:Error|Exception)\b.*)$", result.log, flags=re.MULTILINE)
-        causes = [c for c in causes if "ChildFailedError" not in c]
-        cause = f" {causes[0].strip()}" if causes else ""
-        raise RuntimeError(f"torchrun failed (exit {proc.returncode}):{cause}\n{result.log[-3000:]}")
+        raise launch_failure(proc.returncode, result.log)
     return result
 
 

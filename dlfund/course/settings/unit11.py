@@ -96,6 +96,19 @@ class DataParallel(Settings):
 
 
 @dataclass(frozen=True)
+class ModelParallel(Settings):
+    """Tensor, pipeline and sequence parallelism: notebook 05 (two CPU processes) and exercise 4."""
+
+    dim: int = doc("numbers per token: the width of the MLP block and of the pipelined blocks")
+    hidden: int = doc("hidden width of the tensor-parallel MLP block (split over the processes)")
+    batch: int = doc("rows (tokens) in the batch each demo runs forward and backward once")
+    blocks: int = doc("blocks in the pipelined stack, shared out over the processes")
+    micro: int = doc("micro-batches the batch is cut into for the pipeline")
+    tokens: int = doc("tokens of the sequence in the sequence-parallel demonstration")
+    chunks: int = doc("slices the sequence is cut into in the sequence-parallel demonstration")
+
+
+@dataclass(frozen=True)
 class Unit11(Settings):
     """The settings of unit 11."""
 
@@ -114,6 +127,9 @@ class Unit11(Settings):
     finder: BatchSizeFinder = doc("Lightning's batch-size finder, notebook 03.")
     checkpointing: Checkpointing = doc("Activation checkpointing, notebook 03.")
     dist: DataParallel = doc("DDP and FSDP as several processes, notebook 04.")
+    model_parallel: ModelParallel = doc(
+        "Tensor, pipeline and sequence parallelism: notebook 05 (two CPU processes) and exercise 4."
+    )
 
 
 SMOKE = Unit11(
@@ -128,6 +144,7 @@ SMOKE = Unit11(
     finder=BatchSizeFinder(max_trials=3, init_batch=8),
     checkpointing=Checkpointing(layers=4, dim=64, context=128, batch=8, steps=5),
     dist=DataParallel(steps=4, global_batch=8, layers=2, dim=32, context=32, nproc=2),
+    model_parallel=ModelParallel(dim=512, hidden=2048, batch=256, blocks=4, micro=4, tokens=12, chunks=3),
 )
 
 FULL = Unit11(
@@ -142,4 +159,5 @@ FULL = Unit11(
     finder=BatchSizeFinder(max_trials=12, init_batch=32),
     checkpointing=Checkpointing(layers=12, dim=768, context=512, batch=16, steps=10),
     dist=DataParallel(steps=20, global_batch=64, layers=6, dim=384, context=256, nproc=None),
+    model_parallel=ModelParallel(dim=1024, hidden=4096, batch=512, blocks=8, micro=8, tokens=64, chunks=4),
 )
