@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 from check_helpers import rejects, solution, stub
 from torch import nn
 

@@ -661,8 +661,8 @@ UNITS: tuple[Unit, ...] = (
             "bf16 on unit 9's GPT and unit 7's CNN (time per step, memory, final loss and accuracy); "
             "torch.compile timed after warm-up; gradient accumulation and activation checkpointing, which "
             "trade time for memory, and Lightning's batch-size finder, which chooses a batch by memory alone "
-            "(a different batch changes the optimisation: unit 6); data parallelism for real with DDP and FSDP in PyTorch, Lightning and "
-            "Fabric, run as several processes; and how the same code runs on many nodes."
+            "(a different batch changes the optimisation: unit 6); data parallelism for real with DDP and FSDP "
+            "in PyTorch, Lightning and Fabric, run as several processes; and how the same code runs on many nodes."
         ),
         notebooks=(
             Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=150),
