@@ -25,7 +25,7 @@ class BatchStudy(Settings):
     hidden: int = doc("width of the MLP's one hidden layer")
     epochs: int = doc("epochs of every run: the same number of examples seen at every batch size")
     batch_sizes: tuple[int, ...] = doc("batch sizes compared; the first is the reference the rules scale from")
-    base_lr: float = doc("learning rate tuned at the reference (smallest) batch size, for SGD with momentum 0.9")
+    base_lr: float = doc("learning rate at the reference (smallest) batch size, for SGD with momentum 0.9")
     warmup: float = doc("share of the steps spent on the linear warm-up, in the runs with warm-up")
     seeds: tuple[int, ...] = doc("seeds of each setting (weights and shuffling); their spread is shown")
     noise_points: tuple[int, ...] = doc("training steps after which exercise 4 measures the noise scale")
@@ -78,7 +78,7 @@ SMOKE = Unit06(
         seeds=(0,),
         noise_points=(0, 30, 150),
         noise_batches=(16, 256),
-        noise_repeats=4,
+        noise_repeats=10,
     ),
 )
 
