@@ -407,7 +407,7 @@ UNITS: tuple[Unit, ...] = (
                 "05-lightning-cli-and-sweep", "LightningCLI, a config file and a small sweep", smoke_s=15, full_s=1200
             ),
             Notebook("06-debugging", "Debugging a training run", smoke_s=15, full_s=300),
-            Notebook("07-batch-size-and-generalisation", "Batch size and generalisation", smoke_s=55, full_s=300),
+            Notebook("07-batch-size-and-generalisation", "Batch size and generalisation", smoke_s=45, full_s=300),
         ),
         exercises=(
             Exercise(
@@ -668,7 +668,7 @@ UNITS: tuple[Unit, ...] = (
             Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=150),
             # compiling even a tiny model with inductor takes 30-40 s on a 2-core CPU: the smoke run compiles
             # one small model once, and the budget is the maximum
-            Notebook("02-compile", "torch.compile: compile time and steady-state speed", smoke_s=55, full_s=300),
+            Notebook("02-compile", "torch.compile: compile time and steady-state speed", smoke_s=45, full_s=300),
             Notebook(
                 "03-memory-tricks",
                 "Gradient accumulation, the batch-size finder, activation checkpointing",
