@@ -195,3 +195,27 @@ def test_evaluate_accuracy_names_a_model_left_on_another_device() -> None:
     with pytest.raises(ValueError, match=r"on meta but the batches go to cpu: move the model first"):
         evaluate_accuracy(small_model().to("meta"), batches, "cpu")
     assert 0.0 <= evaluate_accuracy(small_model(), batches, "cpu") <= 1.0
+
+
+def test_train_classifier_warmup_cosine_and_no_test_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The linear warm-up then cosine reaches the full rate after the warm-up share and ends at 0; with a
+    validation set and ``test=None`` nothing is scored on a test set."""
+    images, labels = toy_images(64)
+    train = TensorBatches(images, labels, batch_size=8, mean=0.2, std=0.3, shuffle=True)
+    rates: list[float] = []
+    original_step = torch.optim.SGD.step
+
+    def recording_step(self: torch.optim.SGD, *args: object, **kwargs: object) -> object:
+        rates.append(self.param_groups[0]["lr"])  # the rate this update uses
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    history = train_classifier(
+        small_model(), train, None, val=train, epochs=2, lr=0.1, device="cpu", schedule="warmup_cosine", warmup=0.25
+    )
+    assert len(rates) == 16  # 2 epochs of 8 batches
+    assert rates[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # 4 warm-up steps, linear
+    assert rates[4] == pytest.approx(0.1) and rates[-1] < rates[5] < 0.1
+    assert history.test_accuracy == [] and len(history.val_accuracy) == 2
+    with pytest.raises(ValueError, match="test may be None only with a validation set"):
+        train_classifier(small_model(), train, None, epochs=1, lr=0.1, device="cpu")

@@ -1,5 +1,5 @@
-"""Checks for unit 6 (training craft): the cosine schedule with warmup, AdamW's weight decay, and a
-warmup-stable-decay schedule.
+"""Checks for unit 6 (training craft): the cosine schedule with warmup, AdamW's weight decay, a
+warmup-stable-decay schedule, and the gradient noise scale (:mod:`dlfund.checks._unit06_noise_scale`).
 
 Each check draws fresh settings (a new seed on every call, printed in failure messages so a failure
 can be replayed with ``seed=...``), compares the learner's work with a reference, and names the
@@ -24,10 +24,18 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
+from dlfund.checks._unit06_noise_scale import noise_scale
 from dlfund.train.optim import param_groups
 from dlfund.train.schedules import cosine_with_warmup
 
-__all__ = ["cosine_warmup", "adamw_weight_decay", "reference_adamw_update", "reference_wsd", "wsd_schedule"]
+__all__ = [
+    "cosine_warmup",
+    "adamw_weight_decay",
+    "noise_scale",
+    "reference_adamw_update",
+    "reference_wsd",
+    "wsd_schedule",
+]
 
 Tensor = torch.Tensor
 

@@ -407,6 +407,7 @@ UNITS: tuple[Unit, ...] = (
                 "05-lightning-cli-and-sweep", "LightningCLI, a config file and a small sweep", smoke_s=15, full_s=1200
             ),
             Notebook("06-debugging", "Debugging a training run", smoke_s=15, full_s=300),
+            Notebook("07-batch-size-and-generalisation", "Batch size and generalisation", smoke_s=45, full_s=300),
         ),
         exercises=(
             Exercise(
@@ -428,6 +429,13 @@ UNITS: tuple[Unit, ...] = (
                 "A warmup-stable-decay schedule",
                 ("unit06.wsd_schedule",),
                 smoke_s=15,
+                full_s=60,
+            ),
+            Exercise(
+                "ex04-gradient-noise-scale",
+                "The gradient noise scale",
+                ("unit06.noise_scale",),
+                smoke_s=35,
                 full_s=60,
             ),
         ),
@@ -651,9 +659,10 @@ UNITS: tuple[Unit, ...] = (
         summary=(
             "Speed and scale, every claim measured: fp32, tf32, fp16 with gradient scaling, bf16 mixed and pure "
             "bf16 on unit 9's GPT and unit 7's CNN (time per step, memory, final loss and accuracy); "
-            "torch.compile timed after warm-up; gradient accumulation, Lightning's batch-size finder and "
-            "activation checkpointing; data parallelism for real with DDP and FSDP in PyTorch, Lightning and "
-            "Fabric, run as several processes; and how the same code runs on many nodes."
+            "torch.compile timed after warm-up; gradient accumulation and activation checkpointing, which "
+            "trade time for memory, and Lightning's batch-size finder, which chooses a batch by memory alone "
+            "(a different batch changes the optimisation: unit 6); data parallelism for real with DDP and FSDP "
+            "in PyTorch, Lightning and Fabric, run as several processes; and how the same code runs on many nodes."
         ),
         notebooks=(
             Notebook("01-precision", "Precision: fp32, tf32, fp16 with a scaler, bf16", smoke_s=25, full_s=150),
@@ -714,7 +723,8 @@ UNITS: tuple[Unit, ...] = (
         outcomes=(
             "say what fp32, tf32, fp16 and bf16 can hold, and train with autocast and a gradient scaler",
             "time torch.compile fairly: compile time apart from the steady-state step",
-            "trade time for memory with gradient accumulation, the batch-size finder and activation checkpointing",
+            "trade time for memory with gradient accumulation and activation checkpointing, and say what "
+            "Lightning's batch-size finder measures (memory) and what it does not (what is learned)",
             "run data-parallel training with DDP and FSDP as several processes, and scale it to many nodes",
         ),
         study_hours=(4, 6),

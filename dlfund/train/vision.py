@@ -6,7 +6,8 @@ GPU never waits for a ``DataLoader``; augmentation (:mod:`dlfund.data.augment`) 
 the device. :func:`train_classifier` then trains with
 
 - SGD with Nesterov momentum or AdamW, weight decay only on weights (not on biases and norms),
-- a one-cycle schedule (linear warm-up, cosine decay) or a cosine schedule, stepped every batch,
+- a one-cycle schedule (warm-up, cosine decay), a cosine schedule with a linear warm-up, or a plain
+  cosine schedule, stepped every batch,
 - optional label smoothing, bf16 autocast (CUDA with bf16 support only), channels-last memory
   format and ``torch.compile`` (CUDA only),
 
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlfund.train.optim import param_groups
+from dlfund.train.schedules import warmup_cosine_scheduler
 from dlfund.utils.device import autocast_bf16, resolve_bf16
 from dlfund.utils.timing import synchronize
 
@@ -250,15 +252,20 @@ def _make_schedule(
         )
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "warmup_cosine":
+        # the warm-up is a share of the steps, so at a fixed number of epochs it spans the same number of
+        # examples whatever the batch size; at least one step is left for the cosine
+        warmup_steps = min(round(warmup * total_steps), total_steps - 1)
+        return warmup_cosine_scheduler(optimizer, warmup_steps=warmup_steps, total_steps=total_steps)
     if name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {name!r}")
+    raise ValueError(f"schedule must be 'onecycle', 'warmup_cosine', 'cosine' or 'constant', got {name!r}")
 
 
 def train_classifier(
     model: nn.Module,
     train: TensorBatches,
-    test: TensorBatches,
+    test: TensorBatches | None,
     *,
     epochs: int,
     lr: float,
@@ -280,7 +287,9 @@ def train_classifier(
 
     With a validation set ``val``, the accuracy after each epoch (and the target) is measured on it,
     and ``test`` is scored once, after the last epoch: the test set takes no part in watching the run.
-    Without one, ``test`` is measured after every epoch (as in a benchmark of time to accuracy).
+    Without one, ``test`` is measured after every epoch (as in a benchmark of time to accuracy). With a
+    validation set ``test`` may be ``None``: a study that selects among many runs scores only the chosen
+    one on the test set, later.
 
     Args:
         model: maps ``(B, C, H, W)`` to logits ``(B, num_classes)``; moved to ``device``.
@@ -289,7 +298,9 @@ def train_classifier(
         optimizer: ``"sgd"`` (Nesterov momentum; weight decay 5e-4 by default) or ``"adamw"``
             (weight decay 0.05 by default). Biases and norm parameters are never decayed.
         schedule: ``"onecycle"`` (``warmup`` fraction of the steps rising from lr/10 to lr along half a
-            cosine, then cosine decay to lr/1000), ``"cosine"`` or ``"constant"``; stepped after every batch.
+            cosine, then cosine decay to lr/1000), ``"warmup_cosine"`` (a linear ramp over the ``warmup``
+            fraction of the steps, then cosine decay to 0: :func:`dlfund.train.schedules.cosine_with_warmup`;
+            ``warmup=0`` starts at the full rate), ``"cosine"`` or ``"constant"``; stepped after every batch.
         label_smoothing: passed to ``F.cross_entropy``.
         bf16: bf16 autocast; ``None`` uses it where supported (CUDA with bf16), else float32.
         channels_last: store the model and the batches as NHWC (faster convolutions on tensor cores).
@@ -305,6 +316,8 @@ def train_classifier(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if test is None and val is None:
+        raise ValueError("test may be None only with a validation set val: something must be watched")
     device = torch.device(device)
     use_bf16 = resolve_bf16(bf16, device)
     if compile and device.type != "cuda":
@@ -346,7 +359,8 @@ def train_classifier(
         synchronize(device)
         seconds = time.perf_counter() - start
         elapsed += seconds
-        watched = test if val is None else val
+        watched = val if val is not None else test
+        assert watched is not None  # checked above
         accuracy = evaluate_accuracy(net, watched, device, bf16=use_bf16, channels_last=channels_last)  # type: ignore[arg-type]
         history.train_loss.append(loss_sum.item() / seen)
         (history.test_accuracy if val is None else history.val_accuracy).append(accuracy)
@@ -368,7 +382,7 @@ def train_classifier(
             else f"did not reach {target_accuracy:.4f}"
         )
         print(reached)
-    if val is not None:  # the test set, touched once
+    if val is not None and test is not None:  # the test set, touched once
         history.test_accuracy.append(
             evaluate_accuracy(net, test, device, bf16=use_bf16, channels_last=channels_last)  # type: ignore[arg-type]
         )

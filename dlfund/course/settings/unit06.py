@@ -17,6 +17,23 @@ class Sweep(Settings):
 
 
 @dataclass(frozen=True)
+class BatchStudy(Settings):
+    """The batch-size study of notebook 07 and the noise-scale measurement of exercise 4."""
+
+    n_train: int | None = doc("training images of the study, drawn by class (None: all not held out)")
+    n_val: int = doc("Fashion-MNIST training images held out, by class, for validation in the study")
+    hidden: int = doc("width of the MLP's one hidden layer")
+    epochs: int = doc("epochs of every run: the same number of examples seen at every batch size")
+    batch_sizes: tuple[int, ...] = doc("batch sizes compared; the first is the reference the rules scale from")
+    base_lr: float = doc("learning rate at the reference (smallest) batch size, for SGD with momentum 0.9")
+    warmup: float = doc("share of the steps spent on the linear warm-up, in the runs with warm-up")
+    seeds: tuple[int, ...] = doc("seeds of each setting (weights and shuffling); their spread is shown")
+    noise_points: tuple[int, ...] = doc("training steps after which exercise 4 measures the noise scale")
+    noise_batches: tuple[int, int] = doc("the small and the big batch size of the noise-scale estimate")
+    noise_repeats: int = doc("independent pairs of batches averaged at each point of the noise-scale estimate")
+
+
+@dataclass(frozen=True)
 class Unit06(Settings):
     """The settings of unit 06."""
 
@@ -33,6 +50,7 @@ class Unit06(Settings):
     base_epochs: int = doc("epochs of the unit-4 baseline the final recipe is compared with (notebook 05)")
     overfit_steps: int = doc("training steps spent overfitting a single batch, the debugging check (notebook 06)")
     sweep: Sweep = doc("The small learning-rate and weight-decay sweep of notebook 05.")
+    batch_study: BatchStudy = doc("The batch-size study of notebook 07 and the noise scale of exercise 4.")
 
 
 SMOKE = Unit06(
@@ -49,6 +67,19 @@ SMOKE = Unit06(
     base_epochs=3,
     overfit_steps=60,
     sweep=Sweep(epochs=2, lrs=(0.002,), wds=(0.0, 0.05)),
+    batch_study=BatchStudy(
+        n_train=2000,
+        n_val=1000,
+        hidden=128,
+        epochs=1,
+        batch_sizes=(16, 64, 256),
+        base_lr=0.02,
+        warmup=0.1,
+        seeds=(0,),
+        noise_points=(0, 30, 150),
+        noise_batches=(16, 256),
+        noise_repeats=10,
+    ),
 )
 
 FULL = Unit06(
@@ -65,4 +96,17 @@ FULL = Unit06(
     base_epochs=15,
     overfit_steps=150,
     sweep=Sweep(epochs=8, lrs=(0.001, 0.002, 0.004), wds=(0.01, 0.1)),
+    batch_study=BatchStudy(
+        n_train=None,
+        n_val=5000,
+        hidden=256,
+        epochs=5,
+        batch_sizes=(16, 32, 64, 128, 256, 512, 1024),
+        base_lr=0.02,
+        warmup=0.1,
+        seeds=(0, 1, 2),
+        noise_points=(0, 100, 1000, 5000),
+        noise_batches=(32, 1024),
+        noise_repeats=20,
+    ),
 )
