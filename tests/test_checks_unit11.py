@@ -220,6 +220,19 @@ def test_layer_report_rejects_stub_and_malformed_reports() -> None:
     rejects(unit11.layer_report, text, match=r"every field should be one number")
     rejects(unit11.layer_report, crashing, match=r"raised KeyError")
 
+    def in_half(model, *args, **kwargs):  # measures float16 by converting the model itself
+        model.half()
+        raise RuntimeError("mat1 and mat2 must have the same dtype")
+
+    def with_a_step(model, *args, **kwargs):
+        rows = right(model, *args, **kwargs)
+        with torch.no_grad():
+            model.head.bias.add_(1.0)
+        return rows
+
+    rejects(unit11.layer_report, in_half, match=r"raised RuntimeError")
+    rejects(unit11.layer_report, with_a_step, match=r"changed the model \(head.bias\): a report only reads it")
+
 
 @pytest.mark.parametrize(("mistake", "match"), LAYER_REPORT_MISTAKES)
 @pytest.mark.parametrize("seed", range(2))

@@ -422,9 +422,22 @@ def layer_report(fn: Callable[..., Any], *, seed: int | None = None) -> None:
     autograd computation."""
     seed = fresh_seed(seed)
     model, x, y, loss_fn, n, scale = _probe(seed)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     for kwargs in ({}, {"scale": scale}):
+        ref = _reference(model, x, y, loss_fn, kwargs.get("scale", 1.0))  # before the learner's code touches it
         call = f"{_name(fn)}(model, x, y, loss_fn{f', scale={scale:g}' if kwargs else ''}) (seed={seed})"
-        result = call_learner(fn, model, x, y, loss_fn, what=call, **kwargs)
+        result = call_learner(fn, model, x.clone(), y.clone(), loss_fn, what=call, **kwargs)
+        now = model.state_dict()
+        changed = [
+            k
+            for k, v in state.items()
+            if k not in now or now[k].dtype != v.dtype or now[k].shape != v.shape or not torch.equal(now[k], v)
+        ]
+        expect(
+            not changed and len(now) == len(state),
+            f"{call} changed the model ({', '.join(changed[:3]) or 'its parameters'}): a report only reads it "
+            "(no optimizer step, no conversion such as .half(), no in-place change)",
+        )
         hooked = [
             name
             for name, m in model.named_modules()
@@ -442,7 +455,7 @@ def layer_report(fn: Callable[..., Any], *, seed: int | None = None) -> None:
             "report should leave the model as it found it (set them back to None, or use torch.autograd.grad)",
         )
         table = _table_of(result, call, model)
-        _compare(table, _reference(model, x, y, loss_fn, kwargs.get("scale", 1.0)), call)
+        _compare(table, ref, call)
     passed(
         f"layer report: {len(_owners(model))} layers, their activations and gradients against float16's range, "
         f"without and with a loss scale of {scale:g} (seed={seed})"
