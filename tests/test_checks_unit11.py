@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
+import warnings
 
 import pytest
 import torch
 from check_helpers import rejects, solution, stub
-from torch import nn
 
 from dlfund.checks import unit11
-from dlfund.perf.precision import Task
+from dlfund.perf.precision import underflow_fraction
 from dlfund.train.accumulate import accumulation_step, split_batch
 
 # --- ex01: gradient accumulation -------------------------------------------------------------------
@@ -106,177 +105,153 @@ def test_accumulation_rejects_typical_mistakes(kind: str, match: str, seed: int)
     rejects(unit11.accumulation, accumulate_variant(kind), match=match, seed=seed)
 
 
-# --- ex02: precision table -------------------------------------------------------------------------
+# --- ex02: a precision study, layer by layer ---------------------------------------------------------
 
 
-def tiny_task() -> Task:
-    """A small MLP on random data: fast enough to run every CPU precision in a test."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 32, generator=gen)
-    y = torch.randint(0, 4, (64,), generator=gen)
-    xv = torch.randn(64, 32, generator=gen)
-    yv = torch.randint(0, 4, (64,), generator=gen)
+def report_variant(**mistake: bool):
+    """A learner's layer report (hooks and .backward(), not the solution's autograd.grad); each keyword
+    switches on one typical mistake."""
+    m = mistake
 
-    def evaluate(model, context):
-        p = next(model.parameters())
-        with context():
-            return {"val_loss": nn.functional.cross_entropy(model(xv.to(p.dtype)).float(), yv).item()}
+    def report(model, x, y, loss_fn, scale=1.0):
+        if m.get("top_level_only"):
+            layers = {n: c for n, c in model.named_children() if list(c.parameters())}
+        elif m.get("all_modules"):
+            layers = dict(model.named_modules())
+        else:
+            layers = {n: c for n, c in model.named_modules() if list(c.parameters(recurse=False))}
+        fmt = torch.bfloat16 if m.get("bf16_limits") else torch.float16
+        top = torch.finfo(fmt).max
+        tiny = 2.0**-24 if m.get("subnormal") else torch.finfo(fmt).smallest_normal
+        acts, grads, hooks = {}, {}, []
+        for name, module in layers.items():
 
-    return Task(
-        name="tiny MLP",
-        make_model=lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4)),
-        batch=lambda step: (x[(step % 4) * 16 : (step % 4 + 1) * 16], y[(step % 4) * 16 : (step % 4 + 1) * 16]),
-        loss=lambda out, t: nn.functional.cross_entropy(out.float(), t),
-        evaluate=evaluate,
-        lr=1e-2,
-        float_inputs=True,
-    )
+            def forward_hook(_m, inputs, out, name=name):
+                acts[name] = (inputs[0] if m.get("input_not_output") else out).detach()
+                if not (m.get("grad_input") or m.get("weight_grad")):
+                    out.register_hook(lambda g, name=name: grads.__setitem__(name, g))
 
+            hooks.append(module.register_forward_hook(forward_hook))
+            if m.get("grad_input"):  # the first layer's input needs no gradient: fall back to its output's
+                hooks.append(
+                    module.register_full_backward_hook(
+                        lambda _m, gi, go, name=name: grads.__setitem__(name, go[0] if gi[0] is None else gi[0])
+                    )
+                )
+        loss = loss_fn(model(x), y)
+        with warnings.catch_warnings():  # the backward hook warns that the first layer's input needs no gradient
+            warnings.simplefilter("ignore", UserWarning)
+            (loss * (1.0 if m.get("no_scale") or m.get("scale_max_only") else scale)).backward()
+        if not m.get("hooks_left"):
+            for h in hooks:
+                h.remove()
+        if m.get("weight_grad"):
+            grads = {n: layers[n].weight.grad for n in layers}
+        if not m.get("grads_left"):
+            model.zero_grad(set_to_none=True)
+        rows = {}
+        for name in layers:
+            a, g = acts[name], grads[name]
+            over = (a.abs() > top).float()
+            if m.get("zeros_counted"):
+                under = (g.abs() < tiny).float().mean().item()
+            elif m.get("library_share"):
+                under = underflow_fraction(g)
+            else:
+                nonzero = g[g != 0].abs()
+                under = (nonzero < tiny).float().mean().item() if nonzero.numel() else 0.0
+            g_max = g.max() if m.get("signed_max") else g.abs().max()
+            rows[name] = {
+                "act_max": (a.max() if m.get("signed_max") else a.abs().max()).item(),
+                "act_overflow": (over.sum() if m.get("overflow_count") else over.mean()).item(),
+                "grad_max": (g_max * scale if m.get("scale_max_only") else g_max).item(),
+                "grad_underflow": under,
+            }
+        return rows
 
-@pytest.fixture(scope="module")
-def measured_table() -> dict:
-    study = solution(11, "ex02-precision-study", "study")
-    return study(tiny_task(), torch.device("cpu"), 6, 0)  # prints "tf32: CUDA only ..." and skips it
-
-
-def test_precision_table_accepts_the_solutions_measurements(measured_table: dict, capsys) -> None:
-    assert set(measured_table) == {"fp32", "fp16-mixed", "bf16-mixed", "bf16-true"}
-    unit11.precision_table(measured_table, "cpu")
-    assert capsys.readouterr().out.startswith("✓ precision table")
-
-
-def good_table() -> dict:
-    return {
-        "fp32": {"step_ms": 10.0, "activation_mb": 8.0, "state_mb": 2.0, "val_loss": 3.0},
-        "fp16-mixed": {"step_ms": 30.0, "activation_mb": 5.0, "state_mb": 2.0, "val_loss": 3.01},
-        "bf16-mixed": {"step_ms": 20.0, "activation_mb": 5.0, "state_mb": 2.0, "val_loss": 3.0},
-        "bf16-true": {"step_ms": 20.0, "activation_mb": 4.5, "state_mb": 1.0, "val_loss": 3.05},
-    }
-
-
-def test_precision_table_accepts_a_plausible_table(capsys) -> None:
-    unit11.precision_table(good_table(), "cpu")
-    assert "4 runs on cpu" in capsys.readouterr().out
-
-
-def broken(kind: str) -> dict:
-    t = good_table()
-    if kind == "missing":
-        del t["fp16-mixed"]
-    elif kind == "nan":
-        t["bf16-true"]["val_loss"] = math.nan
-    elif kind == "negative":
-        t["fp32"]["step_ms"] = -1.0
-    elif kind == "faked_tf32":
-        t["tf32"] = dict(t["fp32"])
-    elif kind == "swapped":  # activation and state columns exchanged
-        for row in t.values():
-            row["activation_mb"], row["state_mb"] = row["state_mb"], row["activation_mb"]
-    elif kind == "not_converted":  # bf16-true run with float32 weights
-        t["bf16-true"]["state_mb"] = t["fp32"]["state_mb"]
-    elif kind == "no_autocast":
-        t["bf16-mixed"]["activation_mb"] = t["fp32"]["activation_mb"]
-    elif kind == "diverged":
-        t["fp16-mixed"]["val_loss"] = 4.5
-    elif kind == "unknown":
-        t["fp8"] = dict(t["fp32"])
-    elif kind == "missing_column":
-        del t["bf16-mixed"]["val_loss"]
-    elif kind == "seconds":  # step time in seconds, not milliseconds
-        for row in t.values():
-            row["step_ms"] /= 1000
-    elif kind == "renamed":  # a field under another name
-        for row in t.values():
-            row["loss"] = row.pop("val_loss")
-            row["val_loss"] = row["loss"]
-    elif kind == "not_a_dict":
-        return [("fp32", 1.0)]  # type: ignore[return-value]
-    return t
+    return report
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("missing", r"missing runs: fp16-mixed"),
-        ("nan", r"\['bf16-true'\]\['val_loss'\] = nan: .*NaN or inf"),
-        ("negative", r"\['fp32'\]\['step_ms'\] = -1.0: every measurement must be a finite positive number"),
-        ("faked_tf32", r"tf32 has numbers, but tf32: CUDA only.*never fake"),
-        ("swapped", r"activation memory: bf16-mixed .*columns swapped|state memory: .*columns swapped"),
-        ("not_converted", r"state memory: bf16-true .*model.to\(torch.bfloat16\)"),
-        ("no_autocast", r"activation memory: bf16-mixed .* is not below fp32's"),
-        ("diverged", r"fp16-mixed: validation loss 4.5 differs from fp32's 3 by 50%"),
-        ("unknown", r"unknown precision\(s\) \['fp8'\]"),
-        ("missing_column", r"table\['bf16-mixed'\] lacks val_loss"),
-        ("not_a_dict", r"should be a dict precision -> row"),
-        ("seconds", r"\['step_ms'\] = 0.01: .*is it in seconds\? report milliseconds"),
-        ("renamed", r"has field\(s\) \['loss'\] besides step_ms"),
-    ],
-)
-def test_precision_table_rejects_wrong_tables(kind: str, match: str) -> None:
-    rejects(unit11.precision_table, broken(kind), match=match)
+LAYER_REPORT_MISTAKES = [
+    ({"input_not_output": True}, r"largest value of the layer's input, not of its output"),
+    ({"signed_max": True}, r"largest signed value, not the largest magnitude"),
+    ({"bf16_limits": True}, r"compare with torch.finfo\(torch.float16\).max"),
+    ({"overflow_count": True}, r"a count of values, not a share"),
+    ({"grad_input": True}, r"gradient of the layer's input \(grad_input\), not of its output"),
+    ({"weight_grad": True}, r"gradient of the layer's weight, not the gradient flowing backward"),
+    ({"no_scale": True}, r"'grad_max'\] = .* ignores the loss scale"),
+    ({"scale_max_only": True}, r"'grad_underflow'\] = .* ignores the loss scale"),
+    ({"zeros_counted": True}, r"counts the exact zeros too"),
+    ({"subnormal": True}, r"counts only what becomes 0"),
+    ({"library_share": True}, r"counts only what becomes 0"),
+    ({"top_level_only": True}, r"only the model's direct children were visited"),
+    ({"all_modules": True}, r"which hold no parameters of their own"),
+    ({"hooks_left": True}, r"left hooks on"),
+    ({"grads_left": True}, r"left gradients in the .grad"),
+]
 
 
-def test_precision_study_runs_the_learners_function(capsys) -> None:
-    study = solution(11, "ex02-precision-study", "study")
-    table = unit11.precision_study(study, tiny_task(), "cpu", 6, 0)
-    assert set(table) == {"fp32", "fp16-mixed", "bf16-mixed", "bf16-true"}
-    assert "✓ precision table" in capsys.readouterr().out
+def test_layer_report_variant_without_mistakes_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    unit11.layer_report(report_variant(), seed=0)
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("stub", r"study\(task, 'cpu', steps=6, seed=0\) is not implemented yet"),
-        ("none", r"returned None: return the table"),
-        ("missing", r"missing runs: fp16-mixed"),
-        ("faked_tf32", r"never fake"),
-    ],
-)
-def test_precision_study_rejects_stub_and_wrong_tables(kind: str, match: str) -> None:
-    def study(task, device, steps, seed):
-        if kind == "stub":
-            return stub()
-        return None if kind == "none" else broken(kind)
-
-    with pytest.raises(unit11.CheckFailed, match=match):
-        unit11.precision_study(study, tiny_task(), "cpu", 6, 0)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_layer_report_accepts_solution(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    unit11.layer_report(solution(11, "ex02-precision-study", "layer_report"), seed=seed)
+    assert capsys.readouterr().out.startswith("✓ layer report")
 
 
-def study_variant(kind: str):
-    """The solution's study, with one mistake in the units of what it reports."""
-    right = solution(11, "ex02-precision-study", "study")
+def test_layer_report_rejects_stub_and_malformed_reports() -> None:
+    rejects(unit11.layer_report, stub, match=r"is not implemented yet")
+    rejects(unit11.layer_report, lambda *a, **k: None, match=r"returned None: return the report")
+    rejects(unit11.layer_report, lambda *a, **k: [], match=r"should return a dict layer name -> row")
+    right = report_variant()
 
-    def study(task, device, steps, seed):
-        table = right(task, device, steps, seed)
-        for row in table.values():
-            if row is None:
-                continue
-            if kind == "bytes":
-                row["state_mb"] *= 2**20
-                row["activation_mb"] *= 2**20
-            elif kind == "kb":
-                row["state_mb"] *= 1024
-            elif kind == "total_ms":
-                row["step_ms"] *= steps * 50
-            elif kind == "weights_only":
-                row["state_mb"] /= 4
-        return table
+    def renamed(*args, **kwargs):
+        return {n: {"max": r["act_max"]} for n, r in right(*args, **kwargs).items()}
 
-    return study
+    def text(*args, **kwargs):
+        return {n: dict.fromkeys(r, "big") for n, r in right(*args, **kwargs).items()}
+
+    def crashing(*args, **kwargs):
+        raise KeyError("embed_positions")
+
+    rejects(unit11.layer_report, renamed, match=r"lacks act_max|lacks act_overflow")
+    rejects(unit11.layer_report, text, match=r"every field should be one number")
+    rejects(unit11.layer_report, crashing, match=r"raised KeyError")
+
+    def in_half(model, *args, **kwargs):  # measures float16 by converting the model itself
+        model.half()
+        raise RuntimeError("mat1 and mat2 must have the same dtype")
+
+    def with_a_step(model, *args, **kwargs):
+        rows = right(model, *args, **kwargs)
+        with torch.no_grad():
+            model.head.bias.add_(1.0)
+        return rows
+
+    rejects(unit11.layer_report, in_half, match=r"raised RuntimeError")
+    rejects(unit11.layer_report, with_a_step, match=r"changed the model \(head.bias\): a report only reads it")
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("bytes", r"fp32's state_mb is .*it looks like bytes: divide by 2\*\*20"),
-        ("kb", r"it looks like KB"),
-        ("total_ms", r"step times add up to .*milliseconds per step"),
-        ("weights_only", r"count the weights, their gradients and AdamW's two moments"),
-    ],
-)
-def test_precision_study_rejects_wrong_units(kind: str, match: str) -> None:
-    with pytest.raises(unit11.CheckFailed, match=match):
-        unit11.precision_study(study_variant(kind), tiny_task(), "cpu", 3, 0)
+@pytest.mark.parametrize(("mistake", "match"), LAYER_REPORT_MISTAKES)
+@pytest.mark.parametrize("seed", range(2))
+def test_layer_report_rejects_typical_mistakes(mistake: dict, match: str, seed: int) -> None:
+    rejects(unit11.layer_report, report_variant(**mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_layer_report_rejects_typical_mistakes_on_every_seed() -> None:
+    for seed in range(50):
+        for mistake, match in LAYER_REPORT_MISTAKES:
+            rejects(unit11.layer_report, report_variant(**mistake), match=match, seed=seed)
+
+
+@pytest.mark.seeds
+def test_layer_report_solution_passes_on_every_seed() -> None:
+    report = solution(11, "ex02-precision-study", "layer_report")
+    for seed in range(200):
+        unit11.layer_report(report, seed=seed)
 
 
 # --- ex03: dynamic loss scaling --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -163,6 +164,12 @@ def test_bootstrap_ci_rejects_other_random_streams() -> None:
 # --- ex02: paired comparison ----------------------------------------------------------------------
 
 
+def two_sided(k: int, m: int) -> float:
+    """The exact two-sided p-value of k successes in m fair coin flips, by hand (1.0 when m = 0)."""
+    tail = sum(math.comb(m, i) for i in range(min(k, m - k) + 1)) / 2**m
+    return min(1.0, 2 * tail)
+
+
 def comparison_variant(mistake: str = "none"):
     """A learner's paired_comparison with one typical mistake switched on."""
 
@@ -179,17 +186,26 @@ def comparison_variant(mistake: str = "none"):
         alpha = 1 - level
         lower, upper = torch.quantile(diffs, torch.tensor([alpha / 2, 1 - alpha / 2])).tolist()
         only_a, only_b = int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
+        m = only_a + only_b
         if mistake == "totals":
             right_a, right_b = int(correct_a.sum()), int(correct_b.sum())
-            p = binomtest(right_a, right_a + right_b, 0.5).pvalue
+            p = two_sided(right_a, right_a + right_b)
         elif mistake == "all examples":
-            p = binomtest(only_a, n, 0.5).pvalue
+            p = two_sided(only_a, n)
         elif mistake == "library mcnemar":
             from dlfund import evaluation as ev
 
             p = ev.mcnemar(correct_a, correct_b).p_value
+        elif mistake == "scipy binomtest":
+            p = binomtest(only_a, m, 0.5).pvalue if m else 1.0
+        elif mistake == "strict tail":
+            p = min(1.0, 2 * sum(math.comb(m, i) for i in range(min(only_a, only_b))) / 2**m)
+        elif mistake == "tail of b":  # the tail up to b, whichever of b and c is smaller
+            p = min(1.0, 2 * sum(math.comb(m, i) for i in range(only_a + 1)) / 2**m)
+        elif mistake == "no cap":
+            p = 2 * sum(math.comb(m, i) for i in range(min(only_a, only_b) + 1)) / 2**m
         else:
-            p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+            p = two_sided(only_a, m)
         difference = (a.mean() - b.mean()).item()
         if mistake == "sign of difference":
             better = "A" if difference > 0 else "B"
@@ -251,6 +267,10 @@ PAIRED_MISTAKES = [
     ("decided by p", r"that follows the p-value .*the interval .* and the p-value disagree"),
     ("library mcnemar", r"this is the library's own dlfund.evaluation.mcnemar: write yours"),
     ("library", r"this is the library's own dlfund.evaluation.paired_bootstrap: write yours"),
+    ("scipy binomtest", r"this is the library's own scipy.stats.binomtest: write yours"),
+    ("strict tail", r"the tail leaves out the split that was observed"),
+    ("tail of b", r"sums the probabilities up to the larger of b and c"),
+    ("no cap", r"p_value must be a probability in \[0, 1\], found .*a probability stops at 1"),
 ]
 
 

@@ -1,5 +1,5 @@
-"""Checks for unit 11 (making training fast): gradient accumulation, a precision study's table, and
-dynamic loss scaling.
+"""Checks for unit 11 (making training fast): gradient accumulation, a layer-by-layer report of what
+float16 can hold, and dynamic loss scaling.
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``) and, when the answer is wrong, tries the typical mistakes to say which one
@@ -9,7 +9,6 @@ was made.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,9 +18,8 @@ from torch import nn
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 from dlfund.checks._library_use import refusing
 from dlfund.checks._unit11_tensor_parallel import tensor_parallel_mlp
-from dlfund.perf.precision import PRECISIONS, supported
 
-__all__ = ["accumulation", "loss_scaler", "precision_study", "precision_table", "tensor_parallel_mlp"]
+__all__ = ["accumulation", "layer_report", "loss_scaler", "tensor_parallel_mlp"]
 
 Tensor = torch.Tensor
 
@@ -162,143 +160,307 @@ def accumulation(fn: Callable[..., Any], *, seed: int | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# ex02: precision study
+# ex02: a precision study, layer by layer: which layers float16 can hold
 
-COLUMNS = ("step_ms", "activation_mb", "state_mb", "val_loss")
+FIELDS = ("act_max", "act_overflow", "grad_max", "grad_underflow")
+FP16_MAX = torch.finfo(torch.float16).max  # 65,504: anything larger becomes inf
+FP16_TINY = torch.finfo(torch.float16).smallest_normal  # 6.1e-5: below it float16 loses bits, then becomes 0
+FP16_SUBNORMAL = 2.0**-24  # float16's smallest subnormal: below it a value becomes 0
 
 
-def precision_table(
-    table: Mapping[str, Mapping[str, float] | None], device: torch.device | str = "cpu", *, seed: int | None = None
-) -> None:
-    """Check a precision study's results: ``table[precision] = {"step_ms", "activation_mb", "state_mb",
-    "val_loss"}`` for every precision in :data:`dlfund.perf.precision.PRECISIONS` that ``device``
-    supports (the others absent or ``None``); values finite and positive; memory ordered as the
-    dtypes imply: activations of ``bf16-mixed`` below ``fp32``'s, the state of ``bf16-true`` at most
-    3/4 of ``fp32``'s, the ``-mixed`` states as large as ``fp32``'s (their weights stay float32);
-    validation losses within 10% of fp32's. ``seed`` is accepted for a uniform interface (nothing is random).
-    """
-    device = torch.device(device)
-    expect(isinstance(table, Mapping), f"the table should be a dict precision -> row, found {type(table).__name__}")
-    unknown = [p for p in table if p not in PRECISIONS]
-    expect(not unknown, f"unknown precision(s) {unknown}: the names are {', '.join(PRECISIONS)}")
-    wanted = [p for p in PRECISIONS if supported(p, device)[0]]
-    missing = [p for p in wanted if table.get(p) is None]
-    expect(
-        not missing, f"missing runs: {', '.join(missing)} (every precision {device.type} supports: {', '.join(wanted)})"
-    )
-    for p in PRECISIONS:
-        if p not in wanted and table.get(p) is not None:
-            raise CheckFailed(
-                f"{p} has numbers, but {supported(p, device)[1]}: leave it out (or None), never fake a measurement"
+class _Probe(nn.Module):
+    """A small float32 classifier with layers at both ends of float16's range: ``inp`` (its gradients,
+    half of them exact zeros behind a ReLU, sit around float16's smallest normal), a nested
+    ``block`` whose LayerNorm's outputs are all negative, ``big`` (its outputs overflow float16 in part)
+    and ``head``."""
+
+    def __init__(self, d_in: int, h1: int, h2: int, h3: int, classes: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(d_in, h1)
+        self.block = nn.Sequential(nn.ReLU(), nn.Linear(h1, h2), nn.LayerNorm(h2))
+        self.big = nn.Linear(h2, h3)
+        self.head = nn.Linear(h3, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.big(self.block(self.inp(x))))
+
+
+def _probe(seed: int) -> tuple[_Probe, Tensor, Tensor, Callable[[Tensor, Tensor], Tensor], int, float]:
+    """The probe model with its batch, its loss and a power-of-two loss scale, calibrated on this seed so
+    that every quantity sits where the typical mistakes show: ``big``'s outputs overflow float16 for
+    between a quarter and three quarters of them, and ``inp``'s non-zero gradients straddle float16's
+    smallest normal (without the scale)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * torch.rand((), generator=gen).item()
+
+    d_in, h1, h2, h3, classes = 6 + seed % 5, 24 + seed % 7, 13 + seed % 4, 11 + seed % 3, 5
+    n = 48 + seed % 17
+    with torch.random.fork_rng():  # the default initialisation, without touching the learner's random state
+        torch.manual_seed(seed)
+        model = _Probe(d_in, h1, h2, h3, classes)
+    x = torch.randn(n, d_in, generator=gen)
+    y = torch.randint(0, classes, (n,), generator=gen)
+    with torch.no_grad():
+        norm = model.block[2]
+        norm.weight.fill_(uniform(0.3, 0.6))
+        norm.bias.fill_(-uniform(3.0, 5.0))  # all outputs negative: the largest magnitude is not the largest value
+        h = model.block(model.inp(x))
+        out = model.big(h)
+        factor = FP16_MAX * uniform(0.8, 1.25) / out.abs().median().item()
+        model.big.weight.mul_(factor)
+        model.big.bias.mul_(factor)
+        model.head.weight.mul_(3.0 / (factor * model.big(h).std().item()))  # logits of a few units
+    scale = 2.0 ** int(6 + seed % 7)
+    outs: list[Tensor] = []
+    handle = model.inp.register_forward_hook(lambda _m, _i, o: outs.append(o))
+    (g,) = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), outs)
+    handle.remove()
+    nonzero = g[g != 0].abs()
+    weight = FP16_TINY * uniform(0.6, 1.6) / nonzero.median().item()
+
+    def loss_fn(logits: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy, weighted down as a loss is late in training."""
+        return weight * nn.functional.cross_entropy(logits, target)
+
+    return model, x, y, loss_fn, n, scale
+
+
+def _owners(model: nn.Module) -> dict[str, nn.Module]:
+    """The modules with parameters of their own, by name."""
+    return {name: m for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+
+
+def _underflow(g: Tensor, tiny: float = FP16_TINY, *, zeros: str = "skip") -> float:
+    """Share of ``g``'s values below ``tiny`` in magnitude; exact zeros skipped, counted, or only in the denominator."""
+    small = (g != 0) & (g.abs() < tiny)
+    if zeros == "count":
+        return (g.abs() < tiny).double().mean().item()
+    if zeros == "denominator":
+        return small.double().mean().item()
+    nonzero = int((g != 0).sum())
+    return small.sum().item() / nonzero if nonzero else 0.0
+
+
+def _reference(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Callable[..., Tensor], scale: float) -> dict:
+    """Every layer's true row, and the numbers each typical mistake would report in its place."""
+    layers = _owners(model)
+    ins: dict[str, Tensor] = {}
+    outs: dict[str, Tensor] = {}
+
+    def keep(name: str) -> Callable[..., None]:
+        def hook(_m: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+            ins[name], outs[name] = inputs[0], output
+
+        return hook
+
+    handles = [m.register_forward_hook(keep(name)) for name, m in layers.items()]
+    try:
+        loss = loss_fn(model(x), y)
+    finally:
+        for h in handles:
+            h.remove()
+    names = list(layers)
+    inputs_with_grad = [n for n in names if ins[n].requires_grad]
+    weights = [layers[n].weight for n in names]
+    grads = torch.autograd.grad(loss * scale, [outs[n] for n in names] + [ins[n] for n in inputs_with_grad] + weights)
+    g_out = dict(zip(names, grads[: len(names)]))
+    g_in = dict(zip(inputs_with_grad, grads[len(names) : len(names) + len(inputs_with_grad)]))
+    g_w = dict(zip(names, grads[len(names) + len(inputs_with_grad) :]))
+    ref: dict[str, dict[str, dict[str, float]]] = {}
+    for n in names:
+        out, g = outs[n].detach(), g_out[n]
+        ref[n] = {
+            "act_max": {
+                "": out.abs().max().item(),
+                "input": ins[n].detach().abs().max().item(),
+                "signed": out.max().item(),
+            },
+            "act_overflow": {
+                "": (out.abs() > FP16_MAX).double().mean().item(),
+                "count": float((out.abs() > FP16_MAX).sum()),
+            },
+            "grad_max": {
+                "": g.abs().max().item(),
+                "unscaled": g.abs().max().item() / scale,
+                "signed": g.max().item(),
+                "weight": g_w[n].abs().max().item(),
+                **({"grad_input": g_in[n].abs().max().item()} if n in g_in else {}),
+            },
+            "grad_underflow": {
+                "": _underflow(g),
+                "unscaled": _underflow(g / scale),
+                "zeros": _underflow(g, zeros="count"),
+                "zeros_denominator": _underflow(g, zeros="denominator"),
+                "subnormal": _underflow(g, FP16_SUBNORMAL),
+                "to_zero": ((g != 0) & (g.half() == 0)).sum().item() / max(int((g != 0).sum()), 1),
+            },
+        }
+    return ref
+
+
+def _same_number(found: float, want: float, share: bool) -> bool:
+    return abs(found - want) <= (1e-4 if share else 1e-4 * abs(want) + 1e-30)
+
+
+_TO_ZERO = (
+    "counts only what becomes 0 (below float16's smallest subnormal, 6e-8): the "
+    "question is the share below its smallest normal number, 6.1e-5, where float16 already loses precision"
+)
+_DIAGNOSES = {
+    ("act_max", "input"): "is the largest value of the layer's input, not of its output: the forward hook receives "
+    "(module, inputs, output), and float16 has to hold the output",
+    ("act_max", "signed"): "is the largest signed value, not the largest magnitude: a large negative value overflows "
+    "as surely as a large positive one (take .abs() before .max())",
+    ("act_overflow", "count"): "is a count of values, not a share of them: divide by the number of values (or take "
+    "the mean of the boolean mask)",
+    ("grad_max", "unscaled"): "ignores the loss scale: report the gradients of scale × loss, the numbers float16 "
+    "would have to hold",
+    ("grad_max", "signed"): "is the largest signed gradient, not the largest magnitude (take .abs() before .max())",
+    ("grad_max", "weight"): "is the gradient of the layer's weight, not the gradient flowing backward out of the "
+    "layer (the gradient of its output)",
+    ("grad_max", "grad_input"): "is the gradient of the layer's input (grad_input), not of its output (grad_output)",
+    ("grad_underflow", "unscaled"): "ignores the loss scale: count on the gradients of scale × loss, the numbers "
+    "float16 would have to hold",
+    ("grad_underflow", "zeros"): "counts the exact zeros too (here the ReLU's): a zero is held exactly in any "
+    "format, so take the share among the non-zero values",
+    ("grad_underflow", "zeros_denominator"): "divides by all the values, exact zeros included: take the share among "
+    "the non-zero values",
+    ("grad_underflow", "subnormal"): _TO_ZERO,
+    ("grad_underflow", "to_zero"): _TO_ZERO,
+}
+
+
+def _table_of(result: Any, call: str, model: nn.Module) -> dict[str, dict[str, float]]:
+    """The learner's result as ``{layer: {field: float}}``, or a :class:`CheckFailed` saying what is off."""
+    expect(result is not None, f"{call} returned None: return the report, a dict layer name -> row")
+    expect(isinstance(result, Mapping), f"{call} should return a dict layer name -> row, found {type(result).__name__}")
+    wanted = list(_owners(model))
+    children = {name for name, _ in model.named_children()}
+    missing = [n for n in wanted if n not in result]
+    if missing:
+        nested = all("." in n for n in missing) and all(k in children for k in result)
+        raise CheckFailed(
+            f"{call}: no row for {', '.join(map(repr, missing))}"
+            + (
+                ": only the model's direct children were visited; nested layers hold parameters too "
+                "(model.named_modules() walks them all)"
+                if nested
+                else f": expected one row per module with parameters of its own, {wanted}"
             )
-    for p in wanted:
-        row = table[p]
+        )
+    extra = [n for n in result if n not in wanted]
+    expect(
+        not extra,
+        f"{call}: rows for {', '.join(map(repr, extra))}, which hold no parameters of their own (a ReLU, a "
+        f"container, or the model itself): report the modules with parameters of their own, {wanted}",
+    )
+    table: dict[str, dict[str, float]] = {}
+    for n in wanted:
+        row = result[n]
         expect(
             isinstance(row, Mapping),
-            f"table[{p!r}] should be a dict with {', '.join(COLUMNS)}, found {type(row).__name__}",
+            f"{call}[{n!r}] should be a dict with {', '.join(FIELDS)}, found {type(row).__name__}",
         )
-        absent = [c for c in COLUMNS if c not in row]  # type: ignore[operator]
-        expect(not absent, f"table[{p!r}] lacks {', '.join(absent)}")
-        extra = [c for c in row if c not in COLUMNS]  # type: ignore[union-attr]
-        expect(
-            not extra,
-            f"table[{p!r}] has field(s) {extra} besides {', '.join(COLUMNS)}: use exactly these names "
-            "(a misspelt or renamed field is read by no one)",
-        )
-        for c in COLUMNS:
-            v = row[c]  # type: ignore[index]
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-            expect(
-                ok,
-                f"table[{p!r}][{c!r}] = {v!r}: every measurement must be a finite positive number"
-                + (" (NaN or inf: did the run diverge?)" if isinstance(v, float) and not math.isfinite(v) else ""),
-            )
-    for p in wanted:
-        r = table[p]
-        assert r is not None
-        expect(
-            r["step_ms"] >= 0.02,
-            f"table[{p!r}]['step_ms'] = {r['step_ms']:.3g}: a training step (forward, backward, AdamW) takes more "
-            "than 20 µs; is it in seconds? report milliseconds (× 1000)",
-        )
-    fp32 = table["fp32"]
-    assert fp32 is not None
-    if "bf16-mixed" in wanted:
-        r = table["bf16-mixed"]
-        assert r is not None
-        expect(
-            r["activation_mb"] < fp32["activation_mb"],
-            f"activation memory: bf16-mixed {r['activation_mb']:.3g} MB is not below fp32's "
-            f"{fp32['activation_mb']:.3g} MB, yet autocast saves bfloat16 activations (2 bytes, not 4): was "
-            "the bf16 run inside torch.autocast, or are the columns swapped?",
-        )
-    if "bf16-true" in wanted:
-        r = table["bf16-true"]
-        assert r is not None
-        expect(
-            r["state_mb"] <= 0.75 * fp32["state_mb"],
-            f"state memory: bf16-true {r['state_mb']:.3g} MB is not well below fp32's {fp32['state_mb']:.3g} MB: "
-            "its weights, gradients and AdamW state are bfloat16 (half the bytes): was the model converted "
-            "with model.to(torch.bfloat16)?",
-        )
-    for p in ("fp16-mixed", "bf16-mixed", "tf32"):
-        if p in wanted:
-            r = table[p]
-            assert r is not None
-            expect(
-                r["state_mb"] >= 0.95 * fp32["state_mb"],
-                f"state memory: {p} {r['state_mb']:.3g} MB is below fp32's {fp32['state_mb']:.3g} MB, but mixed "
-                "precision keeps float32 weights, gradients and optimizer state: are the columns swapped?",
-            )
-    for p in wanted:
-        r = table[p]
-        assert r is not None
-        rel = abs(r["val_loss"] - fp32["val_loss"]) / fp32["val_loss"]
-        expect(
-            rel <= 0.10,
-            f"{p}: validation loss {r['val_loss']:.4g} differs from fp32's {fp32['val_loss']:.4g} by "
-            f"{rel:.0%}: the same model, data and steps should end within 10%",
-        )
-    passed(f"precision table: {len(wanted)} runs on {device.type}, finite, memory ordered as the dtypes imply")
-
-
-def precision_study(
-    study: Callable[..., Any], task: Any, device: torch.device | str = "cpu", steps: int = 10, seed: int = 0
-) -> Mapping[str, Mapping[str, float] | None]:
-    """Run the learner's ``study(task, device, steps, seed)`` and check the table it returns with
-    :func:`precision_table`; returns the table."""
-    call = f"{_name(study)}(task, {torch.device(device).type!r}, steps={steps}, seed={seed})"
-    start = time.perf_counter()
-    table = call_learner(study, task, device, steps, seed, what=call)
-    wall_ms = (time.perf_counter() - start) * 1000
-    expect(table is not None, f"{call} returned None: return the table (a dict precision -> row)")
-    precision_table(table, device)
-    rows = [r for r in table.values() if r is not None]
-    spent = sum(r["step_ms"] for r in rows) * steps
-    expect(
-        spent <= wall_ms * 1.05,
-        f"{call}: the step times add up to {spent:,.0f} ms over {steps} steps per precision, but the whole call took "
-        f"{wall_ms:,.0f} ms: step_ms should be milliseconds per step (not microseconds, not the total of all steps)",
-    )
-    n_params = sum(p.numel() for p in task.make_model().parameters())
-    want = n_params * (4 + 4 + 8) / 2**20  # float32 weights, gradients, and AdamW's two moments
-    found = table["fp32"]["state_mb"]
-    if not 0.8 * want <= found <= 1.25 * want:
-        ratio = found / want
-        why = (
-            "it looks like bytes: divide by 2**20"
-            if ratio > 1e5
-            else "it looks like KB: divide by 1024"
-            if ratio > 500
-            else "it looks like GB: report MB"
-            if ratio < 1 / 500
-            else "count the weights, their gradients and AdamW's two moments, 4 bytes each"
-        )
-        raise CheckFailed(
-            f"{call}: fp32's state_mb is {found:.4g}, but the model's {n_params:,} float32 parameters, their "
-            f"gradients and AdamW's two moments take {want:.4g} MB (16 bytes per parameter): {why}"
-        )
+        absent = [f for f in FIELDS if f not in row]
+        expect(not absent, f"{call}[{n!r}] lacks {', '.join(absent)} (the fields are {', '.join(FIELDS)})")
+        table[n] = {}
+        for f in FIELDS:
+            v = row[f]
+            try:
+                number = float(v)
+            except (TypeError, ValueError, RuntimeError):
+                raise CheckFailed(f"{call}[{n!r}][{f!r}] = {v!r}: every field should be one number") from None
+            expect(math.isfinite(number), f"{call}[{n!r}][{f!r}] = {number}: every field should be finite")
+            table[n][f] = number
     return table
+
+
+def _compare(table: dict[str, dict[str, float]], ref: dict, call: str) -> None:
+    """Name the first typical mistake the table shows, else the first number that differs."""
+    wrong: list[tuple[str, str]] = []
+    for f in FIELDS:
+        share = f in ("act_overflow", "grad_underflow")
+        for n, row in ref.items():
+            if not _same_number(table[n][f], row[f][""], share):
+                wrong.append((n, f))
+                for kind, value in row[f].items():
+                    if kind and (f, kind) in _DIAGNOSES and _same_number(table[n][f], value, share):
+                        raise CheckFailed(
+                            f"{call}[{n!r}][{f!r}] = {table[n][f]:.4g}, expected {row[f]['']:.4g}: it "
+                            f"{_DIAGNOSES[f, kind]}"
+                        )
+                if f == "act_overflow" and table[n][f] == 0 and row[f][""] > 0.1:
+                    raise CheckFailed(
+                        f"{call}[{n!r}]['act_overflow'] = 0, yet {row[f]['']:.1%} of its outputs exceed float16's "
+                        f"largest finite number, {FP16_MAX:,.0f}: compare with torch.finfo(torch.float16).max (not "
+                        "the limit of bfloat16 or float32, which are far larger)"
+                    )
+                if f == "grad_underflow" and table[n][f] < 0.01 < row[f][""]:
+                    raise CheckFailed(
+                        f"{call}[{n!r}]['grad_underflow'] = {table[n][f]:.4g}, yet {row[f]['']:.1%} of its non-zero "
+                        f"gradients lie below float16's smallest normal number, {FP16_TINY:.3g}: compare with "
+                        "torch.finfo(torch.float16).smallest_normal (bfloat16 and float32 reach far lower)"
+                    )
+    if wrong:
+        n, f = wrong[0]
+        raise CheckFailed(f"{call}[{n!r}][{f!r}] = {table[n][f]:.6g}, expected {ref[n][f]['']:.6g}")
+
+
+def layer_report(fn: Callable[..., Any], *, seed: int | None = None) -> None:
+    """Check ``fn(model, x, y, loss_fn, scale=1.0)``: one forward and backward pass of ``scale *
+    loss_fn(model(x), y)``, reported as ``{name: {"act_max", "act_overflow", "grad_max", "grad_underflow"}}``
+    for every module with parameters of its own (``named_modules`` names). ``act_max``: the largest
+    magnitude of the module's output; ``act_overflow``: the share of its output values above float16's
+    largest finite number; ``grad_max``: the largest magnitude of the gradient of the module's output;
+    ``grad_underflow``: among that gradient's non-zero values, the share below float16's smallest normal.
+    The model is left as it was found: no hooks, no ``.grad``.
+
+    Run on a probe model calibrated per seed (a nested layer, all-negative outputs, outputs overflowing
+    float16 in part, gradients straddling float16's smallest normal, exact zeros behind a ReLU), once
+    without ``scale`` and once with a power of two; every number compared with an independent
+    autograd computation."""
+    seed = fresh_seed(seed)
+    model, x, y, loss_fn, n, scale = _probe(seed)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for kwargs in ({}, {"scale": scale}):
+        ref = _reference(model, x, y, loss_fn, kwargs.get("scale", 1.0))  # before the learner's code touches it
+        call = f"{_name(fn)}(model, x, y, loss_fn{f', scale={scale:g}' if kwargs else ''}) (seed={seed})"
+        result = call_learner(fn, model, x.clone(), y.clone(), loss_fn, what=call, **kwargs)
+        now = model.state_dict()
+        changed = [
+            k
+            for k, v in state.items()
+            if k not in now or now[k].dtype != v.dtype or now[k].shape != v.shape or not torch.equal(now[k], v)
+        ]
+        expect(
+            not changed and len(now) == len(state),
+            f"{call} changed the model ({', '.join(changed[:3]) or 'its parameters'}): a report only reads it "
+            "(no optimizer step, no conversion such as .half(), no in-place change)",
+        )
+        hooked = [
+            name
+            for name, m in model.named_modules()
+            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+        ]
+        expect(
+            not hooked,
+            f"{call} left hooks on {', '.join(map(repr, hooked))}: remove every hook before returning "
+            "(register_*_hook returns a handle; call handle.remove(), in a finally block)",
+        )
+        left = [name for name, p in model.named_parameters() if p.grad is not None]
+        expect(
+            not left,
+            f"{call} left gradients in the .grad of {', '.join(left[:3])}{'...' if len(left) > 3 else ''}: a "
+            "report should leave the model as it found it (set them back to None, or use torch.autograd.grad)",
+        )
+        table = _table_of(result, call, model)
+        _compare(table, ref, call)
+    passed(
+        f"layer report: {len(_owners(model))} layers, their activations and gradients against float16's range, "
+        f"without and with a loss scale of {scale:g} (seed={seed})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -250,6 +250,8 @@ def _diagnose_p_value(a: Tensor, b: Tensor, found: float) -> str:
         "chi-square": ev.mcnemar(a, b, exact=False).p_value,
         "chi-square without correction": math.erfc(math.sqrt((only_a - only_b) ** 2 / max(only_a + only_b, 1) / 2)),
         "one-sided": stats.binomtest(min(only_a, only_b), only_a + only_b, 0.5, alternative="less").pvalue,
+        "strict tail": min(1.0, 2 * stats.binom.cdf(min(only_a, only_b) - 1, only_a + only_b, 0.5)),
+        "larger tail": min(1.0, 2 * stats.binom.cdf(max(only_a, only_b), only_a + only_b, 0.5)),
     }
     messages = {
         "totals": (
@@ -264,6 +266,13 @@ def _diagnose_p_value(a: Tensor, b: Tensor, found: float) -> str:
         "chi-square without correction": "that is the chi-square approximation without continuity correction; "
         "the exercise asks for the exact binomial test",
         "one-sided": "that is a one-sided p-value; the question 'do they differ?' is two-sided",
+        "strict tail": (
+            "the tail leaves out the split that was observed: 'at least as lopsided' includes the observed split itself"
+        ),
+        "larger tail": (
+            "that sums the probabilities up to the larger of b and c, which holds nearly the whole distribution; "
+            "a lopsided split is one as far from the middle as the one observed, on either side"
+        ),
     }
     for name, value in variants.items():
         if math.isclose(found, value, rel_tol=1e-6, abs_tol=1e-12):
@@ -306,6 +315,9 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
     binomial test of b successes out of b + c discordant pairs, probability 1/2; 1.0 when b + c = 0),
     and ``better``: ``"A"`` if ``lower > 0``, ``"B"`` if ``upper < 0``, else ``"neither"``.
     """
+    from scipy.stats import binomtest
+
+    refused = {**_PAIRED_HELPERS, "scipy.stats.binomtest": binomtest}  # the exact test is the exercise
     seed = fresh_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     where = f"(data seed {seed})"
@@ -315,7 +327,7 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         both = int(n * (0.7 + 0.1 * torch.rand((), generator=gen).item()))
         big, small = int(torch.randint(45, 60, (), generator=gen)), int(torch.randint(8, 14, (), generator=gen))
         even = int(torch.randint(18, 26, (), generator=gen))
-        counts = {"A": (both, big, small), "B": (both, small, big), "neither": (both, even, even + 1)}[truth]
+        counts = {"A": (both, big, small), "B": (both, small, big), "neither": (both, even, even)}[truth]
         n_boot = int(torch.randint(500, 1200, (), generator=gen))
         cases.append((truth, *_outcomes(gen, n, counts), n_boot, int(torch.randint(0, 2**31 - 1, (), generator=gen))))
     cases.append(_disagreeing_case(gen, n))
@@ -325,7 +337,7 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
         call = (
             f"paired_comparison(correct_a, correct_b (N={n}), n_boot={n_boot}, level={level}, seed={boot_seed}) {where}"
         )
-        with refusing(_PAIRED_HELPERS, "the paired comparison"):
+        with refusing(refused, "the paired comparison"):
             result = call_learner(fn, a.clone(), b.clone(), n_boot, level, boot_seed, what=call)
         expect(
             isinstance(result, Mapping),
@@ -363,7 +375,9 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
             hint = f". Follow the convention: {CONVENTION}, with the same idx for both models"
             unpaired = ev.unpaired_bootstrap(a, b, n_boot=n_boot, level=level, seed=boot_seed)
             if _close(lower, -ref.upper) and _close(upper, -ref.lower):
-                hint = ": that is the interval of B - A; the sign is swapped"
+                hint = (
+                    ": that is the interval of B - A: the sign is swapped; the difference is accuracy(A) - accuracy(B)"
+                )
             elif _close(lower, unpaired.lower) and _close(upper, unpaired.upper) or upper - lower > 1.3 * ref.width:
                 hint = (
                     f": the interval is {(upper - lower) / ref.width:.1f}× as wide as the paired one; the two models "
@@ -378,13 +392,22 @@ def paired_comparison(fn: Callable[..., Any], *, seed: int | None = None) -> Non
             )
         reference_p = ev.mcnemar(a, b).p_value
         p = values["p_value"]
-        expect(0 <= p <= 1, f"{call}: p_value must be a probability in [0, 1], found {p:.4g}")
+        only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+        expect(
+            0 <= p <= 1,
+            f"{call}: p_value must be a probability in [0, 1], found {p:.4g}"
+            + (
+                f" (b = {only_a}, c = {only_b}): twice a tail that holds the middle of the distribution exceeds 1 "
+                "when b and c are close; a probability stops at 1"
+                if p > 1
+                else ""
+            ),
+        )
         if not math.isclose(p, reference_p, rel_tol=1e-6, abs_tol=1e-12):
-            only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
             raise CheckFailed(
                 f"{call}: expected McNemar's exact p_value {reference_p:.6g} (b = {only_a} examples only A "
-                f"gets right, c = {only_b} only B gets right: binomtest(b, b + c, 0.5)), found {p:.6g}"
-                + _diagnose_p_value(a, b, p)
+                f"gets right, c = {only_b} only B gets right; b ~ Binomial(b + c, 1/2) if they were equally "
+                f"accurate), found {p:.6g}" + _diagnose_p_value(a, b, p)
             )
         better = result["better"]
         expected = "A" if ref.lower > 0 else "B" if ref.upper < 0 else "neither"

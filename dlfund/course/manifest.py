@@ -692,9 +692,9 @@ UNITS: tuple[Unit, ...] = (
             ),
             Exercise(
                 "ex02-precision-study",
-                "A precision study: fill the results table",
-                ("unit11.precision_study",),
-                smoke_s=20,
+                "A precision study: which layers float16 can hold",
+                ("unit11.layer_report",),
+                smoke_s=25,
                 full_s=300,
             ),
             Exercise(
