@@ -22,7 +22,7 @@ from dlfund.data.augment import RandomCrop
 from dlfund.data.torch_datasets import ImageDataset
 from dlfund.models.cnn import conv2d_unfold as library_conv2d_unfold
 
-__all__ = ["augmentation", "conv_unfold", "depthwise_separable", "patch_embedding"]
+__all__ = ["augmentation", "conv_unfold", "depthwise_separable", "patch_embedding", "supervised_contrastive"]
 
 Tensor = torch.Tensor
 
@@ -579,3 +579,4 @@ def depthwise_separable(cls: Callable[..., Any], *, seed: int | None = None) -> 
 
 
 from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402
+from dlfund.checks._unit07_supcon import supervised_contrastive  # noqa: E402
