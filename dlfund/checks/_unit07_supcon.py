@@ -73,8 +73,7 @@ def reference_supcon(z: Tensor, labels: Tensor, temperature: float, *, variant: 
 
 
 SUPCON_MISTAKES = {
-    "self positive": "each anchor counted itself as a positive: P(i) holds the OTHER rows with the same label "
-    "(p != i)",
+    "self positive": "each anchor counted itself as a positive: P(i) holds the OTHER rows with the same label (p != i)",
     "self in denominator": "the anchor's similarity with itself is in the denominator: sum exp(s_ia) over a != i "
     "(mask the diagonal out)",
     "no normalisation": "the rows of z were not normalised: the similarity is the cosine, the dot product of the "

@@ -2,7 +2,8 @@
 
 Each check builds fresh random inputs (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), compares the learner's work with a reference, and says
-precisely what differs. The patch-embedding check (exercise 1) lives in :mod:`._unit07_vit` and is
+precisely what differs. The patch-embedding check (exercise 1) lives in :mod:`._unit07_vit`, the supervised
+contrastive check (exercise 5) in :mod:`._unit07_supcon`; both are
 re-exported here.
 """
 
@@ -578,5 +579,5 @@ def depthwise_separable(cls: Callable[..., Any], *, seed: int | None = None) -> 
     )
 
 
-from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402
 from dlfund.checks._unit07_supcon import supervised_contrastive  # noqa: E402
+from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402
