@@ -2,7 +2,8 @@
 
 Each check builds fresh random inputs (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), compares the learner's work with a reference, and says
-precisely what differs. The patch-embedding check (exercise 1) lives in :mod:`._unit07_vit` and is
+precisely what differs. The patch-embedding check (exercise 1) lives in :mod:`._unit07_vit`, the supervised
+contrastive check (exercise 5) in :mod:`._unit07_supcon`; both are
 re-exported here.
 """
 
@@ -22,7 +23,7 @@ from dlfund.data.augment import RandomCrop
 from dlfund.data.torch_datasets import ImageDataset
 from dlfund.models.cnn import conv2d_unfold as library_conv2d_unfold
 
-__all__ = ["augmentation", "conv_unfold", "depthwise_separable", "patch_embedding"]
+__all__ = ["augmentation", "conv_unfold", "depthwise_separable", "patch_embedding", "supervised_contrastive"]
 
 Tensor = torch.Tensor
 
@@ -578,4 +579,5 @@ def depthwise_separable(cls: Callable[..., Any], *, seed: int | None = None) -> 
     )
 
 
+from dlfund.checks._unit07_supcon import supervised_contrastive  # noqa: E402
 from dlfund.checks._unit07_vit import patch_embedding  # noqa: E402

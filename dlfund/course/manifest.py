@@ -462,7 +462,8 @@ UNITS: tuple[Unit, ...] = (
         summary=(
             "Images as tensors; convolution by hand (unfold) vs nn.Conv2d; a CNN; residual blocks and a "
             "small ResNet; data augmentation written with torch; transfer learning without downloaded "
-            "weights; a Vision Transformer from scratch; CNN vs ViT measured."
+            "weights; a Vision Transformer from scratch; CNN vs ViT measured; contrastive self-supervised "
+            "pretraining (SimCLR) on unlabelled images, judged by a linear probe."
         ),
         notebooks=(
             Notebook("01-images-as-tensors", "Images as tensors", smoke_s=10, full_s=60),
@@ -472,6 +473,12 @@ UNITS: tuple[Unit, ...] = (
             Notebook("05-transfer-learning", "Transfer learning without downloaded weights", smoke_s=25, full_s=600),
             Notebook("06-vision-transformer", "A Vision Transformer from scratch", smoke_s=15, full_s=170),
             Notebook("07-cnn-vs-vit", "CNN vs ViT, measured", smoke_s=20, full_s=600),
+            Notebook(
+                "08-self-supervised",
+                "Self-supervised pretraining: learning from unlabeled images",
+                smoke_s=40,
+                full_s=420,
+            ),
         ),
         exercises=(
             Exercise("ex01-patch-embedding", "Patch embedding", ("unit07.patch_embedding",), smoke_s=10, full_s=60),
@@ -483,6 +490,13 @@ UNITS: tuple[Unit, ...] = (
                 ("unit07.depthwise_separable",),
                 smoke_s=10,
                 full_s=60,
+            ),
+            Exercise(
+                "ex05-supervised-contrastive",
+                "A supervised contrastive loss",
+                ("unit07.supervised_contrastive",),
+                smoke_s=15,
+                full_s=180,
             ),
         ),
         datasets=("fashion-mnist", "mnist-5k"),
@@ -497,6 +511,7 @@ UNITS: tuple[Unit, ...] = (
             "build and train a CNN and a small ResNet, with data augmentation written in torch",
             "reuse a pretrained network's features (transfer learning) and measure when it helps",
             "build a Vision Transformer from patches and compare it with a CNN on accuracy, parameters and throughput",
+            "pretrain an encoder without labels with a contrastive loss and judge it with a linear probe at few labels",
         ),
         study_hours=(6, 8),
     ),

@@ -76,6 +76,35 @@ class Compare(Settings):
 
 
 @dataclass(frozen=True)
+class SelfSupervised(Settings):
+    """Self-supervised (contrastive) pretraining, notebook 08 and exercise 5."""
+
+    train: int | None = doc(
+        "unlabelled Fashion-MNIST training images pretrained on (None: all but the validation ones)"
+    )
+    val: int = doc("labelled training images held out for validation (model selection)")
+    test: int | None = doc("Fashion-MNIST test images, scored once at the end (None: all 10,000)")
+    width: int = doc("channels of the encoder's first stage (a small CNN; its features are 4 times as many)")
+    proj_dim: int = doc("outputs of the projection head, the vectors the contrastive loss compares")
+    padding: int = doc("largest shift in pixels of the random crop that makes the two views")
+    erase_p: float = doc("probability that a view gets a random rectangle erased")
+    temperature: float = doc("temperature of the contrastive loss (cosines are divided by it)")
+    batch_size: int = doc("images per pretraining batch (each gives two views)")
+    epochs: int = doc("pretraining epochs over the unlabelled images")
+    lr: float = doc("AdamW learning rate of pretraining (cosine schedule)")
+    fractions: tuple[float, ...] = doc("shares of the training images whose labels are used")
+    steps: int = doc("optimizer steps of every finetuning and from-scratch run")
+    rounds: int = doc("validation measurements per finetuning or from-scratch run (evenly spaced)")
+    label_batch: int = doc("labelled images per batch when finetuning or training from scratch")
+    finetune_lrs: tuple[float, ...] = doc("learning rates tried when finetuning; validation picks one")
+    scratch_lrs: tuple[float, ...] = doc("learning rates tried when training from scratch; validation picks one")
+    probe_steps: int = doc("full-batch steps of the linear probe on frozen features")
+    probe_lr: float = doc("learning rate of the linear probe (AdamW)")
+    probe_l2: tuple[float, ...] = doc("L2 penalties tried for the linear probe; validation picks one")
+    supcon_epochs: int = doc("pretraining epochs with the supervised contrastive loss (exercise 5)")
+
+
+@dataclass(frozen=True)
 class Unit07(Settings):
     """The settings of unit 07."""
 
@@ -91,6 +120,7 @@ class Unit07(Settings):
     transfer: Transfer = doc("Transfer learning, notebook 05.")
     vit: ViTSettings = doc("The Vision Transformer of notebooks 06 and 07.")
     compare: Compare = doc("CNN against ViT, notebook 07.")
+    ssl: SelfSupervised = doc("Self-supervised (contrastive) pretraining, notebook 08 and exercise 5.")
 
 
 SMOKE = Unit07(
@@ -133,6 +163,29 @@ SMOKE = Unit07(
         compile=False,
     ),
     compare=Compare(train=2000, test=500, fractions=(0.2, 1.0), epochs=3, cnn_width=8, cnn_lr=0.003),
+    ssl=SelfSupervised(
+        train=1000,
+        val=250,
+        test=400,
+        width=8,
+        proj_dim=32,
+        padding=3,
+        erase_p=0.5,
+        temperature=0.5,
+        batch_size=128,
+        epochs=2,
+        lr=0.003,
+        fractions=(0.01, 0.1, 1.0),
+        steps=15,
+        rounds=1,
+        label_batch=64,
+        finetune_lrs=(0.003,),
+        scratch_lrs=(0.005,),
+        probe_steps=100,
+        probe_lr=0.03,
+        probe_l2=(1e-4, 1e-3, 1e-2),
+        supcon_epochs=2,
+    ),
 )
 
 FULL = Unit07(
@@ -175,4 +228,27 @@ FULL = Unit07(
         compile=False,
     ),
     compare=Compare(train=None, test=None, fractions=(0.1, 1.0), epochs=20, cnn_width=32, cnn_lr=0.003),
+    ssl=SelfSupervised(
+        train=None,
+        val=5000,
+        test=None,
+        width=32,
+        proj_dim=64,
+        padding=4,
+        erase_p=0.5,
+        temperature=0.2,
+        batch_size=512,
+        epochs=60,
+        lr=0.002,
+        fractions=(0.01, 0.1, 1.0),
+        steps=1500,
+        rounds=5,
+        label_batch=128,
+        finetune_lrs=(0.0005, 0.002),
+        scratch_lrs=(0.001, 0.003),
+        probe_steps=500,
+        probe_lr=0.01,
+        probe_l2=(1e-5, 1e-4, 1e-3, 1e-2),
+        supcon_epochs=15,
+    ),
 )
