@@ -1,5 +1,5 @@
-"""Checks for unit 5 (Lightning): a LightningModule for regression, a custom callback and a custom
-torchmetrics ``Metric`` (macro-F1).
+"""Checks for unit 5 (Lightning): a LightningModule for regression, a custom callback, a custom
+torchmetrics ``Metric`` (macro-F1), and gradient accumulation in a Fabric loop (in ``_unit05_fabric``).
 
 Each check builds a fresh random problem (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), trains on it with a small, quiet, deterministic CPU
@@ -31,7 +31,14 @@ from dlfund.checks._library_use import refusing
 from dlfund.models.mlp import MLP
 from dlfund.train.lightning import LitClassifier
 
-__all__ = ["regression_module", "custom_callback", "macro_f1_metric", "reference_macro_f1", "StopAtTarget"]
+__all__ = [
+    "regression_module",
+    "custom_callback",
+    "macro_f1_metric",
+    "reference_macro_f1",
+    "StopAtTarget",
+    "fabric_accumulation",
+]
 
 Tensor = torch.Tensor
 
@@ -802,3 +809,6 @@ def macro_f1_metric(cls: Callable[..., Any], *, seed: int | None = None) -> None
         f"macro-F1 metric: {whole:.4f} over {len(batches)} batches of sizes {sizes} ({c} classes, one never seen), "
         "right per batch through forward, after reset and after merging two metrics"
     )
+
+
+from dlfund.checks._unit05_fabric import fabric_accumulation  # noqa: E402

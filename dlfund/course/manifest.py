@@ -343,7 +343,8 @@ UNITS: tuple[Unit, ...] = (
         summary=(
             "The unit-4 MLP as a LightningModule trained by the Trainer; torchmetrics; a "
             "LightningDataModule for Fashion-MNIST; CSV and TensorBoard logs read back and plotted; "
-            "reproducible runs; callbacks; checkpoint, reload, test and predict."
+            "reproducible runs; callbacks; checkpoint, reload, test and predict; Fabric, which keeps your own "
+            "loop and scales it in five changes."
         ),
         notebooks=(
             Notebook("01-lightning-module", "From a training loop to a LightningModule", smoke_s=15, full_s=300),
@@ -356,6 +357,9 @@ UNITS: tuple[Unit, ...] = (
             Notebook("03-logging", "Logging to CSV and TensorBoard, and reading the logs back", smoke_s=15, full_s=300),
             Notebook("04-reproducibility-and-callbacks", "Reproducible runs and callbacks", smoke_s=15, full_s=600),
             Notebook("05-checkpoint-and-predict", "Checkpoint, reload, test and predict", smoke_s=15, full_s=300),
+            Notebook(
+                "06-fabric-in-five-changes", "Fabric: your own loop, scaled in five changes", smoke_s=45, full_s=240
+            ),
         ),
         exercises=(
             Exercise(
@@ -373,6 +377,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=15,
                 full_s=300,
             ),
+            Exercise(
+                "ex04-fabric-accumulation",
+                "Gradient accumulation in a Fabric loop",
+                ("unit05.fabric_accumulation",),
+                smoke_s=20,
+                full_s=120,
+            ),
         ),
         datasets=("fashion-mnist", "diabetes"),
         settings=tiers(unit05),
@@ -383,6 +394,7 @@ UNITS: tuple[Unit, ...] = (
             "measure with torchmetrics and feed data through a LightningDataModule",
             "log to CSV and TensorBoard and plot the logs read back",
             "make runs reproducible, write a callback, and checkpoint, reload, test and predict",
+            "keep your own loop with Fabric, checkpoint and resume it exactly, and switch precision and devices",
         ),
         study_hours=(4, 5),
     ),

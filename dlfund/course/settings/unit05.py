@@ -20,6 +20,11 @@ class Unit05(Settings):
     reg_epochs: int = doc("epochs of the Lightning regressor on the diabetes data (exercise 1)")
     target_acc: float = doc("validation accuracy at which the custom callback stops training (exercise 2)")
     max_epochs: int = doc("most epochs when a callback may stop training sooner (notebook 04, exercise 2)")
+    fabric_epochs: int = doc("epochs of the plain, the Fabric and the resumed runs in notebook 06")
+    fabric_stop_epoch: int = doc("epochs after which notebook 06's interrupted run stops and resumes")
+    fabric_ddp_steps: int = doc("optimizer steps of the two-process DDP and FSDP runs in notebook 06")
+    accum_k: int = doc("micro-batches per optimizer step in exercise 4 (each a batch_size / accum_k share of a batch)")
+    accum_epochs: int = doc("passes over the training images in exercise 4")
 
 
 SMOKE = Unit05(
@@ -32,6 +37,11 @@ SMOKE = Unit05(
     reg_epochs=60,
     target_acc=0.75,
     max_epochs=6,
+    fabric_epochs=3,
+    fabric_stop_epoch=1,
+    fabric_ddp_steps=4,
+    accum_k=4,
+    accum_epochs=1,
 )
 
 FULL = Unit05(
@@ -44,4 +54,9 @@ FULL = Unit05(
     reg_epochs=200,
     target_acc=0.88,
     max_epochs=30,
+    fabric_epochs=4,
+    fabric_stop_epoch=2,
+    fabric_ddp_steps=8,
+    accum_k=4,
+    accum_epochs=2,
 )
