@@ -32,6 +32,7 @@ LABELS = {
     "unit11-float-formats": ("float32", "tf32", "float16", "bfloat16", "1 + 8 + 7 bits"),
     "unit11-mixed-precision": ("autocast", "float32", "scale", "bf16-true"),
     "unit11-ddp-vs-fsdp": ("DDP", "FSDP", "all-reduce", "all-gather", "reduce-scatter"),
+    "unit11-sequence-parallel": ("Sequence parallelism", "token by token", "all-gather k, v", "rank 1"),
     "unit12-llama-block": ("RMSNorm", "SwiGLU", "grouped-query attention", "RoPE", "(B, T, 576)"),
     "unit12-rope": ("m·θᵢ", "(m − n)·θᵢ", "rotate_half"),
     "unit12-gqa": ("9 KV heads", "3 KV heads", "1 KV head", "KV cache"),

@@ -440,7 +440,7 @@ def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(questions, t
         q = g.question
         assert f"right answer: {q.correct_index + 1}) " in out
         assert " ".join(q.explanation.split()[:6]) in " ".join(out.split())
-        assert f"review: {q.section}" in out
+        assert f"review: {q.section}" in " ".join(out.split())  # fitted to the terminal's width
 
 
 def test_exactly_the_pass_mark_passes(questions, tmp_path):
