@@ -54,6 +54,7 @@ PRIORITIES: tuple[Piece, ...] = (
     ),
     Piece(7, "06-vision-transformer", "a small ViT trained from scratch, beside the CNN"),
     Piece(7, "08-self-supervised", "a probe on contrastive features beats training from scratch at 1% of labels"),
+    Piece(6, "07-batch-size-and-generalisation", "the batch-size study at full size: test accuracy above 85%"),
     Piece(9, "03-gpt-on-shakespeare", "a GPT reaches validation loss ≤ 1.45 on Shakespeare in ≤ 5 min"),
     Piece(11, "01-precision", "bf16 mixed precision ≥ 2.5× faster than fp32 at equal loss"),
     Piece(11, "02-compile", "torch.compile ≥ 1.3× faster"),
