@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+import subprocess
 
 import nbformat
 import pytest
@@ -12,7 +14,7 @@ import torch
 
 import dlfund
 from dlfund.course import manifest, results
-from dlfund.utils.provenance import clean_metric, git_commit
+from dlfund.utils.provenance import RECORDED, clean_metric, git_commit
 
 
 @pytest.fixture
@@ -197,3 +199,22 @@ def test_a_copy_without_git_reports_the_bundled_commit(tmp_path, monkeypatch):
     assert git_commit(tmp_path) == "unknown"  # not a git repository
     monkeypatch.setenv("DLFUND_COMMIT", "0123456789ab")
     assert git_commit(tmp_path) == "0123456789ab"
+
+
+def test_a_recording_run_does_not_mark_its_own_results_dirty(tmp_path):
+    """The results a run writes are tracked files: they must not make the results recorded after them
+    '+dirty' (and so never current); any other change to a tracked file does."""
+    assert manifest.RESULTS_DIR == manifest.ROOT / RECORDED
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / RECORDED).mkdir(parents=True)
+    (tmp_path / RECORDED / "r.json").write_text("{}")
+    (tmp_path / "lesson.py").write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    clean = git_commit(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{12}", clean)
+    (tmp_path / RECORDED / "r.json").write_text('{"a": 1}')
+    assert git_commit(tmp_path) == clean, "a changed result alone leaves the tree clean"
+    (tmp_path / "lesson.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"

@@ -28,8 +28,14 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 """The folder the package lies in: the course repository when installed with ``pip install -e .``."""
 
 
+RECORDED = "book/results"
+"""Where recorded results are committed, relative to the repository (``dlfund.course.manifest.RESULTS_DIR``)."""
+
+
 def git_commit(root: Path = REPOSITORY) -> str:
-    """The repository's commit (``+dirty`` with uncommitted changes to tracked files).
+    """The repository's commit (``+dirty`` with uncommitted changes to tracked files other than the recorded
+    results under :data:`RECORDED`: a recording run writes those itself, and must not mark its own later
+    results dirty).
 
     A copy of the course without ``.git`` (e.g. sent to a GPU machine by ``tools/gpu-full-tier.sh``)
     reports ``$DLFUND_COMMIT``, which the bundle records from the tree it was made from.
@@ -43,7 +49,17 @@ def git_commit(root: Path = REPOSITORY) -> str:
         if out.returncode != 0 or not commit:
             return fallback
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                f":(exclude){RECORDED}",
+            ],
             capture_output=True,
             text=True,
             timeout=10,
