@@ -915,7 +915,7 @@ UNITS: tuple[Unit, ...] = (
                 full_s=300,
             ),
             Notebook("04-export-and-serve", "Exporting and serving a trained model", smoke_s=15, full_s=180),
-            Notebook("05-next-steps", "Where to go next, and the final exam", smoke_s=10, full_s=20),
+            Notebook("06-next-steps", "Where to go next, and the final exam", smoke_s=10, full_s=20),
         ),
         exercises=(
             Exercise(
