@@ -57,14 +57,20 @@ def test_bank_files_have_exactly_the_schema_fields_with_the_right_types():
         assert set(raw) == {"questions"}, path.name
         for q in raw["questions"]:
             where = f"{path.name} {q.get('id')}"
-            assert list(q) == list(bank.FIELDS), where
-            assert isinstance(q["id"], str) and re.fullmatch(r"u\d{2}-q\d{2,3}", q["id"]), where
+            assert list(q) == [f for f in bank.FIELDS if f in q], where
+            assert set(bank.REQUIRED) <= set(q), where
+            kind = q.get("kind", "single")
+            assert isinstance(q["id"], str) and re.fullmatch(r"u\d{2}-[qx]\d{2,3}", q["id"]), where
             assert type(q["unit"]) is int and q["id"].startswith(f"u{q['unit']:02d}-"), where
             assert path.name == f"unit{q['unit']:02d}.yaml", where
             for field in ("section", "question", "explanation"):
                 assert isinstance(q[field], str) and len(q[field].strip()) >= 10, f"{where}: {field}"
-            assert isinstance(q["choices"], list) and 3 <= len(q["choices"]) <= 5, where
-            assert all(isinstance(c, str) and c.strip() for c in q["choices"]), where
+            if kind == "numeric":
+                assert "choices" not in q, where
+            else:
+                low, high = bank.CHOICES[kind]
+                assert isinstance(q["choices"], list) and low <= len(q["choices"]) <= high, where
+                assert all(isinstance(c, str) and c.strip() for c in q["choices"]), where
             assert re.fullmatch(r"[0-9a-f]{16,}", q["salt"]), where
             assert re.fullmatch(r"[0-9a-f]{64}", q["answer_hash"]), where
 
@@ -195,7 +201,7 @@ def entry(qid="u01-q01", unit=1, right=0, **changes) -> dict:
         ({"unit": "1"}, "field 'unit' must be an integer"),
         ({"unit": 2}, "field 'unit' is 2, but the file is for unit 1"),
         ({"id": "q1"}, "field 'id' must look like 'u01-q01'"),
-        ({"choices": ["only", "two"]}, "field 'choices' must be a list of 3 to 5 strings"),
+        ({"choices": ["only", "two"]}, "field 'choices' of a single question must be a list of 3 to 5 strings"),
         ({"choices": ["same", "same", "other"]}, "field 'choices' has the same text twice"),
         ({"salt": "xyz"}, "field 'salt' must be at least 16 lowercase hex digits"),
         ({"answer_hash": "0" * 64}, "field 'answer_hash' matches 0 choices"),

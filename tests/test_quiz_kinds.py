@@ -1,0 +1,197 @@
+"""The question kinds (single, multi, numeric, ordering) and pools (unit, exam): the bank schema and its errors,
+the hashed key of each kind, and the author tool's draft ↔ bank round trip, on the fixture bank
+(tests/quiz_fixture.py) and on the shipped bank."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import quiz_fixture
+import yaml
+
+from dlfund.course.quiz import author, bank
+from dlfund.course.quiz.bank import BankError, load_bank, load_file
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory) -> Path:
+    return quiz_fixture.write_bank(tmp_path_factory.mktemp("bank"))
+
+
+@pytest.fixture(scope="module")
+def fixture(fixture_dir) -> list[bank.Question]:
+    return load_bank(fixture_dir)
+
+
+def test_fixture_bank_has_every_kind_in_both_pools(fixture):
+    kinds = {(q.pool, q.kind) for q in fixture}
+    assert kinds == {(p, k) for p in bank.POOLS for k in bank.KINDS}
+    assert all((q.id[4] == "x") == (q.pool == "exam") for q in fixture)
+
+
+def test_each_kind_recovers_the_drafts_answer_and_nothing_else_is_right(fixture):
+    for q in fixture:
+        plain = quiz_fixture.plain_answer(q)
+        if q.kind == "single":
+            assert q.key == plain - 1 == q.correct_index
+        elif q.kind == "numeric":
+            assert q.key == Decimal(str(plain))
+        else:
+            assert q.key == tuple(i - 1 for i in plain)
+        assert q.is_correct(q.key)
+        if q.kind != "numeric":
+            assert [a for a in q.candidates() if q.is_correct(a)] == [q.key]
+        if q.kind != "single":
+            with pytest.raises(BankError, match="no single right choice"):
+                _ = q.correct_index
+
+
+@pytest.mark.parametrize(
+    "typed, right",
+    [("7850", True), ("7850.5", True), ("7849.5", True), ("7850.51", False), ("7849.49", False), ("0", False)],
+)
+def test_numeric_answers_count_within_the_tolerance_inclusive(fixture, typed, right):
+    q = next(q for q in fixture if q.kind == "numeric" and q.key == 7850)
+    assert q.tolerance == Decimal("0.5") and q.units == "parameters"
+    assert q.is_correct(Decimal(typed)) is right
+
+
+def test_numeric_checks_hash_a_bounded_number_of_grid_points(fixture, monkeypatch):
+    q = next(q for q in fixture if q.kind == "numeric")
+    calls = []
+    real = bank.answer_hash
+    monkeypatch.setattr(bank, "answer_hash", lambda *a: calls.append(a) or real(*a))
+    for x in ("1e15", "-1e15", "3.14159", "0"):
+        q.is_correct(Decimal(x))
+    assert len(calls) <= 4 * 201
+    assert not q.is_correct(Decimal("1e16")) and not q.is_correct(Decimal("NaN")) and not q.is_correct("7850")
+
+
+def test_wrong_shapes_are_simply_not_right(fixture):
+    for q in fixture:
+        for answer in (None, -1, 99, (), (0,), (0, 0), (99, 100), Decimal(-5), "1", [0, 1], 1.5):
+            assert q.is_correct(answer) is False or answer == q.key
+
+
+def test_author_round_trips_every_kind_byte_for_byte(fixture_dir, tmp_path):
+    for path in bank.bank_files(fixture_dir):
+        draft = tmp_path / f"draft-{path.name}"
+        assert author.main(["--to-draft", str(path), "-o", str(draft)]) == 0
+        text = draft.read_text(encoding="utf-8")
+        recovered = yaml.safe_load(text)["questions"]
+        original = quiz_fixture.drafts()[bank.unit_of_file(path)]["questions"]
+        assert [q["answer"] for q in recovered] == [q["answer"] for q in original]
+        assert "pool: unit" not in text and "kind: single" not in text
+        again = tmp_path / path.name
+        assert author.main([str(draft), "-o", str(again)]) == 0
+        assert again.read_bytes() == path.read_bytes()
+
+
+def test_the_shipped_bank_round_trips_byte_for_byte(tmp_path):
+    for path in bank.bank_files():
+        draft = tmp_path / "d.yaml"
+        draft.write_text(author.to_draft(path), encoding="utf-8")
+        _, text, _ = author.build(draft)
+        assert text == path.read_text(encoding="utf-8"), path.name
+
+
+def test_bank_files_hold_no_plain_answer_and_write_fields_in_order(fixture_dir):
+    for path in bank.bank_files(fixture_dir):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*-?\s*answer\s*:", text, re.M)
+        for q in yaml.safe_load(text)["questions"]:
+            assert list(q) == [f for f in bank.FIELDS if f in q]
+
+
+def draft_file(tmp_path: Path, *questions: dict) -> Path:
+    path = tmp_path / "draft.yaml"
+    path.write_text(yaml.safe_dump({"questions": list(questions)}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def good(_kind: str, **changes) -> dict:
+    q = quiz_fixture.draft_question(1, "unit", 1, _kind)
+    q.update(changes)
+    return {k: v for k, v in q.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "question, message",
+    [
+        (good("single", answer=5), "field 'answer' must be the number of the right choice, 1 to 4"),
+        (good("multi", answer=[3, 1]), "must list the right choices in increasing order"),
+        (good("multi", answer=[1]), "at least 2 and at most 4 of 1 to 5"),
+        (good("multi", answer=[1, 2, 3, 4, 5]), "at least 2 and at most 4"),
+        (good("multi", answer=2), "multi question must list the right choices"),
+        (good("multi", choices=["a", "b", "c"]), "choices' of a multi question must be a list of 4 to 6"),
+        (good("ordering", answer=[1, 2, 3, 4]), "already in the right order: scramble the choices"),
+        (good("ordering", answer=[3, 1, 4, 4]), "each choice number 1 to 4 once"),
+        (good("ordering", choices=["a", "b", "c", "d", "e", "f", "g"]), "must be a list of 4 to 6"),
+        (good("numeric", answer="many"), "numeric question must be a number, e.g. 7850"),
+        (good("numeric", answer=7850.123), "finer than its tolerance's grid (0.01): round it to a multiple of 0.01"),
+        (good("numeric", answer=2.5, tolerance=None), "an exact answer, tolerance 0, is a whole number"),
+        (good("numeric", answer=10**9, tolerance=0.5), "grid steps from zero"),
+        (good("numeric", tolerance=-1), "field 'tolerance' must be a number ≥ 0"),
+        (good("numeric", choices=["a", "b", "c"]), "a numeric question has no field 'choices'"),
+        (good("single", tolerance=0.5), "belong to numeric questions only, this one is single"),
+        (good("single", kind="essay"), "field 'kind' must be one of single, multi, numeric, ordering"),
+        (good("single", pool="final"), "field 'pool' must be one of unit, exam"),
+        (good("single", pool="exam"), "does not agree with pool 'exam': unit-pool ids are uNN-qMM, exam-pool ids"),
+        (good("single", id="u01-x01"), "does not agree with pool 'unit'"),
+        (good("single", answers=1), "unknown field(s) answers"),
+    ],
+)
+def test_author_refuses_bad_drafts_saying_what_is_expected(tmp_path, capsys, question, message):
+    out = tmp_path / "unit01.yaml"
+    assert author.main([str(draft_file(tmp_path, question)), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "draft.yaml: question 1 (u01-" in err, err
+    assert not out.exists()
+
+
+def test_numeric_answers_in_other_spellings(tmp_path):
+    q = good("numeric", answer="1e-3", tolerance="1e-4", units="seconds")
+    _, text, (built,) = author.build(draft_file(tmp_path, q))
+    assert built.key == Decimal("0.001") and built.tolerance == Decimal("0.0001")
+    assert "tolerance: 0.0001" in text
+    exact = good("numeric", answer=8, tolerance=0, units="bits")
+    _, text, (built,) = author.build(draft_file(tmp_path, exact))
+    assert "tolerance" not in text and built.key == 8 and built.is_correct(Decimal("8.0"))
+    assert not built.is_correct(Decimal("8.001"))
+
+
+def bank_entry(_kind: str, **changes) -> dict:
+    entry = author.from_draft(good(_kind), Path("unit01.yaml"), 0)
+    entry.update(changes)
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (bank_entry("multi", answer_hash="0" * 64), "matches 0 sets of 2 to n−1 choices, expected exactly 1"),
+        (bank_entry("ordering", answer_hash="0" * 64), "matches 0 orders"),
+        (bank_entry("numeric", tolerance="0.5"), "field 'tolerance' must be a number ≥ 0"),
+        (bank_entry("numeric", units=""), "field 'units' must be a non-empty string"),
+        (bank_entry("multi", kind="numeric"), "a numeric question has no field 'choices'"),
+        (bank_entry("numeric", kind="single"), "missing field(s) choices (a single question needs its choices)"),
+    ],
+)
+def test_bank_errors_for_the_new_kinds_name_the_file_question_and_field(tmp_path, entry, message):
+    folder = tmp_path / "bank"
+    folder.mkdir()
+    (folder / "unit01.yaml").write_text(yaml.safe_dump({"questions": [entry]}, sort_keys=False), encoding="utf-8")
+    with pytest.raises(BankError) as err:
+        load_file(folder / "unit01.yaml")
+    assert "unit01.yaml: question 1 (u01-q01)" in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_lint_warns_about_giveaways_of_the_new_kinds(fixture):
+    warnings = author.lint(fixture)
+    assert not [w for w in warnings if "numeric answer without" in w]
+    q = next(q for q in fixture if q.kind == "numeric")
+    bare = bank.Question(**{**q.__dict__, "units": None})
+    assert any("without 'units'" in w for w in author.lint([bare]))
