@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import quiz_fixture
 import yaml
 
 from dlfund.course import cli, manifest
@@ -35,8 +36,15 @@ def questions():
     return load_bank()
 
 
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    """The fixture bank of tests/quiz_fixture.py: every kind, both pools, 27 exam questions."""
+    return quiz_fixture.bank(tmp_path_factory.mktemp("bank"))
+
+
 def key_of(q) -> int:
-    """The right choice, found the way the brief allows a test to: by hashing every choice."""
+    """The right choice of a single-answer question, found the way the brief allows a test to: by hashing
+    every choice (other kinds: ``q.key``, tested in test_quiz_kinds.py)."""
     digests = [hashlib.sha256(f"{q.salt}:{q.id}:{c}".encode()).hexdigest() for c in q.choices]
     assert digests.count(q.answer_hash) == 1, f"{q.id}: {digests.count(q.answer_hash)} choices match its hash"
     return digests.index(q.answer_hash)
@@ -96,6 +104,9 @@ def test_each_section_names_a_notebook_or_exercise_of_its_unit(questions):
 
 def test_exactly_one_choice_matches_each_hash(questions):
     for q in questions:
+        if q.kind != "single":
+            assert q.is_correct(q.key), q.id  # recovered by hashing every well-formed answer
+            continue
         right = key_of(q)
         assert q.correct_index == right and q.is_correct(right)
         assert not any(q.is_correct(i) for i in range(len(q.choices)) if i != right)
@@ -153,7 +164,7 @@ def test_no_duplicate_questions_or_choices(questions):
 
 def test_no_question_gives_its_answer_away(questions):
     for unit in sorted({q.unit for q in questions}):
-        qs = [q for q in questions if q.unit == unit]
+        qs = [q for q in questions if q.unit == unit and q.kind == "single"]
         for q in qs:
             right = q.choices[key_of(q)]
             assert " ".join(right.lower().split()) not in " ".join(q.question.lower().split()), q.id
@@ -339,31 +350,54 @@ def test_parse_answer_explains_bad_input(text, message):
     assert "1 to 4" in str(err.value)
 
 
-def test_exam_draw_is_seeded_covers_every_unit_and_is_proportional(questions):
-    drawn = session.draw_exam(questions, 25, seed=11)
-    assert len(drawn) == 25 == len({q.id for q in drawn})
+def test_exam_draw_is_seeded_covers_every_unit_and_is_proportional(fixture):
+    questions = [q for q in fixture if q.pool == "exam"]
+    drawn = session.draw_exam(fixture, 25, seed=11)
+    assert len(drawn) == 25 == len({q.id for q in drawn}) and all(q.pool == "exam" for q in drawn)
     assert {q.unit for q in drawn} == {q.unit for q in questions}
-    assert [q.id for q in session.draw_exam(questions, 25, seed=11)] == [q.id for q in drawn]
-    assert [q.id for q in session.draw_exam(questions, 25, seed=12)] != [q.id for q in drawn]
+    assert [q.id for q in session.draw_exam(fixture, 25, seed=11)] == [q.id for q in drawn]
+    assert [q.id for q in session.draw_exam(fixture, 25, seed=12)] != [q.id for q in drawn]
     assert session.exam_quota({1: 10, 2: 10, 3: 40}, 12) == {1: 2, 2: 2, 3: 8}
     assert session.exam_quota({1: 6, 2: 6, 3: 6, 4: 6, 5: 6}, 25) == {1: 5, 2: 5, 3: 5, 4: 5, 5: 5}
     assert session.exam_quota({1: 1, 2: 30}, 5) == {1: 1, 2: 4}
     assert sum(session.exam_quota({u: 6 + u for u in range(1, 15)}, 25).values()) == 25
-    assert len(session.draw_exam(questions, 500, seed=1)) == len(questions)  # fewer than asked: all
-    few = session.draw_exam(questions, 2, seed=1)  # fewer than units: one each from two units
+    assert len(session.draw_exam(fixture, 500, seed=1)) == len(questions)  # fewer than asked: all
+    few = session.draw_exam(fixture, 2, seed=1)  # fewer than units: one each from two units
     assert len(few) == 2 and len({q.unit for q in few}) == 2
 
 
-def test_unit_quiz_asks_every_question_of_the_unit_in_a_seeded_order(questions):
-    one = session.select_unit(questions, 2, seed=5)
-    assert sorted(q.id for q in one) == sorted(q.id for q in questions if q.unit == 2)
-    assert one == session.select_unit(questions, 2, seed=5)
+def test_without_an_exam_pool_the_exam_fails_with_a_clear_message(fixture, monkeypatch, capsys):
+    unit_only = [q for q in fixture if q.pool == "unit"]
+    with pytest.raises(BankError, match=r"no exam-pool questions yet \(pool: exam, ids uNN-xMM\)"):
+        session.draw_exam(unit_only, 25, seed=1)
+    with pytest.raises(BankError, match="the final exam cannot be drawn"):
+        session.exam(seed=1, bank=unit_only, input_fn=lambda p: "1", print_fn=lambda *a: None)
+    monkeypatch.setattr(session, "load_bank", lambda: unit_only)
+    code, out, err = run_cli(monkeypatch, capsys, "1\n", "exam", "--seed", "1")
+    assert code == 2 and "no exam-pool questions yet" in err and "Question 1" not in out
+
+
+def test_unit_quiz_draws_a_seeded_subset_of_the_unit_pool_spread_over_sections(fixture, questions):
+    pool = [q for q in fixture if q.unit == 2 and q.pool == "unit"]
+    assert len(pool) == 12 > session.UNIT_QUESTIONS
+    one = session.select_unit(fixture, 2, seed=5)
+    assert len(one) == session.UNIT_QUESTIONS == len({q.id for q in one}) and {q.id for q in one} <= {
+        q.id for q in pool
+    }
+    assert one == session.select_unit(fixture, 2, seed=5)
+    assert sorted(Counter(session.section_of(q) for q in one).values()) == [3, 3, 4]  # spread over the 3 sections
+    draws = {tuple(sorted(q.id for q in session.select_unit(fixture, 2, seed=s))) for s in range(20)}
+    assert len(draws) > 5, "retakes draw different questions"
+    for unit in {q.unit for q in questions}:  # the shipped bank: never an exam question, all when fewer
+        drawn = session.select_unit(questions, unit, seed=1)
+        in_pool = [q for q in questions if q.unit == unit and q.pool == "unit"]
+        assert len(drawn) == min(session.UNIT_QUESTIONS, len(in_pool)) and all(q.pool == "unit" for q in drawn)
     with pytest.raises(KeyError, match="no questions for unit 99"):
         session.select_unit(questions, 99, seed=5)
 
 
 def test_grading_counts_unanswered_as_not_correct(questions):
-    qs = [q for q in questions if q.unit == 1][:5]
+    qs = [q for q in questions if q.unit == 1 and q.kind == "single"][:5]
     report = session.grade("t", qs, [key_of(q) for q in qs[:4]], seed=0)
     assert (report.correct, report.answered, report.total, report.complete, report.passed) == (4, 4, 5, False, False)
     assert report.exit_code == report_module.EXIT_INCOMPLETE
@@ -393,7 +427,7 @@ class Learner:
         self.prompts.append(prompt)
         if prompt.startswith("Your name"):
             raise EOFError
-        qid = re.findall(r"\[(u\d{2}-q\d{2,3})\]", "\n".join(self.printed))[-1]
+        qid = re.findall(r"\[(u\d{2}-[qx]\d{2,3})\]", "\n".join(self.printed))[-1]
         if qid not in self.asked:
             self.asked.append(qid)
         return self.policy(self.by_id[qid], len(self.asked))  # n: the question's number in this run
@@ -404,37 +438,40 @@ class Learner:
 
 
 def right(q, n):
-    return str(key_of(q) + 1)
+    return quiz_fixture.typed(q)
 
 
 def wrong(q, n):
-    return str((key_of(q) + 1) % len(q.choices) + 1)
+    return quiz_fixture.typed_wrong(q)
 
 
-def test_scripted_exam_that_passes_writes_a_verified_certificate(questions, tmp_path):
-    learner = Learner(questions, right)
+def test_scripted_exam_that_passes_writes_a_verified_certificate(fixture, tmp_path):
+    learner = Learner(fixture, right)
     report = session.exam(
         name="Ada Lovelace",
         seed=3,
         out_dir=tmp_path,
         input_fn=learner.input_fn,
         print_fn=learner.print_fn,
-        bank=questions,
+        bank=fixture,
     )
     assert report.total == 25 and report.correct == 25 and report.passed and report.exit_code == 0
     assert report.certificate is not None and report.certificate.parent == tmp_path
     assert "Score: 25 of 25 correct (100%)" in learner.output and "PASSED" in learner.output
     assert "self-assessment, not an accredited qualification" in learner.output
-    assert learner.output.count("    right answer:") == 0 and learner.output.count(" right\n") >= 24
+    assert (
+        learner.output.count("    right answer:") == 0
+        and len(re.findall(r"^ ?\d+\. u\d{2}-x\d{2}  right  \(", learner.output, re.M)) == 25
+    )
     data = certificate.verify_certificate(report.certificate)
     assert data["name"] == "Ada Lovelace" and data["question_ids"] == report.question_ids
     assert (data["correct"], data["total"], data["pass_mark_percent"], data["seed"]) == (25, 25, 80, 3)
 
 
-def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(questions, tmp_path):
-    learner = Learner(questions, lambda q, n: right(q, n) if n <= 19 else wrong(q, n))  # 19/25 = 76%
+def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(fixture, tmp_path):
+    learner = Learner(fixture, lambda q, n: right(q, n) if n <= 19 else wrong(q, n))  # 19/25 = 76%
     report = session.exam(
-        name="Ada", seed=4, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+        name="Ada", seed=4, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=fixture
     )
     assert (report.correct, report.total, report.passed, report.exit_code) == (19, 25, False, report_module.EXIT_FAILED)
     assert report.certificate is None and list(tmp_path.iterdir()) == []
@@ -444,30 +481,30 @@ def test_scripted_exam_that_fails_gives_feedback_and_no_certificate(questions, t
     failed = [g for g in report.items if not g.correct]
     for g in failed:  # the right answer and the explanation are shown for each wrong one
         q = g.question
-        assert f"right answer: {q.correct_index + 1}) " in out
+        assert " ".join(f"right answer: {session.right_answer(q)}".split()) in " ".join(out.split())
         assert " ".join(q.explanation.split()[:6]) in " ".join(out.split())
         assert f"review: {q.section}" in " ".join(out.split())  # fitted to the terminal's width
 
 
-def test_exactly_the_pass_mark_passes(questions, tmp_path):
-    learner = Learner(questions, lambda q, n: right(q, n) if n <= 20 else wrong(q, n))  # 20/25 = 80%
+def test_exactly_the_pass_mark_passes(fixture, tmp_path):
+    learner = Learner(fixture, lambda q, n: right(q, n) if n <= 20 else wrong(q, n))  # 20/25 = 80%
     report = session.exam(
-        name="Ada", seed=5, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+        name="Ada", seed=5, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=fixture
     )
     assert report.correct == 20 and report.passed and report.certificate.exists()
 
 
-def test_bad_inputs_are_re_asked_and_eof_mid_exam_stops_cleanly(questions, tmp_path):
-    script = iter(["", "0", "99", "abc", "2.5"])  # typed at question 1, each re-asked, then the right answer
+def test_bad_inputs_are_re_asked_and_eof_mid_exam_stops_cleanly(fixture, tmp_path):
+    script = iter(["", "0", "99", "abc", "2.5"])  # typed at the first single-answer question, each re-asked
 
     def policy(q, n):
         if n > 7:
             raise EOFError  # Ctrl-D at question 8
-        return next(script, right(q, n))
+        return next(script, right(q, n)) if q.kind == "single" else right(q, n)
 
-    learner = Learner(questions, policy)
+    learner = Learner(fixture, policy)
     report = session.exam(
-        name="Ada", seed=6, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=questions
+        name="Ada", seed=6, out_dir=tmp_path, input_fn=learner.input_fn, print_fn=learner.print_fn, bank=fixture
     )
     out = learner.output
     for message in (
@@ -506,7 +543,7 @@ def test_ctrl_c_or_no_input_stops_cleanly_too(questions, error, why):
 
 def test_a_pass_without_a_name_asks_for_one(questions, tmp_path):
     unit1 = [q for q in questions if q.unit == 1]
-    typed = iter([str(key_of(q) + 1) for q in session.select_unit(unit1, 1, seed=2)] + ["  Grace   Hopper "])
+    typed = iter([quiz_fixture.typed(q) for q in session.select_unit(unit1, 1, seed=2)] + ["  Grace   Hopper "])
     lines: list[str] = []
     report = session.quiz(
         1,
@@ -530,7 +567,7 @@ def test_quiz_from_a_notebook_uses_input(questions, monkeypatch, tmp_path):
     from dlfund.course.quiz import quiz
 
     order = session.select_unit(questions, 4, seed=9)
-    typed = iter(str(key_of(q) + 1) for q in order)
+    typed = iter(quiz_fixture.typed(q) for q in order)
     monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
     report = quiz(unit=4, name="Notebook Learner", seed=9, out_dir=tmp_path, print_fn=lambda *a: None)
     assert report.passed and report.total == len(order) and report.certificate.exists()
@@ -542,7 +579,7 @@ def test_quiz_from_a_notebook_uses_input(questions, monkeypatch, tmp_path):
 
 def passed_report(questions, n=6):
     qs = [q for q in questions if q.unit == 3][:n]
-    return session.grade("Unit 3 quiz: Backpropagation and autograd", qs, [key_of(q) for q in qs], seed=42)
+    return session.grade("Unit 3 quiz: Backpropagation and autograd", qs, [q.key for q in qs], seed=42)
 
 
 def test_certificate_shows_name_date_score_ids_and_checksum(questions, tmp_path):
@@ -601,7 +638,7 @@ def test_certificate_escapes_the_name(questions, tmp_path):
 
 def test_no_certificate_for_a_failed_attempt_or_without_a_name(questions, tmp_path):
     qs = [q for q in questions if q.unit == 3][:5]
-    failed = session.grade("t", qs, [key_of(q) for q in qs[:3]] + [None, None], seed=1)
+    failed = session.grade("t", qs, [q.key for q in qs[:3]] + [None, None], seed=1)
     with pytest.raises(ValueError, match="was not passed"):
         certificate.write_certificate(failed, "Ada", tmp_path)
     with pytest.raises(ValueError, match="no name given"):
@@ -620,7 +657,7 @@ def run_cli(monkeypatch, capsys, stdin: str, *argv):
 
 
 def test_cli_quiz_passes_and_writes_a_certificate(questions, monkeypatch, capsys, tmp_path):
-    answers = "".join(f"{key_of(q) + 1}\n" for q in session.select_unit(questions, 2, seed=8))
+    answers = "".join(f"{quiz_fixture.typed(q)}\n" for q in session.select_unit(questions, 2, seed=8))
     code, out, err = run_cli(
         monkeypatch,
         capsys,
@@ -642,8 +679,9 @@ def test_cli_quiz_passes_and_writes_a_certificate(questions, monkeypatch, capsys
     assert certificate.verify_certificate(cert)["name"] == "Test"
 
 
-def test_cli_exam_that_fails_and_one_cut_short(questions, monkeypatch, capsys, tmp_path):
-    drawn = session.draw_exam(questions, 5, seed=2)
+def test_cli_exam_that_fails_and_one_cut_short(fixture, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(session, "load_bank", lambda: fixture)
+    drawn = session.draw_exam(fixture, 5, seed=2)
     code, out, err = run_cli(
         monkeypatch,
         capsys,
@@ -664,9 +702,13 @@ def test_cli_exam_that_fails_and_one_cut_short(questions, monkeypatch, capsys, t
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_says_when_the_bank_has_fewer_questions_than_asked(questions, monkeypatch, capsys, tmp_path):
+def test_cli_says_when_the_bank_has_fewer_questions_than_asked(fixture, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(session, "load_bank", lambda: fixture)
     code, out, _ = run_cli(monkeypatch, capsys, "", "exam", "--questions", "1000", "--out", str(tmp_path))
-    assert code == 3 and f"holds only {len(questions)} questions, fewer than the 1000 asked for" in out
+    exam = [q for q in fixture if q.pool == "exam"]
+    assert code == 3 and f"exam pool holds only {len(exam)} questions, fewer than the 1000 asked for" in " ".join(
+        out.split()
+    )
 
 
 def test_cli_usage_errors(monkeypatch, capsys):

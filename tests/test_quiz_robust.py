@@ -2,13 +2,13 @@
 
 verify: every forged or malformed certificate below FAILs with a reason (and the others are still checked);
 genuine ones pass, with the question draw redone from the seed. Session: a fuzz of scripted learners
-(random answers, end of input, Ctrl-C, undecodable bytes, bad names, at random points) never raises, and
-what is printed fits the terminal's width.
+(random answers to every kind of question, end of input, Ctrl-C, undecodable bytes, bad names, at random points)
+never raises, and what is printed fits the terminal's width. All on the fixture bank of tests/quiz_fixture.py
+(every kind, both pools), which the quiz and verify load here in place of the shipped bank.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import random
@@ -18,20 +18,23 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import quiz_fixture
 
 from dlfund.course import cli, entry
 from dlfund.course.quiz import certificate, session, verify
-from dlfund.course.quiz.bank import fingerprint, load_bank
+from dlfund.course.quiz.bank import fingerprint
 
 
 @pytest.fixture(scope="module")
-def questions():
-    return load_bank()
+def questions(tmp_path_factory):
+    return quiz_fixture.bank(tmp_path_factory.mktemp("bank"))
 
 
-def key_of(q) -> int:
-    digests = [hashlib.sha256(f"{q.salt}:{q.id}:{c}".encode()).hexdigest() for c in q.choices]
-    return digests.index(q.answer_hash)
+@pytest.fixture(autouse=True)
+def fixture_bank(questions, monkeypatch):
+    """The quiz, the exam and verify load the fixture bank."""
+    monkeypatch.setattr(session, "load_bank", lambda: questions)
+    monkeypatch.setattr(verify, "load_bank", lambda: questions)
 
 
 class Script:
@@ -40,7 +43,7 @@ class Script:
     def __init__(self, questions, answer=None, names=("Ada Lovelace",)):
         self.by_id = {q.id: q for q in questions}
         self.printed: list[str] = []
-        self.answer = answer or (lambda q: str(key_of(q) + 1))
+        self.answer = answer or quiz_fixture.typed
         self.names = list(names)
 
     def print_fn(self, *args):
@@ -49,7 +52,7 @@ class Script:
     def input_fn(self, prompt):
         if prompt.startswith("Your name"):
             return self.names.pop(0) if self.names else ""
-        qid = re.findall(r"\[(u\d{2}-q\d{2,3})\]", "\n".join(self.printed))[-1]
+        qid = re.findall(r"\[(u\d{2}-[qx]\d{2,3})\]", "\n".join(self.printed))[-1]
         return self.answer(self.by_id[qid])
 
 
@@ -79,7 +82,7 @@ def test_genuine_certificates_verify_with_their_draw_redone(questions, tmp_path,
     exam_cert = genuine_exam(questions, tmp_path / "exam")
     learner = Script(questions)
     unit_report = session.quiz(
-        5, seed=11, out_dir=tmp_path / "unit", input_fn=learner.input_fn, print_fn=learner.print_fn
+        2, seed=11, out_dir=tmp_path / "unit", input_fn=learner.input_fn, print_fn=learner.print_fn
     )
     data = certificate.verify_certificate(exam_cert)
     assert (data["format"], data["kind"], data["bank"]) == (2, "exam", fingerprint(questions))
@@ -201,15 +204,39 @@ def test_forged_and_malformed_certificates_fail_each_with_its_reason(questions, 
 # --- the session ---------------------------------------------------------------------------------------
 
 
+FUZZ = [
+    *["", " ", "0", "-1", "7", "99", "abc", "1.5", "２", "\ufffd", "1 2", "\x00", "1", "2", "3", "4"],
+    *["1,3", "3 1 4 2", "2,4,1,3", "1 1", "1,,3", " , ", "4 3 2 1", "1 2 3 4 5 6", "3 1 4", "1;3", "1-3"],
+    *["7850", "7,850", "7,85", "0,5", "1e-3", "1E+3", "-0.5", ".5", "5.", "+3", "1e", ".", "-", "e5", "nan"],
+    *["inf", "-Infinity", "1e999999999", "1e-999999999", "9" * 40, "0x10", "1_000", "7850 parameters", "½"],
+    *["٣", "1 000", "12,3456", "1,234,567.5", "0.693 nats", "NaN parameters", "1e15", "-1e16", "１,２"],
+]
+"""Typed answers of every shape: right and wrong ones for each kind, and malformed ones."""
+
+
+def random_answer(rng: random.Random) -> str:
+    """A well-formed answer to some kind: a choice, a few choices, an order or a number."""
+    kind = rng.choice(["single", "multi", "ordering", "numeric"])
+    if kind == "single":
+        return str(rng.randrange(1, 6))
+    if kind == "numeric":
+        return rng.choice([str(rng.randrange(-10, 10000)), f"{rng.uniform(-1, 1):.3f}", f"{rng.random():.1e}"])
+    n = rng.randrange(2, 7)
+    picks = rng.sample(range(1, n + 1), n if kind == "ordering" else rng.randrange(1, n + 1))
+    return rng.choice([" ", ",", ", "]).join(map(str, picks))
+
+
 def test_a_fuzz_of_learners_never_raises_and_fits_the_terminal(questions, tmp_path, monkeypatch):
     monkeypatch.setattr(session.shutil, "get_terminal_size", lambda fallback: type("S", (), {"columns": 72})())
     width = 72
     small = [q for q in questions if q.unit in (2, 3)]
     by_id = {q.id: q for q in small}
-    pool = ["", " ", "0", "-1", "7", "99", "abc", "1.5", "２", "\ufffd", "x" * 300, "1 2", "\x00", "1", "2", "3", "4"]
+    pool = [*FUZZ, "x" * 300]
     stops = [EOFError, KeyboardInterrupt, NotImplementedError]
     names = ["", "Ada", "A" * 140, "\x00\x01", "  Grace   Hopper ", "Ω" * 99, "x" * 100, "y" * 101]
     written = 0
+    right_kinds: set[str] = set()
+    typed_count = 0
     for trial in range(1000):
         rng = random.Random(trial)
         stop_at = rng.choice([None, None, rng.randrange(1, 40)])
@@ -229,9 +256,9 @@ def test_a_fuzz_of_learners_never_raises_and_fits_the_terminal(questions, tmp_pa
             if rng.random() < 0.3:
                 return rng.choice(pool)
             if good:  # a learner who knows the answers (a few slips), so that some pass and get a certificate
-                qid = re.findall(r"\[(u\d{2}-q\d{2,3})\]", "\n".join(printed))[-1]
-                return str(key_of(by_id[qid]) + 1)
-            return str(rng.randrange(1, 5))
+                qid = re.findall(r"\[(u\d{2}-[qx]\d{2,3})\]", "\n".join(printed))[-1]
+                return quiz_fixture.typed(by_id[qid])
+            return random_answer(rng)
 
         kind = rng.choice(["quiz", "exam"])
         out = tmp_path / f"t{trial}"
@@ -244,6 +271,8 @@ def test_a_fuzz_of_learners_never_raises_and_fits_the_terminal(questions, tmp_pa
                 seed=trial, questions=10, out_dir=out, input_fn=input_fn, print_fn=printed.append, bank=small
             )
         assert 0 <= report.correct <= report.answered <= report.total
+        right_kinds |= {g.question.kind for g in report.items if g.correct}
+        typed_count += calls["n"]
         for block in printed:
             for line in block.splitlines():
                 assert len(line) <= width or "/" in line, f"trial {trial}: a line wider than {width}: {line!r}"
@@ -251,6 +280,8 @@ def test_a_fuzz_of_learners_never_raises_and_fits_the_terminal(questions, tmp_pa
             written += 1
             certificate.verify_certificate(report.certificate)
     assert written > 0, "some fuzzed learners pass and get a verified certificate"
+    assert right_kinds == {"single", "multi", "numeric", "ordering"}, "every kind was asked and answered right"
+    assert typed_count >= 5000, f"only {typed_count} inputs typed"
 
 
 def test_a_too_long_name_is_asked_again_and_the_certificate_is_kept(questions, tmp_path):
@@ -299,7 +330,7 @@ def test_cli_checks_out_name_and_feedback_before_the_first_question(monkeypatch,
 
 def test_cli_saves_feedback_and_reads_bytes_that_are_not_text(questions, monkeypatch, capsys, tmp_path):
     order = session.select_unit(questions, 3, seed=4)
-    answers = b"\xff\xfe\n" + b"".join(f"{key_of(q) + 1}\n".encode() for q in order)
+    answers = b"\xff\xfe\n" + b"".join(f"{quiz_fixture.typed(q)}\n".encode() for q in order)
     feedback = tmp_path / "feedback.txt"
     code, out, err = run_cli(
         monkeypatch, capsys, answers, "quiz", "--unit", "3", "--seed", "4", "--name", "Ada", "--out",

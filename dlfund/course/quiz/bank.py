@@ -183,7 +183,7 @@ class Question:
             if not isinstance(answer, tuple) or not all(isinstance(i, int) for i in answer):
                 return False
             return self._hashes(",".join(str(i + 1) for i in answer))
-        if not isinstance(answer, Decimal) or not answer.is_finite() or abs(answer) > MAX_NUMBER:
+        if not isinstance(answer, Decimal) or not answer.is_finite() or answer.copy_abs() > MAX_NUMBER:
             return False
         tolerance = self.tolerance or Decimal(0)
         e = grid_exponent(tolerance)

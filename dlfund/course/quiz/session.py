@@ -4,31 +4,41 @@ The loop reads answers through ``input_fn`` and writes through ``print_fn`` (``i
 ``print`` by default), so the same code runs in a terminal, in a Jupyter notebook (``input()``
 shows a text box there) and in tests, which pass scripted functions.
 
-Rules: answers are the number of a choice, ``1`` to ``k``; anything else (empty, out of range,
-not a number) is re-asked with a message. End of input (Ctrl-D) or Ctrl-C stops the quiz: what
-was answered is scored, the attempt is marked incomplete and earns no certificate. The pass mark
-is 80% of all questions asked; a certificate is written only for a complete attempt at or above it.
+Rules, by kind (the question says which, and so does the prompt): ``single`` the number of a choice, ``1`` to
+``k``; ``multi`` ("select all that apply", all-or-nothing) the numbers of the chosen choices separated by spaces
+or commas, in any order (``1,3`` or ``3 1``); ``ordering`` every choice number once, first step first
+(``3 1 4 2`` or ``3,1,4,2``); ``numeric`` a number: digits with an optional sign, decimal point and exponent
+(``7850``, ``-0.5``, ``.5``, ``1e-3``, ``2.5E+4``), commas only between groups of three digits (``7,850``,
+``1,234,567.5``), optionally followed by the question's units (``7850 parameters``). Anything else (empty, out
+of range, a choice twice, a decimal comma, not a number) is re-asked with a line saying what is expected.
+End of input (Ctrl-D) or Ctrl-C stops the quiz: what was answered is scored, the attempt is marked
+incomplete and earns no certificate. The pass mark is 80% of all questions asked; a certificate is
+written only for a complete attempt at or above it.
 A Jupyter kernel run headless (no one to type) cannot read input: the quiz stops the same way.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 
 from dlfund.course import manifest, progress
-from dlfund.course.quiz.bank import Question, fingerprint, load_bank, units_in
+from dlfund.course.quiz.bank import MAX_NUMBER, Answer, BankError, Question, fingerprint, in_pool, load_bank, units_in
 from dlfund.course.quiz.certificate import check_out_dir, clean_name, default_dir, write_certificate
 from dlfund.course.quiz.report import PASS_MARK, Graded, Report
 from dlfund.utils.io import atomic_write_text
 
 EXAM_QUESTIONS = 25
+UNIT_QUESTIONS = 10
+"""How many questions a unit quiz draws from the unit's pool (all of them when it holds fewer)."""
 MAX_UNREADABLE = 5
 """Answers in a row that cannot be decoded before the quiz stops as at the end of input."""
 NAME_TRIES = 3
@@ -57,20 +67,140 @@ def parse_answer(text: str, n_choices: int) -> int:
     return number - 1
 
 
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 20 else text[:17] + "...")
+
+
+def _numbers(text: str, n: int, what: str) -> list[int]:
+    """The choice numbers in ``text`` (separated by spaces and/or commas), each 1..n."""
+    tokens = [t for t in re.split(r"[\s,]+", text.strip()) if t]
+    if not tokens:
+        raise InvalidAnswer(f"no answer given: {what}")
+    numbers = []
+    for token in tokens:
+        try:
+            number = int(token)
+        except ValueError:
+            raise InvalidAnswer(f"{_shown(token)} is not a number: {what}") from None
+        if not 1 <= number <= n:
+            raise InvalidAnswer(f"{number} is not one of the choices: {what}")
+        if number in numbers:
+            raise InvalidAnswer(f"choice {number} is there twice: {what}")
+        numbers.append(number)
+    return numbers
+
+
+def parse_multi(text: str, n_choices: int) -> tuple[int, ...]:
+    """The 0-based choices, increasing, for a "select all that apply" answer typed as ``"1,3"`` or ``"3 1"``."""
+    what = f"type the numbers of all the right choices (1 to {n_choices}), separated by spaces or commas"
+    return tuple(sorted(i - 1 for i in _numbers(text, n_choices, what)))
+
+
+def parse_ordering(text: str, n_choices: int) -> tuple[int, ...]:
+    """The 0-based choices, first to last, for an order typed as ``"3 1 4 2"`` or ``"3,1,4,2"``."""
+    what = f"type each of the numbers 1 to {n_choices} once, first step first, separated by spaces or commas"
+    numbers = _numbers(text, n_choices, what)
+    if len(numbers) != n_choices:
+        missing = ", ".join(str(i) for i in range(1, n_choices + 1) if i not in numbers)
+        raise InvalidAnswer(f"{len(numbers)} of the {n_choices} steps given ({missing} missing): {what}")
+    return tuple(i - 1 for i in numbers)
+
+
+MIN_EXPONENT = 50
+"""Typed numbers closer to 0 than 1e-50 (but not 0) are refused: no answer needs them."""
+_NUMBER = re.compile(r"^[+-]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def parse_number(text: str, units: str | None = None) -> Decimal:
+    """A typed number (see the module docstring for what is accepted), e.g. ``"7,850"`` → ``Decimal("7850")``."""
+    what = "type a number, e.g. 12, 0.5, 1,024 or 2e-3 (a point for decimals)"
+    body = " ".join(text.split())
+    if not body:
+        raise InvalidAnswer(f"no answer given: {what}")
+    if units and body.lower().endswith(units.lower()):
+        body = body[: -len(units)].strip()
+    if not _NUMBER.match(body):
+        if re.fullmatch(r"[+-]?\d+,\d+", body):
+            raise InvalidAnswer(f"{_shown(body)}: use a point for decimals (0.5); commas only group thousands (7,850)")
+        raise InvalidAnswer(f"{_shown(body)} is not a number: {what}")
+    try:
+        number = Decimal(body.replace(",", ""))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only what Decimal reads
+        raise InvalidAnswer(f"{_shown(body)} is not a number: {what}") from None
+    if number.copy_abs() > MAX_NUMBER:  # copy_abs: no arithmetic, so no overflow on 1e999999999
+        raise InvalidAnswer(f"{_shown(body)} is too large: {what}, between -1e15 and 1e15")
+    if number and number.adjusted() < -MIN_EXPONENT:
+        raise InvalidAnswer(f"{_shown(body)} is too small to tell from 0: type 0 if you mean zero")
+    return number
+
+
+def parse_for(q: Question, text: str) -> Answer:
+    """``text`` as an answer to ``q``, by its kind; raises :class:`InvalidAnswer` saying what is expected."""
+    if q.kind == "multi":
+        return parse_multi(text, len(q.choices))
+    if q.kind == "ordering":
+        return parse_ordering(text, len(q.choices))
+    if q.kind == "numeric":
+        return parse_number(text, q.units)
+    return parse_answer(text, len(q.choices))
+
+
+KIND_LABEL = {
+    "single": "one answer",
+    "multi": "select all that apply",
+    "numeric": "a number",
+    "ordering": "put in order",
+}
+"""How each kind is named to the learner (in the question's header line)."""
+
+
+def prompt(q: Question) -> str:
+    """The input prompt, which says what to type for ``q``'s kind."""
+    n = len(q.choices)
+    if q.kind == "multi":
+        return f"Your answer (all that apply: numbers 1-{n}, separated by spaces or commas): "
+    if q.kind == "ordering":
+        return f"Your order (each of 1-{n} once, first step first, separated by spaces): "
+    if q.kind == "numeric":
+        return f"Your answer (a number{f', in {q.units}' if q.units else ''}): "
+    return f"Your answer (one choice, 1-{n}): "
+
+
 def new_seed() -> int:
     """A fresh seed for a quiz whose user gave none (printed, so the same draw can be replayed)."""
     return random.SystemRandom().randrange(1, 1_000_000)
 
 
-def select_unit(bank: Sequence[Question], unit: int, seed: int) -> list[Question]:
-    """All questions of ``unit``, in an order shuffled by ``seed``."""
-    chosen = [q for q in bank if q.unit == unit]
-    if not chosen:
+def section_of(q: Question) -> str:
+    """The notebook or exercise a question tests (the first word of its section)."""
+    return q.section.split()[0]
+
+
+def select_unit(bank: Sequence[Question], unit: int, seed: int, n: int = UNIT_QUESTIONS) -> list[Question]:
+    """``n`` questions of ``unit``'s pool (all of them when it holds fewer), spread over the unit's notebooks and
+    exercises, in an order shuffled by ``seed``: each section's questions are shuffled, then taken one section
+    after the other in a shuffled order, so that each section gives as many as the others (±1) while it has any."""
+    pool = [q for q in in_pool(bank, "unit") if q.unit == unit]
+    if not pool:
         raise KeyError(
             f"the quiz bank has no questions for unit {unit}; units with questions: "
-            f"{', '.join(map(str, units_in(bank)))}"
+            f"{', '.join(map(str, units_in(in_pool(bank, 'unit'))))}"
         )
-    random.Random(seed).shuffle(chosen)
+    rng = random.Random(seed)
+    if len(pool) <= n:
+        chosen = pool
+    else:
+        sections = sorted({section_of(q) for q in pool})
+        groups = [[q for q in pool if section_of(q) == s] for s in sections]
+        for group in groups:
+            rng.shuffle(group)
+        rng.shuffle(groups)
+        chosen = []
+        while len(chosen) < n:
+            for group in groups:
+                if group and len(chosen) < n:
+                    chosen.append(group.pop())
+    rng.shuffle(chosen)
     return chosen
 
 
@@ -96,12 +226,28 @@ def exam_quota(sizes: dict[int, int], n: int) -> dict[int, int]:
     return quota
 
 
+NO_EXAM_POOL = (
+    "the question bank has no exam-pool questions yet (pool: exam, ids uNN-xMM), so the final exam cannot be "
+    "drawn; the unit quizzes work meanwhile: `dlfund quiz --unit N`"
+)
+
+
+def exam_pool(bank: Sequence[Question]) -> list[Question]:
+    """The exam's questions (pool ``exam``); raises :class:`BankError` saying so when there are none."""
+    pool = in_pool(bank, "exam")
+    if not pool:
+        raise BankError(NO_EXAM_POOL)
+    return pool
+
+
 def draw_exam(bank: Sequence[Question], n: int, seed: int) -> list[Question]:
-    """``n`` questions across all units of the bank, seeded: every unit gets at least one and the
-    rest follow the units' sizes. With fewer than ``n`` questions in the bank, all of them; with
-    fewer than one per unit possible, one each from ``n`` units drawn at random."""
+    """``n`` questions from the bank's exam pool (never one a unit quiz asks), seeded: every unit gets at least
+    one and the rest follow the units' sizes in the pool. With fewer than ``n`` in the pool, all of them; with
+    fewer than one per unit possible, one each from ``n`` units drawn at random. Raises :class:`BankError` when
+    the bank has no exam pool."""
     if n < 1:
         raise ValueError(f"an exam needs at least one question, asked for {n}")
+    bank = exam_pool(bank)
     rng = random.Random(seed)
     by_unit = {u: [q for q in bank if q.unit == u] for u in units_in(bank)}
     if n >= len(bank):
@@ -115,14 +261,30 @@ def draw_exam(bank: Sequence[Question], n: int, seed: int) -> list[Question]:
     return chosen
 
 
-def grade(title: str, questions: Sequence[Question], answers: Sequence[int | None], seed: int) -> Report:
-    """Grade ``answers`` (0-based choices; ``None`` or missing = not answered)."""
+def well_formed(q: Question, answer: Answer) -> bool:
+    """Whether ``answer`` has the shape of an answer to ``q`` (see :data:`~dlfund.course.quiz.bank.Answer`)."""
+    n = len(q.choices)
+    if q.kind == "single":
+        return isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < n
+    if q.kind == "numeric":
+        return isinstance(answer, Decimal) and answer.is_finite()
+    if not isinstance(answer, tuple) or not all(isinstance(i, int) and 0 <= i < n for i in answer):
+        return False
+    if q.kind == "multi":
+        return len(answer) >= 1 and list(answer) == sorted(set(answer))
+    return sorted(answer) == list(range(n))
+
+
+def grade(title: str, questions: Sequence[Question], answers: Sequence[Answer | None], seed: int) -> Report:
+    """Grade ``answers`` (see :data:`~dlfund.course.quiz.bank.Answer`; ``None`` or missing = not answered)."""
     answers = list(answers) + [None] * (len(questions) - len(answers))
     if len(answers) != len(questions):
         raise ValueError(f"{len(answers)} answers for {len(questions)} questions")
     for q, a in zip(questions, answers):
-        if a is not None and not 0 <= a < len(q.choices):
-            raise ValueError(f"question {q.id}: answer {a} is not a choice index 0..{len(q.choices) - 1}")
+        if a is not None and not well_formed(q, a):
+            raise ValueError(
+                f"question {q.id}: {a!r} is not an answer to a {q.kind} question with {len(q.choices)} choices"
+            )
     return Report(title, tuple(Graded(q, a) for q, a in zip(questions, answers)), seed)
 
 
@@ -172,15 +334,70 @@ def fitting(print_fn: PrintFn) -> PrintFn:
     return fitted
 
 
+def how_to_answer(q: Question) -> str:
+    """What the learner is asked to give for ``q``'s kind, in one sentence (empty for a single answer)."""
+    if q.kind == "multi":
+        return "Select all that apply: every right choice and no other earns the point (all-or-nothing)."
+    if q.kind == "ordering":
+        return "Put the steps in order: type their numbers, first step first."
+    if q.kind == "numeric":
+        within = f"; answers within ±{plain_number(q.tolerance)} count" if q.tolerance else "; exactly"
+        return f"Type a number{f' (in {q.units})' if q.units else ''}{within}."
+    return ""
+
+
+def plain_number(value: Decimal | None) -> str:
+    """A number as the quiz prints it: ``Decimal("7.85E+3")`` → ``"7,850"``, ``Decimal("0.0010")`` → ``"0.001"``."""
+    value = Decimal(0) if value is None else value.normalize()
+    text = f"{value:,f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def question_text(q: Question, number: int, total: int, width: int | None = None) -> str:
-    """A question as shown: its number and id, the text, and the numbered choices."""
+    """A question as shown: its number, id and kind, the text, the numbered choices and how to answer."""
     width = width or _width()
-    lines = [f"Question {number} of {total}  [{q.id}]", _wrap(q.question, "", width)]
+    lines = [f"Question {number} of {total}  [{q.id}]  ({KIND_LABEL[q.kind]})", _wrap(q.question, "", width)]
     for i, choice in enumerate(q.choices, 1):
         lines.append(
             textwrap.fill(" ".join(choice.split()), width=width, initial_indent=f"  {i}) ", subsequent_indent="     ")
         )
+    if how_to_answer(q):
+        lines.append(_wrap(how_to_answer(q), "", width))
     return "\n".join(lines)
+
+
+def describe(q: Question, answer: Answer) -> str:
+    """An answer to ``q`` in words: the chosen choices with their text, or the number with its units."""
+    if q.kind == "numeric":
+        return plain_number(answer) + (f" {q.units}" if q.units else "")  # type: ignore[arg-type]
+    if q.kind == "single":
+        return f"{answer + 1}) {q.choices[answer]}"  # type: ignore[operator,index]
+    parts = [f"{i + 1}) {q.choices[i]}" for i in answer]  # type: ignore[union-attr]
+    if q.kind == "ordering":
+        return "first " + "; then ".join(parts)
+    return "; ".join(parts) if parts else "none"
+
+
+def right_answer(q: Question) -> str:
+    """The right answer of ``q`` in words (recovered from its hash), with the tolerance of a numeric one."""
+    text = describe(q, q.key)
+    if q.kind == "numeric" and q.tolerance:
+        text += f" (±{plain_number(q.tolerance)} counts)"
+    return text
+
+
+def _multi_difference(q: Question, chosen: tuple[int, ...]) -> str:
+    right = set(q.key)  # type: ignore[arg-type]
+    missed = sorted(right - set(chosen))
+    extra = sorted(set(chosen) - right)
+    parts = []
+    if missed:
+        parts.append("missed " + ", ".join(f"{i + 1})" for i in missed))
+    if extra:
+        parts.append("not right: " + ", ".join(f"{i + 1})" for i in extra))
+    return "; ".join(parts)
 
 
 def score_line(report: Report) -> str:
@@ -208,11 +425,12 @@ def feedback(report: Report, width: int | None = None) -> str:
         if not g.answered:
             continue
         verdict = "right" if g.correct else "WRONG"
-        lines.append(f"{n:>2}. {q.id}  {verdict}")
-        lines.append(_wrap(f"your answer: {g.chosen + 1}) {q.choices[g.chosen]}", "    ", width, " " * 16))
+        lines.append(f"{n:>2}. {q.id}  {verdict}  ({KIND_LABEL[q.kind]})")
+        lines.append(_wrap(f"your answer: {describe(q, g.chosen)}", "    ", width, " " * 16))
         if not g.correct:
-            right = q.correct_index
-            lines.append(_wrap(f"right answer: {right + 1}) {q.choices[right]}", "    ", width, " " * 17))
+            lines.append(_wrap(f"right answer: {right_answer(q)}", "    ", width, " " * 17))
+            if q.kind == "multi":
+                lines.append(_wrap(f"({_multi_difference(q, g.chosen)})", "    ", width, " "))  # type: ignore[arg-type]
         lines.append(_wrap(q.explanation, "    ", width))
         lines.append(f"    review: {q.section}")
         lines.append("")
@@ -224,21 +442,34 @@ def feedback(report: Report, width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def ask(q: Question, number: int, total: int, input_fn: InputFn, print_fn: PrintFn) -> int:
-    """Show one question and read answers until one is valid; returns the 0-based choice.
+def ask(q: Question, number: int, total: int, input_fn: InputFn, print_fn: PrintFn) -> Answer:
+    """Show one question and read answers until one is valid; returns the answer (see :func:`parse_for`).
     EOFError and KeyboardInterrupt from ``input_fn`` propagate (the caller stops the quiz)."""
     print_fn(question_text(q, number, total))
     unreadable = 0
     while True:
         try:
-            return parse_answer(input_fn(f"Your answer (1-{len(q.choices)}): "), len(q.choices))
+            return parse_for(q, input_fn(prompt(q)))
         except InvalidAnswer as err:
             print_fn(f"  {err}")
         except UnicodeDecodeError:  # bytes that are not text in the terminal's encoding
             unreadable += 1
             if unreadable >= MAX_UNREADABLE:
                 raise EOFError from None  # input that never decodes: stop as at the end of input
-            print_fn(f"  that answer could not be read as text: type a number from 1 to {len(q.choices)}")
+            print_fn(f"  that answer could not be read as text: {prompt(q).split('(', 1)[1].rsplit(')', 1)[0]}")
+
+
+def answering(questions: Sequence[Question]) -> str:
+    """How to answer the kinds among ``questions``, in one or two sentences (printed before the first)."""
+    kinds = {q.kind for q in questions}
+    ways = ["the number of a choice"]
+    if "multi" in kinds:
+        ways.append('for "select all that apply" the numbers of every right choice (all-or-nothing)')
+    if "ordering" in kinds:
+        ways.append('for "put in order" every choice number once, first step first')
+    if "numeric" in kinds:
+        ways.append('for "a number" a number such as 12, 0.5, 1,024 or 2e-3')
+    return "Answer with " + "; ".join(ways) + "."
 
 
 def run_questions(
@@ -267,10 +498,10 @@ def run_questions(
     if intro:
         print_fn(intro)
     print_fn(
-        f"Answer with the number of a choice. Ctrl-D (end of input) stops and scores what you "
+        f"{answering(questions)} Ctrl-D (end of input) stops and scores what you "
         f"answered. Pass mark {percent(PASS_MARK)}. This is a self-assessment."
     )
-    answers: list[int | None] = []
+    answers: list[Answer | None] = []
     stopped = None
     for n, q in enumerate(questions, 1):
         print_fn("")
@@ -390,8 +621,9 @@ def quiz(
     bank: Sequence[Question] | None = None,
     feedback_path: str | Path | None = None,
 ) -> Report:
-    """Take the quiz of one unit (all its questions, in a seeded order), e.g. ``quiz(unit=4)``.
-    ``unit`` is a number or a slug. Works in a terminal and in a notebook."""
+    """Take the quiz of one unit, e.g. ``quiz(unit=4)``: :data:`UNIT_QUESTIONS` questions of the unit's pool drawn
+    with ``seed`` (all when it holds fewer), spread over its sections, so that a retake differs. ``unit`` is a
+    number or a slug. Works in a terminal and in a notebook (``input()`` boxes; ``form.quiz`` is the form)."""
     number = unit if isinstance(unit, int) else manifest.get_unit(unit).number
     check_before(name, out_dir, feedback_path)
     bank = load_bank() if bank is None else bank
@@ -430,21 +662,21 @@ def exam(
     bank: Sequence[Question] | None = None,
     feedback_path: str | Path | None = None,
 ) -> Report:
-    """Take the final exam: ``questions`` questions drawn across all units of the bank with
-    ``seed`` (at least one per unit, the rest in proportion to each unit's questions). A shorter draw is
-    practice: it is scored, but earns no certificate."""
+    """Take the final exam: ``questions`` questions drawn from the bank's exam pool with ``seed`` (at least one
+    per unit, the rest in proportion to each unit's exam questions). A shorter draw is practice: it is scored,
+    but earns no certificate. Raises :class:`BankError` while the bank has no exam pool."""
     check_before(name, out_dir, feedback_path)
     bank = load_bank() if bank is None else bank
     seed = new_seed() if seed is None else seed
     chosen = draw_exam(bank, questions, seed)
-    units = units_in(bank)
-    intro = f"Drawn from units {', '.join(map(str, units))} of the quiz bank."
-    if questions > len(bank):
+    pool = exam_pool(bank)
+    intro = f"Drawn from the exam pool of units {', '.join(map(str, units_in(pool)))} (no unit quiz asks these)."
+    if questions > len(pool):
         intro += (
-            f" The bank holds only {len(bank)} questions, fewer than the {questions} asked for, "
+            f" The exam pool holds only {len(pool)} questions, fewer than the {questions} asked for, "
             "so the exam uses all of them."
         )
-    whole = questions >= min(EXAM_QUESTIONS, len(bank))  # a shorter practice draw is not the exam
+    whole = questions >= min(EXAM_QUESTIONS, len(pool))  # a shorter practice draw is not the exam
     if not whole:
         intro += f" A practice draw of {questions}: scored, but no certificate (the exam has {EXAM_QUESTIONS})."
     report = run_questions(

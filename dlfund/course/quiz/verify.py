@@ -4,7 +4,8 @@ For each file: ``OK`` with the certified name, quiz, score and date, or ``FAIL``
 not hold, and on to the next file whatever the file holds. Checked: the fields (types, dates, correct ≤ total,
 the score at the pass mark), the checksum, that the page is exactly the one its fields give (no text the
 fields do not say), and, when the course's question bank is the edition the certificate names, that the
-question ids are the draw its seed gives. The exit status is 1 if any certificate fails, 2 without files.
+question ids are the draw its seed gives (a unit quiz: the seeded subset of the unit's pool; the exam: the
+seeded draw from the exam pool). The exit status is 1 if any certificate fails, 2 without files.
 
 This checks that a certificate is consistent, not who earned it: anyone with the code can make one.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlfund.course import manifest
-from dlfund.course.quiz.bank import BankError, Question, fingerprint, load_bank
+from dlfund.course.quiz.bank import BankError, Question, fingerprint, in_pool, load_bank
 from dlfund.course.quiz.certificate import CertificateError, verify_certificate
 from dlfund.course.quiz.session import EXAM_QUESTIONS, draw_exam, exam_title, select_unit, unit_title
 
@@ -37,7 +38,10 @@ def check_draw(data: dict[str, Any], bank: Sequence[Question]) -> str:
         return f"drawn from another edition of the question bank ({edition[:12]}…): the draw is not re-checked"
     ids, total, seed = data["question_ids"], data["total"], data["seed"]
     if kind == "exam":
-        expected_total = min(EXAM_QUESTIONS, len(bank))
+        pool = in_pool(bank, "exam")
+        if not pool:
+            raise CertificateError("an exam certificate, but this bank edition has no exam pool to draw from")
+        expected_total = min(EXAM_QUESTIONS, len(pool))
         if total != expected_total:
             raise CertificateError(f"an exam certificate needs {expected_total} questions, this one has {total}")
         title, drawn = exam_title(), draw_exam(bank, total, seed)
