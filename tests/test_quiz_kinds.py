@@ -12,7 +12,7 @@ import pytest
 import quiz_fixture
 import yaml
 
-from dlfund.course.quiz import author, bank
+from dlfund.course.quiz import author, bank, session
 from dlfund.course.quiz.bank import BankError, load_bank, load_file
 
 
@@ -195,3 +195,124 @@ def test_lint_warns_about_giveaways_of_the_new_kinds(fixture):
     q = next(q for q in fixture if q.kind == "numeric")
     bare = bank.Question(**{**q.__dict__, "units": None})
     assert any("without 'units'" in w for w in author.lint([bare]))
+
+
+# --- the terminal: how each kind is asked, parsed and explained -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("1,3", (0, 2)), ("3 1", (0, 2)), (" 1, 3 ,4 ", (0, 2, 3)), ("2", (1,)), ("1 2 3 4 5", tuple(range(5)))],
+)
+def test_multi_answers_are_choice_numbers_in_any_order(text, expected):
+    assert session.parse_multi(text, 5) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("3 1 4 2", (2, 0, 3, 1)), ("3,1,4,2", (2, 0, 3, 1)), ("2, 4 1,3", (1, 3, 0, 2))]
+)
+def test_orders_are_every_choice_number_once(text, expected):
+    assert session.parse_ordering(text, 4) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("7850", "7850"),
+        ("7,850", "7850"),
+        ("1,234,567.5", "1234567.5"),
+        ("1e-3", "0.001"),
+        ("2.5E+4", "25000"),
+        ("-0.5", "-0.5"),
+        (".5", "0.5"),
+        ("+3", "3"),
+        ("7850 parameters", "7850"),
+        ("  7850   Parameters ", "7850"),
+    ],
+)
+def test_numbers_in_the_accepted_spellings(text, expected):
+    assert session.parse_number(text, "parameters") == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    "parse, text, message",
+    [
+        (
+            lambda t: session.parse_multi(t, 5),
+            "",
+            "no answer given: type the numbers of all the right choices (1 to 5)",
+        ),
+        (lambda t: session.parse_multi(t, 5), "1 1", "choice 1 is there twice"),
+        (lambda t: session.parse_multi(t, 5), "1,6", "6 is not one of the choices"),
+        (lambda t: session.parse_multi(t, 5), "1;3", "'1;3' is not a number"),
+        (
+            lambda t: session.parse_ordering(t, 4),
+            "3 1 4",
+            "3 of the 4 steps given (2 missing): type each of the numbers",
+        ),
+        (lambda t: session.parse_ordering(t, 4), "3 1 4 4", "choice 4 is there twice"),
+        (lambda t: session.parse_ordering(t, 4), "3 1 4 2 5", "5 is not one of the choices"),
+        (lambda t: session.parse_number(t), "", "no answer given: type a number"),
+        (lambda t: session.parse_number(t), "0,5", "use a point for decimals (0.5); commas only group thousands"),
+        (lambda t: session.parse_number(t), "7,85", "use a point for decimals"),
+        (lambda t: session.parse_number(t), "abc", "'abc' is not a number: type a number, e.g. 12, 0.5, 1,024 or 2e-3"),
+        (lambda t: session.parse_number(t), "nan", "is not a number"),
+        (lambda t: session.parse_number(t), "inf", "is not a number"),
+        (lambda t: session.parse_number(t), "1e999999999", "is too large"),
+        (lambda t: session.parse_number(t), "1e-999999999", "too small to tell from 0"),
+        (lambda t: session.parse_number(t), "1_000", "is not a number"),
+        (lambda t: session.parse_number(t), "7850 bits", "is not a number"),
+    ],
+)
+def test_bad_answers_say_what_is_expected(parse, text, message):
+    with pytest.raises(session.InvalidAnswer, match=re.escape(message)):
+        parse(text)
+
+
+def test_the_question_and_the_prompt_state_the_kind(fixture):
+    shown = {q.kind: (session.question_text(q, 1, 10, width=100), session.prompt(q)) for q in fixture}
+    assert "(one answer)" in shown["single"][0] and "one choice, 1-4" in shown["single"][1]
+    assert "(select all that apply)" in shown["multi"][0] and "all-or-nothing" in shown["multi"][0]
+    assert "all that apply: numbers 1-5" in shown["multi"][1]
+    assert "(put in order)" in shown["ordering"][0] and "first step first" in shown["ordering"][1]
+    assert "(a number)" in shown["numeric"][0] and "answers within ±" in shown["numeric"][0]
+    assert re.search(r"a number, in (parameters|nats)", shown["numeric"][1])
+
+
+def test_feedback_gives_each_kinds_right_answer_in_words(fixture):
+    qs = [next(q for q in fixture if q.kind == k and q.pool == "unit") for k in bank.KINDS]
+    wrong = {"single": None, "multi": (0, 1, 2, 3, 4), "numeric": Decimal(1), "ordering": (0, 1, 2, 3)}
+    answers = [(q.key + 1) % len(q.choices) if q.kind == "single" else wrong[q.kind] for q in qs]
+    text = " ".join(session.feedback(session.grade("t", qs, answers, seed=0), width=200).split())
+    single, multi, numeric, ordering = qs
+    assert f"right answer: {single.key + 1}) {single.choices[single.key]}" in text
+    assert "right answer: " + "; ".join(f"{i + 1}) {multi.choices[i]}" for i in multi.key) in text
+    assert "(missed" not in text and "not right: " in text  # every choice ticked: some are not right
+    assert f"right answer: {session.plain_number(numeric.key)} {numeric.units} (±" in text
+    assert "right answer: first " + "; then ".join(f"{i + 1}) {ordering.choices[i]}" for i in ordering.key) in text
+    assert "your answer: 1 " in text and text.count("WRONG") == 4
+
+
+def test_grade_refuses_malformed_answers(fixture):
+    multi = next(q for q in fixture if q.kind == "multi")
+    for bad in ((2, 0), (0, 0), 3, Decimal(1), (9,)):
+        with pytest.raises(ValueError, match="is not an answer to a multi question"):
+            session.grade("t", [multi], [bad], seed=0)
+
+
+def test_a_scripted_unit_quiz_of_every_kind_passes_and_certifies(fixture, tmp_path):
+    printed: list[str] = []
+    by_id = {q.id: q for q in fixture}
+
+    def input_fn(prompt):
+        if prompt.startswith("Your name"):
+            return "Ada"
+        qid = re.findall(r"\[(u\d{2}-[qx]\d{2})\]", "\n".join(printed))[-1]
+        return quiz_fixture.typed(by_id[qid])
+
+    report = session.quiz(1, seed=3, out_dir=tmp_path, input_fn=input_fn, print_fn=printed.append, bank=fixture)
+    assert report.passed and report.total == session.UNIT_QUESTIONS and report.certificate is not None
+    assert {g.question.kind for g in report.items} >= {"multi", "numeric", "ordering"}
+    assert 'for "select all that apply" the numbers of every right choice (all-or-nothing)' in " ".join(
+        " ".join(printed).split()
+    )

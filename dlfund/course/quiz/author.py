@@ -58,6 +58,7 @@ from dlfund.course.quiz.bank import (
     to_decimal,
     yaml_number,
 )
+from dlfund.course.quiz.fairness import LONG_RATIO, QUOTE_MIN
 from dlfund.utils.io import atomic_write_text
 
 DRAFT_FIELDS = (
@@ -74,8 +75,6 @@ HEADER = (
     "# outside git. Edit the draft and regenerate (recover one with --to-draft); answers are\n"
     "# stored only as sha256(salt:id:choice), see dlfund/course/quiz/bank.py.\n"
 )
-LONG_RATIO = 1.4
-"""A right choice this many times longer than every other one gives itself away (see fairness)."""
 
 
 class _Dumper(yaml.SafeDumper):
@@ -250,7 +249,7 @@ def lint(questions: Sequence[Question]) -> list[str]:
                 warnings.append(f"{q.id}: the right answer appears word for word in the question")
             if q.kind == "single" and all(len(text) >= LONG_RATIO * len(c) for j, c in enumerate(q.choices) if j != i):
                 warnings.append(f"{q.id}: the right choice is at least {LONG_RATIO}× longer than every other choice")
-            if len(text) >= 25 and text.lower() in q.explanation.lower():
+            if len(text) >= QUOTE_MIN and " ".join(text.lower().split()) in " ".join(q.explanation.lower().split()):
                 warnings.append(f"{q.id}: the explanation quotes the right choice word for word")
     return warnings
 

@@ -651,6 +651,23 @@ def _record(key: str, report: Report, print_fn: PrintFn | None) -> Report:
     return report
 
 
+def plan_exam(bank: Sequence[Question], questions: int, seed: int) -> tuple[str, list[Question], str, bool]:
+    """The exam's title, its draw, the line that introduces it, and whether it is the whole exam (a shorter
+    draw is practice: scored, no certificate, not recorded). Raises :class:`BankError` without an exam pool."""
+    chosen = draw_exam(bank, questions, seed)
+    pool = exam_pool(bank)
+    intro = f"Drawn from the exam pool of units {', '.join(map(str, units_in(pool)))} (no unit quiz asks these)."
+    if questions > len(pool):
+        intro += (
+            f" The exam pool holds only {len(pool)} questions, fewer than the {questions} asked for, "
+            "so the exam uses all of them."
+        )
+    whole = questions >= min(EXAM_QUESTIONS, len(pool))  # a shorter practice draw is not the exam
+    if not whole:
+        intro += f" A practice draw of {questions}: scored, but no certificate (the exam has {EXAM_QUESTIONS})."
+    return exam_title() if whole else f"Practice exam ({questions} questions)", chosen, intro, whole
+
+
 def exam(
     *,
     name: str | None = None,
@@ -668,19 +685,9 @@ def exam(
     check_before(name, out_dir, feedback_path)
     bank = load_bank() if bank is None else bank
     seed = new_seed() if seed is None else seed
-    chosen = draw_exam(bank, questions, seed)
-    pool = exam_pool(bank)
-    intro = f"Drawn from the exam pool of units {', '.join(map(str, units_in(pool)))} (no unit quiz asks these)."
-    if questions > len(pool):
-        intro += (
-            f" The exam pool holds only {len(pool)} questions, fewer than the {questions} asked for, "
-            "so the exam uses all of them."
-        )
-    whole = questions >= min(EXAM_QUESTIONS, len(pool))  # a shorter practice draw is not the exam
-    if not whole:
-        intro += f" A practice draw of {questions}: scored, but no certificate (the exam has {EXAM_QUESTIONS})."
+    title, chosen, intro, whole = plan_exam(bank, questions, seed)
     report = run_questions(
-        exam_title() if whole else f"Practice exam ({questions} questions)",
+        title,
         chosen,
         seed,
         name=name,
