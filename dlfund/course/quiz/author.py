@@ -116,7 +116,7 @@ def hashed_key(where: str, kind: str, answer: Any, choices: Any, tolerance: Deci
             )
         key = numeric_key(number, tolerance)
         if key is None:
-            grid = plain(Decimal(1).scaleb(tolerance.adjusted() - 1)) if tolerance > 0 else "1"
+            grid = plain(Decimal(1).scaleb(tolerance.adjusted())) if tolerance > 0 else "1"
             raise BankError(
                 f"{where}: field 'answer' {plain(number)} is finer than its tolerance's grid ({grid}): round it to a "
                 f"multiple of {grid}" + (" (an exact answer, tolerance 0, is a whole number)" if tolerance == 0 else "")

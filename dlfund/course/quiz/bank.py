@@ -31,13 +31,14 @@ fields, in this order (the optional ones only where they apply):
 - ``ordering``: the choice numbers in the right order, joined by commas: ``"3,1,4,2"``; never
   ``"1,2,...,n"`` (the steps are shown scrambled).
 - ``numeric``: the answer on the tolerance's decimal grid, written ``"{k}e{e}"`` for the answer
-  ``k × 10**e``: the grid step is ``10**e`` with ``e = floor(log10(tolerance)) − 1`` (a tenth of the
-  tolerance's leading digit, so 0.5 → 0.01, 3 → 0.1, 50 → 1), or ``e = 0`` for an exact answer (tolerance
-  0: whole numbers only). The answer must lie on that grid (the author tool says so otherwise) and at
-  most :data:`MAX_GRID_STEPS` steps from zero. A typed number ``x`` is right when some grid point ``g``
-  with ``|g − x| ≤ tolerance`` hashes to the key: checking hashes those points, at most
-  ``2 × 100 + 1`` of them. The key is recovered (``--to-draft``, the tests) by hashing grid points
-  outward from zero until one matches.
+  ``k × 10**e``: the grid step is ``10**e`` with ``e = floor(log10(tolerance))``, the place of the
+  tolerance's leading digit (0.5 → 0.1, 0.005 → 0.001, 3 → 1, 50 → 10), or ``e = 0`` for an exact answer
+  (tolerance 0: whole numbers only). So the answer is given to the tolerance's precision: it must lie on
+  that grid (the author tool says so otherwise) and at most :data:`MAX_GRID_STEPS` steps from zero. A typed
+  number ``x`` is right when some grid point ``g`` with ``|g − x| ≤ tolerance`` hashes to the key: checking
+  hashes those points, at most ``2 × 9.99… + 1``, so 21 of them. The key is recovered (``--to-draft``, the
+  feedback's right answer, the tests) by hashing grid points outward from zero until one matches (about a
+  second per million steps).
 
 The answer key is never stored in plain text: :meth:`Question.is_correct` hashes an answer and
 compares. The hashes keep the answers out of sight of a learner reading the files, nothing more:
@@ -83,7 +84,7 @@ POOLS = ("unit", "exam")
 CHOICES = {"single": (3, 5), "multi": (4, 6), "ordering": (4, 6)}
 """How many choices each kind has (numeric: none)."""
 MIN_CHOICES, MAX_CHOICES = CHOICES["single"]
-MAX_GRID_STEPS = 10**7
+MAX_GRID_STEPS = 2 * 10**6
 """How far from zero a numeric answer may lie, in steps of its grid (so that ``--to-draft`` recovers it)."""
 MAX_NUMBER = Decimal(10) ** 15
 """Typed numbers beyond ± this are refused (no answer in the course is that large)."""
@@ -137,7 +138,7 @@ def yaml_number(number: Decimal) -> int | float:
 
 def grid_exponent(tolerance: Decimal) -> int:
     """``e`` of the numeric grid step ``10**e`` (see the module docstring)."""
-    return tolerance.adjusted() - 1 if tolerance > 0 else 0
+    return tolerance.adjusted() if tolerance > 0 else 0
 
 
 def numeric_key(value: Decimal, tolerance: Decimal) -> str | None:
@@ -228,11 +229,12 @@ def _recover(q: Question) -> Answer:
     if q.kind == "numeric":
         e = grid_exponent(q.tolerance or Decimal(0))
         prefix = hashlib.sha256(f"{q.salt}:{q.id}:".encode())
+        target = bytes.fromhex(q.answer_hash)
         for k in range(MAX_GRID_STEPS + 1):
             for signed in (k, -k) if k else (0,):
                 h = prefix.copy()
                 h.update(f"{signed}e{e}".encode())
-                if h.hexdigest() == q.answer_hash:
+                if h.digest() == target:
                     return Decimal(signed).scaleb(e)
         raise BankError(f"question {q.id}: no number within {MAX_GRID_STEPS} grid steps of zero matches answer_hash")
     matches = [a for a in q.candidates() if q.is_correct(a)]
