@@ -287,7 +287,7 @@ def test_feedback_gives_each_kinds_right_answer_in_words(fixture):
     single, multi, numeric, ordering = qs
     assert f"right answer: {single.key + 1}) {single.choices[single.key]}" in text
     assert "right answer: " + "; ".join(f"{i + 1}) {multi.choices[i]}" for i in multi.key) in text
-    assert "(missed" not in text and "not right: " in text  # every choice ticked: some are not right
+    assert "you missed" not in text and "not right: " in text  # every choice ticked: some are not right
     assert f"right answer: {session.plain_number(numeric.key)} {numeric.units} (±" in text
     assert "right answer: first " + "; then ".join(f"{i + 1}) {ordering.choices[i]}" for i in ordering.key) in text
     assert "your answer: 1 " in text and text.count("WRONG") == 4
@@ -316,3 +316,10 @@ def test_a_scripted_unit_quiz_of_every_kind_passes_and_certifies(fixture, tmp_pa
     assert 'for "select all that apply" the numbers of every right choice (all-or-nothing)' in " ".join(
         " ".join(printed).split()
     )
+
+
+def test_a_partly_right_multi_answer_says_what_was_missed(fixture):
+    q = next(q for q in fixture if q.kind == "multi")
+    report = session.grade("t", [q], [q.key[:1]], seed=0)
+    text = " ".join(session.feedback(report, width=200).split())
+    assert not report.items[0].correct and "you missed " + ", ".join(f"{i + 1})" for i in q.key[1:]) in text
