@@ -42,7 +42,7 @@ def draft_question(unit: int, pool: str, number: int, kind: str) -> dict[str, An
         q["answer"] = [3, 1, 4, 2] if number % 2 else [2, 4, 1, 3]
     else:
         q["answer"] = 7850 if number % 2 else 0.693
-        q["tolerance"] = 0.5 if number % 2 else 0.01
+        q["tolerance"] = 0.5 if number % 2 else 0.005
         q["units"] = "parameters" if number % 2 else "nats"
     q["explanation"] = f"Because fixture question {number} says so."
     return q

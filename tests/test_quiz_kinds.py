@@ -131,9 +131,9 @@ def good(_kind: str, **changes) -> dict:
         (good("ordering", answer=[3, 1, 4, 4]), "each choice number 1 to 4 once"),
         (good("ordering", choices=["a", "b", "c", "d", "e", "f", "g"]), "must be a list of 4 to 6"),
         (good("numeric", answer="many"), "numeric question must be a number, e.g. 7850"),
-        (good("numeric", answer=7850.123), "finer than its tolerance's grid (0.01): round it to a multiple of 0.01"),
+        (good("numeric", answer=7850.125), "finer than its tolerance's grid (0.01): round it to a multiple of 0.01"),
         (good("numeric", answer=2.5, tolerance=None), "an exact answer, tolerance 0, is a whole number"),
-        (good("numeric", answer=10**9, tolerance=0.5), "grid steps from zero"),
+        (good("numeric", answer=10**9, tolerance=0.5), "more than 10,000,000 grid steps from zero"),
         (good("numeric", tolerance=-1), "field 'tolerance' must be a number ≥ 0"),
         (good("numeric", choices=["a", "b", "c"]), "a numeric question has no field 'choices'"),
         (good("single", tolerance=0.5), "belong to numeric questions only, this one is single"),
@@ -178,6 +178,9 @@ def bank_entry(_kind: str, **changes) -> dict:
         (bank_entry("numeric", units=""), "field 'units' must be a non-empty string"),
         (bank_entry("multi", kind="numeric"), "a numeric question has no field 'choices'"),
         (bank_entry("numeric", kind="single"), "missing field(s) choices (a single question needs its choices)"),
+        (bank_entry("numeric", answer_code="00ff"), "field 'answer_code' does not hold the number answer_hash holds"),
+        (bank_entry("numeric", answer_code="not hex"), "field 'answer_code' does not hold"),
+        (bank_entry("single", answer_code="00"), "belong to numeric questions only"),
     ],
 )
 def test_bank_errors_for_the_new_kinds_name_the_file_question_and_field(tmp_path, entry, message):
@@ -287,7 +290,7 @@ def test_feedback_gives_each_kinds_right_answer_in_words(fixture):
     single, multi, numeric, ordering = qs
     assert f"right answer: {single.key + 1}) {single.choices[single.key]}" in text
     assert "right answer: " + "; ".join(f"{i + 1}) {multi.choices[i]}" for i in multi.key) in text
-    assert "(missed" not in text and "not right: " in text  # every choice ticked: some are not right
+    assert "you missed" not in text and "not right: " in text  # every choice ticked: some are not right
     assert f"right answer: {session.plain_number(numeric.key)} {numeric.units} (±" in text
     assert "right answer: first " + "; then ".join(f"{i + 1}) {ordering.choices[i]}" for i in ordering.key) in text
     assert "your answer: 1 " in text and text.count("WRONG") == 4
@@ -316,3 +319,28 @@ def test_a_scripted_unit_quiz_of_every_kind_passes_and_certifies(fixture, tmp_pa
     assert 'for "select all that apply" the numbers of every right choice (all-or-nothing)' in " ".join(
         " ".join(printed).split()
     )
+
+
+def test_a_partly_right_multi_answer_says_what_was_missed(fixture):
+    q = next(q for q in fixture if q.kind == "multi")
+    report = session.grade("t", [q], [q.key[:1]], seed=0)
+    text = " ".join(session.feedback(report, width=200).split())
+    assert not report.items[0].correct and "you missed " + ", ".join(f"{i + 1})" for i in q.key[1:]) in text
+
+
+def test_numeric_keys_come_from_the_answer_code_at_once_or_from_a_search_without_one(fixture, monkeypatch):
+    import time
+
+    q = next(q for q in fixture if q.kind == "numeric")
+    assert q.answer_code and bank.decode_answer(q.salt, q.id, q.answer_code) == bank.numeric_key(q.key, q.tolerance)
+    salt, qid, key = "cd" * 8, "u01-q01", bank.numeric_key(Decimal(3549698), Decimal(0))
+    coded = bank.Question(
+        qid, 1, "s", "q?", (), "e", salt, bank.answer_hash(salt, qid, key), kind="numeric", tolerance=Decimal(0),
+        answer_code=bank.answer_code(salt, qid, key),
+    )  # fmt: skip
+    start = time.perf_counter()
+    assert coded.key == 3549698 and time.perf_counter() - start < 0.1
+    searched = bank.Question(
+        **{**coded.__dict__, "answer_code": None, "answer_hash": bank.answer_hash(salt, qid, "7850e0")}
+    )
+    assert searched.key == 7850  # a bank file written before answer_code: found by the search

@@ -400,13 +400,15 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_generate)
 
     quiz_help = (
-        "Answer with the number of a choice; Ctrl-D stops and scores what was answered. "
+        "Answer with the number of a choice (for 'select all that apply' the numbers of every right choice, "
+        "for 'put in order' every number first to last, for 'a number' a number); Ctrl-D stops and scores "
+        "what was answered. "
         "Exit status: 0 passed, 1 not passed, 3 incomplete. A pass (80%) writes an HTML "
         "certificate of self-assessment to --out (default runs/certificates/)."
     )
     for name, helptext in (
         ("quiz", "take the quiz of one unit (self-assessment)"),
-        ("exam", "take the final exam: 25 questions across all units (self-assessment)"),
+        ("exam", "take the final exam: 25 questions from the exam pool of all units (self-assessment)"),
     ):
         s = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ". " + quiz_help)
         if name == "quiz":

@@ -17,6 +17,7 @@ import yaml
 
 from dlfund import data
 from dlfund.course import diagrams, manifest, notebooks, pages, results
+from dlfund.course.quiz.session import UNIT_QUESTIONS
 from dlfund.utils.io import atomic_write_text
 
 BEGIN = "<!-- BEGIN GENERATED: {what} (dlfund generate) -->"
@@ -89,6 +90,12 @@ def roadmap_alt(unit: manifest.Unit) -> str:
     )
 
 
+UNIT_QUIZ_LINE = (
+    f"Each attempt draws {UNIT_QUESTIONS} of the unit's questions (all when it has fewer), so a retake asks "
+    "others; 80% passes and earns a certificate of self-assessment."
+)
+
+
 def unit_header(unit: manifest.Unit) -> str:
     """The generated top of ``units/<unit>/README.md``."""
     low, high = unit.study_hours
@@ -137,6 +144,12 @@ def unit_header(unit: manifest.Unit) -> str:
         f"DLFUND_TIER=full dlfund run {unit.number}   # the full tier",
         "dlfund lab                 # open the notebooks in JupyterLab",
         "```",
+        "",
+        "## Quiz",
+        "",
+        f"When you are done, test yourself: `dlfund quiz --unit {unit.number}` in a terminal, or in a notebook "
+        f"`from dlfund.course.quiz import form; form.quiz(unit={unit.number})`. {UNIT_QUIZ_LINE} "
+        "See [the quiz](../../dlfund/course/quiz/README.md).",
     ]
     return "\n".join(lines)
 

@@ -2,13 +2,17 @@
 
 From a notebook or a Python prompt::
 
+    from dlfund.course.quiz import form
+    form.quiz(unit=4)       # in JupyterLab: a form with a Submit button (dlfund.course.quiz.form)
+
     from dlfund.course.quiz import quiz, exam
-    quiz(unit=4)            # every question of unit 4, in a seeded order
-    exam(name="Ada")        # 25 questions across all units
+    quiz(unit=4)            # 10 questions of unit 4's pool, drawn with a seed, typed into input() boxes
+    exam(name="Ada")        # 25 questions from the exam pool
 
 From the shell: ``dlfund quiz --unit 4`` and ``dlfund exam``. The questions live in
-``dlfund/course/quiz/bank/unitNN.yaml`` (one file per unit, answers stored as salted hashes; see
-:mod:`dlfund.course.quiz.bank` and ``dlfund/course/quiz/README.md``). Passing means at least 80% of the
+``dlfund/course/quiz/bank/unitNN.yaml`` (one file per unit, four kinds of question in two pools, answers
+stored as salted hashes; see :mod:`dlfund.course.quiz.bank` and ``dlfund/course/quiz/README.md``); how fair
+the bank is: ``python -m dlfund.course.quiz.fairness``. Passing means at least 80% of the
 questions right in a complete attempt; it earns an HTML certificate that says honestly what it is:
 a self-assessment, not an accredited qualification.
 """

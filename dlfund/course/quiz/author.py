@@ -48,6 +48,7 @@ from dlfund.course.quiz.bank import (
     MAX_NUMBER,
     BankError,
     Question,
+    answer_code,
     answer_hash,
     check_id,
     kind_and_pool,
@@ -62,7 +63,7 @@ from dlfund.course.quiz.fairness import LONG_RATIO, QUOTE_MIN
 from dlfund.utils.io import atomic_write_text
 
 DRAFT_FIELDS = (
-    *[f for f in FIELDS if f not in ("answer_hash", "tolerance", "units", "explanation", "salt")],
+    *[f for f in FIELDS if f not in ("answer_hash", "answer_code", "tolerance", "units", "explanation", "salt")],
     "answer",
     "tolerance",
     "units",
@@ -198,7 +199,7 @@ def from_draft(raw: Any, path: Path, position: int) -> dict[str, Any]:
     salt = raw.get("salt") or secrets.token_hex(16)
     entry: dict[str, Any] = {}
     for f in FIELDS:
-        if f in ("salt", "answer_hash") or f not in raw:
+        if f in ("salt", "answer_hash", "answer_code") or f not in raw:
             continue
         value = raw[f]
         if f == "pool" and value == "unit" or f == "kind" and value == "single" or f == "tolerance" and tolerance == 0:
@@ -212,6 +213,8 @@ def from_draft(raw: Any, path: Path, position: int) -> dict[str, Any]:
         entry[f] = value
     entry["salt"] = salt
     entry["answer_hash"] = answer_hash(salt, str(entry["id"]), key)
+    if kind == "numeric":
+        entry["answer_code"] = answer_code(salt, str(entry["id"]), key)
     return entry
 
 

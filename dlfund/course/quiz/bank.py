@@ -20,6 +20,8 @@ fields, in this order (the optional ones only where they apply):
 ``explanation``  why the right answer is right (shown after the quiz)
 ``salt``         random hex (at least 16 digits)
 ``answer_hash``  ``sha256(f"{salt}:{id}:{key}")`` as 64 lowercase hex digits, ``key`` by kind (below)
+``answer_code``  ``numeric`` only, optional (the author tool writes it): the key XOR a keystream made from the
+                 salt and id, in hex, so that the feedback can show the right number at once (see below)
 ===============  ==========================================================================
 
 **The hashed key of each kind** (``key`` above):
@@ -31,13 +33,18 @@ fields, in this order (the optional ones only where they apply):
 - ``ordering``: the choice numbers in the right order, joined by commas: ``"3,1,4,2"``; never
   ``"1,2,...,n"`` (the steps are shown scrambled).
 - ``numeric``: the answer on the tolerance's decimal grid, written ``"{k}e{e}"`` for the answer
-  ``k × 10**e``: the grid step is ``10**e`` with ``e = floor(log10(tolerance)) − 1`` (a tenth of the
-  tolerance's leading digit, so 0.5 → 0.01, 3 → 0.1, 50 → 1), or ``e = 0`` for an exact answer (tolerance
-  0: whole numbers only). The answer must lie on that grid (the author tool says so otherwise) and at
-  most :data:`MAX_GRID_STEPS` steps from zero. A typed number ``x`` is right when some grid point ``g``
-  with ``|g − x| ≤ tolerance`` hashes to the key: checking hashes those points, at most
-  ``2 × 100 + 1`` of them. The key is recovered (``--to-draft``, the tests) by hashing grid points
-  outward from zero until one matches.
+  ``k × 10**e``: the grid step is ``10**e`` with ``e = floor(log10(tolerance)) − 1``, a tenth of the
+  place of the tolerance's leading digit (0.5 → 0.01, 0.005 → 0.0001, 3 → 0.1, 50 → 1), or ``e = 0`` for an
+  exact answer (tolerance 0: whole numbers only). The answer must lie on that grid (the author tool says so
+  otherwise) and at most :data:`MAX_GRID_STEPS` steps from zero. A typed number ``x`` is right when some
+  grid point ``g`` with ``|g − x| ≤ tolerance`` hashes to the key: checking hashes those points, at most
+  ``2 × 99.9… + 1``, so 201 of them. The key is recovered (``--to-draft``, the feedback's right answer, the
+  tests) from ``answer_code`` when the question has one: ``key = code XOR sha256(f"{salt}:{id}:code:{i}")``
+  (blocks ``i = 0, 1, ...``), checked against ``answer_hash`` when the bank is loaded. That encoding hides the
+  number from a reader exactly as well as the hash does (anyone who runs code can undo either: an exact
+  7-digit count falls to the hash in some ten seconds). Without a code, the key is searched: first the grid
+  points ``m × 10**j`` with at most four significant digits (answers people write; a fraction of a second),
+  then every grid point outward from zero until one matches (about a second per million steps).
 
 The answer key is never stored in plain text: :meth:`Question.is_correct` hashes an answer and
 compares. The hashes keep the answers out of sight of a learner reading the files, nothing more:
@@ -75,6 +82,7 @@ FIELDS = (
     "explanation",
     "salt",
     "answer_hash",
+    "answer_code",
 )
 """Every field a question may have, in the order a bank file writes them."""
 REQUIRED = ("id", "unit", "section", "question", "explanation", "salt", "answer_hash")
@@ -100,6 +108,26 @@ Answer = int | tuple[int, ...] | Decimal
 
 class BankError(ValueError):
     """A bank file that cannot be used; the message names the file, the question and the field."""
+
+
+def _keystream(salt: str, question_id: str, n: int) -> bytes:
+    blocks = (hashlib.sha256(f"{salt}:{question_id}:code:{i}".encode()).digest() for i in range(n // 32 + 1))
+    return b"".join(blocks)[:n]
+
+
+def answer_code(salt: str, question_id: str, key: str) -> str:
+    """A numeric key XOR a keystream from the salt and id, as hex (see the module docstring)."""
+    data = key.encode()
+    return bytes(a ^ b for a, b in zip(data, _keystream(salt, question_id, len(data)))).hex()
+
+
+def decode_answer(salt: str, question_id: str, code: str) -> str | None:
+    """The key an :func:`answer_code` holds, or ``None`` if ``code`` is not one."""
+    try:
+        data = bytes.fromhex(code)
+        return bytes(a ^ b for a, b in zip(data, _keystream(salt, question_id, len(data)))).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def answer_hash(salt: str, question_id: str, key: str) -> str:
@@ -168,6 +196,7 @@ class Question:
     pool: str = "unit"
     tolerance: Decimal | None = None
     units: str | None = None
+    answer_code: str | None = None
 
     def _hashes(self, key: str) -> bool:
         return answer_hash(self.salt, self.id, key) == self.answer_hash
@@ -223,16 +252,30 @@ class Question:
         return _recover(self)
 
 
+def _round_steps(digits: int = 4) -> Iterable[int]:
+    """Grid step counts ``m × 10**j`` (``m`` below ``10**digits``) up to :data:`MAX_GRID_STEPS`: searched first."""
+    for j in range(len(str(MAX_GRID_STEPS))):
+        for m in range(10 ** (digits - 1) if j else 0, 10**digits):
+            if m * 10**j <= MAX_GRID_STEPS:
+                yield m * 10**j
+
+
 @functools.lru_cache(maxsize=4096)
 def _recover(q: Question) -> Answer:
     if q.kind == "numeric":
         e = grid_exponent(q.tolerance or Decimal(0))
+        if q.answer_code is not None:  # checked against the hash when the bank was loaded
+            key = decode_answer(q.salt, q.id, q.answer_code) or ""
+            k, _, exponent = key.partition("e")
+            if q._hashes(key) and exponent == str(e):
+                return Decimal(int(k)).scaleb(e)
         prefix = hashlib.sha256(f"{q.salt}:{q.id}:".encode())
-        for k in range(MAX_GRID_STEPS + 1):
+        target = bytes.fromhex(q.answer_hash)
+        for k in itertools.chain(_round_steps(), range(MAX_GRID_STEPS + 1)):
             for signed in (k, -k) if k else (0,):
                 h = prefix.copy()
                 h.update(f"{signed}e{e}".encode())
-                if h.hexdigest() == q.answer_hash:
+                if h.digest() == target:
                     return Decimal(signed).scaleb(e)
         raise BankError(f"question {q.id}: no number within {MAX_GRID_STEPS} grid steps of zero matches answer_hash")
     matches = [a for a in q.candidates() if q.is_correct(a)]
@@ -273,7 +316,7 @@ def kind_and_pool(raw: dict[str, Any], where: str) -> tuple[str, str]:
         raise BankError(f"{where}: a numeric question has no field 'choices' (the learner types a number)")
     if kind != "numeric" and "choices" not in raw:
         raise BankError(f"{where}: missing field(s) choices (a {kind} question needs its choices)")
-    extra = [f for f in ("tolerance", "units") if f in raw and kind != "numeric"]
+    extra = [f for f in ("tolerance", "units", "answer_code") if f in raw and kind != "numeric"]
     if extra:
         raise BankError(f"{where}: field(s) {', '.join(extra)} belong to numeric questions only, this one is {kind}")
     return kind, pool
@@ -355,7 +398,16 @@ def parse_question(raw: Any, path: Path, position: int, file_unit: int) -> Quest
         pool=pool,
         tolerance=tolerance,
         units=units,
+        answer_code=raw.get("answer_code"),
     )
+    if "answer_code" in raw:
+        code = raw["answer_code"]
+        key = decode_answer(salt, qid, code) if isinstance(code, str) else None
+        if key is None or not question._hashes(key) or not re.fullmatch(rf"-?\d+e{grid_exponent(tolerance)}", key):
+            raise BankError(
+                f"{where}: field 'answer_code' does not hold the number answer_hash holds "
+                "(rebuild the file with `python -m dlfund.course.quiz.author`)"
+            )
     if kind != "numeric":  # numeric keys are searched for only when needed (tests, --to-draft): see above
         matching = sum(question.is_correct(a) for a in question.candidates())
         if matching != 1:

@@ -1,4 +1,4 @@
-"""The outcome of a quiz or exam: each question with the choice made, the score, pass or not."""
+"""The outcome of a quiz or exam: each question with the answer given, the score, pass or not."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from dlfund.course.quiz.bank import Question
+from dlfund.course.quiz.bank import Answer, Question
 
 __all__ = ["EXIT_FAILED", "EXIT_INCOMPLETE", "EXIT_PASSED", "PASS_MARK", "Graded", "Report"]
 
@@ -19,10 +19,11 @@ EXIT_PASSED, EXIT_FAILED, EXIT_INCOMPLETE = 0, 1, 3
 
 @dataclass(frozen=True)
 class Graded:
-    """One question after the quiz: the choice made (0-based, ``None`` if not answered)."""
+    """One question after the quiz: the answer given (see :data:`~dlfund.course.quiz.bank.Answer`: for a single
+    answer the 0-based choice), ``None`` if not answered."""
 
     question: Question
-    chosen: int | None
+    chosen: Answer | None
 
     @property
     def answered(self) -> bool:

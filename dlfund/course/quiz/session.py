@@ -394,7 +394,7 @@ def _multi_difference(q: Question, chosen: tuple[int, ...]) -> str:
     extra = sorted(set(chosen) - right)
     parts = []
     if missed:
-        parts.append("missed " + ", ".join(f"{i + 1})" for i in missed))
+        parts.append("you missed " + ", ".join(f"{i + 1})" for i in missed))
     if extra:
         parts.append("not right: " + ", ".join(f"{i + 1})" for i in extra))
     return "; ".join(parts)
@@ -430,7 +430,7 @@ def feedback(report: Report, width: int | None = None) -> str:
         if not g.correct:
             lines.append(_wrap(f"right answer: {right_answer(q)}", "    ", width, " " * 17))
             if q.kind == "multi":
-                lines.append(_wrap(f"({_multi_difference(q, g.chosen)})", "    ", width, " "))  # type: ignore[arg-type]
+                lines.append(_wrap(_multi_difference(q, g.chosen), "    ", width, "  "))  # type: ignore[arg-type]
         lines.append(_wrap(q.explanation, "    ", width))
         lines.append(f"    review: {q.section}")
         lines.append("")
