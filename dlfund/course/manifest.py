@@ -861,7 +861,7 @@ UNITS: tuple[Unit, ...] = (
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
             Notebook(
-                "07-preference-tuning", "Preference tuning: RLHF's idea and DPO from scratch", smoke_s=45, full_s=240
+                "07-preference-tuning", "Preference tuning: RLHF's idea and DPO from scratch", smoke_s=40, full_s=240
             ),
         ),
         exercises=(
