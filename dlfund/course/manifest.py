@@ -860,6 +860,9 @@ UNITS: tuple[Unit, ...] = (
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
+            Notebook(
+                "07-preference-tuning", "Preference tuning: RLHF's idea and DPO from scratch", smoke_s=40, full_s=240
+            ),
         ),
         exercises=(
             Exercise(
@@ -879,6 +882,7 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=15,
                 full_s=30,
             ),
+            Exercise("ex06-ipo-loss", "The IPO preference loss", ("unit13.ipo_loss",), smoke_s=15, full_s=30),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit13),

@@ -51,6 +51,23 @@ class RankStudy(Settings):
 
 
 @dataclass(frozen=True)
+class DPOSettings(Settings):
+    """Preference tuning with DPO: notebook 07."""
+
+    tasks: tuple[str, ...] = doc("instruction tasks whose examples become preference pairs")
+    n_train: int = doc("training examples: each gives one pair with a wrong and one with a padded answer")
+    n_held_out: int = doc("held-out examples whose pairs measure preference accuracy")
+    sft_steps: int = doc("LoRA instruction-finetuning steps that make the reference model")
+    steps: int = doc("DPO steps")
+    batch_pairs: int = doc("preference pairs per DPO step")
+    lr: float = doc("AdamW learning rate of the DPO LoRA")
+    beta: float = doc("DPO's beta: how strongly the policy is held near the reference")
+    eval_every: int = doc("DPO steps between two measurements on the held-out pairs")
+    n_generate: int = doc("held-out examples answered greedily before and after DPO (exact match)")
+    toy_steps: int = doc("Adam steps of the toy comparison of two preference losses (exercise 6)")
+
+
+@dataclass(frozen=True)
 class Targets(Settings):
     """What the full tier must reach in notebook 04 (nothing is checked in the smoke tier)."""
 
@@ -85,6 +102,7 @@ class Unit13(Settings):
     memory: MemoryProbe = doc("The batch whose peak memory is compared, notebook 04.")
     study: RankStudy = doc("The rank/alpha study on a small regression problem, notebook 01.")
     targets: Targets = doc("What the full tier must reach in notebook 04 (nothing is checked in the smoke tier).")
+    dpo: DPOSettings = doc("Preference tuning with DPO: notebook 07.")
 
 
 SMOKE = Unit13(
@@ -106,6 +124,19 @@ SMOKE = Unit13(
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
     targets=Targets(exact_match=None, trainable_percent=None, memory_ratio=None),
+    dpo=DPOSettings(
+        tasks=("add", "subtract", "count"),
+        n_train=2,
+        n_held_out=2,
+        sft_steps=2,
+        steps=2,
+        batch_pairs=2,
+        lr=0.005,
+        beta=0.1,
+        eval_every=2,
+        n_generate=2,
+        toy_steps=200,
+    ),
 )
 
 FULL = Unit13(
@@ -127,4 +158,17 @@ FULL = Unit13(
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=256, true_rank=4, ranks=(1, 2, 4, 8, 16), alphas=(1.0, 16.0), steps=400),
     targets=Targets(exact_match=0.9, trainable_percent=1.0, memory_ratio=0.6),
+    dpo=DPOSettings(
+        tasks=("add", "subtract", "sort", "count", "reverse", "speaker"),
+        n_train=600,
+        n_held_out=120,
+        sft_steps=150,
+        steps=200,
+        batch_pairs=8,
+        lr=0.0005,
+        beta=0.1,
+        eval_every=20,
+        n_generate=60,
+        toy_steps=200,
+    ),
 )
