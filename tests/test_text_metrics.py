@@ -50,10 +50,10 @@ def test_ngram_counts():
 
 
 def test_modified_precision_clips_counts():
-    assert metrics.modified_precision("the the the the".split(), ["the cat".split()], 1) == (1, 4)
+    assert metrics.modified_precision(["the", "the", "the", "the"], [["the", "cat"]], 1) == (1, 4)
     # the clip is the largest count in any one reference, not their sum
-    assert metrics.modified_precision("the the the".split(), ["the cat".split(), "the the dog".split()], 1) == (2, 3)
-    assert metrics.modified_precision("a b".split(), ["a b c".split()], 3) == (0, 0)
+    assert metrics.modified_precision(["the", "the", "the"], [["the", "cat"], ["the", "the", "dog"]], 1) == (2, 3)
+    assert metrics.modified_precision(["a", "b"], [["a", "b", "c"]], 3) == (0, 0)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -915,6 +915,12 @@ UNITS: tuple[Unit, ...] = (
                 full_s=300,
             ),
             Notebook("04-export-and-serve", "Exporting and serving a trained model", smoke_s=15, full_s=180),
+            Notebook(
+                "05-measuring-generated-text",
+                "Measuring generated text: exact match, perplexity, BLEU and ROUGE",
+                smoke_s=45,
+                full_s=120,
+            ),
             Notebook("06-next-steps", "Where to go next, and the final exam", smoke_s=10, full_s=20),
         ),
         exercises=(
@@ -941,6 +947,13 @@ UNITS: tuple[Unit, ...] = (
                 ("unit14.class_conditional_conformal",),
                 smoke_s=15,
                 full_s=120,
+            ),
+            Exercise(
+                "ex05-rouge-l",
+                "ROUGE-L from the longest common subsequence",
+                ("unit14.rouge_l",),
+                smoke_s=15,
+                full_s=60,
             ),
         ),
         datasets=("fashion-mnist",),
