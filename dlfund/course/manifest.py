@@ -903,6 +903,7 @@ UNITS: tuple[Unit, ...] = (
             "Confidence intervals for test accuracy (normal approximation, bootstrap, repeated runs); "
             "comparing two models honestly; calibrated confidences and conformal prediction sets; "
             "exporting a trained model for inference and serving it; "
+            "scoring generated text (exact match, perplexity, BLEU, ROUGE) and where each metric misleads; "
             "where to go next; the final exam."
         ),
         notebooks=(
@@ -968,6 +969,7 @@ UNITS: tuple[Unit, ...] = (
             "compare two models on the same test set with a paired bootstrap and McNemar's test",
             "calibrate a classifier's confidences and give prediction sets with a coverage guarantee",
             "export a model for inference (safetensors, torch.export) and serve it over HTTP",
+            "score generated text with exact match, perplexity, BLEU and ROUGE, and say where each misleads",
             "choose where to go next, and take the final exam",
         ),
         study_hours=(3, 5),
