@@ -968,8 +968,8 @@ UNITS: tuple[Unit, ...] = (
             "put a confidence interval on a test accuracy (normal, Wilson, bootstrap, repeated runs)",
             "compare two models on the same test set with a paired bootstrap and McNemar's test",
             "calibrate a classifier's confidences and give prediction sets with a coverage guarantee",
-            "export a model for inference (safetensors, torch.export) and serve it over HTTP",
-            "score generated text with exact match, perplexity, BLEU and ROUGE, and say where each misleads",
+            "export a model for inference (safetensors, torch.export) and serve it over HTTP; score generated "
+            "text (exact match, perplexity, BLEU, ROUGE) knowing where each metric misleads",
             "choose where to go next, and take the final exam",
         ),
         study_hours=(3, 5),
