@@ -953,7 +953,7 @@ UNITS: tuple[Unit, ...] = (
                 "ex05-rouge-l",
                 "ROUGE-L from the longest common subsequence",
                 ("unit14.rouge_l",),
-                smoke_s=15,
+                smoke_s=20,
                 full_s=60,
             ),
         ),
