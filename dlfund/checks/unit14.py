@@ -32,6 +32,7 @@ __all__ = [
     "paired_comparison",
     "permutation_test",
     "class_conditional_conformal",
+    "rouge_l",
     "PAIRED_KEYS",
     "CONVENTION",
     "ALTERNATIVES",
@@ -808,3 +809,4 @@ def permutation_test(fn: Callable[..., Any], *, seed: int | None = None) -> None
 
 
 from dlfund.checks._unit14_conformal import class_conditional_conformal  # noqa: E402
+from dlfund.checks._unit14_rouge import rouge_l  # noqa: E402

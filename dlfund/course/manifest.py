@@ -907,6 +907,7 @@ UNITS: tuple[Unit, ...] = (
             "Confidence intervals for test accuracy (normal approximation, bootstrap, repeated runs); "
             "comparing two models honestly; calibrated confidences and conformal prediction sets; "
             "exporting a trained model for inference and serving it; "
+            "scoring generated text (exact match, perplexity, BLEU, ROUGE) and where each metric misleads; "
             "where to go next; the final exam."
         ),
         notebooks=(
@@ -919,6 +920,12 @@ UNITS: tuple[Unit, ...] = (
                 full_s=300,
             ),
             Notebook("04-export-and-serve", "Exporting and serving a trained model", smoke_s=15, full_s=180),
+            Notebook(
+                "05-measuring-generated-text",
+                "Measuring generated text: exact match, perplexity, BLEU and ROUGE",
+                smoke_s=45,
+                full_s=120,
+            ),
             Notebook("06-next-steps", "Where to go next, and the final exam", smoke_s=10, full_s=20),
         ),
         exercises=(
@@ -946,6 +953,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=15,
                 full_s=120,
             ),
+            Exercise(
+                "ex05-rouge-l",
+                "ROUGE-L from the longest common subsequence",
+                ("unit14.rouge_l",),
+                smoke_s=20,
+                full_s=60,
+            ),
         ),
         datasets=("fashion-mnist",),
         settings=tiers(unit14),
@@ -958,7 +972,8 @@ UNITS: tuple[Unit, ...] = (
             "put a confidence interval on a test accuracy (normal, Wilson, bootstrap, repeated runs)",
             "compare two models on the same test set with a paired bootstrap and McNemar's test",
             "calibrate a classifier's confidences and give prediction sets with a coverage guarantee",
-            "export a model for inference (safetensors, torch.export) and serve it over HTTP",
+            "export a model for inference (safetensors, torch.export) and serve it over HTTP; score generated "
+            "text (exact match, perplexity, BLEU, ROUGE) knowing where each metric misleads",
             "choose where to go next, and take the final exam",
         ),
         study_hours=(3, 5),

@@ -8,6 +8,16 @@ from dlfund.course.settings.base import Settings, doc
 
 
 @dataclass(frozen=True)
+class TextMetrics(Settings):
+    """Measuring generated text: notebook 05."""
+
+    tasks: tuple[str, ...] = doc("instruction tasks of unit 13 whose held-out examples the model answers")
+    n_examples: int = doc("held-out instruction examples SmolLM2 answers and the metrics score")
+    max_new_tokens: int = doc("most tokens generated per answer")
+    n_lines: int = doc("Shakespeare lines whose words are shuffled to compare ROUGE-1 with ROUGE-L (exercise 5)")
+
+
+@dataclass(frozen=True)
 class Unit14(Settings):
     """The settings of unit 14."""
 
@@ -22,6 +32,7 @@ class Unit14(Settings):
     )
     long_epochs: int = doc("epochs of the deliberately long training that makes an overconfident model")
     conformal_splits: int = doc("random calibration/test splits over which the conformal coverage is measured")
+    text: TextMetrics = doc("Measuring generated text: notebook 05.")
 
 
 SMOKE = Unit14(
@@ -34,6 +45,7 @@ SMOKE = Unit14(
     n_calibration=1000,
     long_epochs=20,
     conformal_splits=200,
+    text=TextMetrics(tasks=("add", "sort", "reverse"), n_examples=3, max_new_tokens=8, n_lines=40),
 )
 
 FULL = Unit14(
@@ -46,4 +58,7 @@ FULL = Unit14(
     n_calibration=10000,
     long_epochs=40,
     conformal_splits=1000,
+    text=TextMetrics(
+        tasks=("add", "subtract", "sort", "count", "reverse", "speaker"), n_examples=24, max_new_tokens=24, n_lines=400
+    ),
 )
