@@ -24,7 +24,7 @@ from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
-__all__ = ["adapter_gate", "lora_embedding", "lora_layer"]
+__all__ = ["adapter_gate", "lora_embedding", "lora_layer", "prefix_attention"]
 
 Tensor = torch.Tensor
 
@@ -656,3 +656,7 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
         f"LoRA embedding: only A and B train, the base embedding at initialisation, (α/r)·B A looked up by column, "
         f"the padding row never moves, merge/unmerge exact ({vocab} tokens × {dim}, r={r}, padding_idx={pad})"
     )
+
+
+# exercise 5 (prefix tuning's attention) lives in its own module, like unit 14's conformal check
+from dlfund.checks._unit13_prefix import prefix_attention  # noqa: E402
