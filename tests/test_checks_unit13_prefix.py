@@ -37,7 +37,7 @@ def prefix_variant(mistake: str = ""):
         else:
             pk, pv = prefix_k.expand(b, -1, -1, -1), prefix_v.expand(b, -1, -1, -1)
         if mistake == "separate":
-            rep = lambda x: x.repeat_interleave(groups, 1)  # noqa: E731
+            rep = lambda x: x.repeat_interleave(groups, 1)
             text = torch.nn.functional.scaled_dot_product_attention(q, rep(k), rep(v), is_causal=True)
             return text + torch.nn.functional.scaled_dot_product_attention(q, rep(pk), rep(pv))
         if mistake == "appended":
@@ -65,8 +65,13 @@ def prefix_variant(mistake: str = ""):
 def library_in_disguise(q, k, v, prefix_k, prefix_v, cos, sin):
     """The library's PrefixAttention.attend called on the rotated inputs: refused."""
     config = LlamaConfig(
-        vocab_size=8, dim=q.shape[1] * q.shape[3], n_layers=1, n_heads=q.shape[1], n_kv_heads=k.shape[1],
-        hidden_dim=8, context_length=64,
+        vocab_size=8,
+        dim=q.shape[1] * q.shape[3],
+        n_layers=1,
+        n_heads=q.shape[1],
+        n_kv_heads=k.shape[1],
+        hidden_dim=8,
+        context_length=64,
     )
     attn = PrefixAttention(config, prefix_k.shape[1])
     with torch.no_grad():
@@ -137,7 +142,11 @@ def test_the_check_reference_is_the_librarys_layer():
     attn = PrefixAttention(config, 5)
     with torch.no_grad():
         attn.prefix_key.normal_(generator=gen), attn.prefix_value.normal_(generator=gen)
-    q, k, v = torch.randn(3, 8, 7, 6, generator=gen), torch.randn(3, 2, 7, 6, generator=gen), torch.randn(3, 2, 7, 6, generator=gen)
+    q, k, v = (
+        torch.randn(3, 8, 7, 6, generator=gen),
+        torch.randn(3, 2, 7, 6, generator=gen),
+        torch.randn(3, 2, 7, 6, generator=gen),
+    )
     cos, sin = torch.randn(7, 6, generator=gen).cos(), torch.randn(7, 6, generator=gen).sin()
     from dlfund.checks._unit13_prefix import _attention
 

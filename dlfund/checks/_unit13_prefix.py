@@ -198,5 +198,7 @@ def prefix_attention(fn: Callable[..., Tensor], *, seed: int | None = None) -> N
         f"prefix_attention with an empty prefix (P = 0) should be plain causal attention over the text, "
         f"and it is not {where}",
     )
-    passed(f"prefix attention: one softmax over {P} prefix and {T} text positions, batch {B}, {H} query heads on "
-           f"{H_KV} key/value heads, and an empty prefix {where}")
+    passed(
+        f"prefix attention: one softmax over {P} prefix and {T} text positions, batch {B}, {H} query heads on "
+        f"{H_KV} key/value heads, and an empty prefix {where}"
+    )

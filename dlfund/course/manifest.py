@@ -860,7 +860,7 @@ UNITS: tuple[Unit, ...] = (
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
-            Notebook("06-prompt-and-prefix-tuning", "Prompt tuning and prefix tuning", smoke_s=60, full_s=480),
+            Notebook("06-prompt-and-prefix-tuning", "Prompt tuning and prefix tuning", smoke_s=45, full_s=480),
         ),
         exercises=(
             Exercise(
