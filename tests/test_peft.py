@@ -244,7 +244,7 @@ def test_train_lowers_the_loss_and_leaves_the_base_alone(method: Method) -> None
     assert sizes["total"] == sizes["weights"] + sizes["grads"] + sizes["adamw"]
     assert sizes["grads"] == 4 * result.trainable
     with pytest.raises(ValueError, match="unknown method kind"):
-        build(base, Method("x", "prefix", 1.0))
+        build(base, Method("x", "bitfit", 1.0))
 
 
 @pytest.mark.parametrize("method", ["lora", "adapter v1", "adapter v2"])

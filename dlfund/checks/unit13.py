@@ -25,7 +25,7 @@ from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
-__all__ = ["adapter_gate", "ipo_loss", "lora_embedding", "lora_layer"]
+__all__ = ["adapter_gate", "ipo_loss", "lora_embedding", "lora_layer", "prefix_attention"]
 
 Tensor = torch.Tensor
 
@@ -659,4 +659,6 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
     )
 
 
+# exercise 5 (prefix tuning's attention) lives in its own module, like unit 14's conformal check
+from dlfund.checks._unit13_prefix import prefix_attention  # noqa: E402
 from dlfund.checks._unit13_ipo import ipo_loss  # noqa: E402

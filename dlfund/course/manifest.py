@@ -860,6 +860,7 @@ UNITS: tuple[Unit, ...] = (
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
+            Notebook("06-prompt-and-prefix-tuning", "Prompt tuning and prefix tuning", smoke_s=45, full_s=480),
             Notebook(
                 "07-preference-tuning", "Preference tuning: RLHF's idea and DPO from scratch", smoke_s=40, full_s=240
             ),
@@ -879,6 +880,13 @@ UNITS: tuple[Unit, ...] = (
                 "ex03-lora-embedding",
                 "LoRA for an embedding table",
                 ("unit13.lora_embedding",),
+                smoke_s=15,
+                full_s=30,
+            ),
+            Exercise(
+                "ex05-prefix-attention",
+                "Attention with a key/value prefix",
+                ("unit13.prefix_attention",),
                 smoke_s=15,
                 full_s=30,
             ),

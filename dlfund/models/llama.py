@@ -231,10 +231,15 @@ class Llama(Decoder):
         With ``caches`` (from :meth:`new_caches`), ``idx`` holds only the *new* tokens: they take the
         positions after the cached ones, and their keys and values are appended.
         """
+        return self.lm_head(self.hidden_states(idx, caches))
+
+    def hidden_states(self, idx: Tensor, caches: list[KVCache] | None = None) -> Tensor:
+        """The final norm's output ``(B, T, D)``: :meth:`forward` without the output head (a loss on a few
+        positions runs the head on those only; unit 13's prompt tuning overrides this one method)."""
         start = self.first_new_position(idx, caches)
         t = idx.shape[1]
         rope = (self.rope_cos[start : start + t], self.rope_sin[start : start + t])
         x = self.embed_tokens(idx)  # (B, T, D)
         for i, layer in enumerate(self.layers):
             x = layer(x, rope, caches[i] if caches is not None else None)
-        return self.lm_head(self.norm(x))
+        return self.norm(x)

@@ -1,5 +1,5 @@
-"""Parameter-efficient finetuning (unit 13): LoRA and LLaMA-Adapter written from scratch, and the
-instruction-tuning loop that compares them with full finetuning.
+"""Parameter-efficient finetuning (unit 13): LoRA, LLaMA-Adapter, prompt and prefix tuning written from
+scratch, and the instruction-tuning loop that compares them with full finetuning.
 
 Each method decides what trains and what is saved with one function of the model
 (:func:`lora_parameter_names`, :func:`adapter_parameter_names`), used by both freezing and saving
@@ -27,15 +27,28 @@ from dlfund.peft.lora import (
     save_lora,
     unmerge_lora,
 )
+from dlfund.peft.prompt import (
+    PrefixAttention,
+    PromptTunedLlama,
+    add_prefix,
+    add_soft_prompt,
+    prefix_parameter_names,
+    prompt_parameter_names,
+    prompt_state_dict,
+)
 from dlfund.peft.trainable import cast_frozen, state_dict_of, train_only
 
 __all__ = [
     "AdapterAttention",
     "LoRALinear",
     "ParameterReport",
+    "PrefixAttention",
+    "PromptTunedLlama",
     "ScaleBiasLinear",
     "adapter_parameter_names",
     "add_adapter",
+    "add_prefix",
+    "add_soft_prompt",
     "adapter_state_dict",
     "cast_frozen",
     "inject_lora",
@@ -46,6 +59,9 @@ __all__ = [
     "mark_only_lora_trainable",
     "merge_lora",
     "parameter_report",
+    "prefix_parameter_names",
+    "prompt_parameter_names",
+    "prompt_state_dict",
     "save_lora",
     "state_dict_of",
     "train_only",

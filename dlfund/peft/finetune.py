@@ -1,4 +1,5 @@
-"""Instruction finetuning of a :class:`~dlfund.models.llama.Llama`: full, LoRA or LLaMA-Adapter (unit 13).
+"""Instruction finetuning of a :class:`~dlfund.models.llama.Llama`: full, LoRA, LLaMA-Adapter, prompt or
+prefix tuning (unit 13).
 
 One training loop for every method, on Lightning Fabric: the method only decides which parameters
 require gradients (and whether the frozen base may be stored in bf16). The loss is next-token
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from dlfund.models.llama import Llama
 from dlfund.peft.adapter import add_adapter
 from dlfund.peft.lora import inject_lora, parameter_report
+from dlfund.peft.prompt import add_prefix, add_soft_prompt
 from dlfund.peft.trainable import cast_frozen
 from dlfund.text.instructions import (
     IGNORE_INDEX,
@@ -52,13 +54,9 @@ Tensor = torch.Tensor
 
 
 def hidden_states(model: Llama, idx: Tensor) -> Tensor:
-    """The final-norm hidden states ``(B, T, D)`` of tokens ``idx (B, T)``: ``model(idx)`` without the head."""
-    t = idx.shape[1]
-    rope = (model.rope_cos[:t], model.rope_sin[:t])
-    x = model.embed_tokens(idx)
-    for layer in model.layers:
-        x = layer(x, rope)
-    return model.norm(x)
+    """The final-norm hidden states ``(B, T, D)`` of tokens ``idx (B, T)``: ``model(idx)`` without the head
+    (:meth:`Llama.hidden_states`, which a prompt-tuned model overrides to read its soft prompt first)."""
+    return model.hidden_states(idx)
 
 
 def response_loss(model: Llama, idx: Tensor, targets: Tensor) -> Tensor:
@@ -101,13 +99,18 @@ class Method:
     """A finetuning method: its name, how to prepare a copy of the base model, and its learning rate."""
 
     name: str
-    kind: str  # "full" | "lora" | "adapter"
+    kind: str  # "full" | "lora" | "adapter" | "prompt" | "prefix"
     lr: float
     options: dict[str, object] = field(default_factory=dict)
 
 
 def build(base: Llama, method: Method) -> Llama:
-    """A deep copy of ``base`` prepared for ``method``; the base model itself is not changed."""
+    """A deep copy of ``base`` prepared for ``method``; the base model itself is not changed.
+
+    ``method.options`` are the keyword arguments of the method's function: :func:`inject_lora`,
+    :func:`add_adapter`, :func:`add_soft_prompt` (which returns a new model sharing the copy's weights)
+    or :func:`add_prefix`.
+    """
     model = copy.deepcopy(base)
     if method.kind == "full":
         model.requires_grad_(True)
@@ -115,8 +118,14 @@ def build(base: Llama, method: Method) -> Llama:
         inject_lora(model, **method.options)  # type: ignore[arg-type]
     elif method.kind == "adapter":
         add_adapter(model, **method.options)  # type: ignore[arg-type]
+    elif method.kind == "prompt":
+        model = add_soft_prompt(model, **method.options)  # type: ignore[arg-type]
+    elif method.kind == "prefix":
+        add_prefix(model, **method.options)  # type: ignore[arg-type]
     else:
-        raise ValueError(f"unknown method kind {method.kind!r}: expected 'full', 'lora' or 'adapter'")
+        raise ValueError(
+            f"unknown method kind {method.kind!r}: expected 'full', 'lora', 'adapter', 'prompt' or 'prefix'"
+        )
     return model
 
 

@@ -32,6 +32,17 @@ class AdapterSettings(Settings):
 
 
 @dataclass(frozen=True)
+class PromptPrefixSettings(Settings):
+    """Prompt tuning and prefix tuning: notebook 06."""
+
+    prompt_len: int = doc("learned input embeddings read before every input (prompt tuning)")
+    prefix_len: int = doc("learned key/value positions per key/value head in every layer (prefix tuning)")
+    lr_prompt: float = doc("AdamW learning rate of prompt tuning")
+    lr_prefix: float = doc("AdamW learning rate of prefix tuning")
+    init_text: str = doc("text whose tokens (repeated) start the soft prompt and the prefixes")
+
+
+@dataclass(frozen=True)
 class MemoryProbe(Settings):
     """The batch whose peak memory is compared, notebook 04."""
 
@@ -100,6 +111,7 @@ class Unit13(Settings):
     lora: LoRASettings = doc("LoRA: notebook 04.")
     adapter: AdapterSettings = doc("LLaMA-Adapter: notebooks 03 and 04.")
     memory: MemoryProbe = doc("The batch whose peak memory is compared, notebook 04.")
+    prefix: PromptPrefixSettings = doc("Prompt tuning and prefix tuning: notebook 06.")
     study: RankStudy = doc("The rank/alpha study on a small regression problem, notebook 01.")
     targets: Targets = doc("What the full tier must reach in notebook 04 (nothing is checked in the smoke tier).")
     dpo: DPOSettings = doc("Preference tuning with DPO: notebook 07.")
@@ -122,6 +134,9 @@ SMOKE = Unit13(
     lora=LoRASettings(targets=("q_proj", "v_proj"), rank=8, ranks=(8,), alpha_per_rank=2.0),
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=3),
     memory=MemoryProbe(batch=4, seq_len=512),
+    prefix=PromptPrefixSettings(
+        prompt_len=20, prefix_len=10, lr_prompt=0.03, lr_prefix=0.01, init_text="Answer with the exact answer only."
+    ),
     study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
     targets=Targets(exact_match=None, trainable_percent=None, memory_ratio=None),
     dpo=DPOSettings(
@@ -156,6 +171,9 @@ FULL = Unit13(
     lora=LoRASettings(targets=("q_proj", "v_proj"), rank=8, ranks=(2, 8, 16), alpha_per_rank=2.0),
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=100),
     memory=MemoryProbe(batch=4, seq_len=512),
+    prefix=PromptPrefixSettings(
+        prompt_len=20, prefix_len=10, lr_prompt=0.03, lr_prefix=0.01, init_text="Answer with the exact answer only."
+    ),
     study=RankStudy(dim=256, true_rank=4, ranks=(1, 2, 4, 8, 16), alphas=(1.0, 16.0), steps=400),
     targets=Targets(exact_match=0.9, trainable_percent=1.0, memory_ratio=0.6),
     dpo=DPOSettings(
