@@ -860,6 +860,12 @@ UNITS: tuple[Unit, ...] = (
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
+            Notebook(
+                "05-in-context-learning",
+                "In-context learning: zero- and few-shot prompting as the baseline",
+                smoke_s=40,
+                full_s=240,
+            ),
         ),
         exercises=(
             Exercise(

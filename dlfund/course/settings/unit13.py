@@ -51,6 +51,16 @@ class RankStudy(Settings):
 
 
 @dataclass(frozen=True)
+class ICLSettings(Settings):
+    """In-context learning: notebook 05 and exercise 4."""
+
+    shots: tuple[int, ...] = doc("numbers of solved training examples (shots) placed before each question, compared")
+    shot_seed: int = doc("seed of the random draw of shots from the training split")
+    select_k: int = doc("shots per question when similar and random shots are compared (exercise 4)")
+    select_n_test: int = doc("held-out questions answered when similar and random shots are compared (exercise 4)")
+
+
+@dataclass(frozen=True)
 class Targets(Settings):
     """What the full tier must reach in notebook 04 (nothing is checked in the smoke tier)."""
 
@@ -84,6 +94,7 @@ class Unit13(Settings):
     adapter: AdapterSettings = doc("LLaMA-Adapter: notebooks 03 and 04.")
     memory: MemoryProbe = doc("The batch whose peak memory is compared, notebook 04.")
     study: RankStudy = doc("The rank/alpha study on a small regression problem, notebook 01.")
+    icl: ICLSettings = doc("In-context learning: notebook 05 and exercise 4.")
     targets: Targets = doc("What the full tier must reach in notebook 04 (nothing is checked in the smoke tier).")
 
 
@@ -105,6 +116,7 @@ SMOKE = Unit13(
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=3),
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
+    icl=ICLSettings(shots=(0, 1, 3), shot_seed=0, select_k=2, select_n_test=6),
     targets=Targets(exact_match=None, trainable_percent=None, memory_ratio=None),
 )
 
@@ -126,5 +138,6 @@ FULL = Unit13(
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=100),
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=256, true_rank=4, ranks=(1, 2, 4, 8, 16), alphas=(1.0, 16.0), steps=400),
+    icl=ICLSettings(shots=(0, 1, 3, 8), shot_seed=0, select_k=3, select_n_test=240),
     targets=Targets(exact_match=0.9, trainable_percent=1.0, memory_ratio=0.6),
 )
