@@ -1,5 +1,6 @@
-"""Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, the adapter's gate, and LoRA
-for an embedding table (a transfer exercise).
+"""Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, the adapter's gate, LoRA
+for an embedding table, and choosing few-shot examples by similarity (transfer exercises; the last one lives in
+:mod:`dlfund.checks._unit13_shots`).
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``), compares with the library's reference (:mod:`dlfund.peft`), and when the
@@ -24,7 +25,7 @@ from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
-__all__ = ["adapter_gate", "lora_embedding", "lora_layer"]
+__all__ = ["adapter_gate", "lora_embedding", "lora_layer", "similar_shots"]
 
 Tensor = torch.Tensor
 
@@ -656,3 +657,6 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
         f"LoRA embedding: only A and B train, the base embedding at initialisation, (α/r)·B A looked up by column, "
         f"the padding row never moves, merge/unmerge exact ({vocab} tokens × {dim}, r={r}, padding_idx={pad})"
     )
+
+
+from dlfund.checks._unit13_shots import similar_shots  # noqa: E402

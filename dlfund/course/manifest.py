@@ -885,6 +885,13 @@ UNITS: tuple[Unit, ...] = (
                 smoke_s=15,
                 full_s=30,
             ),
+            Exercise(
+                "ex04-similar-shots",
+                "Choosing few-shot examples by similarity",
+                ("unit13.similar_shots",),
+                smoke_s=15,
+                full_s=120,
+            ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
         settings=tiers(unit13),

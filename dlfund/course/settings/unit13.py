@@ -116,7 +116,7 @@ SMOKE = Unit13(
     adapter=AdapterSettings(prompt_len=10, layers=28, steps=3),
     memory=MemoryProbe(batch=4, seq_len=512),
     study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
-    icl=ICLSettings(shots=(0, 1, 3), shot_seed=0, select_k=2, select_n_test=6),
+    icl=ICLSettings(shots=(0, 1, 3), shot_seed=0, select_k=1, select_n_test=4),
     targets=Targets(exact_match=None, trainable_percent=None, memory_ratio=None),
 )
 
