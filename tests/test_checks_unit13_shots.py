@@ -83,7 +83,7 @@ def test_accepts_a_tuple_and_the_variant_without_mistakes():
 
 def test_rejects_the_stub_random_shots_and_crashes():
     rejects(unit13.similar_shots, stub, match=r"not implemented yet")
-    rejects(unit13.similar_shots, random_shots, match=r"LEAST similar|not the \d most similar|ANSWER|answer|long")
+    rejects(unit13.similar_shots, random_shots, match=r"LEAST similar|not the \d most similar")
     rejects(unit13.similar_shots, lambda q, p, k: None, match=r"found a NoneType")
     rejects(unit13.similar_shots, lambda q, p, k: 1 / 0, match=r"raised ZeroDivisionError")
 

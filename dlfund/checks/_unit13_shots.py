@@ -25,10 +25,13 @@ __all__ = ["similar_shots"]
 _CONSONANTS, _VOWELS = "bdfgklmnprstvz", "aeiou"
 
 
-def _tokens(text: str) -> set[str]:
+def _tokens(text: str, variant: str = "") -> set[str]:
     """The token set the exercise defines: lowercase, runs of letters and digits, every other non-space
-    character on its own (so ``"8?"`` gives ``"8"`` and ``"?"``, and ``+`` and ``-`` count)."""
-    return set(re.findall(r"\w+|[^\w\s]", text.lower()))
+    character on its own (so ``"8?"`` gives ``"8"`` and ``"?"``, and ``+`` and ``-`` count). ``variant``
+    recomputes a usual mistake instead."""
+    if variant == "split":
+        return set(text.lower().split())
+    return set(re.findall(r"\w+|[^\w\s]", text if variant == "case" else text.lower()))
 
 
 def _jaccard(a: str, b: str) -> float:
@@ -36,11 +39,19 @@ def _jaccard(a: str, b: str) -> float:
     return len(ta & tb) / len(ta | tb) if ta | tb else 0.0
 
 
-def _reference(query: Example, pool: Sequence[Example], k: int) -> list[Example]:
-    """The k most similar candidates (ties: earlier in the pool), least similar first."""
+def _reference(query: Example, pool: Sequence[Example], k: int, variant: str = "") -> list[Example]:
+    """The k most similar candidates (ties: earlier in the pool), least similar first; ``variant`` recomputes
+    a usual mistake (the check names a mistake when the learner's shots are exactly that mistake's)."""
+    q = _tokens(query.instruction + (" " + query.response if variant == "answer" else ""), variant)
+
+    def score(e: Example) -> float:
+        t = _tokens(e.instruction + (" " + e.response if variant == "pool answers" else ""), variant)
+        return float(len(q & t)) if variant == "count" else len(q & t) / len(q | t)
+
     candidates = [e for e in pool if e.instruction != query.instruction]
-    ranked = sorted(candidates, key=lambda e: -_jaccard(query.instruction, e.instruction))
-    return ranked[:k][::-1]
+    if variant == "ties later":
+        return sorted(candidates, key=score)[-k:]
+    return sorted(candidates, key=lambda e: -score(e))[:k][::-1]
 
 
 def _draw(seed: int) -> dict[str, Any]:
@@ -97,6 +108,11 @@ def _draw(seed: int) -> dict[str, Any]:
     }
 
 
+def _names(shots: Sequence[Example]) -> list[str]:
+    """The instructions of ``shots``, sorted: which examples were chosen, whatever their order."""
+    return sorted(e.instruction for e in shots)
+
+
 def _describe(shots: Sequence[Example], query: Example) -> str:
     return "; ".join(f"{e.instruction!r} ({_jaccard(query.instruction, e.instruction):.3f})" for e in shots)
 
@@ -114,44 +130,32 @@ def _diagnose(found: list[Example], expected: list[Example], d: dict[str, Any]) 
             "the right shots in the wrong order: the most similar came first; the prompt places them in the "
             "returned order, and the most similar should sit LAST, right before the question"
         )
-    if sorted(map(id, found)) == sorted(map(id, expected)):
+    if _names(found) == _names(expected):
         raise CheckFailed(
             "the right shots in the wrong order: expected them from least to most similar (the most similar "
             f"last); expected {_describe(expected, query)}, found {_describe(found, query)}"
         )
-    if max(map(similarity, found)) < min(map(similarity, expected)):
+    lowest = sorted(similarity(e) for e in d["pool"] if e.instruction != query.instruction)[:k]
+    if sorted(map(similarity, found)) == lowest:
         raise CheckFailed(f"these are the {k} LEAST similar examples: keep the {k} with the highest similarity")
-    if d["answer_bait"] in found:
-        raise CheckFailed(
-            f"{d['answer_bait'].instruction!r} was picked because it shares words with the question's ANSWER: "
-            "at question time the answer is unknown (and using it leaks it); compare the question's instruction only"
-        )
-    if d["pool_answer_bait"] in found:
-        raise CheckFailed(
-            f"{d['pool_answer_bait'].instruction!r} was picked because its own answer shares the question's words: "
-            "compare the question's instruction with each pool example's instruction only"
-        )
-    if d["long"] in found:
-        raise CheckFailed(
-            "a long instruction that shares several words but is mostly other words was picked: the similarity "
-            "is the number of shared tokens divided by the number of tokens in either (Jaccard), not the count "
-            "of shared tokens"
-        )
-    if d["case"] not in found:
-        raise CheckFailed(
-            f"{d['case'].instruction!r} was left out although it shares words with the question written in "
-            "capitals: lowercase both texts before taking their tokens"
-        )
-    if d["punct"] not in found:
-        raise CheckFailed(
-            f"{d['punct'].instruction!r} was left out although its words match the question's once the commas "
-            'are split off: take tokens with re.findall(r"\\w+|[^\\w\\s]", text.lower()), not text.split()'
-        )
-    if d["tie_later"] in found and d["tie_first"] not in found:
-        raise CheckFailed(
-            "two pool examples tie for the last place, and the later one in the pool was kept: on a tie the "
-            "earlier one wins (sort by similarity, highest first; Python's sort keeps the pool order among ties)"
-        )
+    messages = {
+        "answer": f"{d['answer_bait'].instruction!r} was picked because it shares words with the question's ANSWER: "
+        "at question time the answer is unknown (and using it leaks it); compare the question's instruction only",
+        "pool answers": f"{d['pool_answer_bait'].instruction!r} was picked because its own answer shares the "
+        "question's words: compare the question's instruction with each pool example's instruction only",
+        "count": "a long instruction that shares several words but is mostly other words was picked: the similarity "
+        "is the number of shared tokens divided by the number of tokens in either (Jaccard), not the count "
+        "of shared tokens",
+        "case": f"{d['case'].instruction!r} was left out although it shares words with the question written in "
+        "capitals: lowercase both texts before taking their tokens",
+        "split": f"{d['punct'].instruction!r} was left out although its words match the question's once the commas "
+        'are split off: take tokens with re.findall(r"\\w+|[^\\w\\s]", text.lower()), not text.split()',
+        "ties later": "two pool examples tie for the last place, and the later one in the pool was kept: on a tie the "
+        "earlier one wins (sort by similarity, highest first; Python's sort keeps the pool order among ties)",
+    }
+    for variant, message in messages.items():
+        if _names(found) == _names(_reference(query, d["pool"], k, variant)):
+            raise CheckFailed(message)
     raise CheckFailed(
         f"these are not the {k} most similar examples: expected {_describe(expected, query)}, "
         f"found {_describe(found, query)}"
