@@ -863,8 +863,8 @@ UNITS: tuple[Unit, ...] = (
             Notebook(
                 "05-in-context-learning",
                 "In-context learning: zero- and few-shot prompting as the baseline",
-                smoke_s=40,
-                full_s=240,
+                smoke_s=30,
+                full_s=300,
             ),
         ),
         exercises=(
@@ -889,8 +889,8 @@ UNITS: tuple[Unit, ...] = (
                 "ex04-similar-shots",
                 "Choosing few-shot examples by similarity",
                 ("unit13.similar_shots",),
-                smoke_s=15,
-                full_s=120,
+                smoke_s=20,
+                full_s=180,
             ),
         ),
         datasets=("smollm2-135m-gguf", "shakespeare"),
