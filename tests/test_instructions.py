@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
 from dlfund.text import instructions as ins
+from dlfund.text.llama_tokenizer import ChatTokenizer
 
 
 def test_splits_are_deterministic_disjoint_and_cover_every_task() -> None:
@@ -66,8 +69,6 @@ def test_collate_scores_only_the_response() -> None:
 
 
 def test_template_and_encoding_with_the_real_tokenizer() -> None:
-    from dlfund.text.llama_tokenizer import ChatTokenizer
-
     tok = ChatTokenizer.from_gguf()
     ex = ins.Example("add", "What is 12 + 30?", "42")
     text = ins.prompt_text(tok, ex)
@@ -82,3 +83,55 @@ def test_template_and_encoding_with_the_real_tokenizer() -> None:
 
 def test_normalize() -> None:
     assert ins.normalize("  42. ") == "42" and ins.normalize("Hamlet") == "Hamlet"
+
+
+def test_few_shot_messages_alternate_and_end_with_the_question() -> None:
+    shots = [ins.Example("add", "What is 10 + 2?", "12"), ins.Example("sort", "Sort these numbers: 3, 1", "1, 3")]
+    query = ins.Example("add", "What is 20 + 5?", "25")
+    messages = ins.few_shot_messages(query, shots)
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert [m["content"] for m in messages] == [
+        "What is 10 + 2?",
+        "12",
+        "Sort these numbers: 3, 1",
+        "1, 3",
+        query.instruction,
+    ]
+    assert "25" not in [m["content"] for m in messages]  # the query's answer is never shown
+    assert ins.few_shot_messages(query, []) == [{"role": "user", "content": query.instruction}]
+
+
+def test_few_shot_prompt_grows_by_each_shots_turns() -> None:
+    tok = ChatTokenizer.from_gguf()
+    pool = ins.generate(12, seed=5)
+    query, shots = pool[0], pool[1:4]
+    zero = ins.few_shot_prompt(tok, query, [])
+    assert zero == ins.prompt_text(tok, query)  # zero shots: the prompt the finetuned models are scored with
+    three = ins.few_shot_prompt(tok, query, shots)
+    assert three.endswith(f"<|im_start|>user\n{query.instruction}<|im_end|>\n<|im_start|>assistant\n")
+    assert three.count("<|im_start|>system\n") == 1 and query.response not in three.split("<|im_start|>")[-2]
+    turns = sum(
+        len(
+            tok.encode(
+                tok.chat(
+                    ins.few_shot_messages(s, [])[:1] + [{"role": "assistant", "content": s.response}],
+                    add_generation_prompt=False,
+                    system=None,
+                )
+            )
+        )
+        for s in shots
+    )
+    assert len(tok.encode(three)) == len(tok.encode(zero)) + turns
+
+
+def test_draw_shots_is_seeded_distinct_and_skips_excluded() -> None:
+    pool = ins.generate(30, seed=2)
+    a = ins.draw_shots(pool, 8, random.Random(7))
+    assert a == ins.draw_shots(pool, 8, random.Random(7)) != ins.draw_shots(pool, 8, random.Random(8))
+    assert len({e.instruction for e in a}) == 8 and all(e in pool for e in a)
+    banned = {e.instruction for e in pool[:29]}
+    assert ins.draw_shots(pool, 1, random.Random(0), exclude=banned) == [pool[29]]
+    assert ins.draw_shots(pool, 0, random.Random(0)) == []
+    with pytest.raises(ValueError, match="cannot draw 2 shots from 1"):
+        ins.draw_shots(pool, 2, random.Random(0), exclude=banned)

@@ -13,12 +13,15 @@ from dlfund.peft import adapter, lora
 from dlfund.peft.finetune import (
     Method,
     build,
+    exact_match,
     hidden_states,
     response_loss,
     state_bytes,
     train,
 )
 from dlfund.peft.trainable import cast_frozen, train_only
+from dlfund.text import instructions
+from dlfund.text.llama_tokenizer import ChatTokenizer
 
 
 def tiny(seed: int = 0) -> Llama:
@@ -292,3 +295,21 @@ def test_after_bf16_training_the_model_is_evaluated_under_autocast() -> None:
         response_loss(model, IDX, targets)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.isfinite(response_loss(model, IDX, targets))
+
+
+def test_exact_match_with_given_prompts() -> None:
+    tok = ChatTokenizer.from_gguf()
+    torch.manual_seed(0)
+    model = Llama(
+        LlamaConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, n_kv_heads=1, hidden_dim=32, context_length=256)
+    ).eval()
+    examples = instructions.generate(3, seed=0, tasks=("add",))
+    plain = exact_match(model, tok, examples, max_new_tokens=3)
+    same = exact_match(
+        model, tok, examples, max_new_tokens=3, prompts=[instructions.prompt_text(tok, e) for e in examples]
+    )
+    assert plain == same  # the default prompt is the zero-shot prompt
+    shot = instructions.few_shot_prompt(tok, examples[0], examples[1:])
+    assert len(exact_match(model, tok, examples[:1], max_new_tokens=3, prompts=[shot])[1]) == 1
+    with pytest.raises(ValueError, match="2 prompts for 3 examples"):
+        exact_match(model, tok, examples, prompts=["a", "b"])

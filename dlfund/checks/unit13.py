@@ -1,6 +1,7 @@
-"""Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, the adapter's gate, and LoRA
-for an embedding table (a transfer exercise), and the IPO preference loss (a transfer exercise, in
-:mod:`dlfund.checks._unit13_ipo`).
+"""Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, the adapter's gate, LoRA
+for an embedding table, and three transfer exercises that live in modules of their own: choosing few-shot
+examples by similarity (:mod:`dlfund.checks._unit13_shots`), attention with a key/value prefix
+(:mod:`dlfund.checks._unit13_prefix`) and the IPO preference loss (:mod:`dlfund.checks._unit13_ipo`).
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``), compares with the library's reference (:mod:`dlfund.peft`), and when the
@@ -25,7 +26,7 @@ from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
-__all__ = ["adapter_gate", "ipo_loss", "lora_embedding", "lora_layer", "prefix_attention"]
+__all__ = ["adapter_gate", "ipo_loss", "lora_embedding", "lora_layer", "prefix_attention", "similar_shots"]
 
 Tensor = torch.Tensor
 
@@ -659,6 +660,7 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
     )
 
 
-# exercise 5 (prefix tuning's attention) lives in its own module, like unit 14's conformal check
-from dlfund.checks._unit13_prefix import prefix_attention  # noqa: E402
+# exercises 4 to 6 live in modules of their own, like unit 14's conformal check
 from dlfund.checks._unit13_ipo import ipo_loss  # noqa: E402
+from dlfund.checks._unit13_prefix import prefix_attention  # noqa: E402
+from dlfund.checks._unit13_shots import similar_shots  # noqa: E402

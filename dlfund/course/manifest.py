@@ -860,6 +860,12 @@ UNITS: tuple[Unit, ...] = (
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
+            Notebook(
+                "05-in-context-learning",
+                "In-context learning: zero- and few-shot prompting as the baseline",
+                smoke_s=30,
+                full_s=300,
+            ),
             Notebook("06-prompt-and-prefix-tuning", "Prompt tuning and prefix tuning", smoke_s=45, full_s=480),
             Notebook(
                 "07-preference-tuning", "Preference tuning: RLHF's idea and DPO from scratch", smoke_s=40, full_s=240
@@ -882,6 +888,13 @@ UNITS: tuple[Unit, ...] = (
                 ("unit13.lora_embedding",),
                 smoke_s=15,
                 full_s=30,
+            ),
+            Exercise(
+                "ex04-similar-shots",
+                "Choosing few-shot examples by similarity",
+                ("unit13.similar_shots",),
+                smoke_s=20,
+                full_s=180,
             ),
             Exercise(
                 "ex05-prefix-attention",

@@ -242,15 +242,22 @@ def exact_match(
     system: str | None = SYSTEM_PROMPT,
     device: torch.device | None = None,
     autocast: bool = False,
+    prompts: Sequence[str] | None = None,
 ) -> tuple[float, list[str]]:
     """The fraction of ``examples`` whose greedy answer equals the response (after :func:`normalize`),
-    and the answers. Generation stops at ``<|im_end|>``; the KV cache makes each new token cheap."""
+    and the answers. Generation stops at ``<|im_end|>``; the KV cache makes each new token cheap.
+
+    Each example is asked with :func:`prompt_text` (``system`` as its system message), or with its entry in
+    ``prompts`` when given (e.g. a few-shot prompt, :func:`~dlfund.text.instructions.few_shot_prompt`)."""
     if not examples:
         raise ValueError("exact_match needs at least one example")
+    if prompts is not None and len(prompts) != len(examples):
+        raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples: give one prompt per example")
     device = device or next(model.parameters()).device
     answers = []
-    for ex in examples:
-        idx = torch.tensor([tokenizer.encode(prompt_text(tokenizer, ex, system))], device=device)
+    for i, ex in enumerate(examples):
+        text = prompt_text(tokenizer, ex, system) if prompts is None else prompts[i]
+        idx = torch.tensor([tokenizer.encode(text)], device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             out = model.generate(idx, max_new_tokens, stop_tokens=[tokenizer.im_end_id])
         answers.append(tokenizer.decode([t for t in out[0, idx.shape[1] :].tolist() if t != tokenizer.im_end_id]))

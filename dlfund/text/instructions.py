@@ -10,6 +10,9 @@ string, which makes evaluation a plain string comparison (exact match) instead o
 - ``speaker``: a three-speech passage from a play and the question *who says this line?* — a
   question/answer pair built from real text (the answer is in the passage; the model must read it).
 
+In-context learning (notebook 05) asks the unchanged model with *shots*: solved training examples placed
+before the question as earlier turns of the conversation (:func:`few_shot_prompt`, :func:`draw_shots`).
+
 The held-out split is built from the same generator but takes its Shakespeare lines from *other
 plays* (:data:`dlfund.text.chars.VALIDATION_PLAYS`), and no instruction appears in both splits.
 Everything is deterministic given the seed.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -41,7 +44,10 @@ __all__ = [
     "TASKS",
     "Example",
     "collate",
+    "draw_shots",
     "encode_example",
+    "few_shot_messages",
+    "few_shot_prompt",
     "generate",
     "instruction_splits",
     "normalize",
@@ -195,6 +201,42 @@ def instruction_splits(
 def prompt_text(tokenizer: ChatTokenizer, example: Example, system: str | None = SYSTEM_PROMPT) -> str:
     """The ChatML prompt of one example, ending where the assistant's answer starts."""
     return tokenizer.chat([{"role": "user", "content": example.instruction}], system=system)
+
+
+def few_shot_messages(query: Example, shots: Sequence[Example]) -> list[dict[str, str]]:
+    """The conversation of a k-shot prompt: each shot as a user turn (its instruction) followed by an
+    assistant turn (its answer), in the given order, then the query's instruction as the last user turn.
+
+    The query's own answer is never part of it: that is what the model must produce.
+    """
+    messages = []
+    for shot in shots:
+        messages.append({"role": "user", "content": shot.instruction})
+        messages.append({"role": "assistant", "content": shot.response})
+    messages.append({"role": "user", "content": query.instruction})
+    return messages
+
+
+def few_shot_prompt(
+    tokenizer: ChatTokenizer, query: Example, shots: Sequence[Example], system: str | None = SYSTEM_PROMPT
+) -> str:
+    """The ChatML text of :func:`few_shot_messages`, ending where the assistant's answer starts.
+
+    With no shots it is :func:`prompt_text`: the zero-shot prompt the finetuned models are scored with.
+    """
+    return tokenizer.chat(few_shot_messages(query, shots), system=system)
+
+
+def draw_shots(pool: Sequence[Example], k: int, rng: random.Random, *, exclude: Collection[str] = ()) -> list[Example]:
+    """``k`` distinct examples of ``pool`` drawn at random by ``rng`` (in the drawn order), skipping any whose
+    instruction is in ``exclude`` (the question being asked, or every held-out instruction).
+
+    ``pool`` should be a training split: shots drawn from the test split would show the model test answers.
+    """
+    candidates = [e for e in pool if e.instruction not in exclude]
+    if not 0 <= k <= len(candidates):
+        raise ValueError(f"cannot draw {k} shots from {len(candidates)} candidate examples")
+    return rng.sample(candidates, k)
 
 
 def encode_example(

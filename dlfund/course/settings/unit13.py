@@ -62,6 +62,16 @@ class RankStudy(Settings):
 
 
 @dataclass(frozen=True)
+class ICLSettings(Settings):
+    """In-context learning: notebook 05 and exercise 4."""
+
+    shots: tuple[int, ...] = doc("numbers of solved training examples (shots) placed before each question, compared")
+    shot_seed: int = doc("seed of the random draw of shots from the training split")
+    select_k: int = doc("shots per question when similar and random shots are compared (exercise 4)")
+    select_n_test: int = doc("held-out questions answered when similar and random shots are compared (exercise 4)")
+
+
+@dataclass(frozen=True)
 class DPOSettings(Settings):
     """Preference tuning with DPO: notebook 07."""
 
@@ -113,6 +123,7 @@ class Unit13(Settings):
     memory: MemoryProbe = doc("The batch whose peak memory is compared, notebook 04.")
     prefix: PromptPrefixSettings = doc("Prompt tuning and prefix tuning: notebook 06.")
     study: RankStudy = doc("The rank/alpha study on a small regression problem, notebook 01.")
+    icl: ICLSettings = doc("In-context learning: notebook 05 and exercise 4.")
     targets: Targets = doc("What the full tier must reach in notebook 04 (nothing is checked in the smoke tier).")
     dpo: DPOSettings = doc("Preference tuning with DPO: notebook 07.")
 
@@ -138,6 +149,7 @@ SMOKE = Unit13(
         prompt_len=20, prefix_len=10, lr_prompt=0.03, lr_prefix=0.01, init_text="Answer with the exact answer only."
     ),
     study=RankStudy(dim=64, true_rank=4, ranks=(1, 2, 4, 8), alphas=(1.0, 16.0), steps=150),
+    icl=ICLSettings(shots=(0, 1, 3), shot_seed=0, select_k=1, select_n_test=4),
     targets=Targets(exact_match=None, trainable_percent=None, memory_ratio=None),
     dpo=DPOSettings(
         tasks=("add", "subtract", "count"),
@@ -175,6 +187,7 @@ FULL = Unit13(
         prompt_len=20, prefix_len=10, lr_prompt=0.03, lr_prefix=0.01, init_text="Answer with the exact answer only."
     ),
     study=RankStudy(dim=256, true_rank=4, ranks=(1, 2, 4, 8, 16), alphas=(1.0, 16.0), steps=400),
+    icl=ICLSettings(shots=(0, 1, 3, 8), shot_seed=0, select_k=3, select_n_test=240),
     targets=Targets(exact_match=0.9, trainable_percent=1.0, memory_ratio=0.6),
     dpo=DPOSettings(
         tasks=("add", "subtract", "sort", "count", "reverse", "speaker"),
