@@ -34,14 +34,15 @@ def _case(g: torch.Generator, *, tiny: bool) -> dict[str, Any]:
     """A batch of padded rows ``[start] ordinary ... [end] [pad] ...`` and the vocabulary it is written in.
 
     The main case has 28–40 ids with the special ones (padding, start, end, mask) in the middle, so that
-    the lowest and highest ids are ordinary tokens; the tiny case has only two ordinary ids."""
+    the lowest and highest ids are ordinary tokens, and about 60,000 positions, so that every ordinary id
+    is drawn as a random token many times; the tiny case has only two ordinary ids."""
     if tiny:
         vocab_size, pad, start, end, mask = 6, 0, 1, 2, 5
         rows, length = 50, 2000
     else:
         vocab_size = int(torch.randint(28, 41, (1,), generator=g))
         pad, start, end, mask = (torch.randperm(vocab_size - 2, generator=g)[:4] + 1).tolist()
-        rows, length = int(torch.randint(48, 61, (1,), generator=g)), int(torch.randint(250, 301, (1,), generator=g))
+        rows, length = int(torch.randint(48, 61, (1,), generator=g)), int(torch.randint(1000, 1201, (1,), generator=g))
     special = (pad, start, end)
     ordinary = torch.tensor([i for i in range(vocab_size) if i not in (*special, mask)])
     ids = ordinary[torch.randint(len(ordinary), (rows, length), generator=g)]
