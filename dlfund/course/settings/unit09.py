@@ -104,9 +104,9 @@ class EncoderDecoder(Settings):
     blank_every: int = doc("in the fill-a-blank test, one character in this many is blanked (evenly spaced)")
     eval_every: int = doc("training steps between measurements on the validation windows")
     eval_windows: int = doc("validation windows of the unseen plays used for every measurement")
-    first_gap: float = doc(
+    first_gap: float | None = doc(
         "how much higher (a share, 0 to 1) the encoder's fill-a-blank accuracy must be than the decoder's at the "
-        "window's first position, where the decoder reads a single character"
+        "window's first position, where the decoder reads a single character (None: not checked)"
     )
 
 
@@ -158,7 +158,7 @@ SMOKE = Unit09(
         blank_every=8,
         eval_every=100,
         eval_windows=2048,
-        first_gap=0.0,
+        first_gap=None,
     ),
 )
 
