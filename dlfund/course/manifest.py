@@ -594,7 +594,7 @@ UNITS: tuple[Unit, ...] = (
             Notebook(
                 "06-encoder-vs-decoder",
                 "Encoder vs decoder: masked-token and next-token training",
-                smoke_s=55,
+                smoke_s=45,
                 full_s=300,
             ),
         ),
