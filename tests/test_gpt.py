@@ -41,6 +41,24 @@ def test_shapes_and_causality(positions: str) -> None:
     assert (logits[:, 12:] - later[:, 12:]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_a_bidirectional_model_sees_both_sides(positions: str) -> None:
+    """``causal=False``: changing a later token changes the earlier positions' logits too; same parameters."""
+    encoder, decoder = tiny(positions, causal=False), tiny(positions)
+    assert encoder.num_parameters() == decoder.num_parameters()
+    decoder.load_state_dict(encoder.state_dict())  # same weights: only the mask differs
+    idx = torch.randint(0, 17, (3, 20))
+    changed = idx.clone()
+    changed[:, 12] = (changed[:, 12] + 1) % 17
+    assert (encoder(idx)[:, :12] - encoder(changed)[:, :12]).abs().max() > 1e-4
+    torch.testing.assert_close(decoder(idx)[:, :12], decoder(changed)[:, :12], atol=1e-6, rtol=0)
+    # one block: the last position sees every position under both masks, so its logits agree
+    one_encoder, one_decoder = tiny(positions, causal=False, n_layers=1), tiny(positions, n_layers=1)
+    torch.testing.assert_close(one_encoder(idx)[:, -1], one_decoder(idx)[:, -1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="cannot use a KV cache"):
+        encoder.generate(idx[:, :5], 3, use_cache=True)
+
+
 def test_without_positions_the_last_token_ignores_order() -> None:
     """No positions, one layer: the prediction after a sequence ignores the order of the earlier tokens.
 

@@ -1,5 +1,5 @@
-"""Checks for unit 9 (self-attention): the causal mask, splitting and merging heads, a KV cache, and
-sliding-window and prefix-LM masks.
+"""Checks for unit 9 (self-attention): the causal mask, splitting and merging heads, a KV cache,
+sliding-window and prefix-LM masks, and BERT's masked-token corruption (:mod:`dlfund.checks._unit09_mlm`).
 
 Each check builds fresh random inputs (a new seed on every call, printed in failure messages so a
 failure can be replayed with ``seed=...``), compares the learner's work with a reference, and says
@@ -23,12 +23,13 @@ from dlfund.checks._core import (
     fresh_seed,
     passed,
 )
+from dlfund.checks._unit09_mlm import mlm_masking
 from dlfund.models.attention import load_attention_weights, naive_attention
 from dlfund.models.attention import merge_heads as ref_merge
 from dlfund.models.attention import split_heads as ref_split
 from dlfund.models.gpt import GPT, GPTConfig
 
-__all__ = ["attention_masks", "causal_mask", "kv_cache", "multi_head"]
+__all__ = ["attention_masks", "causal_mask", "kv_cache", "mlm_masking", "multi_head"]
 
 Tensor = torch.Tensor
 

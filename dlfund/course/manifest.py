@@ -591,6 +591,12 @@ UNITS: tuple[Unit, ...] = (
             Notebook("03-gpt-on-shakespeare", "A small GPT on Shakespeare", smoke_s=40, full_s=480),
             Notebook("04-sampling-and-kv-cache", "Sampling and the KV cache", smoke_s=30, full_s=600),
             Notebook("05-attention-scaling", "How attention scales with sequence length", smoke_s=10, full_s=300),
+            Notebook(
+                "06-encoder-vs-decoder",
+                "Encoder vs decoder: masked-token and next-token training",
+                smoke_s=45,
+                full_s=300,
+            ),
         ),
         exercises=(
             Exercise("ex01-causal-mask", "The causal mask", ("unit09.causal_mask",), smoke_s=10, full_s=60),
@@ -602,6 +608,9 @@ UNITS: tuple[Unit, ...] = (
                 ("unit09.attention_masks",),
                 smoke_s=10,
                 full_s=60,
+            ),
+            Exercise(
+                "ex05-mlm-masking", "BERT's masked-token corruption", ("unit09.mlm_masking",), smoke_s=15, full_s=60
             ),
         ),
         datasets=("shakespeare",),

@@ -67,6 +67,10 @@ class GPTConfig(DecoderConfig):
     """Biases in the linear layers and LayerNorms."""
     positions: str = "learned"
     """One of :data:`POSITIONS`."""
+    causal: bool = True
+    """Causal attention (a decoder: each position sees itself and the positions before it); ``False``
+    makes every position see every other (an encoder, trained BERT-style on masked tokens, unit 9
+    notebook 06). An encoder cannot use a KV cache: each new token would change every earlier token's vectors."""
 
     def __post_init__(self) -> None:
         if self.hidden_dim is None:
@@ -98,7 +102,8 @@ def sinusoidal_positions(length: int, dim: int, base: float = 10000.0) -> Tensor
 
 
 class GPTSelfAttention(nn.Module):
-    """Causal multi-head self-attention with a fused q/k/v projection, optional RoPE and KV cache.
+    """Multi-head self-attention with a fused q/k/v projection, optional RoPE and KV cache; causal
+    unless ``config.causal`` is ``False`` (then every position attends to every position).
 
     ``(B, T, D) -> (B, T, D)``. With a ``cache`` holding ``P`` earlier positions, the ``T`` new
     queries attend to all ``P + T`` keys, the future among the new ones masked.
@@ -110,6 +115,7 @@ class GPTSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.dim, 3 * config.dim, bias=config.bias)
         self.o_proj = nn.Linear(config.dim, config.dim, bias=config.bias)
         self.dropout = config.dropout
+        self.causal = config.causal
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None, cache: KVCache | None = None) -> Tensor:
@@ -118,7 +124,11 @@ class GPTSelfAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, h, P + T, d)
-        out = causal_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        dropout_p = self.dropout if self.training else 0.0
+        if self.causal:
+            out = causal_attention(q, k, v, dropout_p=dropout_p)
+        else:  # bidirectional: no mask at all
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         return self.resid_dropout(self.o_proj(merge_heads(out)))
 
 
@@ -155,6 +165,9 @@ class GPTBlock(nn.Module):
 
 class GPT(Decoder):
     """A decoder-only transformer: tokens ``(B, T)`` -> next-token logits ``(B, T, V)``.
+
+    With ``causal=False`` in its config, the same stack is an encoder: logits ``(B, T, V)`` for each
+    position's own token, read from both sides (masked-token prediction, unit 9 notebook 06).
 
     Generation (:meth:`stream`, :meth:`generate`) comes from :class:`~dlfund.models.transformer.Decoder`.
     """
@@ -198,6 +211,11 @@ class GPT(Decoder):
         With ``caches`` (one :class:`KVCache` per block, :meth:`new_caches`), ``idx`` holds only the
         *new* tokens: they take the positions after the cached ones, and their keys and values are appended.
         """
+        if caches is not None and not self.config.causal:
+            raise ValueError(
+                "a bidirectional model (causal=False) cannot use a KV cache: each new token changes the "
+                "vectors of every earlier token, so nothing cached stays valid"
+            )
         start = self.first_new_position(idx, caches)
         positions = slice(start, start + idx.shape[1])
         x = self.embed_tokens(idx)  # (B, T, D)

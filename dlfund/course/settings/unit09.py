@@ -89,6 +89,28 @@ class Scaling(Settings):
 
 
 @dataclass(frozen=True)
+class EncoderDecoder(Settings):
+    """The encoder and the decoder of notebook 06: same characters, same size, same training budget."""
+
+    layers: int = doc("transformer blocks of each model")
+    heads: int = doc("attention heads per block")
+    dim: int = doc("numbers per token, the width of each model")
+    context: int = doc("characters each model sees at once (its context length)")
+    batch: int = doc("windows per training batch (both models see the same windows)")
+    steps: int = doc("training steps of each model (the same for both)")
+    lr: float = doc("peak AdamW learning rate (warm-up, then cosine decay)")
+    warmup: int = doc("steps over which the learning rate rises linearly to its peak")
+    mask_share: float = doc("probability that the encoder's training blanks a character")
+    blank_every: int = doc("in the fill-a-blank test, one character in this many is blanked (evenly spaced)")
+    eval_every: int = doc("training steps between measurements on the validation windows")
+    eval_windows: int = doc("validation windows of the unseen plays used for every measurement")
+    first_gap: float | None = doc(
+        "how much higher (a share, 0 to 1) the encoder's fill-a-blank accuracy must be than the decoder's at the "
+        "window's first position, where the decoder reads a single character (None: not checked)"
+    )
+
+
+@dataclass(frozen=True)
 class Unit09(Settings):
     """The settings of unit 09."""
 
@@ -98,6 +120,7 @@ class Unit09(Settings):
     gen: GenerationModel = doc("The model trained for sampling and the KV cache, notebook 04 and exercise 3.")
     kv: KVCacheTiming = doc("The KV-cache timing of notebook 04.")
     scaling: Scaling = doc("Time and memory of attention against sequence length, notebook 05.")
+    encdec: EncoderDecoder = doc("The encoder and the decoder of notebook 06: same characters, size and budget.")
 
 
 SMOKE = Unit09(
@@ -122,6 +145,21 @@ SMOKE = Unit09(
     gen=GenerationModel(layers=2, heads=4, dim=64, context=128, batch=16, steps=3000, time_s=12, lr=0.003),
     kv=KVCacheTiming(prompt=16, new_tokens=96, batch=4, target_speedup=None),
     scaling=Scaling(lengths=(64, 128, 256, 512, 1024, 2048), dim=64, heads=4, batch=1, min_run_s=0.05),
+    encdec=EncoderDecoder(
+        layers=2,
+        heads=4,
+        dim=64,
+        context=32,
+        batch=32,
+        steps=600,
+        lr=0.006,
+        warmup=60,
+        mask_share=0.15,
+        blank_every=8,
+        eval_every=100,
+        eval_windows=2048,
+        first_gap=None,
+    ),
 )
 
 FULL = Unit09(
@@ -146,4 +184,19 @@ FULL = Unit09(
     gen=GenerationModel(layers=6, heads=6, dim=384, context=640, batch=32, steps=30000, time_s=120, lr=0.001),
     kv=KVCacheTiming(prompt=64, new_tokens=512, batch=64, target_speedup=3.0),
     scaling=Scaling(lengths=(256, 512, 1024, 2048, 4096, 8192, 16384), dim=512, heads=8, batch=4, min_run_s=0.2),
+    encdec=EncoderDecoder(
+        layers=4,
+        heads=4,
+        dim=128,
+        context=64,
+        batch=64,
+        steps=4000,
+        lr=0.003,
+        warmup=200,
+        mask_share=0.15,
+        blank_every=8,
+        eval_every=250,
+        eval_windows=2048,
+        first_gap=0.1,
+    ),
 )
