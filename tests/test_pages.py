@@ -211,3 +211,16 @@ def test_the_results_page_fits_the_page():
     assert rows, "no recorded results to show"
     assert max(len(r) for r in rows) <= pages.LABEL_WIDTH + 2 * pages.VALUE_WIDTH + 10, max(rows, key=len)
     assert all(r.count(" | ") <= 2 for r in rows), "a metric column and at most two tiers per table"
+
+
+def test_unit_readmes_link_the_quiz_the_way_the_book_rewrites():
+    # a unit README links the quiz instructions in the repository; the book stage points that link at the quiz page
+    for u in manifest.UNITS:
+        text = (manifest.ROOT / "units" / u.dirname / "README.md").read_text(encoding="utf-8")
+        assert pages.QUIZ_README_LINK in text, (
+            f"units/{u.dirname}/README.md lacks the quiz link {pages.QUIZ_README_LINK}"
+        )
+    target = pages.QUIZ_PAGE_LINK.strip("()").removeprefix("../../").removesuffix(".md")
+    assert f"file: {target}" in (manifest.ROOT / "book" / "_toc.yml").read_text(encoding="utf-8"), (
+        "the quiz page is not in the toc"
+    )

@@ -315,10 +315,15 @@ def test_the_quiz_and_the_exam_record_their_scores(tmp_path, capsys, monkeypatch
     def stop(prompt):
         raise EOFError
 
+    def readable(prompt):  # an answer of the asked kind (right or wrong), read from the prompt
+        if prompt.startswith("Your order"):
+            n = int(re.search(r"1-(\d+)", prompt).group(1))
+            return " ".join(str(i) for i in range(n, 0, -1))
+        return "1 2" if "all that apply" in prompt else "1"
+
     quiz(1, seed=1, input_fn=stop, print_fn=lambda *a: None)  # stopped at once: incomplete
-    answers = iter(["1"] * 100)
-    quiz(1, seed=1, name="Ada", out_dir=tmp_path, input_fn=lambda prompt: next(answers), print_fn=lambda *a: None)
-    exam(seed=1, questions=3, input_fn=lambda prompt: "1", print_fn=lambda *a: None, out_dir=tmp_path)
+    quiz(1, seed=1, name="Ada", out_dir=tmp_path, input_fn=readable, print_fn=lambda *a: None)
+    exam(seed=1, questions=3, input_fn=readable, print_fn=lambda *a: None, out_dir=tmp_path)
     recorded = progress.load(ws)["quizzes"]
     assert recorded["1"]["attempts"] == 2 and 0 <= recorded["1"]["best"] <= 1
     assert "exam" not in recorded  # a 3-question practice draw is not the final exam

@@ -206,9 +206,17 @@ def results_section(heading: str, by_tier: dict[str, dict[str, Any]]) -> list[st
     return [*lines, ""]
 
 
+QUIZ_README_LINK = "(../../dlfund/course/quiz/README.md)"
+"""How a unit README links to the quiz instructions in the repository; the book has them as its quiz page."""
+QUIZ_PAGE_LINK = "(../../book/_generated/quiz.md)"
+
+
 def stage(dest: Path) -> None:
     """Apply the learner's view to the book's staged sources in ``dest`` (see the module docstring)."""
     for u in manifest.UNITS:
+        readme = dest / "units" / u.dirname / "README.md"
+        if readme.exists():  # the quiz instructions are a page of the book, not a file of the package
+            atomic_write_text(readme, readme.read_text(encoding="utf-8").replace(QUIZ_README_LINK, QUIZ_PAGE_LINK))
         titles = []
         for ex in u.exercises:
             solution_path = dest / u.solution_path(ex.name).relative_to(manifest.ROOT)
