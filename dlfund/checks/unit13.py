@@ -1,5 +1,6 @@
 """Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, the adapter's gate, and LoRA
-for an embedding table (a transfer exercise).
+for an embedding table (a transfer exercise), and maximal marginal relevance for retrieved context (a transfer
+exercise, in :mod:`dlfund.checks._unit13_mmr`).
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``), compares with the library's reference (:mod:`dlfund.peft`), and when the
@@ -18,13 +19,14 @@ from torch import nn
 
 from dlfund.checks._core import CheckFailed, call_learner, expect, fresh_seed, passed
 from dlfund.checks._library_use import refusing
+from dlfund.checks._unit13_mmr import mmr
 from dlfund.models.attention import merge_heads, split_heads
 from dlfund.models.llama import GroupedQueryAttention, LlamaConfig, repeat_kv
 from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
-__all__ = ["adapter_gate", "lora_embedding", "lora_layer"]
+__all__ = ["adapter_gate", "lora_embedding", "lora_layer", "mmr"]
 
 Tensor = torch.Tensor
 
