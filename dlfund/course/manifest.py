@@ -860,7 +860,7 @@ UNITS: tuple[Unit, ...] = (
                 "03-llama-adapter", "LLaMA-Adapter v1 and v2: gated prompts, bias and scale", smoke_s=40, full_s=240
             ),
             Notebook("04-finetuning-compared", "Full finetuning vs LoRA vs LLaMA-Adapter", smoke_s=45, full_s=480),
-            Notebook("08-retrieval-augmented", "Retrieval-augmented answers", smoke_s=55, full_s=240),
+            Notebook("08-retrieval-augmented", "Retrieval-augmented answers", smoke_s=45, full_s=240),
         ),
         exercises=(
             Exercise(
@@ -884,7 +884,7 @@ UNITS: tuple[Unit, ...] = (
                 "ex07-mmr",
                 "Maximal marginal relevance: relevant and diverse context",
                 ("unit13.mmr",),
-                smoke_s=15,
+                smoke_s=25,
                 full_s=30,
             ),
         ),
