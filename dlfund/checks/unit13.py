@@ -1,7 +1,8 @@
 """Checks for unit 13 (LoRA and LLaMA-Adapter): the LoRA layer with merge/unmerge, the adapter's gate, LoRA
-for an embedding table, and three transfer exercises that live in modules of their own: choosing few-shot
+for an embedding table, and four transfer exercises that live in modules of their own: choosing few-shot
 examples by similarity (:mod:`dlfund.checks._unit13_shots`), attention with a key/value prefix
-(:mod:`dlfund.checks._unit13_prefix`) and the IPO preference loss (:mod:`dlfund.checks._unit13_ipo`).
+(:mod:`dlfund.checks._unit13_prefix`), the IPO preference loss (:mod:`dlfund.checks._unit13_ipo`) and maximal
+marginal relevance for retrieved context (:mod:`dlfund.checks._unit13_mmr`).
 
 Each check draws fresh random sizes (the seed is printed in failure messages, so a failure can be
 replayed with ``seed=...``), compares with the library's reference (:mod:`dlfund.peft`), and when the
@@ -26,7 +27,7 @@ from dlfund.models.transformer import KVCache, apply_rope, rope_tables
 from dlfund.peft.adapter import AdapterAttention
 from dlfund.peft.lora import LoRALinear
 
-__all__ = ["adapter_gate", "ipo_loss", "lora_embedding", "lora_layer", "prefix_attention", "similar_shots"]
+__all__ = ["adapter_gate", "ipo_loss", "lora_embedding", "lora_layer", "mmr", "prefix_attention", "similar_shots"]
 
 Tensor = torch.Tensor
 
@@ -660,7 +661,8 @@ def lora_embedding(cls: type, *, seed: int | None = None) -> None:
     )
 
 
-# exercises 4 to 6 live in modules of their own, like unit 14's conformal check
+# exercises 4 to 7 live in modules of their own, like unit 14's conformal check
 from dlfund.checks._unit13_ipo import ipo_loss  # noqa: E402
+from dlfund.checks._unit13_mmr import mmr  # noqa: E402
 from dlfund.checks._unit13_prefix import prefix_attention  # noqa: E402
 from dlfund.checks._unit13_shots import similar_shots  # noqa: E402

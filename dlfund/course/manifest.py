@@ -879,6 +879,7 @@ UNITS: tuple[Unit, ...] = (
             Notebook(
                 "07-preference-tuning", "Preference tuning: RLHF's idea and DPO from scratch", smoke_s=40, full_s=240
             ),
+            Notebook("08-retrieval-augmented", "Retrieval-augmented answers", smoke_s=45, full_s=240),
         ),
         exercises=(
             Exercise(
@@ -913,8 +914,15 @@ UNITS: tuple[Unit, ...] = (
                 full_s=30,
             ),
             Exercise("ex06-ipo-loss", "The IPO preference loss", ("unit13.ipo_loss",), smoke_s=15, full_s=30),
+            Exercise(
+                "ex07-mmr",
+                "Maximal marginal relevance: relevant and diverse context",
+                ("unit13.mmr",),
+                smoke_s=25,
+                full_s=30,
+            ),
         ),
-        datasets=("smollm2-135m-gguf", "shakespeare"),
+        datasets=("smollm2-135m-gguf", "shakespeare", "minilm-l6-v2"),
         settings=tiers(unit13),
         builds_on="the LLaMA model with SmolLM2's real weights, its tokenizer and generation.",
         prerequisites=(

@@ -89,6 +89,30 @@ class DPOSettings(Settings):
 
 
 @dataclass(frozen=True)
+class RAGSettings(Settings):
+    """Retrieval-augmented answers: notebook 08."""
+
+    n_index: int | None = doc(
+        "speeches whose first lines are embedded into the index (None: every speech of every play)"
+    )
+    n_recall: int = doc("questions on which retrieval recall is measured (embedding only, no generation)")
+    n_questions: int = doc("of those, questions the language model answers, without and with retrieval")
+    min_words: int = doc("fewest words a line must have to be asked about")
+    drop_words: int = doc("words removed at random from a line to make its question (so it is not a verbatim copy)")
+    drops_compared: tuple[int, ...] = doc("numbers of dropped words whose recall@k curves are compared")
+    recall_ks: tuple[int, ...] = doc("the k of recall@k: is the true line among the k nearest")
+    context_k: int = doc("retrieved lines (with their speakers) put into the prompt")
+    max_new_tokens: int = doc("most tokens generated per answer")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_questions > self.n_recall or self.drop_words not in self.drops_compared:
+            raise ValueError("RAGSettings: n_questions must be at most n_recall, and drop_words one of drops_compared")
+        if self.drop_words > self.min_words - 3:
+            raise ValueError("RAGSettings: a question must keep at least three words of its line")
+
+
+@dataclass(frozen=True)
 class Targets(Settings):
     """What the full tier must reach in notebook 04 (nothing is checked in the smoke tier)."""
 
@@ -126,6 +150,7 @@ class Unit13(Settings):
     icl: ICLSettings = doc("In-context learning: notebook 05 and exercise 4.")
     targets: Targets = doc("What the full tier must reach in notebook 04 (nothing is checked in the smoke tier).")
     dpo: DPOSettings = doc("Preference tuning with DPO: notebook 07.")
+    rag: RAGSettings = doc("Retrieval-augmented answers: notebook 08.")
 
 
 SMOKE = Unit13(
@@ -164,6 +189,17 @@ SMOKE = Unit13(
         n_generate=2,
         toy_steps=200,
     ),
+    rag=RAGSettings(
+        n_index=120,
+        n_recall=16,
+        n_questions=2,
+        min_words=5,
+        drop_words=2,
+        drops_compared=(0, 1, 2),
+        recall_ks=(1, 3, 5, 10),
+        context_k=2,
+        max_new_tokens=4,
+    ),
 )
 
 FULL = Unit13(
@@ -201,5 +237,16 @@ FULL = Unit13(
         eval_every=20,
         n_generate=60,
         toy_steps=200,
+    ),
+    rag=RAGSettings(
+        n_index=None,
+        n_recall=1000,
+        n_questions=200,
+        min_words=6,
+        drop_words=2,
+        drops_compared=(0, 1, 2, 3),
+        recall_ks=(1, 3, 5, 10),
+        context_k=3,
+        max_new_tokens=8,
     ),
 )
