@@ -583,7 +583,8 @@ UNITS: tuple[Unit, ...] = (
             "Attention built in visible steps (raw parameters, linear layers, causal mask, multi-head, "
             "fused) and checked against PyTorch's; sinusoidal, learned and rotary positions; the "
             "transformer block and a small GPT trained on Shakespeare's characters; sampling with "
-            "temperature and top-k; a KV cache; time and memory of attention as sequences grow."
+            "temperature and top-k; a KV cache; time and memory of attention as sequences grow; an encoder "
+            "trained on masked characters against a decoder trained on next characters, on the same budget."
         ),
         notebooks=(
             Notebook("01-attention-step-by-step", "Self-attention, step by step", smoke_s=10, full_s=60),
@@ -850,7 +851,9 @@ UNITS: tuple[Unit, ...] = (
             "Parameter-efficient finetuning of SmolLM2-135M written from scratch: the LoRA layer (merge, unmerge, "
             "adapter-only checkpoints, a rank/alpha study), a generated instruction dataset with exact answers and "
             "response-only loss, LLaMA-Adapter v1 (zero-gated adaption prompts) and v2 (bias, scale, norms), and "
-            "full finetuning vs LoRA vs Adapter compared: exact match, trainable parameters, memory, step time."
+            "full finetuning vs LoRA vs Adapter compared: exact match, trainable parameters, memory, step time; "
+            "in-context learning as the baseline, prompt and prefix tuning, preference tuning with DPO, and "
+            "retrieval-augmented answers."
         ),
         notebooks=(
             Notebook(
@@ -934,8 +937,9 @@ UNITS: tuple[Unit, ...] = (
             "build an instruction dataset with exact answers and train on the response tokens only",
             "add LLaMA-Adapter v1 (zero-gated prompts) and v2 (bias, scale and norms) to a model",
             "compare full finetuning, LoRA and LLaMA-Adapter on exact match, trainable parameters, memory and time",
+            "weigh finetuning against few-shot prompts and retrieval, and tune a model on preferences with DPO",
         ),
-        study_hours=(5, 7),
+        study_hours=(7, 9),
     ),
     Unit(
         number=14,
