@@ -208,6 +208,17 @@ class QuizForm:
         self.show()
 
 
+def _prepare(
+    name: str | None, out_dir: str | Path | None, bank: Sequence[Question] | None, seed: int | None
+) -> tuple[Sequence[Question], int]:
+    """Check what could lose a pass (the name, the folder) before any question; the bank and seed to use."""
+    if name:
+        clean_name(name)
+    if out_dir is not None:
+        session.check_before(None, out_dir)
+    return (load_bank() if bank is None else bank), (session.new_seed() if seed is None else seed)
+
+
 def quiz(
     unit: int | str,
     *,
@@ -220,12 +231,7 @@ def quiz(
     """The quiz of one unit as a form, e.g. ``form.quiz(unit=4)``: the same draw as the terminal quiz with the
     same seed (:func:`dlfund.course.quiz.session.select_unit`)."""
     number = unit if isinstance(unit, int) else manifest.get_unit(unit).number
-    if name:
-        clean_name(name)
-    if out_dir is not None:
-        session.check_before(None, out_dir)
-    bank = load_bank() if bank is None else bank
-    seed = session.new_seed() if seed is None else seed
+    bank, seed = _prepare(name, out_dir, bank, seed)
     form = QuizForm(
         session.unit_title(number),
         session.select_unit(bank, number, seed),
@@ -250,12 +256,7 @@ def exam(
 ) -> QuizForm | None:
     """The final exam as a form: ``questions`` questions from the exam pool (a shorter draw is practice). While
     the bank has no exam pool it prints why and returns ``None``."""
-    if name:
-        clean_name(name)
-    if out_dir is not None:
-        session.check_before(None, out_dir)
-    bank = load_bank() if bank is None else bank
-    seed = session.new_seed() if seed is None else seed
+    bank, seed = _prepare(name, out_dir, bank, seed)
     try:
         title, chosen, intro, whole = session.plan_exam(bank, questions, seed)
     except BankError as err:
